@@ -1,0 +1,28 @@
+//! # atomlens-core
+//!
+//! The science of atomlens, as plain functions over `ndarray` views. No I/O, no wasm-bindgen,
+//! no GPU: the readers live in `atomlens-io`, the bindings in `atomlens-wasm`.
+//!
+//! ## Conventions (stated once, tested in `tests`)
+//!
+//! - Coordinates: `x` = column, `y` = row, 0-based, pixel centres at integers, `array[[y, x]]`
+//!   (Atomap and numpy use the same).
+//! - Pixels are `f32`; fitted parameters, sums and statistics are `f64`.
+//! - Calibration travels with the image ([`Calibration`]): lengths are normalised to nanometres;
+//!   an uncalibrated image has unit `px` and pixel size 1.
+//! - FFT: unnormalised forward, `1/N` inverse, zero frequency at index 0; `fftshift` only for
+//!   display ([`spectrum`]).
+//! - Rotation angles: radians, counter-clockwise from +x.
+//! - Per-item failures are data; `Err` ([`CoreError`]) is for unusable input.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod fft;
+pub mod image;
+pub mod render;
+pub mod spectrum;
+pub mod stats;
+pub mod synth;
+
+pub use error::CoreError;
+pub use image::{Calibration, Image, Stack};

@@ -1,0 +1,128 @@
+//! Pixel statistics for display and reports: summary, percentiles, histogram. NaN and infinite
+//! pixels are counted and left out of everything else.
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, image::check_usable};
+
+/// Summary of the finite pixels of an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Smallest finite value.
+    pub min: f64,
+    /// Largest finite value.
+    pub max: f64,
+    /// Mean of the finite values.
+    pub mean: f64,
+    /// Standard deviation of the finite values.
+    pub std: f64,
+    /// Number of NaN or infinite pixels.
+    pub non_finite: usize,
+}
+
+/// Summary statistics; `Err` when the image is empty or has no finite value.
+pub fn summary(img: ArrayView2<f32>) -> Result<Summary, CoreError> {
+    check_usable(img)?;
+    let (mut min, mut max, mut sum, mut sum2, mut n, mut bad) = (f64::MAX, f64::MIN, 0.0, 0.0, 0usize, 0usize);
+    for &v in img.iter() {
+        if !v.is_finite() {
+            bad += 1;
+            continue;
+        }
+        let v = v as f64;
+        min = min.min(v);
+        max = max.max(v);
+        sum += v;
+        sum2 += v * v;
+        n += 1;
+    }
+    let mean = sum / n as f64;
+    let var = (sum2 / n as f64 - mean * mean).max(0.0);
+    Ok(Summary { min, max, mean, std: var.sqrt(), non_finite: bad })
+}
+
+/// Values at the given percentiles (0–100) of the finite pixels, by linear interpolation
+/// between order statistics (numpy's default). Images above 4 Mpx are sampled on a regular
+/// grid of about 4 M pixels: display limits do not need more.
+pub fn percentiles(img: ArrayView2<f32>, pcts: &[f64]) -> Result<Vec<f32>, CoreError> {
+    check_usable(img)?;
+    for &p in pcts {
+        if !(0.0..=100.0).contains(&p) {
+            return Err(CoreError::InvalidParameter { name: "percentile", reason: format!("{p} is outside 0–100") });
+        }
+    }
+    const MAX_SAMPLES: usize = 1 << 22;
+    let step = ((img.len() as f64 / MAX_SAMPLES as f64).sqrt().ceil() as usize).max(1);
+    let mut v: Vec<f32> = img
+        .slice(ndarray::s![..;step, ..;step])
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let n = v.len();
+    v.sort_unstable_by(f32::total_cmp);
+    Ok(pcts
+        .iter()
+        .map(|&p| {
+            let pos = p / 100.0 * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = pos.ceil() as usize;
+            let f = (pos - lo as f64) as f32;
+            v[lo] + (v[hi] - v[lo]) * f
+        })
+        .collect())
+}
+
+/// Histogram of the finite pixels in `bins` equal bins over `[lo, hi]`; values outside are
+/// clamped into the end bins so every finite pixel is counted once.
+pub fn histogram(img: ArrayView2<f32>, lo: f32, hi: f32, bins: usize) -> Result<Vec<u32>, CoreError> {
+    if bins == 0 {
+        return Err(CoreError::InvalidParameter { name: "bins", reason: "must be at least 1".into() });
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Err(CoreError::InvalidParameter { name: "range", reason: format!("[{lo}, {hi}] is not finite") });
+    }
+    let mut counts = vec![0u32; bins];
+    let width = if hi > lo { (hi - lo) as f64 } else { 1.0 };
+    for &v in img.iter().filter(|v| v.is_finite()) {
+        let b = (((v - lo) as f64 / width) * bins as f64).floor();
+        let b = b.clamp(0.0, (bins - 1) as f64) as usize;
+        counts[b] += 1;
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn summary_skips_nan() {
+        let a = Array2::from_shape_vec((2, 3), vec![1.0, 2.0, f32::NAN, 3.0, f32::INFINITY, 6.0]).unwrap();
+        let s = summary(a.view()).unwrap();
+        assert_eq!((s.min, s.max, s.mean, s.non_finite), (1.0, 6.0, 3.0, 2));
+        assert!((s.std - (3.5f64).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn percentiles_match_numpy_linear() {
+        // numpy.percentile([0..9], [0, 25, 50, 99]) = [0, 2.25, 4.5, 8.91]
+        let a = Array2::from_shape_fn((2, 5), |(y, x)| (y * 5 + x) as f32);
+        let p = percentiles(a.view(), &[0.0, 25.0, 50.0, 99.0]).unwrap();
+        let want = [0.0, 2.25, 4.5, 8.91];
+        for (g, w) in p.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        assert!(percentiles(a.view(), &[101.0]).is_err());
+    }
+
+    #[test]
+    fn histogram_counts_every_finite_pixel_once() {
+        let a = Array2::from_shape_fn((10, 10), |(y, x)| (y * 10 + x) as f32);
+        let h = histogram(a.view(), 10.0, 89.0, 8).unwrap();
+        assert_eq!(h.iter().sum::<u32>(), 100);
+        assert_eq!(h[0], 20); // 0..19 (below lo clamped into bin 0)
+        assert_eq!(h[7], 20); // 80..99, the top clamped into the last bin
+    }
+}

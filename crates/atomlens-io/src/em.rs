@@ -1,0 +1,213 @@
+//! DM3/DM4, TIA SER+EMI, Velox and Berkeley EMD, and MRC through `openreadout-em`.
+//!
+//! Why this crate: measured in `../shared/guide/readers.md` it reads every such sample file
+//! bit-exact against RosettaSciIO, is pure Rust with zero wasm imports, reads from memory and
+//! fails cleanly. This adapter adds what it leaves to the caller: a damaged-file guard (a
+//! truncated DM still opens, so notes and `check()` are consulted), thumbnails skipped,
+//! calibration normalised to nm, and the metadata atomlens shows.
+use std::sync::Arc;
+
+use atomlens_core::Calibration;
+use openreadout_core::source::{Fs, Input, MemFs, MemSource};
+use openreadout_core::{Dataset, Error as OrError, ImageInfo, PlaneIndex, Registry, pixel::PixelType};
+use openreadout_em::{DmReader, EmdReader, MrcReader, SerReader};
+use serde_json::Value;
+
+use crate::{DType, IoError, Limits, Metadata, NamedFile, Signal};
+
+/// Read `primary` from the in-memory namespace made of `files`.
+pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec<Signal>, IoError> {
+    let mut fs = MemFs::new();
+    for f in files {
+        let name = f.name.clone();
+        fs.insert(&name, Arc::new(MemSource::new(name.clone(), f.bytes)));
+    }
+    let input = Input::new(primary, Fs::new(Arc::new(fs)));
+    let registry = Registry::new()
+        .strict(false)
+        .with(Box::new(DmReader))
+        .with(Box::new(EmdReader))
+        .with(Box::new(MrcReader))
+        .with(Box::new(SerReader));
+    let (_, mut ds) = registry.open_input(&input).map_err(|e| map_error(primary, e))?;
+    let info = ds.info().map_err(|e| map_error(primary, e))?;
+
+    let damaged = info.notes.iter().find(|n| {
+        let n = n.to_ascii_lowercase();
+        n.contains("truncated") || n.contains("could not be read")
+    });
+    if let Some(note) = damaged {
+        return Err(IoError::Truncated { name: primary.into(), detail: tidy(note) });
+    }
+    if let Ok(report) = ds.check() {
+        if let Some(f) = report.findings.iter().find(|f| f.code == "truncated") {
+            return Err(IoError::Truncated { name: primary.into(), detail: tidy(&f.message) });
+        }
+    }
+
+    let format_name = info.format.name.clone();
+    let mut signals = Vec::new();
+    let mut skipped = Vec::new();
+    for im in &info.images {
+        if im.samples_per_pixel != 1 || im.name.as_deref().is_some_and(|n| n.starts_with("Image Of")) {
+            skipped.push(im.name.clone().unwrap_or_else(|| format!("image {}", im.index)));
+            continue;
+        }
+        signals.push(read_image(primary, ds.as_mut(), im, &format_name, limits)?);
+    }
+    if signals.is_empty() {
+        let detail = if info.images.is_empty() {
+            format!("{format_name} file with no image (spectra, tables or a damaged header)")
+        } else {
+            format!("only colour or thumbnail images ({})", skipped.join(", "))
+        };
+        return Err(IoError::NoImage { name: primary.into(), detail });
+    }
+    Ok(signals)
+}
+
+fn read_image(
+    file: &str,
+    ds: &mut dyn Dataset,
+    im: &ImageInfo,
+    format: &str,
+    limits: &Limits,
+) -> Result<Signal, IoError> {
+    let (w, h) = (im.size_x as u64, im.size_y as u64);
+    let frames = im.size_z as u64 * im.size_c as u64 * im.size_t as u64;
+    if w == 0 || h == 0 || frames == 0 {
+        return Err(IoError::NoImage { name: file.into(), detail: format!("a {w}×{h}×{frames} image has no pixels") });
+    }
+    limits.check(w, h, frames)?;
+    let dtype = dtype_of(im.pixel_type)
+        .ok_or_else(|| IoError::UnsupportedFeature { name: file.into(), detail: format!("pixel type {:?}", im.pixel_type) })?;
+    let plane_bytes = (w * h) as usize * dtype.size();
+    let mut data = Vec::with_capacity(plane_bytes * frames as usize);
+    for t in 0..im.size_t {
+        for z in 0..im.size_z {
+            for c in 0..im.size_c {
+                let plane = ds.read_plane(im.index, PlaneIndex { c, z, t }).map_err(|e| map_error(file, e))?;
+                if plane.data.len() != plane_bytes {
+                    return Err(IoError::Truncated {
+                        name: file.into(),
+                        detail: format!("plane of {} bytes where {plane_bytes} were expected", plane.data.len()),
+                    });
+                }
+                data.extend_from_slice(&plane.data);
+            }
+        }
+    }
+    let calibration = im
+        .physical_size
+        .x
+        .and_then(|um| Calibration::from_length(um, "µm"))
+        .unwrap_or_else(Calibration::uncalibrated);
+    let mut metadata = metadata_of(im, format);
+    if matches!(dtype, DType::C64 | DType::C128) {
+        metadata.notes.push("complex data: shown and analysed as magnitude".into());
+    }
+    Ok(Signal {
+        title: im.name.clone().unwrap_or_default(),
+        dtype,
+        width: w as usize,
+        height: h as usize,
+        frames: frames as usize,
+        data,
+        calibration,
+        metadata,
+    })
+}
+
+fn dtype_of(p: PixelType) -> Option<DType> {
+    Some(match p {
+        PixelType::Int8 => DType::I8,
+        PixelType::Int16 => DType::I16,
+        PixelType::Int32 => DType::I32,
+        PixelType::Int64 => DType::I64,
+        PixelType::Uint8 => DType::U8,
+        PixelType::Uint16 => DType::U16,
+        PixelType::Uint32 => DType::U32,
+        PixelType::Uint64 => DType::U64,
+        PixelType::Float => DType::F32,
+        PixelType::Double => DType::F64,
+        PixelType::ComplexFloat => DType::C64,
+        PixelType::ComplexDouble => DType::C128,
+        _ => return None,
+    })
+}
+
+fn metadata_of(im: &ImageInfo, format: &str) -> Metadata {
+    let extra = &im.extra;
+    let num = |k: &str| extra.get(k).and_then(Value::as_f64).filter(|v| v.is_finite() && *v > 0.0);
+    let inst = im.instrument.as_ref();
+    let microscope = inst
+        .and_then(|i| i.model.clone().or_else(|| i.manufacturer.clone()))
+        .map(|m| m.strip_prefix("Microscope ").map(str::to_string).unwrap_or(m));
+    Metadata {
+        format: format.to_string(),
+        voltage_kv: num("voltage_kv").or_else(|| num("high_tension_kv")),
+        microscope,
+        detector: inst.and_then(|i| i.detector.clone()),
+        mode: extra.get("mode").and_then(Value::as_str).map(str::to_string),
+        magnification: num("magnification").or_else(|| {
+            extra.get("microscope").and_then(|m| m.get("indicated_magnification")).and_then(Value::as_f64)
+        }),
+        dwell_time_us: find_dwell_us(extra),
+        acquired: im.acquired_at.clone(),
+        notes: Vec::new(),
+    }
+}
+
+/// The pixel dwell time wherever a reader put it (keys differ per format). Keys that name
+/// their unit are honoured; a bare value below 0.01 is taken as seconds, otherwise µs.
+fn find_dwell_us(extra: &std::collections::BTreeMap<String, Value>) -> Option<f64> {
+    fn walk(key: &str, v: &Value) -> Option<f64> {
+        match v {
+            Value::Object(m) => m.iter().find_map(|(k, v)| walk(k, v)),
+            Value::Number(n) if key.to_ascii_lowercase().contains("dwell") => {
+                let x = n.as_f64()?;
+                let k = key.to_ascii_lowercase();
+                let us = if k.ends_with("_us") || k.contains("(us)") || k.contains("µs") {
+                    x
+                } else if k.ends_with("_ns") {
+                    x / 1e3
+                } else if k.ends_with("_s") || x < 0.01 {
+                    x * 1e6
+                } else {
+                    x
+                };
+                (us.is_finite() && us > 0.0).then_some(us)
+            }
+            _ => None,
+        }
+    }
+    extra.iter().find_map(|(k, v)| walk(k, v))
+}
+
+fn map_error(name: &str, e: OrError) -> IoError {
+    let name = name.to_string();
+    match e {
+        OrError::UnknownFormat { .. } => IoError::UnsupportedFormat { name, detail: "no reader recognises its header".into() },
+        OrError::Corrupt { detail, .. } if detail.contains("truncated") => IoError::Truncated { name, detail: tidy(&detail) },
+        OrError::Corrupt { detail, .. } if detail.contains("only the file extension matched") => {
+            IoError::UnsupportedFormat { name, detail: tidy(&detail) }
+        }
+        OrError::Corrupt { detail, .. } => IoError::Corrupt { name, detail: tidy(&detail) },
+        OrError::Unsupported { feature, hint, .. } => {
+            if feature.contains(".ser") || hint.as_deref().is_some_and(|h| h.contains(".ser")) {
+                IoError::MissingCompanion {
+                    needed: "the matching .ser file".into(),
+                    reason: format!("{name} only describes a TIA series; drop it together with its _1.ser ({feature})"),
+                }
+            } else {
+                IoError::UnsupportedFeature { name, detail: feature }
+            }
+        }
+        other => IoError::Corrupt { name, detail: other.to_string() },
+    }
+}
+
+/// The crate's messages address its own CLI ("run `check`"); drop that for ours.
+fn tidy(msg: &str) -> String {
+    msg.replace("; run `check`", "").replace(" (run `check`)", "")
+}

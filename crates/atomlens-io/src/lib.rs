@@ -1,0 +1,190 @@
+//! # atomlens-io
+//!
+//! Readers and writers over bytes (`Vec<u8>` in, `Vec<u8>` out), so the same code runs in the
+//! browser worker and the CLI.
+//!
+//! | format | reader |
+//! | --- | --- |
+//! | Gatan DM3/DM4, TIA SER+EMI, Velox/Berkeley EMD, MRC | [`openreadout-em`](em) behind a thin adapter |
+//! | TIFF (8–64-bit int, 32/64-bit float, multi-page; DM and ImageJ calibration) | [`tiff`](tiff_io) |
+//! | PNG, JPEG | [`image`](raster) |
+//!
+//! Every reader returns [`Signal`]s: native samples (little-endian bytes, so checksums compare
+//! with RosettaSciIO's), shape, calibration normalised to nm, and the metadata that matters.
+//! [`Signal::to_f32`] gives the pixels for analysis.
+#![deny(missing_docs)]
+
+pub mod em;
+pub mod error;
+pub mod raster;
+pub mod signal;
+pub mod tiff_io;
+
+pub use error::IoError;
+pub use signal::{DType, Metadata, Signal};
+
+/// A file as it arrives from a drop, a picker or the disk.
+#[derive(Debug, Clone)]
+pub struct NamedFile {
+    /// File name (its extension matters for some formats, e.g. `.emd`, `.emi`).
+    pub name: String,
+    /// The whole file.
+    pub bytes: Vec<u8>,
+}
+
+impl NamedFile {
+    /// A named file.
+    pub fn new(name: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Self { name: name.into(), bytes }
+    }
+}
+
+/// How large an image a caller accepts, checked from the header before any pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Most pixels (width × height × frames) in one signal.
+    pub max_pixels: u64,
+}
+
+impl Limits {
+    /// The browser: 8192 × 8192 pixels (256 MiB as f32), within a wasm32 heap with room for
+    /// the analyses.
+    pub const BROWSER: Limits = Limits { max_pixels: 8192 * 8192 };
+    /// Native: 2³⁰ pixels (4 GiB as f32).
+    pub const NATIVE: Limits = Limits { max_pixels: 1 << 30 };
+
+    /// Refuse a signal over the limit.
+    pub fn check(&self, width: u64, height: u64, frames: u64) -> Result<(), IoError> {
+        let pixels = width.saturating_mul(height).saturating_mul(frames);
+        if pixels > self.max_pixels {
+            return Err(IoError::TooLarge { width, height, frames, max_pixels: self.max_pixels });
+        }
+        Ok(())
+    }
+}
+
+/// The formats this crate tells apart before reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// TIFF, incl. DM-written and ImageJ TIFF.
+    Tiff,
+    /// PNG.
+    Png,
+    /// JPEG.
+    Jpeg,
+    /// Anything `openreadout-em` may read (DM, SER/EMI, EMD, MRC).
+    Microscope,
+}
+
+/// Guess the format from the magic bytes, then the extension.
+pub fn sniff(name: &str, bytes: &[u8]) -> Format {
+    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") || bytes.starts_with(b"II+\0") || bytes.starts_with(b"MM\0+") {
+        return Format::Tiff;
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Format::Png;
+    }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Format::Jpeg;
+    }
+    match extension(name).as_str() {
+        "tif" | "tiff" => Format::Tiff,
+        "png" => Format::Png,
+        "jpg" | "jpeg" => Format::Jpeg,
+        _ => Format::Microscope,
+    }
+}
+
+/// Lower-case extension without the dot (`""` when there is none).
+pub fn extension(name: &str) -> String {
+    name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// Read `primary` (one of `files`; the others are companions such as a `.ser` beside its
+/// `.emi`) and return every image signal in it.
+pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec<Signal>, IoError> {
+    let main = files
+        .iter()
+        .find(|f| f.name == primary)
+        .ok_or_else(|| IoError::MissingCompanion { needed: primary.to_string(), reason: "it was not among the files given".into() })?;
+    if main.bytes.is_empty() {
+        return Err(IoError::EmptyFile { name: primary.to_string() });
+    }
+    match sniff(&main.name, &main.bytes) {
+        Format::Tiff => tiff_io::read(main, limits),
+        Format::Png | Format::Jpeg => raster::read(main, limits),
+        Format::Microscope => em::read(primary, files, limits),
+    }
+}
+
+/// Read one file on its own (no companions).
+pub fn read_one(file: NamedFile, limits: &Limits) -> Result<Vec<Signal>, IoError> {
+    let name = file.name.clone();
+    read(&name, vec![file], limits)
+}
+
+/// Group dropped files into datasets: a TIA `.emi` takes its `<stem>_N.ser` series with it
+/// (and a lone `.ser` takes its `.emi`); every other file stands alone. Returns, per dataset,
+/// the primary file name and the names of all its files.
+pub fn group_files(names: &[String]) -> Vec<(String, Vec<String>)> {
+    let stem_of_ser = |n: &str| -> Option<String> {
+        let base = n.strip_suffix(".ser").or_else(|| n.strip_suffix(".SER"))?;
+        let (stem, idx) = base.rsplit_once('_')?;
+        idx.chars().all(|c| c.is_ascii_digit()).then(|| stem.to_string())
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut used = vec![false; names.len()];
+    for (i, n) in names.iter().enumerate() {
+        if extension(n) != "emi" {
+            continue;
+        }
+        let stem = &n[..n.len() - 4];
+        let mut group = vec![n.clone()];
+        for (j, m) in names.iter().enumerate() {
+            if stem_of_ser(m).as_deref() == Some(stem) {
+                group.push(m.clone());
+                used[j] = true;
+            }
+        }
+        used[i] = true;
+        // A single series reads best through its .ser (the .emi adds the metadata).
+        let primary = if group.len() == 2 { group[1].clone() } else { n.clone() };
+        out.push((primary, group));
+    }
+    for (i, n) in names.iter().enumerate() {
+        if !used[i] {
+            out.push((n.clone(), vec![n.clone()]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tia_pairs_are_grouped() {
+        let names: Vec<String> = ["a.emi", "a_1.ser", "b.dm4", "c_1.ser"].iter().map(|s| s.to_string()).collect();
+        let g = group_files(&names);
+        assert_eq!(g[0], ("a_1.ser".to_string(), vec!["a.emi".to_string(), "a_1.ser".to_string()]));
+        assert_eq!(g[1].0, "b.dm4");
+        assert_eq!(g[2].0, "c_1.ser");
+    }
+
+    #[test]
+    fn sniffing_prefers_magic_over_extension() {
+        assert_eq!(sniff("x.dm3", b"II*\0rest"), Format::Tiff);
+        assert_eq!(sniff("x.tif", b"garbage"), Format::Tiff);
+        assert_eq!(sniff("x.png", b"\x89PNG\r\n\x1a\n"), Format::Png);
+        assert_eq!(sniff("x.dm3", b"\0\0\0\x03"), Format::Microscope);
+    }
+
+    #[test]
+    fn empty_and_oversized_inputs_are_refused() {
+        let e = read_one(NamedFile::new("x.dm3", vec![]), &Limits::NATIVE).unwrap_err();
+        assert!(matches!(e, IoError::EmptyFile { .. }), "{e}");
+        assert!(Limits::BROWSER.check(16384, 16384, 1).is_err());
+        assert!(Limits::BROWSER.check(8192, 8192, 1).is_ok());
+    }
+}
