@@ -97,6 +97,13 @@ fn read_image(
             }
         }
     }
+    // Berkeley EMD: the crate follows storage order (X = last dim); RosettaSciIO and the
+    // format's own convention put X on dim1, so transpose to agree with them.
+    let (mut w, mut h) = (w, h);
+    if im.extra.contains_key("dims") {
+        data = transpose_planes(&data, w as usize, h as usize, dtype.size());
+        (w, h) = (h, w);
+    }
     let calibration = im
         .physical_size
         .x
@@ -116,6 +123,20 @@ fn read_image(
         calibration,
         metadata,
     })
+}
+
+fn transpose_planes(data: &[u8], w: usize, h: usize, size: usize) -> Vec<u8> {
+    let plane = w * h * size;
+    let mut out = vec![0u8; data.len()];
+    for (src, dst) in data.chunks_exact(plane).zip(out.chunks_exact_mut(plane)) {
+        for y in 0..h {
+            for x in 0..w {
+                let (s, d) = ((y * w + x) * size, (x * h + y) * size);
+                dst[d..d + size].copy_from_slice(&src[s..s + size]);
+            }
+        }
+    }
+    out
 }
 
 fn dtype_of(p: PixelType) -> Option<DType> {
