@@ -64,8 +64,8 @@ impl Default for NanoparticleParams {
             diameter_nm: 5.0,
             rotation: 0.35,
             sigma_nm: 0.05,
-            counts_per_atom: 6.0,
-            support_counts: 20.0,
+            counts_per_atom: 10.0,
+            support_counts: 15.0,
             seed: 7,
         }
     }

@@ -1,1 +1,251 @@
-//! placeholder
+//! # atomlens-wasm
+//!
+//! `#[wasm_bindgen]` adapters for the browser worker (`web/src/worker.js`); no science here.
+//! One [`Session`] owns the loaded images so a large image crosses into wasm once; pixels go
+//! back as typed arrays, small metadata as serde objects. Errors become `JsError` with the
+//! message the page shows in its banner.
+use atomlens_core::render::{Colormap, to_rgba};
+use atomlens_core::{Image, Stack, spectrum, stats, synth};
+use atomlens_io::{Limits, Metadata, NamedFile};
+use js_sys::{Float32Array, Uint8Array, Uint32Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Install the panic hook once: a panic then reaches the console with its message before the
+/// worker dies, and the page restarts the worker.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[derive(Serialize)]
+struct EngineInfo {
+    threaded: bool,
+    threads: usize,
+    version: &'static str,
+}
+
+/// Which build this is and how many rayon threads it runs on.
+#[wasm_bindgen]
+pub fn engine_info() -> Result<JsValue, JsError> {
+    to_js(&EngineInfo {
+        threaded: cfg!(feature = "threads"),
+        threads: rayon::current_num_threads(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Ask wgpu for a WebGPU adapter in this worker. Resolves to `{name, backend, device_type,
+/// driver, label}` or rejects with wgpu's reason.
+#[wasm_bindgen]
+pub async fn gpu_probe() -> Result<JsValue, JsError> {
+    let report = atomlens_gpu::probe(atomlens_gpu::default_backends()).await.map_err(|e| JsError::new(&e))?;
+    let label = report.label();
+    let mut v = serde_json::to_value(&report).map_err(|e| JsError::new(&e.to_string()))?;
+    v["label"] = label.into();
+    to_js(&v)
+}
+
+/// Group dropped file names into datasets (a TIA `.emi` with its `.ser`): `[[primary, [names]]]`.
+#[wasm_bindgen]
+pub fn group_files(names: Vec<String>) -> Result<JsValue, JsError> {
+    to_js(&atomlens_io::group_files(&names))
+}
+
+#[derive(Serialize)]
+struct SignalInfo {
+    title: String,
+    width: usize,
+    height: usize,
+    frames: usize,
+    dtype: &'static str,
+    pixel_size: f64,
+    unit: String,
+    metadata: Metadata,
+}
+
+#[derive(Serialize)]
+struct ImageInfo {
+    width: usize,
+    height: usize,
+    pixel_size: f64,
+    unit: String,
+    summary: stats::Summary,
+}
+
+/// The worker's state: every signal of the open dataset (as f32 stacks) and the image shown.
+#[wasm_bindgen]
+pub struct Session {
+    stacks: Vec<Stack>,
+    infos: Vec<SignalInfo>,
+    current: Option<Image>,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// An empty session.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Session {
+        Session { stacks: Vec::new(), infos: Vec::new(), current: None }
+    }
+
+    /// Replace the dataset by the built-in synthetic Pt nanoparticle; returns the signal list.
+    pub fn load_demo(&mut self) -> Result<JsValue, JsError> {
+        let s = synth::nanoparticle(&synth::NanoparticleParams::default()).map_err(err)?;
+        let (h, w) = s.image.data.dim();
+        let info = SignalInfo {
+            title: "Demo: Pt nanoparticle [110] (synthetic)".into(),
+            width: w,
+            height: h,
+            frames: 1,
+            dtype: "float32",
+            pixel_size: s.image.calibration.pixel_size,
+            unit: s.image.calibration.unit.clone(),
+            metadata: Metadata {
+                format: "atomlens synthetic".into(),
+                voltage_kv: Some(300.0),
+                detector: Some("HAADF (simulated)".into()),
+                mode: Some("STEM".into()),
+                notes: vec![format!("{} columns, Poisson noise; ground truth in core::synth", s.columns.len())],
+                ..Metadata::default()
+            },
+        };
+        let stack = Stack::from_vec(w, h, 1, s.image.data.into_raw_vec_and_offset().0, s.image.calibration).map_err(err)?;
+        self.replace(vec![stack], vec![info])
+    }
+
+    /// Read `primary` from the dropped files (`names[i]` ↔ `bytes[i]`); returns the signal list.
+    pub fn load_files(&mut self, primary: String, names: Vec<String>, bytes: Vec<Uint8Array>) -> Result<JsValue, JsError> {
+        let files: Vec<NamedFile> = names.into_iter().zip(bytes).map(|(n, b)| NamedFile::new(n, b.to_vec())).collect();
+        let signals = atomlens_io::read(&primary, files, &Limits::BROWSER).map_err(err)?;
+        let mut stacks = Vec::with_capacity(signals.len());
+        let mut infos = Vec::with_capacity(signals.len());
+        for s in signals {
+            stacks.push(s.to_stack().map_err(err)?);
+            infos.push(SignalInfo {
+                title: s.title,
+                width: s.width,
+                height: s.height,
+                frames: s.frames,
+                dtype: s.dtype.name(),
+                pixel_size: s.calibration.pixel_size,
+                unit: s.calibration.unit,
+                metadata: s.metadata,
+            });
+        }
+        self.replace(stacks, infos)
+    }
+
+    fn replace(&mut self, stacks: Vec<Stack>, infos: Vec<SignalInfo>) -> Result<JsValue, JsError> {
+        self.stacks = stacks;
+        self.infos = infos;
+        self.current = None;
+        to_js(&self.infos)
+    }
+
+    /// Show frame `frame` of signal `signal`; returns its size, calibration and statistics.
+    /// Fails for images that cannot be shown (empty, all NaN).
+    pub fn select(&mut self, signal: usize, frame: usize) -> Result<JsValue, JsError> {
+        let stack = self.stacks.get(signal).ok_or_else(|| JsError::new(&format!("no signal {signal}")))?;
+        let img = stack.frame(frame).ok_or_else(|| JsError::new(&format!("no frame {frame}")))?;
+        let summary = stats::summary(img.view()).map_err(err)?;
+        let info = ImageInfo {
+            width: img.width(),
+            height: img.height(),
+            pixel_size: img.calibration.pixel_size,
+            unit: img.calibration.unit.clone(),
+            summary,
+        };
+        self.current = Some(img);
+        to_js(&info)
+    }
+
+    fn image(&self) -> Result<&Image, JsError> {
+        self.current.as_ref().ok_or_else(|| JsError::new("no image selected"))
+    }
+
+    /// Display limits at two percentiles (0–100) of the finite pixels.
+    pub fn percentiles(&self, lo: f64, hi: f64) -> Result<Vec<f32>, JsError> {
+        stats::percentiles(self.image()?.view(), &[lo, hi]).map_err(err)
+    }
+
+    /// RGBA bytes of the image between `lo` and `hi` in colormap `cmap` (`gray`, `inferno`, …).
+    pub fn render(&self, lo: f32, hi: f32, cmap: &str) -> Result<Uint8Array, JsError> {
+        let cmap = colormap(cmap)?;
+        Ok(Uint8Array::from(&to_rgba(self.image()?.view(), lo, hi, cmap)[..]))
+    }
+
+    /// Histogram of the image in `bins` bins over `[lo, hi]`.
+    pub fn histogram(&self, lo: f32, hi: f32, bins: usize) -> Result<Uint32Array, JsError> {
+        Ok(Uint32Array::from(&stats::histogram(self.image()?.view(), lo, hi, bins).map_err(err)?[..]))
+    }
+
+    /// The pixel value at (x, y), or NaN outside the image.
+    pub fn value_at(&self, x: usize, y: usize) -> Result<f32, JsError> {
+        Ok(self.image()?.data.get([y, x]).copied().unwrap_or(f32::NAN))
+    }
+
+    /// The current image's pixels (a copy), row-major.
+    pub fn pixels(&self) -> Result<Float32Array, JsError> {
+        let img = self.image()?;
+        Ok(Float32Array::from(&img.data.as_standard_layout().as_slice().unwrap_or(&[])[..]))
+    }
+
+    /// The power spectrum rendered with `cmap` between its 50th and 99.98th percentiles:
+    /// `{rgba, width, height, step_x, step_y, unit}` (zero frequency at `(width/2, height/2)`).
+    pub fn spectrum(&self, cmap: &str) -> Result<JsValue, JsError> {
+        let img = self.image()?;
+        let ps = spectrum::power_spectrum(img.view(), &img.calibration).map_err(err)?;
+        let lim = stats::percentiles(ps.data.view(), &[50.0, 99.98]).map_err(err)?;
+        let rgba = to_rgba(ps.data.view(), lim[0], lim[1], colormap(cmap)?);
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(|_| ());
+        set("rgba", Uint8Array::from(&rgba[..]).into()).map_err(js)?;
+        set("width", ps.data.ncols().into()).map_err(js)?;
+        set("height", ps.data.nrows().into()).map_err(js)?;
+        set("step_x", ps.axes.step_x.into()).map_err(js)?;
+        set("step_y", ps.axes.step_y.into()).map_err(js)?;
+        set("unit", ps.axes.unit.into()).map_err(js)?;
+        Ok(out.into())
+    }
+
+    /// The current image as a 32-bit float TIFF with its calibration.
+    pub fn export_tiff(&self) -> Result<Uint8Array, JsError> {
+        let img = self.image()?;
+        let px = img.data.as_standard_layout();
+        let bytes = atomlens_io::tiff_io::write_f32(img.width(), img.height(), px.as_slice().unwrap_or(&[]), &img.calibration)
+            .map_err(err)?;
+        Ok(Uint8Array::from(&bytes[..]))
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The colormap names the page may offer.
+#[wasm_bindgen]
+pub fn colormaps() -> Vec<String> {
+    Colormap::ALL.iter().map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect()
+}
+
+fn colormap(name: &str) -> Result<Colormap, JsError> {
+    serde_json::from_value(serde_json::Value::String(name.into())).map_err(|_| JsError::new(&format!("unknown colormap {name}")))
+}
+
+fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+}
+
+fn err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn js(e: JsValue) -> JsError {
+    JsError::new(&format!("{e:?}"))
+}

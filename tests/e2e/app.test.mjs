@@ -1,0 +1,179 @@
+// The real page in Debian's Chromium: engines, demo, files, bad input, offline, embedding.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { serve, browser, openApp, waitReady, drop, tiff, hugeTiffHeader, saveArtifact, SHARED, hasShared } from './harness.mjs';
+
+let isolated, plain, chrome;
+before(async () => {
+  isolated = await serve({ isolate: true });
+  plain = await serve({ isolate: false });
+  chrome = await browser();
+});
+after(async () => { await chrome?.close(); await isolated?.close(); await plain?.close(); });
+
+const noErrors = (errors) => assert.deepEqual(errors.filter((e) => !/deprecated parameters/.test(e)), []);
+
+test('isolated page: threaded engine on every core, WebGPU adapter, demo rendered', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const s = await page.evaluate(() => ({ ...window.__atomlens, cores: navigator.hardwareConcurrency }));
+  assert.equal(s.isolated, true);
+  assert.equal(s.engine, 'threads');
+  assert.equal(s.threads, s.cores);
+  assert.ok(s.threads >= 2, `threads ${s.threads}`);
+  assert.match(await page.textContent('[data-testid=engine]'), new RegExp(`${s.threads} threads`));
+  await page.waitForFunction(() => window.__atomlens.gpu !== null, null, { timeout: 30000 });
+  const gpu = await page.evaluate(() => window.__atomlens.gpu);
+  assert.notEqual(gpu, 'none', 'Chromium with --enable-unsafe-webgpu offers SwiftShader');
+  assert.match(await page.textContent('[data-testid=gpu]'), /GPU: /);
+  // Demo: 512² at 0.02 nm, shown with a calibrated spectrum (1/(512·0.02 nm) per pixel).
+  assert.deepEqual([s.image.width, s.image.height, s.image.pixel_size, s.image.unit], [512, 512, 0.02, 'nm']);
+  assert.equal(s.spectrum.unit, '1/nm');
+  assert.ok(Math.abs(s.spectrum.step_x - 1 / (512 * 0.02)) < 1e-12);
+  const lit = await page.evaluate(() => {
+    const c = document.querySelector('[data-testid=view]');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 40) n++;
+    return n / (d.length / 4);
+  });
+  assert.ok(lit > 0.2, `only ${lit} of the view is lit`);
+  assert.match(await page.textContent('[data-testid=metadata]'), /0\.02 nm/);
+  saveArtifact('app.png', await page.screenshot());
+  noErrors(errors);
+  await page.close();
+});
+
+test('without isolation (and no service worker) the single-threaded engine loads', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${plain.url}/?sw=off`);
+  const s = await page.evaluate(() => ({ ...window.__atomlens }));
+  assert.equal(s.isolated, false);
+  assert.equal(s.engine, 'single');
+  assert.equal(s.threads, 1);
+  assert.match(await page.textContent('[data-testid=engine]'), /single-threaded/);
+  assert.equal(s.image.width, 512);
+  noErrors(errors);
+  await page.close();
+});
+
+test('a generated TIFF loads with its size and calibration, and its frames', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const buffer = tiff({ width: 96, height: 64, kind: 'f32', pixelSizeNm: 0.05, frames: 3,
+    pixels: (x, y, f) => Math.cos(x / 3) * Math.sin(y / 4) + f });
+  const s = await drop(page, [{ name: 'stack.tif', mimeType: 'image/tiff', buffer }]);
+  assert.deepEqual(s.errors, []);
+  assert.deepEqual([s.signals[0].width, s.signals[0].height, s.signals[0].frames], [96, 64, 3]);
+  assert.equal(s.image.unit, 'nm');
+  assert.ok(Math.abs(s.image.pixel_size - 0.05) < 1e-9);
+  const meta = await page.textContent('[data-testid=metadata]');
+  assert.match(meta, /96 × 64 px × 3 frames/);
+  assert.match(meta, /0\.05 nm/);
+  // Frame 3 has mean +2 over frame 1.
+  await page.fill('#frame', '2');
+  await page.dispatchEvent('#frame', 'input');
+  await page.waitForFunction(() => window.__atomlens.image.summary.mean > 1.5 && !window.__atomlens.busy);
+  noErrors(errors);
+  await page.close();
+});
+
+test('every shared microscope file loads with the right shape and calibration', { skip: !hasShared && 'needs ../shared' }, async () => {
+  const dir = path.join(SHARED, 'data/formats');
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'))).files;
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const toNm = { nm: 1, pm: 1e-3, 'µm': 1e3, um: 1e3 };
+  for (const [name, want] of Object.entries(expected)) {
+    const stem = name.replace(/\.emi$/, '').replace(/_\d+\.ser$/, '');
+    const companions = fs.readdirSync(dir).filter((f) => f !== name && f.startsWith(stem) && /\.(emi|ser)$/.test(f) && /\.(emi|ser)$/.test(name));
+    const files = [name, ...companions].map((f) => path.join(dir, f));
+    const s = await drop(page, files);
+    assert.deepEqual(s.errors, [], name);
+    const w = want.signals[0];
+    const shape = w.shape.length === 3 ? w.shape.slice(1) : w.shape;
+    assert.deepEqual([s.image.height, s.image.width], shape, name);
+    const ax = w.axes_hyperspy_order.at(-1);
+    if (toNm[ax.units] && !name.startsWith('prism_')) {
+      assert.equal(s.image.unit, 'nm', name);
+      assert.ok(Math.abs(s.image.pixel_size / (ax.scale * toNm[ax.units]) - 1) < 1e-9, `${name}: ${s.image.pixel_size}`);
+    } else {
+      assert.equal(s.image.unit, 'px', name);
+    }
+    assert.equal(s.signals.length, want.signals.length, name);
+  }
+  noErrors(errors);
+  await page.close();
+});
+
+test('bad input: each case shows its own message and the app stays usable', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const good = tiff({ width: 64, height: 64, kind: 'u16', pixels: (x, y) => x * y });
+  const random = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24));
+  const cases = [
+    ['empty.dm3', Buffer.alloc(0), /empty \(0 bytes\)/],
+    ['random.dm3', random, /not a supported image format/],
+    ['random.emd', random, /not a supported image format/],
+    ['truncated.tif', good.subarray(0, good.length / 2), /truncated|corrupt/],
+    ['zero.tif', tiff({ width: 0, height: 4, kind: 'u8', pixels: () => 0 }), /no pixels|corrupt/],
+    ['nan.tif', tiff({ width: 8, height: 8, kind: 'f32', pixels: () => NaN }), /no finite pixel values/],
+    ['huge.tif', hugeTiffHeader(16384, 16384), /16384×16384 = 268 Mpx, over the limit/],
+  ];
+  for (const [name, buffer, message] of cases) {
+    const s = await drop(page, [{ name, mimeType: 'application/octet-stream', buffer }]);
+    const banner = await page.textContent('[data-testid=banner]');
+    assert.match(banner, message, name);
+    assert.ok(await page.isVisible('[data-testid=banner]'), name);
+    assert.ok(s.image, `${name}: the last good image stays`);
+  }
+  // A 1×1 image opens; the spectrum panel says why it has none.
+  await drop(page, [{ name: 'one.tif', mimeType: 'image/tiff', buffer: tiff({ width: 1, height: 1, kind: 'f32', pixels: () => 3 }) }]);
+  assert.match(await page.textContent('[data-testid=fft-readout]'), /1×1 pixels/);
+  // Still usable: the demo loads again.
+  await page.click('#demo');
+  await waitReady(page);
+  assert.equal(await page.evaluate(() => window.__atomlens.image.width), 512);
+  noErrors(errors.filter((e) => !/Failed to load resource/.test(e)));
+  await page.close();
+});
+
+test('cancel restarts the engine, goes back to the last image and keeps the file listed', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const big = tiff({ width: 3000, height: 3000, kind: 'f32', pixels: (x, y) => (x ^ y) & 255 });
+  await page.setInputFiles('[data-testid=pick-files]', [{ name: 'big.tif', mimeType: 'image/tiff', buffer: big }]);
+  await page.waitForSelector('[data-testid=progress]:not([hidden])');
+  await page.click('[data-testid=cancel]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => e.startsWith('Cancelled')));
+  await page.waitForFunction(() => window.__atomlens.ready && !window.__atomlens.busy && window.__atomlens.image?.width === 512, null, { timeout: 60000 });
+  assert.match(await page.textContent('[data-testid=datasets]'), /big\.tif/);
+  noErrors(errors);
+  await page.close();
+});
+
+test('on a host without headers the service worker isolates the page, and it works offline', async () => {
+  const host = await serve({ isolate: false });
+  const { page, errors } = await openApp(chrome.ctx, `${host.url}/`);
+  // First visit: the worker installs, takes control and reloads once with isolation headers.
+  await page.waitForFunction(() => window.__atomlens?.isolated === true && window.__atomlens.ready, null, { timeout: 60000 });
+  await waitReady(page);
+  assert.equal(await page.evaluate(() => window.__atomlens.engine), 'threads');
+  await page.waitForFunction(async () => !!(await caches.match('pkg/files.json')), null, { timeout: 60000 });
+  // The host goes away; the app still starts from the cache.
+  await host.close();
+  await page.reload();
+  await waitReady(page);
+  const s = await page.evaluate(() => ({ ...window.__atomlens }));
+  assert.equal(s.image.width, 512);
+  noErrors(errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(e)));
+  await page.close();
+});
+
+test('the embed snippet hosts the app inside another page', async () => {
+  const page = await chrome.ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${plain.url}/host/embed.html`);
+  const frame = page.frameLocator('atomlens-app iframe');
+  await frame.locator('[data-testid=engine]').filter({ hasText: 'engine:' }).waitFor({ timeout: 60000 });
+  const inner = page.frames().find((f) => f.url().includes('/index.html'));
+  await inner.waitForFunction(() => window.__atomlens?.image?.width === 512, null, { timeout: 60000 });
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -1,0 +1,60 @@
+// The one worker that owns the wasm module, behind a promise API with progress and cancel.
+// Cancel terminates the worker (wasm cannot be interrupted) and starts a fresh one; callers
+// re-open what they had (main.js keeps the files).
+
+export class Bridge {
+  constructor({ onReady, onGpu, onProgress, onCrash, engine }) {
+    this.handlers = { onReady, onGpu, onProgress, onCrash };
+    this.engine = engine; // 'auto' | 'single' | 'threads'
+    this.nextId = 1;
+    this.pending = new Map();
+    this.start();
+  }
+
+  start() {
+    const url = new URL('./worker.js', import.meta.url);
+    url.searchParams.set('engine', this.engine || 'auto');
+    this.worker = new Worker(url, { type: 'module', name: 'atomlens-engine' });
+    this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
+    this.worker.onmessage = (e) => this.receive(e.data);
+    this.worker.onerror = (e) => this.crash(e.message || 'the analysis worker failed to start');
+  }
+
+  receive(msg) {
+    if (msg.type === 'ready') { this.resolveReady(msg); this.handlers.onReady?.(msg); return; }
+    if (msg.type === 'init-error') { this.rejectReady(new Error(msg.error)); this.handlers.onCrash?.(msg.error); return; }
+    if (msg.type === 'gpu') { this.handlers.onGpu?.(msg); return; }
+    if (msg.type === 'progress') { this.handlers.onProgress?.(msg); return; }
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    this.pending.delete(msg.id);
+    if (msg.error !== undefined) p.reject(new Error(msg.error)); else p.resolve(msg.result);
+  }
+
+  crash(message) {
+    // A panic or trap kills the module: fail what was pending, then restart the worker.
+    for (const p of this.pending.values()) p.reject(new Error(`the engine stopped: ${message}`));
+    this.pending.clear();
+    this.worker.terminate();
+    this.handlers.onCrash?.(message);
+    this.start();
+  }
+
+  async call(op, args = {}, transfer = []) {
+    await this.ready;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, op });
+      this.worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  get busy() { return this.pending.size > 0; }
+
+  cancel() {
+    for (const p of this.pending.values()) { const e = new Error('cancelled'); e.cancelled = true; p.reject(e); }
+    this.pending.clear();
+    this.worker.terminate();
+    this.start();
+  }
+}

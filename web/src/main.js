@@ -1,0 +1,300 @@
+// The page: wires the drop zone, panels and plots to the engine worker. All science runs in
+// Rust in the worker; this file only moves files, numbers and pixels around.
+import { Bridge } from './bridge.js';
+import { Viewer } from './viewer.js';
+import { drawHistogram, drawSpectrum, spectrumAt, fmt } from './plots.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+// State visible to the e2e suite (and handy in the console).
+const state = window.__atomlens = {
+  ready: false, engine: null, threads: 0, gpu: null, isolated: self.crossOriginIsolated,
+  dataset: null, signals: [], image: null, view: null, errors: [], spectrum: null, busy: false,
+};
+
+let datasets = [];      // [{primary, names, files: File[]|null}]
+let current = null;     // {datasetIndex, signal, frame}
+let spectrumBitmap = null;
+
+const viewer = new Viewer($('view'), hover);
+
+// ---- banner, progress ------------------------------------------------------------------
+function showError(msg) {
+  state.errors.push(msg);
+  $('banner-text').textContent = msg;
+  $('banner').hidden = false;
+}
+$('banner-close').onclick = () => { $('banner').hidden = true; };
+
+let progressDepth = 0;
+function busy(text) {
+  progressDepth++;
+  state.busy = true;
+  $('progress-text').textContent = text;
+  $('progress').hidden = false;
+  return () => { if (--progressDepth <= 0) { progressDepth = 0; state.busy = false; $('progress').hidden = true; } };
+}
+
+// ---- engine ----------------------------------------------------------------------------
+const bridge = new Bridge({
+  engine: params.get('engine') || 'auto',
+  onReady(r) {
+    Object.assign(state, { ready: true, engine: r.engine, threads: r.threads, version: r.version });
+    const label = r.engine === 'threads' ? `wasm threads · ${r.threads} threads` : 'wasm single-threaded · 1 thread';
+    $('engine').textContent = `engine: ${label}`;
+    $('engine').title = r.note || 'cross-origin isolated: rayon runs on a pool of Web Workers';
+    $('engine').classList.add('ok');
+    if (!$('cmap').options.length) {
+      for (const c of r.colormaps) $('cmap').add(new Option(c, c));
+    }
+  },
+  onGpu(g) {
+    state.gpu = g.adapter ? g.adapter.label : 'none';
+    $('gpu').textContent = g.adapter ? `GPU: ${g.adapter.label}` : 'GPU: none (CPU path)';
+    $('gpu').title = g.adapter ? JSON.stringify(g.adapter) : g.reason;
+    $('gpu').classList.toggle('ok', !!g.adapter);
+  },
+  onProgress(p) { $('progress-text').textContent = p.text; },
+  onCrash(msg) { showError(`The engine stopped (${msg}); it was restarted and your files are still listed.`); },
+});
+
+$('cancel').onclick = async () => {
+  bridge.cancel();
+  showError('Cancelled. The engine was restarted; reopening the last image.');
+  await bridge.ready;
+  if (current) await openDataset(current.datasetIndex, { quiet: true });
+  else await loadDemo();
+};
+
+// ---- loading ---------------------------------------------------------------------------
+async function loadDemo() {
+  const done = busy('Rendering the demo particle…');
+  try {
+    const r = await bridge.call('demo');
+    datasets = datasets.filter((d) => d.files);
+    datasets.unshift({ primary: 'Demo: Pt nanoparticle', names: [], files: null });
+    renderDatasets();
+    await showDataset(0, r);
+  } catch (e) { if (!e.cancelled) showError(`Demo failed: ${e.message}`); } finally { done(); }
+}
+
+async function addFiles(fileList) {
+  const files = [...fileList].filter((f) => !f.name.startsWith('.'));
+  if (!files.length) return;
+  const names = files.map((f) => f.name);
+  let groups;
+  try { groups = await bridge.call('group', { names }); } catch (e) { return showError(e.message); }
+  const first = datasets.length;
+  for (const [primary, members] of groups) {
+    datasets.push({ primary, names: members, files: members.map((n) => files[names.indexOf(n)]) });
+  }
+  renderDatasets();
+  await openDataset(first);
+}
+
+async function openDataset(i, { quiet } = {}) {
+  const d = datasets[i];
+  if (!d) return;
+  if (!d.files) return loadDemo();
+  const done = busy(`Reading ${d.primary}…`);
+  try {
+    const buffers = await Promise.all(d.files.map((f) => f.arrayBuffer()));
+    const r = await bridge.call('open', { primary: d.primary, names: d.names, buffers }, buffers);
+    d.failed = false;
+    await showDataset(i, r);
+  } catch (e) {
+    if (e.cancelled) return;
+    d.failed = true;
+    renderDatasets();
+    if (!quiet) showError(e.message);
+  } finally { done(); }
+}
+
+async function showDataset(i, { signals, image }) {
+  state.dataset = datasets[i].primary;
+  state.signals = signals;
+  current = { datasetIndex: i, signal: 0, frame: 0 };
+  $('banner').hidden = true;
+  renderDatasets();
+  $('signal').replaceChildren(...signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'} · ${s.width}×${s.height}${s.frames > 1 ? '×' + s.frames : ''} ${s.dtype}`, k)));
+  $('signal-box').hidden = signals.length < 2 && signals[0].frames < 2;
+  await showImage(image);
+}
+
+async function selectSignal(signal, frame) {
+  const done = busy('Selecting…');
+  try {
+    const image = await bridge.call('select', { signal, frame });
+    Object.assign(current, { signal, frame });
+    await showImage(image);
+  } catch (e) { if (!e.cancelled) showError(e.message); } finally { done(); }
+}
+
+async function showImage(image) {
+  state.image = image;
+  const s = state.signals[current.signal];
+  $('frame-row').hidden = s.frames < 2;
+  $('frame').max = s.frames - 1;
+  $('frame').value = current.frame;
+  $('frame-label').textContent = `${current.frame + 1} / ${s.frames}`;
+  renderMetadata(s, image);
+  await Promise.all([refreshView(), refreshSpectrum()]);
+}
+
+// ---- display ---------------------------------------------------------------------------
+async function refreshView() {
+  if (!state.image) return;
+  const plo = +$('plo').value, phi = +$('phi').value;
+  if (!(plo >= 0 && phi <= 100 && plo < phi)) return showError('Display limits: need 0 ≤ low % < high % ≤ 100.');
+  const r = await bridge.call('view', { plo, phi, cmap: $('cmap').value || 'gray' });
+  const { width, height, pixel_size, unit } = state.image;
+  const bitmap = await createImageBitmap(new ImageData(new Uint8ClampedArray(r.rgba.buffer), width, height));
+  viewer.setImage(bitmap, { width, height, pixel_size, unit });
+  drawHistogram($('hist'), r);
+  $('limits').textContent = `shown ${fmt(r.lo)} … ${fmt(r.hi)}   (data ${fmt(r.min)} … ${fmt(r.max)})`;
+  state.view = { lo: r.lo, hi: r.hi, min: r.min, max: r.max };
+}
+
+async function refreshSpectrum() {
+  try {
+    const sp = await bridge.call('spectrum', { cmap: 'inferno' });
+    spectrumBitmap = await createImageBitmap(new ImageData(new Uint8ClampedArray(sp.rgba.buffer), sp.width, sp.height));
+    state.spectrum = { width: sp.width, height: sp.height, step_x: sp.step_x, step_y: sp.step_y, unit: sp.unit };
+    $('fft-unit').textContent = `(${sp.unit})`;
+  } catch (e) {
+    spectrumBitmap = null;
+    state.spectrum = null;
+    $('fft-readout').textContent = e.message;
+  }
+  drawSpectrum($('fft'), spectrumBitmap, state.spectrum || {});
+}
+
+$('fft').addEventListener('pointermove', (e) => {
+  const sp = state.spectrum;
+  if (!sp) return;
+  const c = $('fft'), r = c.getBoundingClientRect(), dpr = c.width / r.width;
+  const f = spectrumAt(c, sp, (e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr);
+  if (!f) return;
+  const g = Math.hypot(f.fx, f.fy);
+  const d = g > 0 ? 1 / g : Infinity;
+  const dText = sp.unit === '1/nm' ? (d < 1 ? `${(d * 10).toFixed(3)} Å` : `${d.toFixed(3)} nm`) : `${d.toFixed(2)} px`;
+  $('fft-readout').textContent = `|g| = ${g.toFixed(3)} ${sp.unit}   d = ${dText}   angle ${(Math.atan2(f.fy, f.fx) * 180 / Math.PI).toFixed(1)}°`;
+  drawSpectrum(c, spectrumBitmap, sp, f);
+});
+
+let hoverSeq = 0;
+async function hover(p) {
+  if (!p || !state.image) { $('readout').textContent = ''; return; }
+  const seq = ++hoverSeq;
+  const v = await bridge.call('value', p).catch(() => NaN);
+  if (seq !== hoverSeq) return;
+  const { pixel_size, unit } = state.image;
+  const pos = unit === 'nm' ? `  (${(p.x * pixel_size).toFixed(3)}, ${(p.y * pixel_size).toFixed(3)}) nm` : '';
+  $('readout').textContent = `x ${p.x}  y ${p.y}${pos}  value ${fmt(v)}`;
+}
+
+function renderMetadata(s, image) {
+  const m = s.metadata || {};
+  const cal = s.unit === 'nm' ? `${+s.pixel_size.toPrecision(6)} nm (${+(s.pixel_size * 10).toPrecision(6)} Å)` : 'uncalibrated (px)';
+  const rows = [
+    ['File', state.dataset], ['Format', m.format], ['Title', s.title],
+    ['Size', `${s.width} × ${s.height} px${s.frames > 1 ? ` × ${s.frames} frames` : ''}`], ['Type', s.dtype],
+    ['Pixel size', cal],
+    ['Field of view', s.unit === 'nm' ? `${(s.width * s.pixel_size).toFixed(3)} × ${(s.height * s.pixel_size).toFixed(3)} nm` : null],
+    ['Voltage', m.voltage_kv && `${m.voltage_kv} kV`], ['Microscope', m.microscope], ['Detector', m.detector], ['Mode', m.mode],
+    ['Magnification', m.magnification && `${m.magnification}×`], ['Dwell time', m.dwell_time_us && `${m.dwell_time_us} µs`],
+    ['Acquired', m.acquired], ['Min / max', `${fmt(image.summary.min)} / ${fmt(image.summary.max)}`],
+    ['Mean ± std', `${fmt(image.summary.mean)} ± ${fmt(image.summary.std)}`],
+    ['NaN / inf pixels', image.summary.non_finite ? String(image.summary.non_finite) : null],
+    ...(m.notes || []).map((n) => ['Note', n]),
+  ];
+  $('meta').replaceChildren(...rows.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => {
+    const tr = document.createElement('tr');
+    tr.append(Object.assign(document.createElement('td'), { textContent: k }), Object.assign(document.createElement('td'), { textContent: v }));
+    return tr;
+  }));
+}
+
+function renderDatasets() {
+  $('datasets').replaceChildren(...datasets.map((d, i) => {
+    const li = document.createElement('li');
+    li.textContent = d.names.length > 1 ? `${d.primary} (+${d.names.length - 1})` : d.primary;
+    li.title = d.names.join(', ') || 'built-in synthetic image';
+    li.classList.toggle('active', current?.datasetIndex === i);
+    li.classList.toggle('failed', !!d.failed);
+    li.onclick = () => openDataset(i);
+    return li;
+  }));
+}
+
+// ---- controls --------------------------------------------------------------------------
+for (const id of ['plo', 'phi', 'cmap']) $(id).addEventListener('change', () => refreshView().catch((e) => showError(e.message)));
+$('signal').onchange = () => selectSignal(+$('signal').value, 0);
+$('frame').oninput = () => selectSignal(current.signal, +$('frame').value);
+$('demo').onclick = loadDemo;
+$('pick-files').onchange = (e) => { addFiles(e.target.files); e.target.value = ''; };
+$('pick-folder').onchange = (e) => { addFiles(e.target.files); e.target.value = ''; };
+
+$('export-tiff').onclick = async () => {
+  try {
+    const bytes = await bridge.call('exportTiff');
+    download(new Blob([bytes], { type: 'image/tiff' }), `${baseName()}.tif`);
+  } catch (e) { showError(e.message); }
+};
+$('export-png').onclick = async () => download(await viewer.toPNG(), `${baseName()}_view.png`);
+
+function baseName() {
+  return (state.dataset || 'image').replace(/\.[^.]+$/, '').replace(/[^\w.-]+/g, '_');
+}
+
+function download(blob, name) {
+  const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(blob), download: name });
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+// Drag and drop (files and folders) anywhere on the page.
+window.addEventListener('dragover', (e) => { e.preventDefault(); $('dropzone').hidden = false; });
+window.addEventListener('dragleave', (e) => { if (!e.relatedTarget) $('dropzone').hidden = true; });
+window.addEventListener('drop', async (e) => {
+  e.preventDefault();
+  $('dropzone').hidden = true;
+  const items = [...(e.dataTransfer.items || [])].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+  const files = items.length ? (await Promise.all(items.map(entryFiles))).flat() : [...e.dataTransfer.files];
+  addFiles(files);
+});
+
+async function entryFiles(entry) {
+  if (entry.isFile) return [await new Promise((res, rej) => entry.file(res, rej))];
+  const reader = entry.createReader();
+  const out = [];
+  for (;;) {
+    const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+    if (!batch.length) break;
+    for (const e of batch) out.push(...(await entryFiles(e)));
+  }
+  return out;
+}
+
+// Keep a page error visible rather than silent.
+window.addEventListener('unhandledrejection', (e) => { if (!e.reason?.cancelled) showError(String(e.reason?.message || e.reason)); });
+
+// Offline use and isolation headers where the host sends none (see sw.js).
+if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
+  navigator.serviceWorker.register(new URL('../sw.js', import.meta.url), { scope: new URL('../', import.meta.url).pathname })
+    .then(() => { state.serviceWorker = 'registered'; })
+    .catch((e) => { state.serviceWorker = `failed: ${e.message}`; });
+  // First visit to a host without isolation headers: once the worker controls the page, reload
+  // once so the headers it adds take effect (threads). Not when the user has opened files, and
+  // not when embedded (the parent page decides isolation there).
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (self.crossOriginIsolated || sessionStorage.getItem('atomlens-coi-reload') || datasets.some((d) => d.files)) return;
+    if (window.top !== window) return;
+    sessionStorage.setItem('atomlens-coi-reload', '1');
+    location.reload();
+  });
+}
+
+window.__atomlensTest = { addFiles, openDataset, loadDemo };
+loadDemo();

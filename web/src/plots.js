@@ -1,0 +1,86 @@
+// Small canvas plots: the histogram with display limits, and the power spectrum with its
+// reciprocal-space axes.
+
+export function drawHistogram(canvas, { hist, min, max, lo, hi }) {
+  const ctx = canvas.getContext('2d');
+  const dpr = window.devicePixelRatio || 1;
+  const r = canvas.getBoundingClientRect();
+  canvas.width = Math.round(r.width * dpr); canvas.height = Math.round(r.height * dpr);
+  const W = canvas.width, H = canvas.height, pad = 16 * dpr;
+  ctx.clearRect(0, 0, W, H);
+  const logs = Array.from(hist, (c) => Math.log10(1 + c));
+  const top = Math.max(...logs, 1);
+  const bw = W / logs.length;
+  ctx.fillStyle = '#6f8aa6';
+  logs.forEach((v, i) => { const h = (v / top) * (H - pad - 4 * dpr); ctx.fillRect(i * bw, H - pad - h, Math.max(1, bw - 0.5), h); });
+  const xOf = (v) => ((v - min) / (max - min || 1)) * W;
+  ctx.strokeStyle = '#ffb347'; ctx.lineWidth = 1.5 * dpr;
+  for (const v of [lo, hi]) { const x = xOf(v); ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, H - pad); ctx.stroke(); }
+  ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+  ctx.textAlign = 'left'; ctx.fillText(fmt(min), 2, H - 3 * dpr);
+  ctx.textAlign = 'right'; ctx.fillText(fmt(max), W - 2, H - 3 * dpr);
+  ctx.textAlign = 'center'; ctx.fillText('log count', W / 2, H - 3 * dpr);
+}
+
+export function fmt(v) {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a >= 1e5 || a < 1e-3) ? v.toExponential(2) : +v.toPrecision(4) + '';
+}
+
+/** Spectrum layout: the spectrum drawn square-fitted with a margin for axes. */
+export function spectrumLayout(canvas, sp) {
+  const W = canvas.width, H = canvas.height, m = 28 * (window.devicePixelRatio || 1);
+  const s = Math.min((W - m) / sp.width, (H - m) / sp.height);
+  return { s, x0: m + (W - m - sp.width * s) / 2, y0: (H - m - sp.height * s) / 2, m };
+}
+
+export function drawSpectrum(canvas, bitmap, sp, mark) {
+  const ctx = canvas.getContext('2d');
+  const dpr = window.devicePixelRatio || 1;
+  const r = canvas.getBoundingClientRect();
+  canvas.width = Math.round(r.width * dpr); canvas.height = Math.round(r.height * dpr);
+  ctx.fillStyle = '#000'; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  if (!bitmap) return;
+  const { s, x0, y0 } = spectrumLayout(canvas, sp);
+  ctx.imageSmoothingEnabled = s < 1;
+  ctx.drawImage(bitmap, x0, y0, sp.width * s, sp.height * s);
+  // Axes: frequency in sp.unit, zero at the centre pixel (width/2, height/2).
+  const fmaxX = (sp.width / 2) * sp.step_x;
+  const tick = niceStep(fmaxX / 2);
+  ctx.strokeStyle = '#8a939c'; ctx.fillStyle = '#8a939c'; ctx.lineWidth = dpr;
+  ctx.font = `${10 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'center';
+  const cx = x0 + Math.floor(sp.width / 2) * s + s / 2, cy = y0 + Math.floor(sp.height / 2) * s + s / 2;
+  const yAxis = y0 + sp.height * s + 4 * dpr;
+  for (let f = -Math.floor(fmaxX / tick) * tick; f <= fmaxX + 1e-12; f += tick) {
+    const x = cx + (f / sp.step_x) * s;
+    ctx.beginPath(); ctx.moveTo(x, yAxis); ctx.lineTo(x, yAxis + 4 * dpr); ctx.stroke();
+    ctx.fillText(+f.toPrecision(3) + '', x, yAxis + 14 * dpr);
+  }
+  const fmaxY = (sp.height / 2) * sp.step_y;
+  ctx.textAlign = 'right';
+  for (let f = -Math.floor(fmaxY / tick) * tick; f <= fmaxY + 1e-12; f += tick) {
+    const y = cy - (f / sp.step_y) * s;
+    ctx.beginPath(); ctx.moveTo(x0 - 4 * dpr, y); ctx.lineTo(x0, y); ctx.stroke();
+    ctx.fillText(+f.toPrecision(3) + '', x0 - 6 * dpr, y + 3 * dpr);
+  }
+  if (mark) {
+    ctx.strokeStyle = '#4fb3ff'; ctx.lineWidth = 1.5 * dpr;
+    const rad = Math.hypot(mark.fx / sp.step_x, mark.fy / sp.step_y) * s;
+    ctx.beginPath(); ctx.arc(cx, cy, rad, 0, 2 * Math.PI); ctx.stroke();
+  }
+}
+
+function niceStep(target) {
+  const k = 10 ** Math.floor(Math.log10(target));
+  for (const n of [5, 2, 1]) if (n * k <= target) return n * k;
+  return k;
+}
+
+/** Frequency (fx, fy) under a canvas point, in sp.unit; fy positive upwards. */
+export function spectrumAt(canvas, sp, cx, cy) {
+  const { s, x0, y0 } = spectrumLayout(canvas, sp);
+  const i = Math.floor((cx - x0) / s), j = Math.floor((cy - y0) / s);
+  if (i < 0 || j < 0 || i >= sp.width || j >= sp.height) return null;
+  return { fx: (i - Math.floor(sp.width / 2)) * sp.step_x, fy: -(j - Math.floor(sp.height / 2)) * sp.step_y };
+}

@@ -1,0 +1,131 @@
+// The image view: zoom (wheel, around the pointer), pan (drag), fit (double-click), a scale bar
+// from the calibration, and a readout of the pixel under the pointer.
+
+const NICE = [1, 2, 5];
+
+/** A round length (1, 2 or 5 × 10^k) near `target`, in the image's unit; label in nm, Å or px. */
+export function scaleBarLength(target, unit) {
+  const k = Math.floor(Math.log10(target));
+  let best = 10 ** k;
+  for (const n of NICE) if (n * 10 ** k <= target) best = n * 10 ** k;
+  let label;
+  if (unit === 'nm') label = best >= 1 ? `${+best.toPrecision(3)} nm` : `${+(best * 10).toPrecision(3)} Å`;
+  else label = `${+best.toPrecision(3)} px`;
+  return { length: best, label };
+}
+
+export class Viewer {
+  constructor(canvas, onHover) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext('2d');
+    this.onHover = onHover;
+    this.bitmap = null;
+    this.meta = null;
+    this.zoom = 1; this.ox = 0; this.oy = 0;
+    new ResizeObserver(() => this.resize()).observe(canvas);
+    canvas.addEventListener('wheel', (e) => this.wheel(e), { passive: false });
+    canvas.addEventListener('pointerdown', (e) => this.down(e));
+    canvas.addEventListener('pointermove', (e) => this.move(e));
+    canvas.addEventListener('pointerup', (e) => { this.drag = null; canvas.releasePointerCapture?.(e.pointerId); });
+    canvas.addEventListener('pointerleave', () => this.onHover?.(null));
+    canvas.addEventListener('dblclick', () => { this.fit(); this.draw(); });
+  }
+
+  resize() {
+    const r = this.canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    this.canvas.width = Math.max(1, Math.round(r.width * dpr));
+    this.canvas.height = Math.max(1, Math.round(r.height * dpr));
+    if (this.bitmap && this.autoFit) this.fit();
+    this.draw();
+  }
+
+  setImage(bitmap, meta) {
+    const sameSize = this.meta && this.meta.width === meta.width && this.meta.height === meta.height;
+    this.bitmap = bitmap;
+    this.meta = meta;
+    if (!sameSize) this.fit();
+    this.draw();
+  }
+
+  fit() {
+    if (!this.meta) return;
+    const { width: W, height: H } = this.canvas;
+    this.zoom = Math.min(W / this.meta.width, H / this.meta.height) * 0.98;
+    this.ox = (W - this.meta.width * this.zoom) / 2 + this.zoom / 2;
+    this.oy = (H - this.meta.height * this.zoom) / 2 + this.zoom / 2;
+    this.autoFit = true;
+  }
+
+  toImage(e) {
+    const r = this.canvas.getBoundingClientRect();
+    const dpr = this.canvas.width / r.width;
+    const cx = (e.clientX - r.left) * dpr, cy = (e.clientY - r.top) * dpr;
+    return { cx, cy, x: (cx - this.ox) / this.zoom, y: (cy - this.oy) / this.zoom };
+  }
+
+  wheel(e) {
+    if (!this.meta) return;
+    e.preventDefault();
+    const { cx, cy, x, y } = this.toImage(e);
+    const f = Math.exp(-e.deltaY * 0.0015);
+    this.zoom = Math.min(64, Math.max(0.02, this.zoom * f));
+    this.ox = cx - x * this.zoom; this.oy = cy - y * this.zoom;
+    this.autoFit = false;
+    this.draw();
+  }
+
+  down(e) {
+    this.drag = { x: e.clientX, y: e.clientY, ox: this.ox, oy: this.oy };
+    this.canvas.setPointerCapture?.(e.pointerId);
+  }
+
+  move(e) {
+    const dpr = this.canvas.width / this.canvas.getBoundingClientRect().width;
+    if (this.drag) {
+      this.ox = this.drag.ox + (e.clientX - this.drag.x) * dpr;
+      this.oy = this.drag.oy + (e.clientY - this.drag.y) * dpr;
+      this.autoFit = false;
+      this.draw();
+    }
+    if (!this.meta) return;
+    const { x, y } = this.toImage(e);
+    const ix = Math.round(x), iy = Math.round(y); // pixel centres at integers
+    const inside = ix >= 0 && iy >= 0 && ix < this.meta.width && iy < this.meta.height;
+    this.onHover?.(inside ? { x: ix, y: iy } : null);
+  }
+
+  draw() {
+    const { ctx, canvas } = this;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = '#0b0c0e';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    if (!this.bitmap) return;
+    ctx.imageSmoothingEnabled = this.zoom < 1;
+    // Image coordinate x sits at canvas ox + x·zoom; pixel i covers [i − ½, i + ½] (centres at
+    // integers, as in the CSV exports), so the bitmap starts half a pixel before the origin.
+    ctx.drawImage(this.bitmap, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);
+    this.drawScaleBar();
+  }
+
+  drawScaleBar() {
+    const { ctx, canvas, meta } = this;
+    const dpr = window.devicePixelRatio || 1;
+    const perPx = meta.unit === 'nm' ? meta.pixel_size : 1;
+    const target = (canvas.width * 0.18) / this.zoom * perPx;
+    const { length, label } = scaleBarLength(target, meta.unit);
+    const w = (length / perPx) * this.zoom;
+    const x = canvas.width - w - 24 * dpr, y = canvas.height - 24 * dpr;
+    ctx.fillStyle = 'rgba(0,0,0,0.55)';
+    ctx.fillRect(x - 8 * dpr, y - 22 * dpr, w + 16 * dpr, 34 * dpr);
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(x, y, w, 5 * dpr);
+    ctx.font = `${13 * dpr}px system-ui, sans-serif`;
+    ctx.textAlign = 'center';
+    ctx.fillText(label, x + w / 2, y - 6 * dpr);
+  }
+
+  toPNG() {
+    return new Promise((res) => this.canvas.toBlob(res, 'image/png'));
+  }
+}

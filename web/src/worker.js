@@ -1,0 +1,76 @@
+// The engine worker: loads the threaded wasm build when the page is cross-origin isolated (and
+// SharedArrayBuffer exists), the single-threaded build otherwise; owns the Session and the
+// WebGPU adapter. Messages: {id, op, args} in; {id, result} or {id, error} out.
+const params = new URL(import.meta.url).searchParams;
+const want = params.get('engine') || 'auto';
+let pkg, session, engine;
+
+async function load(kind) {
+  const m = await import(`../pkg/${kind}/atomlens_wasm.js`);
+  await m.default();
+  if (kind === 'threads') await m.initThreadPool(Math.max(1, navigator.hardwareConcurrency || 2));
+  return m;
+}
+
+async function init() {
+  const canThread = self.crossOriginIsolated && typeof SharedArrayBuffer !== 'undefined';
+  engine = want === 'single' || !canThread ? 'single' : 'threads';
+  let note = canThread ? '' : 'page is not cross-origin isolated: single-threaded engine';
+  try {
+    pkg = await load(engine);
+  } catch (e) {
+    if (engine !== 'threads') throw e;
+    note = `threaded engine failed (${e.message}); using the single-threaded one`;
+    engine = 'single';
+    pkg = await load(engine);
+  }
+  session = new pkg.Session();
+  const info = pkg.engine_info();
+  postMessage({ type: 'ready', engine, threads: info.threads, version: info.version, colormaps: pkg.colormaps(), note,
+    isolated: self.crossOriginIsolated });
+  pkg.gpu_probe()
+    .then((g) => postMessage({ type: 'gpu', adapter: g }))
+    .catch((e) => postMessage({ type: 'gpu', adapter: null, reason: String(e.message || e) }));
+}
+
+const progress = (id, text) => postMessage({ type: 'progress', id, text });
+
+function viewOf(a) {
+  let [lo, hi] = a.lo !== undefined ? [a.lo, a.hi] : session.percentiles(a.plo, a.phi);
+  if (!(hi > lo)) hi = lo + 1;
+  const rgba = session.render(lo, hi, a.cmap);
+  const [min, max] = session.percentiles(0, 100);
+  const hist = session.histogram(min, max, 128);
+  return { rgba, lo, hi, min, max, hist };
+}
+
+const ops = {
+  group: (a) => pkg.group_files(a.names),
+  demo: () => ({ signals: session.load_demo(), image: session.select(0, 0) }),
+  open: (a, id) => {
+    progress(id, `decoding ${a.primary}`);
+    const signals = session.load_files(a.primary, a.names, a.buffers.map((b) => new Uint8Array(b)));
+    progress(id, 'preparing the view');
+    return { signals, image: session.select(0, 0) };
+  },
+  select: (a) => session.select(a.signal, a.frame),
+  view: (a) => viewOf(a),
+  spectrum: (a) => session.spectrum(a.cmap),
+  value: (a) => session.value_at(a.x, a.y),
+  exportTiff: () => session.export_tiff(),
+};
+
+const transferables = (r) => [r?.rgba?.buffer, r?.hist?.buffer, r instanceof Uint8Array ? r.buffer : null].filter(Boolean);
+
+const started = init().catch((e) => postMessage({ type: 'init-error', error: `could not start the engine: ${e.message || e}` }));
+
+onmessage = async ({ data: { id, op, args } }) => {
+  await started;
+  try {
+    if (!ops[op]) throw new Error(`unknown operation ${op}`);
+    const result = ops[op](args || {}, id);
+    postMessage({ id, result }, transferables(result));
+  } catch (e) {
+    postMessage({ id, error: String(e?.message ?? e) });
+  }
+};
