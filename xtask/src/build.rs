@@ -36,8 +36,16 @@ pub fn wasm(root: &Path) -> Result<()> {
     for a in &m.artifact {
         step(&format!("wasm build: {} ({})", a.name, a.toolchain), || {
             let mut cmd = Command::new("cargo");
-            cmd.arg(format!("+{}", a.toolchain))
-                .args(["build", "--release", "--target", "wasm32-unknown-unknown", "-p", &m.krate, "--target-dir", &a.target_dir]);
+            cmd.arg(format!("+{}", a.toolchain)).args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+                "-p",
+                &m.krate,
+                "--target-dir",
+                &a.target_dir,
+            ]);
             if !a.features.is_empty() {
                 cmd.args(["--features", &a.features.join(",")]);
             }
@@ -53,7 +61,9 @@ pub fn wasm(root: &Path) -> Result<()> {
             run_cmd(Command::new("wasm-bindgen").args(["--target", "web", "--out-dir"]).arg(&out).arg(&wasm))?;
             if a.wasm_opt {
                 let bg = out.join(format!("{lib}_bg.wasm"));
-                run_cmd(Command::new("npx").args(["--yes", "binaryen@132", "wasm-opt", "-O"]).arg(&bg).arg("-o").arg(&bg))?;
+                run_cmd(
+                    Command::new("npx").args(["--yes", "binaryen@132", "wasm-opt", "-O"]).arg(&bg).arg("-o").arg(&bg),
+                )?;
             }
             Ok(())
         })?;

@@ -46,7 +46,9 @@ fn run() -> Result<()> {
         Some("test") => test(&root),
         Some("e2e") => e2e(&root),
         _ => {
-            eprintln!("usage: cargo xtask serve [--port N] [--no-isolation] [--no-build] | test | e2e | build | setup [--browser]");
+            eprintln!(
+                "usage: cargo xtask serve [--port N] [--no-isolation] [--no-build] | test | e2e | build | setup [--browser]"
+            );
             bail!("unknown or missing command")
         }
     }
@@ -60,7 +62,9 @@ fn root() -> PathBuf {
 fn test(root: &Path) -> Result<()> {
     let t0 = Instant::now();
     setup::ensure(root, true)?;
-    step("cargo test --workspace", || run_cmd(Command::new("cargo").args(["test", "--workspace", "--exclude", "atomlens-wasm"])))?;
+    step("cargo test --workspace", || {
+        run_cmd(Command::new("cargo").args(["test", "--workspace", "--exclude", "atomlens-wasm"]))
+    })?;
     build::wasm(root)?;
     e2e(root)?;
     eprintln!("xtask: all tests passed in {:.0} s", t0.elapsed().as_secs_f64());

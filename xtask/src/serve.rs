@@ -10,7 +10,8 @@ pub fn serve(web: &Path, port: u16, isolate: bool) -> Result<()> {
     if !web.join("pkg/files.json").is_file() {
         return Err(anyhow!("web/pkg is not built; run `cargo xtask serve` without --no-build"));
     }
-    let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let server =
+        tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     let isolation = if isolate { "cross-origin isolated (threads)" } else { "no isolation headers" };
     eprintln!("atomlens: serving {} on http://127.0.0.1:{port}/ ({isolation}); Ctrl-C stops", web.display());
     for req in server.incoming_requests() {

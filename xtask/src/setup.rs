@@ -12,19 +12,34 @@ const WASM_BINDGEN: &str = "0.2.130";
 /// Vulkan and the e2e suite's npm packages.
 pub fn ensure(root: &Path, browser: bool) -> Result<()> {
     for toolchain in ["stable", "nightly"] {
-        let installed = output(Command::new("rustup").args(["target", "list", "--installed", "--toolchain", toolchain])).unwrap_or_default();
+        let installed =
+            output(Command::new("rustup").args(["target", "list", "--installed", "--toolchain", toolchain]))
+                .unwrap_or_default();
         if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
             step(&format!("rustup: wasm32 target for {toolchain}"), || {
                 run_cmd(Command::new("rustup").args(["toolchain", "install", toolchain, "--profile", "minimal"]))?;
-                run_cmd(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown", "--toolchain", toolchain]))
+                run_cmd(Command::new("rustup").args([
+                    "target",
+                    "add",
+                    "wasm32-unknown-unknown",
+                    "--toolchain",
+                    toolchain,
+                ]))
             })?;
         }
     }
-    let components = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"])).unwrap_or_default();
+    let components =
+        output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
+            .unwrap_or_default();
     if !components.lines().any(|l| l.starts_with("rust-src")) {
         step("rustup: rust-src for nightly (build-std)", || {
             run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
         })?;
+    }
+    if output(Command::new("cargo").args(["fmt", "--version"])).is_none()
+        || output(Command::new("cargo").args(["clippy", "--version"])).is_none()
+    {
+        step("rustup: rustfmt and clippy", || run_cmd(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"])))?;
     }
     let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
     if have.trim() != format!("wasm-bindgen {WASM_BINDGEN}") {
@@ -50,7 +65,8 @@ fn ensure_debian_packages() -> Result<()> {
         .iter()
         .copied()
         .filter(|p| {
-            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])).is_none_or(|s| !s.contains("install ok installed"))
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_none_or(|s| !s.contains("install ok installed"))
         })
         .collect();
     if missing.is_empty() {
@@ -61,6 +77,11 @@ fn ensure_debian_packages() -> Result<()> {
     }
     step(&format!("apt-get install {}", missing.join(" ")), || {
         run_cmd(Command::new("apt-get").args(["update", "-q"]))?;
-        run_cmd(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+        run_cmd(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
     })
 }

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 mod files;
 
 #[derive(Parser)]
-#[command(name = "atomlens", version, about = "Atomic-resolution STEM analysis: read, inspect and convert microscope images")]
+#[command(
+    name = "atomlens",
+    version,
+    about = "Atomic-resolution STEM analysis: read, inspect and convert microscope images"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,8 +80,12 @@ fn info(path: &Path, json: bool) -> Result<()> {
         let frames = if s.frames > 1 { format!(" × {} frames", s.frames) } else { String::new() };
         println!("  shape       {} × {} px{frames}, {}", s.width, s.height, s.dtype.name());
         if s.calibration.is_calibrated() {
-            println!("  pixel size  {} nm  (field of view {:.3} × {:.3} nm)", s.calibration.pixel_size,
-                s.width as f64 * s.calibration.pixel_size, s.height as f64 * s.calibration.pixel_size);
+            println!(
+                "  pixel size  {} nm  (field of view {:.3} × {:.3} nm)",
+                s.calibration.pixel_size,
+                s.width as f64 * s.calibration.pixel_size,
+                s.height as f64 * s.calibration.pixel_size
+            );
         } else {
             println!("  pixel size  uncalibrated");
         }
@@ -125,7 +133,14 @@ fn convert(path: &Path, out: &Path, which: usize) -> Result<()> {
     let bytes = atomlens_io::tiff_io::write_f32(s.width, s.height, &s.to_f32(), &s.calibration)?;
     std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))?;
     let frames = if s.frames > 1 { format!("×{}", s.frames) } else { String::new() };
-    eprintln!("wrote {} ({}×{}{frames} float32, {} {})", out.display(), s.width, s.height, s.calibration.pixel_size, s.calibration.unit);
+    eprintln!(
+        "wrote {} ({}×{}{frames} float32, {} {})",
+        out.display(),
+        s.width,
+        s.height,
+        s.calibration.pixel_size,
+        s.calibration.unit
+    );
     Ok(())
 }
 

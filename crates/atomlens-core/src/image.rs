@@ -63,7 +63,12 @@ pub struct Image {
 
 impl Image {
     /// An image from row-major pixels.
-    pub fn from_vec(width: usize, height: usize, pixels: Vec<f32>, calibration: Calibration) -> Result<Self, CoreError> {
+    pub fn from_vec(
+        width: usize,
+        height: usize,
+        pixels: Vec<f32>,
+        calibration: Calibration,
+    ) -> Result<Self, CoreError> {
         let got = pixels.len();
         let data = Array2::from_shape_vec((height, width), pixels)
             .map_err(|_| CoreError::ShapeMismatch { expected: width * height, got })?;

@@ -15,6 +15,7 @@
 //! - Rotation angles: radians, counter-clockwise from +x.
 //! - Per-item failures are data; `Err` ([`CoreError`]) is for unusable input.
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod error;
 pub mod fft;

@@ -25,7 +25,8 @@ pub enum Colormap {
 
 impl Colormap {
     /// All colormaps, for menus.
-    pub const ALL: [Colormap; 5] = [Colormap::Gray, Colormap::Inferno, Colormap::Viridis, Colormap::Magma, Colormap::Rdbu];
+    pub const ALL: [Colormap; 5] =
+        [Colormap::Gray, Colormap::Inferno, Colormap::Viridis, Colormap::Magma, Colormap::Rdbu];
 
     /// A 256-entry RGB lookup table.
     pub fn lut(self) -> [[u8; 3]; 256] {

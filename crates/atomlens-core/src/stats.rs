@@ -53,12 +53,7 @@ pub fn percentiles(img: ArrayView2<f32>, pcts: &[f64]) -> Result<Vec<f32>, CoreE
     }
     const MAX_SAMPLES: usize = 1 << 22;
     let step = ((img.len() as f64 / MAX_SAMPLES as f64).sqrt().ceil() as usize).max(1);
-    let mut v: Vec<f32> = img
-        .slice(ndarray::s![..;step, ..;step])
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
+    let mut v: Vec<f32> = img.slice(ndarray::s![..;step, ..;step]).iter().copied().filter(|v| v.is_finite()).collect();
     let n = v.len();
     v.sort_unstable_by(f32::total_cmp);
     Ok(pcts

@@ -5,6 +5,7 @@
 //! which; compute kernels, each tested against its CPU reference in `atomlens-core`, come later.
 //! Without an adapter every analysis runs on the CPU path and the UI says so.
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +39,11 @@ impl AdapterReport {
 
 /// The backends to try on this target.
 pub fn default_backends() -> wgpu::Backends {
-    if cfg!(target_arch = "wasm32") { wgpu::Backends::BROWSER_WEBGPU } else { wgpu::Backends::VULKAN | wgpu::Backends::GL }
+    if cfg!(target_arch = "wasm32") {
+        wgpu::Backends::BROWSER_WEBGPU
+    } else {
+        wgpu::Backends::VULKAN | wgpu::Backends::GL
+    }
 }
 
 /// Ask wgpu for an adapter. `Err` carries wgpu's reason (no WebGPU in this browser, no
@@ -56,7 +61,12 @@ pub async fn probe(backends: wgpu::Backends) -> Result<AdapterReport, String> {
         name: info.name.clone(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        driver: [info.driver.as_str(), info.driver_info.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" "),
+        driver: [info.driver.as_str(), info.driver_info.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
     })
 }
 

@@ -39,10 +39,10 @@ pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec
     if let Some(note) = damaged {
         return Err(IoError::Truncated { name: primary.into(), detail: tidy(note) });
     }
-    if let Ok(report) = ds.check() {
-        if let Some(f) = report.findings.iter().find(|f| f.code == "truncated") {
-            return Err(IoError::Truncated { name: primary.into(), detail: tidy(&f.message) });
-        }
+    if let Ok(report) = ds.check()
+        && let Some(f) = report.findings.iter().find(|f| f.code == "truncated")
+    {
+        return Err(IoError::Truncated { name: primary.into(), detail: tidy(&f.message) });
     }
 
     let format_name = info.format.name.clone();
@@ -76,11 +76,15 @@ fn read_image(
     let (w, h) = (im.size_x as u64, im.size_y as u64);
     let frames = im.size_z as u64 * im.size_c as u64 * im.size_t as u64;
     if w == 0 || h == 0 || frames == 0 {
-        return Err(IoError::NoImage { name: file.into(), detail: format!("a {w}×{h}×{frames} image has no pixels") });
+        return Err(IoError::NoImage {
+            name: file.into(), detail: format!("a {w}×{h}×{frames} image has no pixels")
+        });
     }
     limits.check(w, h, frames)?;
-    let dtype = dtype_of(im.pixel_type)
-        .ok_or_else(|| IoError::UnsupportedFeature { name: file.into(), detail: format!("pixel type {:?}", im.pixel_type) })?;
+    let dtype = dtype_of(im.pixel_type).ok_or_else(|| IoError::UnsupportedFeature {
+        name: file.into(),
+        detail: format!("pixel type {:?}", im.pixel_type),
+    })?;
     let plane_bytes = (w * h) as usize * dtype.size();
     let mut data = Vec::with_capacity(plane_bytes * frames as usize);
     for t in 0..im.size_t {
@@ -104,11 +108,8 @@ fn read_image(
         data = transpose_planes(&data, w as usize, h as usize, dtype.size());
         (w, h) = (h, w);
     }
-    let calibration = im
-        .physical_size
-        .x
-        .and_then(|um| Calibration::from_length(um, "µm"))
-        .unwrap_or_else(Calibration::uncalibrated);
+    let calibration =
+        im.physical_size.x.and_then(|um| Calibration::from_length(um, "µm")).unwrap_or_else(Calibration::uncalibrated);
     let mut metadata = metadata_of(im, format);
     if matches!(dtype, DType::C64 | DType::C128) {
         metadata.notes.push("complex data: shown and analysed as magnitude".into());
@@ -170,9 +171,8 @@ fn metadata_of(im: &ImageInfo, format: &str) -> Metadata {
         microscope,
         detector: inst.and_then(|i| i.detector.clone()),
         mode: extra.get("mode").and_then(Value::as_str).map(str::to_string),
-        magnification: num("magnification").or_else(|| {
-            extra.get("microscope").and_then(|m| m.get("indicated_magnification")).and_then(Value::as_f64)
-        }),
+        magnification: num("magnification")
+            .or_else(|| extra.get("microscope").and_then(|m| m.get("indicated_magnification")).and_then(Value::as_f64)),
         dwell_time_us: find_dwell_us(extra),
         acquired: im.acquired_at.clone(),
         notes: Vec::new(),
@@ -208,8 +208,12 @@ fn find_dwell_us(extra: &std::collections::BTreeMap<String, Value>) -> Option<f6
 fn map_error(name: &str, e: OrError) -> IoError {
     let name = name.to_string();
     match e {
-        OrError::UnknownFormat { .. } => IoError::UnsupportedFormat { name, detail: "no reader recognises its header".into() },
-        OrError::Corrupt { detail, .. } if detail.contains("truncated") => IoError::Truncated { name, detail: tidy(&detail) },
+        OrError::UnknownFormat { .. } => {
+            IoError::UnsupportedFormat { name, detail: "no reader recognises its header".into() }
+        }
+        OrError::Corrupt { detail, .. } if detail.contains("truncated") => {
+            IoError::Truncated { name, detail: tidy(&detail) }
+        }
         OrError::Corrupt { detail, .. } if detail.contains("only the file extension matched") => {
             IoError::UnsupportedFormat { name, detail: tidy(&detail) }
         }

@@ -11,7 +11,9 @@ pub enum IoError {
         name: String,
     },
     /// No reader recognises the bytes.
-    #[error("{name}: not a supported image format ({detail}); atomlens reads DM3/DM4, SER+EMI, EMD, MRC, TIFF, PNG and JPEG")]
+    #[error(
+        "{name}: not a supported image format ({detail}); atomlens reads DM3/DM4, SER+EMI, EMD, MRC, TIFF, PNG and JPEG"
+    )]
     UnsupportedFormat {
         /// File name.
         name: String,

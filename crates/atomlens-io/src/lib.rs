@@ -13,6 +13,7 @@
 //! with RosettaSciIO's), shape, calibration normalised to nm, and the metadata that matters.
 //! [`Signal::to_f32`] gives the pixels for analysis.
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod em;
 pub mod error;
@@ -78,7 +79,11 @@ pub enum Format {
 
 /// Guess the format from the magic bytes, then the extension.
 pub fn sniff(name: &str, bytes: &[u8]) -> Format {
-    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") || bytes.starts_with(b"II+\0") || bytes.starts_with(b"MM\0+") {
+    if bytes.starts_with(b"II*\0")
+        || bytes.starts_with(b"MM\0*")
+        || bytes.starts_with(b"II+\0")
+        || bytes.starts_with(b"MM\0+")
+    {
         return Format::Tiff;
     }
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
@@ -103,10 +108,10 @@ pub fn extension(name: &str) -> String {
 /// Read `primary` (one of `files`; the others are companions such as a `.ser` beside its
 /// `.emi`) and return every image signal in it.
 pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec<Signal>, IoError> {
-    let main = files
-        .iter()
-        .find(|f| f.name == primary)
-        .ok_or_else(|| IoError::MissingCompanion { needed: primary.to_string(), reason: "it was not among the files given".into() })?;
+    let main = files.iter().find(|f| f.name == primary).ok_or_else(|| IoError::MissingCompanion {
+        needed: primary.to_string(),
+        reason: "it was not among the files given".into(),
+    })?;
     if main.bytes.is_empty() {
         return Err(IoError::EmptyFile { name: primary.to_string() });
     }

@@ -18,10 +18,9 @@ pub fn read(file: &NamedFile, limits: &Limits) -> Result<Vec<Signal>, IoError> {
         }
         other => IoError::Corrupt { name: name.into(), detail: other.to_string() },
     };
-    let reader = ImageReader::new(Cursor::new(&file.bytes[..])).with_guessed_format().map_err(|e| IoError::Corrupt {
-        name: name.into(),
-        detail: e.to_string(),
-    })?;
+    let reader = ImageReader::new(Cursor::new(&file.bytes[..]))
+        .with_guessed_format()
+        .map_err(|e| IoError::Corrupt { name: name.into(), detail: e.to_string() })?;
     let format = reader.format().map(|f| format!("{f:?}").to_uppercase()).unwrap_or_else(|| "image".into());
     let (w, h) = ImageReader::new(Cursor::new(&file.bytes[..]))
         .with_guessed_format()

@@ -107,7 +107,10 @@ pub struct Signal {
 
 macro_rules! convert {
     ($bytes:expr, $t:ty, $n:expr) => {
-        $bytes.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk of sample size")) as f32).collect()
+        $bytes
+            .chunks_exact($n)
+            .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk of sample size")) as f32)
+            .collect()
     };
 }
 
@@ -131,7 +134,8 @@ impl Signal {
                 v.chunks_exact(2).map(|c| c[0].hypot(c[1])).collect()
             }
             DType::C128 => {
-                let v: Vec<f64> = b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+                let v: Vec<f64> =
+                    b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
                 v.chunks_exact(2).map(|c| c[0].hypot(c[1]) as f32).collect()
             }
         }
@@ -150,7 +154,9 @@ impl Signal {
     /// Frame `t` as an f32 image.
     pub fn frame(&self, t: usize) -> Result<Image, CoreError> {
         if t >= self.frames {
-            return Err(CoreError::InvalidParameter { name: "frame", reason: format!("{t} ≥ {} frames", self.frames) });
+            return Err(CoreError::InvalidParameter {
+                name: "frame", reason: format!("{t} ≥ {} frames", self.frames)
+            });
         }
         let plane = self.width * self.height * self.dtype.size();
         let one = Signal { data: self.data[t * plane..(t + 1) * plane].to_vec(), frames: 1, ..self.clone_header() };

@@ -44,8 +44,10 @@ pub fn read(file: &NamedFile, limits: &Limits) -> Result<Vec<Signal>, IoError> {
     loop {
         limits.check(w as u64, h as u64, frames as u64 + 1)?;
         let page = dec.read_image().map_err(err)?;
-        let (t, bytes) = to_grey_le(page, color, (w * h) as usize)
-            .ok_or_else(|| IoError::UnsupportedFeature { name: name.into(), detail: format!("{color:?} TIFF pages") })?;
+        let (t, bytes) = to_grey_le(page, color, (w * h) as usize).ok_or_else(|| IoError::UnsupportedFeature {
+            name: name.into(),
+            detail: format!("{color:?} TIFF pages"),
+        })?;
         if dtype.is_some_and(|d| d != t) {
             notes.push(format!("pages after {frames} have another sample type and were skipped"));
             break;
@@ -123,12 +125,11 @@ fn calibration(dec: &mut Decoder<Cursor<&[u8]>>, bytes: &[u8]) -> (Calibration, 
     if desc.starts_with("ImageJ=") {
         let unit = desc.lines().find_map(|l| l.strip_prefix("unit=")).map(|u| u.replace("\\u00C5", "Å"));
         let xres = dec.find_tag(Tag::XResolution).ok().flatten().and_then(number);
-        if let (Some(unit), Some(xres)) = (unit, xres) {
-            if xres > 0.0 {
-                if let Some(c) = Calibration::from_length(1.0 / xres, &unit) {
-                    return (c, CalSource::ImageJ);
-                }
-            }
+        if let (Some(unit), Some(xres)) = (unit, xres)
+            && xres > 0.0
+            && let Some(c) = Calibration::from_length(1.0 / xres, &unit)
+        {
+            return (c, CalSource::ImageJ);
         }
     }
     (Calibration::uncalibrated(), CalSource::None)
@@ -139,7 +140,8 @@ fn ascii_lossy(v: Value) -> Option<String> {
     match v {
         Value::Ascii(s) => Some(s.trim_end_matches('\0').to_string()),
         Value::List(items) => {
-            let bytes: Vec<u8> = items.into_iter().filter_map(|v| if let Value::Byte(b) = v { Some(b) } else { None }).collect();
+            let bytes: Vec<u8> =
+                items.into_iter().filter_map(|v| if let Value::Byte(b) = v { Some(b) } else { None }).collect();
             Some(bytes.iter().take_while(|&&b| b != 0).map(|&b| b as char).collect())
         }
         Value::Byte(b) => Some((b as char).to_string()),
@@ -222,8 +224,12 @@ fn map_error(name: &str, e: TiffError) -> IoError {
         TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             IoError::Truncated { name, detail: "the file ends inside the image data".into() }
         }
-        TiffError::UnsupportedError(u) => IoError::UnsupportedFeature { name, detail: format!("TIFF feature not supported: {u}") },
-        TiffError::LimitsExceeded => IoError::UnsupportedFeature { name, detail: "a TIFF tag or strip is larger than allowed".into() },
+        TiffError::UnsupportedError(u) => {
+            IoError::UnsupportedFeature { name, detail: format!("TIFF feature not supported: {u}") }
+        }
+        TiffError::LimitsExceeded => {
+            IoError::UnsupportedFeature { name, detail: "a TIFF tag or strip is larger than allowed".into() }
+        }
         other => IoError::Corrupt { name, detail: format!("not a valid TIFF ({other})") },
     }
 }
@@ -233,8 +239,11 @@ fn map_error(name: &str, e: TiffError) -> IoError {
 pub fn write_f32(width: usize, height: usize, frames: &[f32], cal: &Calibration) -> Result<Vec<u8>, IoError> {
     let werr = |e: TiffError| IoError::Write { what: "TIFF".into(), detail: e.to_string() };
     let plane = width * height;
-    if plane == 0 || frames.len() % plane != 0 {
-        return Err(IoError::Write { what: "TIFF".into(), detail: format!("{} values do not make {width}×{height} frames", frames.len()) });
+    if plane == 0 || !frames.len().is_multiple_of(plane) {
+        return Err(IoError::Write {
+            what: "TIFF".into(),
+            detail: format!("{} values do not make {width}×{height} frames", frames.len()),
+        });
     }
     let n = frames.len() / plane;
     let mut out = Cursor::new(Vec::new());

@@ -113,12 +113,18 @@ impl Session {
                 ..Metadata::default()
             },
         };
-        let stack = Stack::from_vec(w, h, 1, s.image.data.into_raw_vec_and_offset().0, s.image.calibration).map_err(err)?;
+        let stack =
+            Stack::from_vec(w, h, 1, s.image.data.into_raw_vec_and_offset().0, s.image.calibration).map_err(err)?;
         self.replace(vec![stack], vec![info])
     }
 
     /// Read `primary` from the dropped files (`names[i]` ↔ `bytes[i]`); returns the signal list.
-    pub fn load_files(&mut self, primary: String, names: Vec<String>, bytes: Vec<Uint8Array>) -> Result<JsValue, JsError> {
+    pub fn load_files(
+        &mut self,
+        primary: String,
+        names: Vec<String>,
+        bytes: Vec<Uint8Array>,
+    ) -> Result<JsValue, JsError> {
         let files: Vec<NamedFile> = names.into_iter().zip(bytes).map(|(n, b)| NamedFile::new(n, b.to_vec())).collect();
         let signals = atomlens_io::read(&primary, files, &Limits::BROWSER).map_err(err)?;
         let mut stacks = Vec::with_capacity(signals.len());
@@ -191,7 +197,7 @@ impl Session {
     /// The current image's pixels (a copy), row-major.
     pub fn pixels(&self) -> Result<Float32Array, JsError> {
         let img = self.image()?;
-        Ok(Float32Array::from(&img.data.as_standard_layout().as_slice().unwrap_or(&[])[..]))
+        Ok(Float32Array::from(img.data.as_standard_layout().as_slice().unwrap_or(&[])))
     }
 
     /// The power spectrum rendered with `cmap` between its 50th and 99.98th percentiles:
@@ -216,8 +222,9 @@ impl Session {
     pub fn export_tiff(&self) -> Result<Uint8Array, JsError> {
         let img = self.image()?;
         let px = img.data.as_standard_layout();
-        let bytes = atomlens_io::tiff_io::write_f32(img.width(), img.height(), px.as_slice().unwrap_or(&[]), &img.calibration)
-            .map_err(err)?;
+        let bytes =
+            atomlens_io::tiff_io::write_f32(img.width(), img.height(), px.as_slice().unwrap_or(&[]), &img.calibration)
+                .map_err(err)?;
         Ok(Uint8Array::from(&bytes[..]))
     }
 }
@@ -231,11 +238,15 @@ impl Default for Session {
 /// The colormap names the page may offer.
 #[wasm_bindgen]
 pub fn colormaps() -> Vec<String> {
-    Colormap::ALL.iter().map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect()
+    Colormap::ALL
+        .iter()
+        .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+        .collect()
 }
 
 fn colormap(name: &str) -> Result<Colormap, JsError> {
-    serde_json::from_value(serde_json::Value::String(name.into())).map_err(|_| JsError::new(&format!("unknown colormap {name}")))
+    serde_json::from_value(serde_json::Value::String(name.into()))
+        .map_err(|_| JsError::new(&format!("unknown colormap {name}")))
 }
 
 fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsError> {
