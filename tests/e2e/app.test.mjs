@@ -31,13 +31,20 @@ test('isolated page: threaded engine on every core, WebGPU adapter, demo rendere
   assert.deepEqual([s.image.width, s.image.height, s.image.pixel_size, s.image.unit], [512, 512, 0.02, 'nm']);
   assert.equal(s.spectrum.unit, '1/nm');
   assert.ok(Math.abs(s.spectrum.step_x - 1 / (512 * 0.02)) < 1e-12);
-  const lit = await page.evaluate(() => {
+  // The view shows the image (not the empty background) with bright columns and a dark support.
+  const view = await page.evaluate(() => {
     const c = document.querySelector('[data-testid=view]');
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 40) n++;
-    return n / (d.length / 4);
+    let covered = 0, bright = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i] !== 11 || d[i + 1] !== 12 || d[i + 2] !== 14) covered++;
+      if (d[i] > 180) bright++;
+    }
+    const n = d.length / 4;
+    return { covered: covered / n, bright: bright / n };
   });
-  assert.ok(lit > 0.2, `only ${lit} of the view is lit`);
+  assert.ok(view.covered > 0.5, `the image covers only ${view.covered} of the view`);
+  assert.ok(view.bright > 0.002 && view.bright < 0.3, `bright fraction ${view.bright}`);
   assert.match(await page.textContent('[data-testid=metadata]'), /0\.02 nm/);
   saveArtifact('app.png', await page.screenshot());
   noErrors(errors);

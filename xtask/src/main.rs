@@ -62,8 +62,14 @@ fn root() -> PathBuf {
 fn test(root: &Path) -> Result<()> {
     let t0 = Instant::now();
     setup::ensure(root, true)?;
-    step("cargo test --workspace", || {
-        run_cmd(Command::new("cargo").args(["test", "--workspace", "--exclude", "atomlens-wasm"]))
+    step("cargo fmt --check", || run_cmd(Command::new("cargo").args(["fmt", "--all", "--check"])))?;
+    step("cargo clippy (native, -D warnings)", || {
+        run_cmd(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    })?;
+    step("cargo test --workspace", || run_cmd(Command::new("cargo").args(["test", "--workspace"])))?;
+    // The science again as users run it: optimised. A release-only miscompile was caught this way.
+    step("cargo test --release (core, io)", || {
+        run_cmd(Command::new("cargo").args(["test", "--release", "-p", "atomlens-core", "-p", "atomlens-io"]))
     })?;
     build::wasm(root)?;
     e2e(root)?;

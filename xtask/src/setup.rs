@@ -39,7 +39,9 @@ pub fn ensure(root: &Path, browser: bool) -> Result<()> {
     if output(Command::new("cargo").args(["fmt", "--version"])).is_none()
         || output(Command::new("cargo").args(["clippy", "--version"])).is_none()
     {
-        step("rustup: rustfmt and clippy", || run_cmd(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"])))?;
+        step("rustup: rustfmt and clippy", || {
+            run_cmd(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))
+        })?;
     }
     let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
     if have.trim() != format!("wasm-bindgen {WASM_BINDGEN}") {

@@ -38,6 +38,12 @@ pub enum CoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// No periodic lattice could be found in the image.
+    #[error("no atomic lattice found: {reason}")]
+    NoLattice {
+        /// What was seen instead.
+        reason: String,
+    },
     /// Data of the wrong length for the stated shape.
     #[error("shape mismatch: {expected} values expected, {got} given")]
     ShapeMismatch {

@@ -19,7 +19,11 @@
 
 pub mod error;
 pub mod fft;
+pub mod filter;
+pub mod fit;
 pub mod image;
+pub mod neighbours;
+pub mod peaks;
 pub mod render;
 pub mod spectrum;
 pub mod stats;

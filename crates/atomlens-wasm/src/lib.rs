@@ -142,6 +142,11 @@ impl Session {
                 metadata: s.metadata,
             });
         }
+        // Refuse an unusable first image before replacing anything, so a bad file never leaves
+        // the session out of step with what the page shows.
+        if let Some(first) = stacks.first() {
+            atomlens_core::image::check_usable(first.frames.index_axis(ndarray::Axis(0), 0)).map_err(err)?;
+        }
         self.replace(stacks, infos)
     }
 

@@ -1,0 +1,108 @@
+//! Neighbour queries over column positions with a uniform grid (positions are roughly evenly
+//! spread, so a grid beats a tree and stays simple).
+
+/// A grid index over points `[x, y]`.
+pub struct Grid {
+    cell: f64,
+    gw: usize,
+    gh: usize,
+    x0: f64,
+    y0: f64,
+    cells: Vec<Vec<usize>>,
+}
+
+impl Grid {
+    /// Index `points` with cells of side `cell`.
+    pub fn new(points: &[[f64; 2]], cell: f64) -> Self {
+        let cell = if cell.is_finite() && cell > 0.0 { cell } else { 1.0 };
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for p in points {
+            x0 = x0.min(p[0]);
+            y0 = y0.min(p[1]);
+            x1 = x1.max(p[0]);
+            y1 = y1.max(p[1]);
+        }
+        if points.is_empty() {
+            (x0, y0, x1, y1) = (0.0, 0.0, 0.0, 0.0);
+        }
+        let gw = ((x1 - x0) / cell) as usize + 1;
+        let gh = ((y1 - y0) / cell) as usize + 1;
+        let mut cells = vec![Vec::new(); gw * gh];
+        for (i, p) in points.iter().enumerate() {
+            let (cx, cy) = (((p[0] - x0) / cell) as usize, ((p[1] - y0) / cell) as usize);
+            cells[cy.min(gh - 1) * gw + cx.min(gw - 1)].push(i);
+        }
+        Self { cell, gw, gh, x0, y0, cells }
+    }
+
+    /// Indices of the points within `r` of `q` (including a point at `q` itself).
+    pub fn within(&self, points: &[[f64; 2]], q: [f64; 2], r: f64) -> Vec<usize> {
+        let reach = (r / self.cell).ceil() as i64;
+        let (cx, cy) = (((q[0] - self.x0) / self.cell).floor() as i64, ((q[1] - self.y0) / self.cell).floor() as i64);
+        let mut out = Vec::new();
+        for gy in (cy - reach).max(0)..=(cy + reach).min(self.gh as i64 - 1) {
+            for gx in (cx - reach).max(0)..=(cx + reach).min(self.gw as i64 - 1) {
+                for &i in &self.cells[gy as usize * self.gw + gx as usize] {
+                    let p = points[i];
+                    if (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) <= r * r {
+                        out.push(i);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Distance from each point to its nearest other point (`f64::INFINITY` for a lone point).
+/// `hint` is a typical spacing used to size the search.
+pub fn nearest_distances(points: &[[f64; 2]], hint: f64) -> Vec<f64> {
+    let grid = Grid::new(points, hint);
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let mut r = hint;
+            loop {
+                let best = grid
+                    .within(points, p, r)
+                    .into_iter()
+                    .filter(|&j| j != i)
+                    .map(|j| (points[j][0] - p[0]).hypot(points[j][1] - p[1]))
+                    .fold(f64::INFINITY, f64::min);
+                if best.is_finite() || r > 1e6 || points.len() < 2 {
+                    return best;
+                }
+                r *= 2.0;
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_matches_brute_force() {
+        let pts: Vec<[f64; 2]> =
+            (0..200).map(|i| [((i * 37) % 101) as f64 * 1.3, ((i * 53) % 89) as f64 * 0.9]).collect();
+        let g = Grid::new(&pts, 7.0);
+        for &q in pts.iter().take(20) {
+            let mut a = g.within(&pts, q, 11.0);
+            let mut b: Vec<usize> =
+                (0..pts.len()).filter(|&j| (pts[j][0] - q[0]).hypot(pts[j][1] - q[1]) <= 11.0).collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b);
+        }
+        let nn = nearest_distances(&pts, 3.0);
+        for (i, &p) in pts.iter().enumerate() {
+            let brute = (0..pts.len())
+                .filter(|&j| j != i)
+                .map(|j| (pts[j][0] - p[0]).hypot(pts[j][1] - p[1]))
+                .fold(f64::INFINITY, f64::min);
+            assert!((nn[i] - brute).abs() < 1e-12);
+        }
+    }
+}
