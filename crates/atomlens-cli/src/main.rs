@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use atomlens_io::{Limits, NamedFile, Signal};
 use clap::{Parser, Subcommand};
 
+mod columns;
 mod files;
 
 #[derive(Parser)]
@@ -39,6 +40,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         signal: usize,
     },
+    /// Find atomic columns, fit 2-D Gaussians and write x, y, widths and error bars per column.
+    Columns(columns::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,10 +58,12 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { file, json } => info(&file, json),
         Command::Convert { file, out, signal } => convert(&file, &out, signal),
+        Command::Columns(args) => columns::run(args),
     }
 }
 
-fn load(path: &Path) -> Result<Vec<Signal>> {
+/// Every signal of the file at `path` (with its TIA companions).
+pub fn load(path: &Path) -> Result<Vec<Signal>> {
     let (primary, named) = files::with_companions(path)?;
     Ok(atomlens_io::read(&primary, named, &Limits::NATIVE)?)
 }

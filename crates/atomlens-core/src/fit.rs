@@ -76,6 +76,9 @@ pub enum FitStatus {
     CenterOfMass,
     /// Too few valid pixels in the window (edge, NaN); the seed or centre of mass is kept.
     TooFewPixels,
+    /// The fit converged but its height is below twice its standard error: no significant
+    /// column there (a seed on background); the centre of mass is kept.
+    NotSignificant,
 }
 
 /// One refined column (pixels, see the module docs for the model).
@@ -114,6 +117,18 @@ pub struct AtomColumn {
     /// Sublattice index (0 until classified).
     pub sublattice: u32,
 }
+
+/// Relaxation of the joint passes (1 = plain Jacobi).
+const RELAX: f64 = 0.6;
+
+/// Window of the joint passes relative to the first pass's.
+const JOINT_WINDOW: f64 = 1.0;
+
+/// Parameters refitted in the joint passes: position, height and background; the widths stay
+/// from the first pass. Refitting widths with the neighbours subtracted is unstable under
+/// noise (a wider column over-subtracts its neighbours, whose backgrounds then drop and whose
+/// widths grow in turn), as the noisy dense-lattice test showed.
+const JOINT_FREE: Option<usize> = Some(4);
 
 /// Internal parameters: x0, y0, A, B, sx, sy, rot.
 #[derive(Debug, Clone, Copy)]
@@ -164,9 +179,15 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
     let com: Vec<[f64; 2]> = map(seeds.len(), |i| center_of_mass(img, seeds[i], radius[i]));
     let mut params: Vec<Option<P>> = map(seeds.len(), |i| {
         let win = window(img, com[i], radius[i], &[], &[]);
-        fit_one(&win, com[i], radius[i], None, p)
+        fit_one(&win, com[i], radius[i], None, p, None)
     });
 
+    // A few first-pass fits degenerate under noise into a wide Gaussian on a negative background;
+    // subtracted from their neighbours they would spoil them. Replace every width outlier (and
+    // every failed fit) by a column of the median width before the joint passes.
+    if p.joint && p.passes > 0 {
+        reset_outliers(img, &mut params, &com, &radius);
+    }
     let reach = radius.iter().cloned().fold(0.0, f64::max) * 2.0 + 6.0 * max_sigma(&params);
     let grid = Grid::new(&com, typical.max(1.0));
     let neighbours: Vec<Vec<usize>> = if p.joint {
@@ -174,12 +195,19 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
     } else {
         vec![Vec::new(); seeds.len()]
     };
+    // With the neighbours modelled, a wider window constrains width and background better.
+    let joint_radius: Vec<f64> = radius.iter().map(|r| r * JOINT_WINDOW).collect();
     for _ in 0..if p.joint { p.passes } else { 0 } {
         let prev = params.clone();
         params = map(seeds.len(), |i| {
             let centre = prev[i].map(|q| [q.0[0], q.0[1]]).unwrap_or(com[i]);
-            let win = window(img, centre, radius[i], &neighbours[i], &prev);
-            fit_one(&win, com[i], radius[i], prev[i], p).or(prev[i])
+            let win = window(img, centre, joint_radius[i], &neighbours[i], &prev);
+            // Under-relaxed Jacobi: strongly overlapping neighbours would otherwise swap
+            // intensity back and forth between passes.
+            match (fit_one(&win, com[i], radius[i], prev[i], p, JOINT_FREE), prev[i]) {
+                (Some(new), Some(old)) => Some(P(std::array::from_fn(|d| old.0[d] + RELAX * (new.0[d] - old.0[d])))),
+                (new, old) => new.or(old),
+            }
         });
     }
 
@@ -188,6 +216,38 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
         let win = window(img, centre, radius[i], &neighbours[i], &params);
         finish(&win, seeds[i], com[i], params[i], poisson, p.shape)
     }))
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+fn reset_outliers(img: ArrayView2<f32>, params: &mut [Option<P>], com: &[[f64; 2]], radius: &[f64]) {
+    let ok: Vec<&P> = params.iter().flatten().collect();
+    let (Some(sx), Some(sy), Some(b)) = (
+        median(ok.iter().map(|q| q.0[4]).collect()),
+        median(ok.iter().map(|q| q.0[5]).collect()),
+        median(ok.iter().map(|q| q.0[3]).collect()),
+    ) else {
+        return;
+    };
+    let (h, w) = img.dim();
+    for (i, slot) in params.iter_mut().enumerate() {
+        let sane =
+            slot.is_some_and(|q| (0.6 * sx..1.6 * sx).contains(&q.0[4]) && (0.6 * sy..1.6 * sy).contains(&q.0[5]));
+        if sane {
+            continue;
+        }
+        let (x, y) = (com[i][0].round(), com[i][1].round());
+        if x < 0.0 || y < 0.0 || x >= w as f64 || y >= h as f64 || radius[i] <= 0.0 {
+            *slot = None;
+            continue;
+        }
+        let peak = img[[y as usize, x as usize]] as f64 - b;
+        *slot = (peak.is_finite() && peak > 0.0).then_some(P([com[i][0], com[i][1], peak, b, sx, sy, 0.0]));
+    }
 }
 
 fn max_sigma(params: &[Option<P>]) -> f64 {
@@ -264,8 +324,12 @@ fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &
 }
 
 /// Levenberg–Marquardt on one window. `None` when it fails or runs away from `com`.
-fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams) -> Option<P> {
-    let k = if p.shape == Shape::Circular { 5 } else { 7 };
+///
+/// `free`: how many leading parameters (x0, y0, A, B, σx, σy, rot) are fitted; `None` = all of
+/// the shape's.
+fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams, free: Option<usize>) -> Option<P> {
+    let circ = p.shape == Shape::Circular;
+    let k = free.unwrap_or(if circ { 5 } else { 7 });
     if win.data.len() < 2 * k + 2 {
         return None;
     }
@@ -282,7 +346,7 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams)
     let mut c0 = cost(&q);
     let mut lambda = 1e-3;
     for _ in 0..p.max_iterations {
-        let (jtj, jtr) = normal_equations(win, &q, k);
+        let (jtj, jtr) = normal_equations(win, &q, k, circ);
 
         let mut improved = false;
         for _ in 0..8 {
@@ -298,7 +362,7 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams)
             for (d, s) in step.iter().enumerate().take(k) {
                 t.0[d] += s;
             }
-            if k == 5 {
+            if circ {
                 t.0[5] = t.0[4];
             }
             let c1 = cost(&t);
@@ -332,7 +396,7 @@ fn accept(q: P, com: [f64; 2], r: f64) -> Option<P> {
 
 /// Model derivatives at one pixel, in parameter order (x0, y0, A, B, sx, sy, rot); circular
 /// models return ∂/∂s in slot 4.
-fn jacobian_row(q: &P, x: f64, y: f64, k: usize) -> ([f64; 7], f64) {
+fn jacobian_row(q: &P, x: f64, y: f64, circ: bool) -> ([f64; 7], f64) {
     let [x0, y0, a, _, sx, sy, t] = q.0;
     let (s, c) = t.sin_cos();
     let (dx, dy) = (x - x0, y - y0);
@@ -345,7 +409,7 @@ fn jacobian_row(q: &P, x: f64, y: f64, k: usize) -> ([f64; 7], f64) {
     j[1] = ag * (u * s * isx2 + v * c * isy2);
     j[2] = g;
     j[3] = 1.0;
-    if k == 5 {
+    if circ {
         j[4] = ag * (dx * dx + dy * dy) * isx2 / sx;
     } else {
         j[4] = ag * u * u * isx2 / sx;
@@ -359,11 +423,11 @@ fn jacobian_row(q: &P, x: f64, y: f64, k: usize) -> ([f64; 7], f64) {
 // a wrong background step in release builds only (B ended at exactly 0; `dbg_tests` caught it,
 // debug builds and opt-level 2 were right). The release-mode core tests in CI guard this.
 #[inline(never)]
-fn normal_equations(win: &Window, q: &P, k: usize) -> ([[f64; 7]; 7], [f64; 7]) {
+fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7], [f64; 7]) {
     let mut jtj = [[0.0; 7]; 7];
     let mut jtr = [0.0; 7];
     for i in 0..win.data.len() {
-        let (j, ag) = jacobian_row(q, win.xs[i], win.ys[i], k);
+        let (j, ag) = jacobian_row(q, win.xs[i], win.ys[i], circ);
         let r = win.data[i] - q.0[3] - ag;
         for a in 0..k {
             jtr[a] += j[a] * r;
@@ -451,7 +515,7 @@ fn finish(win: &Window, seed: [f64; 2], com: [f64; 2], q: Option<P>, poisson: bo
     let mut fisher = [[0.0; 7]; 7];
     let mut rss = 0.0;
     for t in 0..win.data.len() {
-        let (j, ag) = jacobian_row(&q, win.xs[t], win.ys[t], if circ { 5 } else { 7 });
+        let (j, ag) = jacobian_row(&q, win.xs[t], win.ys[t], circ);
         let model = q.0[3] + ag;
         rss += (win.data[t] - model).powi(2);
         // Poisson: the variance of a pixel is its whole expected count, neighbours included.
@@ -466,6 +530,11 @@ fn finish(win: &Window, seed: [f64; 2], com: [f64; 2], q: Option<P>, poisson: bo
     let variance = if poisson { 1.0 } else { rss / dof };
     let cov = invert(fisher, k);
     let err = |d: usize| cov.map(|c| (c[d][d] * variance).max(0.0).sqrt()).unwrap_or(nan);
+    if !(q.0[2] > 2.0 * err(2)) {
+        let mut c = finish(win, seed, com, None, poisson, shape);
+        c.status = FitStatus::NotSignificant;
+        return c;
+    }
     let [x0, y0, a, b, mut sx, mut sy, mut rot] = q.0;
     let (mut sx_err, mut sy_err) = (err(4), if circ { err(4) } else { err(5) });
     if circ {
@@ -567,8 +636,9 @@ mod tests {
         let (e_alone, e_joint) = (interior_rms(&alone, &truth), interior_rms(&joint, &truth));
         assert!(e_joint < 0.01, "joint rms {e_joint} (alone {e_alone})");
         assert!(e_joint < e_alone / 3.0, "joint {e_joint} vs alone {e_alone}");
-        let sig: f64 = joint.iter().map(|c| (c.sigma_x - 2.2).abs()).fold(0.0, f64::max);
-        assert!(sig < 0.05, "sigma off by {sig}");
+        // The widths come from the first pass (the joint passes hold them): within 5 %.
+        let sig: f64 = joint.iter().map(|c| (c.sigma_x / 2.2 - 1.0).abs()).fold(0.0, f64::max);
+        assert!(sig < 0.05, "sigma off by {:.1} %", sig * 100.0);
     }
 
     #[test]
@@ -643,7 +713,7 @@ mod release_regression {
             *v += q.gauss(x as f64, y as f64) as f32;
         }
         let win = window(img.view(), [19.0, 21.0], 10.0, &[], &[]);
-        let r = fit_one(&win, [19.0, 21.0], 10.0, None, &FitParams::default());
+        let r = fit_one(&win, [19.0, 21.0], 10.0, None, &FitParams::default(), None);
         let b = r.map(|q| q.0[3]);
         assert!((b.unwrap() - 2.0).abs() < 1e-3, "{b:?}");
         let r2 = std::hint::black_box(r);

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod columns;
 pub mod error;
 pub mod fft;
 pub mod filter;
