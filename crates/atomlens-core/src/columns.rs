@@ -30,6 +30,17 @@ pub struct ColumnResult {
 /// Find and refine every column of `img`.
 pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
     let peaks = find_columns(img, &p.find)?;
-    let columns = fit_columns(img, &peaks.points, &p.fit)?;
+    let columns = if p.find.dark { fit_dark(img, &peaks.points, &p.fit)? } else { fit_columns(img, &peaks.points, &p.fit)? };
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing })
+}
+
+/// Dark columns (ABF): fit the negated image, so `amplitude` is the depth of each dip and
+/// `background` the level it dips from.
+pub fn fit_dark(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> Result<Vec<AtomColumn>, CoreError> {
+    let neg = img.mapv(|v| -v);
+    let mut cols = fit_columns(neg.view(), seeds, p)?;
+    for c in &mut cols {
+        c.background = -c.background;
+    }
+    Ok(cols)
 }

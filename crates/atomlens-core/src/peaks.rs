@@ -83,25 +83,30 @@ pub fn estimate_spacing(img: ArrayView2<f32>) -> Result<f64, CoreError> {
     let r0 = (2..rmax as usize).find(|&r| prof[r] <= prof[r - 1] && prof[r] <= prof[r + 1]).ok_or_else(|| {
         CoreError::NoLattice { reason: "the autocorrelation has no periodic peak (noise or amorphous image?)".into() }
     })?;
-    let (mut best, mut at) = (f32::MIN, 0.0);
+    // Local maxima of the autocorrelation beyond the central peak. The nearest-neighbour
+    // distance is the nearest strong one: with two sublattices (a perovskite's A and B columns)
+    // the A–B peak is nearer but weaker than the A–A peak, and it is the one wanted.
+    let mut maxima: Vec<(f64, f32)> = Vec::new();
     for dy in -rmax..=rmax {
         for dx in -rmax..=rmax {
             let r = ((dy * dy + dx * dx) as f64).sqrt();
-            if r > r0 as f64 && r <= rmax as f64 && ac(dy, dx) > best {
-                best = ac(dy, dx);
-                at = r;
+            let v = ac(dy, dx);
+            if r > r0 as f64 && r <= rmax as f64 && (-1..=1).all(|a| (-1..=1).all(|b| ac(dy + a, dx + b) <= v)) {
+                maxima.push((r, v));
             }
         }
     }
+    let best = maxima.iter().map(|m| m.1).fold(f32::MIN, f32::max);
     // A real lattice correlates strongly with its shifted self; noise does not.
-    if best < 0.15 * zero {
+    if maxima.is_empty() || best < 0.15 * zero {
         return Err(CoreError::NoLattice {
             reason: format!(
-                "the best lattice correlation is {:.2} of the central peak (noise or amorphous image?)",
-                best / zero
+                "the best lattice correlation is {:.2} of the central peak (noise, amorphous, or too few columns to tell); give the separation by hand",
+                best.max(0.0) / zero
             ),
         });
     }
+    let at = maxima.iter().filter(|m| m.1 >= 0.3 * best).map(|m| m.0).fold(f64::MAX, f64::min);
     Ok(at)
 }
 
