@@ -3,7 +3,7 @@
 // same-origin responses so hosts that cannot set headers (a group website, a USB stick served
 // by any static server) still get the threaded engine after one reload.
 const CACHE = 'atomlens-v1';
-const SHELL = ['./', 'index.html', 'style.css', 'icon.svg', 'embed.js', 'src/main.js', 'src/bridge.js', 'src/worker.js', 'src/viewer.js', 'src/plots.js'];
+const SHELL = ['./', 'index.html', 'style.css', 'icon.svg', 'embed.js', 'src/main.js', 'src/bridge.js', 'src/worker.js', 'src/viewer.js', 'src/plots.js', 'src/columns.js'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {

@@ -184,3 +184,35 @@ test('the embed snippet hosts the app inside another page', async () => {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('columns: find and fit on the demo, inspect one, export CSV, and a blank image says why', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.columns && !window.__atomlens.busy, null, { timeout: 120000 });
+  const c = await page.evaluate(() => window.__atomlens.columns);
+  // The demo particle has 321 columns; the thinnest edge columns (1–2 atoms) may fall under the threshold.
+  assert.ok(c.count >= 280 && c.count <= 330, `found ${c.count}`);
+  assert.ok(c.fitted >= 0.95 * c.count, `fitted ${c.fitted} of ${c.count}`);
+  assert.match(await page.textContent('[data-testid=col-summary]'), /columns: \d+ fitted/);
+  // Click the column nearest the image centre: its numbers and residual appear.
+  const pos = await page.evaluate(() => {
+    const v = document.querySelector('[data-testid=view]').getBoundingClientRect();
+    return { x: v.left + v.width / 2, y: v.top + v.height / 2 };
+  });
+  await page.mouse.click(pos.x, pos.y);
+  await page.waitForSelector('[data-testid=col-detail]:not([hidden])');
+  assert.match(await page.textContent('[data-testid=col-detail]'), /± x, y \(px\)/);
+  await page.selectOption('[data-testid=col-color]', 'status');
+  saveArtifact('columns.png', await page.screenshot());
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=col-csv]')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
+  assert.match(csv[0], /^x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,/);
+  assert.equal(csv.length - 1, c.count);
+  // A blank image has no lattice: a clear message, nothing drawn.
+  await drop(page, [{ name: 'blank.tif', mimeType: 'image/tiff', buffer: tiff({ width: 64, height: 64, kind: 'f32', pixels: () => 7 }) }]);
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /no atomic lattice found/.test(e)), null, { timeout: 30000 });
+  assert.equal(await page.evaluate(() => window.__atomlens.columns), null);
+  noErrors(errors);
+  await page.close();
+});

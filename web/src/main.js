@@ -3,6 +3,7 @@
 import { Bridge } from './bridge.js';
 import { Viewer } from './viewer.js';
 import { drawHistogram, drawSpectrum, spectrumAt, fmt } from './plots.js';
+import { ColumnsPanel } from './columns.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -17,7 +18,8 @@ let datasets = [];      // [{primary, names, files: File[]|null}]
 let current = null;     // {datasetIndex, signal, frame}
 let spectrumBitmap = null;
 
-const viewer = new Viewer($('view'), hover);
+const viewer = new Viewer($('view'), hover, (c) => columns?.click(c));
+let columns = null; // the Columns panel, once the engine is ready
 
 // ---- banner, progress ------------------------------------------------------------------
 function showError(msg) {
@@ -48,6 +50,8 @@ const bridge = new Bridge({
     if (!$('cmap').options.length) {
       for (const c of r.colormaps) $('cmap').add(new Option(c, c));
     }
+    if (!columns) columns = new ColumnsPanel({ bridge, viewer, state, busy, showError, download, $ });
+    columns.setDefaults(r.columnDefaults);
   },
   onGpu(g) {
     state.gpu = g.adapter ? g.adapter.label : 'none';
@@ -133,6 +137,7 @@ async function selectSignal(signal, frame) {
 
 async function showImage(image) {
   state.image = image;
+  columns?.clear(); // columns belong to the image they were found on
   const s = state.signals[current.signal];
   $('frame-row').hidden = s.frames < 2;
   $('frame').max = s.frames - 1;
@@ -296,5 +301,5 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
   });
 }
 
-window.__atomlensTest = { addFiles, openDataset, loadDemo };
+window.__atomlensTest = { addFiles, openDataset, loadDemo, columns: () => columns };
 loadDemo();

@@ -15,10 +15,12 @@ export function scaleBarLength(target, unit) {
 }
 
 export class Viewer {
-  constructor(canvas, onHover) {
+  constructor(canvas, onHover, onClick) {
     this.canvas = canvas;
     this.ctx = canvas.getContext('2d');
     this.onHover = onHover;
+    this.onClick = onClick;
+    this.overlay = null; // {x, y, colors, selected}
     this.bitmap = null;
     this.meta = null;
     this.zoom = 1; this.ox = 0; this.oy = 0;
@@ -26,7 +28,16 @@ export class Viewer {
     canvas.addEventListener('wheel', (e) => this.wheel(e), { passive: false });
     canvas.addEventListener('pointerdown', (e) => this.down(e));
     canvas.addEventListener('pointermove', (e) => this.move(e));
-    canvas.addEventListener('pointerup', (e) => { this.drag = null; canvas.releasePointerCapture?.(e.pointerId); });
+    canvas.addEventListener('pointerup', (e) => {
+      const d = this.drag;
+      this.drag = null;
+      canvas.releasePointerCapture?.(e.pointerId);
+      // A click (no drag): hand the image position and the modifier keys on.
+      if (d && Math.hypot(e.clientX - d.x, e.clientY - d.y) < 4 && this.meta) {
+        const { x, y } = this.toImage(e);
+        this.onClick?.({ x, y, shift: e.shiftKey, alt: e.altKey, zoom: this.zoom });
+      }
+    });
     canvas.addEventListener('pointerleave', () => this.onHover?.(null));
     canvas.addEventListener('dblclick', () => { this.fit(); this.draw(); });
   }
@@ -105,7 +116,28 @@ export class Viewer {
     // Image coordinate x sits at canvas ox + x·zoom; pixel i covers [i − ½, i + ½] (centres at
     // integers, as in the CSV exports), so the bitmap starts half a pixel before the origin.
     ctx.drawImage(this.bitmap, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);
+    this.drawOverlay();
     this.drawScaleBar();
+  }
+
+  drawOverlay() {
+    const o = this.overlay;
+    if (!o) return;
+    const { ctx } = this;
+    const dpr = window.devicePixelRatio || 1;
+    const r = Math.max(2.5 * dpr, Math.min(o.radius * this.zoom, 12 * dpr));
+    ctx.lineWidth = Math.max(1, 1.5 * dpr);
+    for (let i = 0; i < o.x.length; i++) {
+      const cx = this.ox + o.x[i] * this.zoom, cy = this.oy + o.y[i] * this.zoom;
+      if (cx < -r || cy < -r || cx > this.canvas.width + r || cy > this.canvas.height + r) continue;
+      ctx.strokeStyle = o.colors[i];
+      ctx.beginPath(); ctx.arc(cx, cy, r, 0, 2 * Math.PI); ctx.stroke();
+    }
+    if (o.selected != null && o.selected < o.x.length) {
+      const cx = this.ox + o.x[o.selected] * this.zoom, cy = this.oy + o.y[o.selected] * this.zoom;
+      ctx.strokeStyle = '#ffffff'; ctx.lineWidth = 2.5 * dpr;
+      ctx.beginPath(); ctx.arc(cx, cy, r + 3 * dpr, 0, 2 * Math.PI); ctx.stroke();
+    }
   }
 
   drawScaleBar() {

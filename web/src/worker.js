@@ -27,6 +27,7 @@ async function init() {
   session = new pkg.Session();
   const info = pkg.engine_info();
   postMessage({ type: 'ready', engine, threads: info.threads, version: info.version, colormaps: pkg.colormaps(), note,
+    columnDefaults: pkg.column_defaults(),
     isolated: self.crossOriginIsolated });
   pkg.gpu_probe()
     .then((g) => postMessage({ type: 'gpu', adapter: g }))
@@ -58,9 +59,25 @@ const ops = {
   spectrum: (a) => session.spectrum(a.cmap),
   value: (a) => session.value_at(a.x, a.y),
   exportTiff: () => session.export_tiff(),
+  findColumns: (a, id) => {
+    progress(id, 'finding and fitting columns');
+    return session.find_columns(a.params);
+  },
+  refit: (a, id) => {
+    progress(id, `refitting ${a.xs.length} columns`);
+    return session.refit(a.xs, a.ys);
+  },
+  columnsCsv: () => session.columns_csv(),
+  columnsJson: (a) => session.columns_json(a.source),
+  columnResidual: (a) => session.column_residual(a.i, a.half),
 };
 
-const transferables = (r) => [r?.rgba?.buffer, r?.hist?.buffer, r instanceof Uint8Array ? r.buffer : null].filter(Boolean);
+// Typed arrays in a result (top level or one level down) are transferred, not copied.
+const transferables = (r) => {
+  if (ArrayBuffer.isView(r)) return [r.buffer];
+  if (!r || typeof r !== 'object') return [];
+  return Object.values(r).filter((v) => ArrayBuffer.isView(v)).map((v) => v.buffer);
+};
 
 const started = init().catch((e) => postMessage({ type: 'init-error', error: `could not start the engine: ${e.message || e}` }));
 

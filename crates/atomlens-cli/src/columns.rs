@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::columns::{ColumnParams, ColumnResult};
-use atomlens_core::fit::{AtomColumn, Noise, Shape};
+use atomlens_core::fit::{Noise, Shape};
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -92,8 +92,8 @@ pub fn run(a: Args) -> Result<()> {
         r.spacing.map(|s| format!(", spacing {s:.2} px")).unwrap_or_default()
     );
     let text = match a.out.as_ref().and_then(|o| o.extension()).and_then(|e| e.to_str()) {
-        Some("json") => json(&r, &p, &img.calibration, &a.image)?,
-        Some("csv") | None => csv(&r.columns),
+        Some("json") => atomlens_io::tables::columns_json(&r, &p, &img.calibration, &a.image.display().to_string()),
+        Some("csv") | None => atomlens_io::tables::columns_csv(&r.columns),
         Some(other) => bail!("--out must end in .csv or .json, not .{other}"),
     };
     match &a.out {
@@ -101,53 +101,4 @@ pub fn run(a: Args) -> Result<()> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(())
-}
-
-/// Header and rows; pixels, Atomap's conventions (x column, y row, centres at integers).
-pub fn csv(cols: &[AtomColumn]) -> String {
-    let mut s = String::from(
-        "x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,sigma_x_err,sigma_y_err,amplitude_err,residual_rms,status,sublattice\n",
-    );
-    for c in cols {
-        let status =
-            serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        s.push_str(&format!(
-            "{:.5},{:.5},{:.5},{:.5},{:.5},{:.6e},{:.6e},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.4e},{:.4e},{},{}\n",
-            c.x,
-            c.y,
-            c.sigma_x,
-            c.sigma_y,
-            c.rotation,
-            c.amplitude,
-            c.volume,
-            c.background,
-            c.x_err,
-            c.y_err,
-            c.sigma_x_err,
-            c.sigma_y_err,
-            c.amplitude_err,
-            c.residual_rms,
-            status,
-            c.sublattice
-        ));
-    }
-    s
-}
-
-fn json(
-    r: &ColumnResult,
-    p: &ColumnParams,
-    cal: &atomlens_core::Calibration,
-    image: &std::path::Path,
-) -> Result<String> {
-    Ok(serde_json::to_string_pretty(&serde_json::json!({
-        "image": image.display().to_string(),
-        "software": concat!("atomlens ", env!("CARGO_PKG_VERSION")),
-        "units": "px (x column, y row, pixel centres at integers); rotation in radians from +x towards +y",
-        "calibration": cal,
-        "parameters": p,
-        "separation_px": r.separation,
-        "spacing_px": r.spacing,
-        "columns": r.columns,
-    }))?)
 }

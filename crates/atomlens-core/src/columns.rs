@@ -30,7 +30,8 @@ pub struct ColumnResult {
 /// Find and refine every column of `img`.
 pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
     let peaks = find_columns(img, &p.find)?;
-    let columns = if p.find.dark { fit_dark(img, &peaks.points, &p.fit)? } else { fit_columns(img, &peaks.points, &p.fit)? };
+    let columns =
+        if p.find.dark { fit_dark(img, &peaks.points, &p.fit)? } else { fit_columns(img, &peaks.points, &p.fit)? };
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing })
 }
 

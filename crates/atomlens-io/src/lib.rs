@@ -19,6 +19,7 @@ pub mod em;
 pub mod error;
 pub mod raster;
 pub mod signal;
+pub mod tables;
 pub mod tiff_io;
 
 pub use error::IoError;

@@ -4,10 +4,12 @@
 //! One [`Session`] owns the loaded images so a large image crosses into wasm once; pixels go
 //! back as typed arrays, small metadata as serde objects. Errors become `JsError` with the
 //! message the page shows in its banner.
+use atomlens_core::columns::{ColumnParams, ColumnResult, find_and_fit, fit_dark};
+use atomlens_core::fit::{AtomColumn, fit_columns};
 use atomlens_core::render::{Colormap, to_rgba};
 use atomlens_core::{Image, Stack, spectrum, stats, synth};
 use atomlens_io::{Limits, Metadata, NamedFile};
-use js_sys::{Float32Array, Uint8Array, Uint32Array};
+use js_sys::{Float32Array, Float64Array, Uint8Array, Uint32Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -76,12 +78,14 @@ struct ImageInfo {
     summary: stats::Summary,
 }
 
-/// The worker's state: every signal of the open dataset (as f32 stacks) and the image shown.
+/// The worker's state: every signal of the open dataset (as f32 stacks), the image shown, and
+/// the columns found on it.
 #[wasm_bindgen]
 pub struct Session {
     stacks: Vec<Stack>,
     infos: Vec<SignalInfo>,
     current: Option<Image>,
+    columns: Option<(ColumnResult, ColumnParams)>,
 }
 
 #[wasm_bindgen]
@@ -89,7 +93,7 @@ impl Session {
     /// An empty session.
     #[wasm_bindgen(constructor)]
     pub fn new() -> Session {
-        Session { stacks: Vec::new(), infos: Vec::new(), current: None }
+        Session { stacks: Vec::new(), infos: Vec::new(), current: None, columns: None }
     }
 
     /// Replace the dataset by the built-in synthetic Pt nanoparticle; returns the signal list.
@@ -171,6 +175,7 @@ impl Session {
             summary,
         };
         self.current = Some(img);
+        self.columns = None;
         to_js(&info)
     }
 
@@ -232,6 +237,121 @@ impl Session {
                 .map_err(err)?;
         Ok(Uint8Array::from(&bytes[..]))
     }
+}
+
+/// Columns.
+#[wasm_bindgen]
+impl Session {
+    /// Find and fit every column of the shown image with `params` (a `ColumnParams` object;
+    /// missing fields take their defaults). Returns the column table (see `column_table`).
+    pub fn find_columns(&mut self, params: JsValue) -> Result<JsValue, JsError> {
+        let p: ColumnParams = serde_wasm_bindgen::from_value(params).map_err(err)?;
+        let img = self.image()?;
+        let r = find_and_fit(img.view(), &p).map_err(err)?;
+        self.columns = Some((r, p));
+        self.column_table()
+    }
+
+    /// Refit on the given positions (after adding or deleting columns by hand), with the
+    /// parameters of the last run.
+    pub fn refit(&mut self, xs: Vec<f64>, ys: Vec<f64>) -> Result<JsValue, JsError> {
+        let img = self.current.as_ref().ok_or_else(|| JsError::new("no image selected"))?;
+        let (prev, p) = self.columns.take().ok_or_else(|| JsError::new("find columns first"))?;
+        let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
+        let columns =
+            if p.find.dark { fit_dark(img.view(), &seeds, &p.fit) } else { fit_columns(img.view(), &seeds, &p.fit) };
+        let columns = match columns {
+            Ok(c) => c,
+            Err(e) => {
+                self.columns = Some((prev, p));
+                return Err(err(e));
+            }
+        };
+        self.columns = Some((ColumnResult { columns, ..prev }, p));
+        self.column_table()
+    }
+
+    /// The current columns as typed arrays: `{x, y, sigma_x, sigma_y, rotation, amplitude,
+    /// volume, background, x_err, y_err, residual_rms (Float64Array), status (Uint8Array: 0
+    /// fitted, 1 centre of mass, 2 too few pixels, 3 not significant), separation, spacing}`.
+    pub fn column_table(&self) -> Result<JsValue, JsError> {
+        let (r, _) = self.columns.as_ref().ok_or_else(|| JsError::new("no columns yet"))?;
+        let c = &r.columns;
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(|_| ());
+        let col = |f: fn(&AtomColumn) -> f64| Float64Array::from(&c.iter().map(f).collect::<Vec<_>>()[..]);
+        set("x", col(|a| a.x).into()).map_err(js)?;
+        set("y", col(|a| a.y).into()).map_err(js)?;
+        set("sigma_x", col(|a| a.sigma_x).into()).map_err(js)?;
+        set("sigma_y", col(|a| a.sigma_y).into()).map_err(js)?;
+        set("rotation", col(|a| a.rotation).into()).map_err(js)?;
+        set("amplitude", col(|a| a.amplitude).into()).map_err(js)?;
+        set("volume", col(|a| a.volume).into()).map_err(js)?;
+        set("background", col(|a| a.background).into()).map_err(js)?;
+        set("x_err", col(|a| a.x_err).into()).map_err(js)?;
+        set("y_err", col(|a| a.y_err).into()).map_err(js)?;
+        set("residual_rms", col(|a| a.residual_rms).into()).map_err(js)?;
+        let status: Vec<u8> = c.iter().map(|a| a.status as u8).collect();
+        set("status", Uint8Array::from(&status[..]).into()).map_err(js)?;
+        let sub: Vec<u32> = c.iter().map(|a| a.sublattice).collect();
+        set("sublattice", Uint32Array::from(&sub[..]).into()).map_err(js)?;
+        set("separation", r.separation.into()).map_err(js)?;
+        set("spacing", r.spacing.map(JsValue::from).unwrap_or(JsValue::NULL)).map_err(js)?;
+        Ok(out.into())
+    }
+
+    /// The columns as CSV (Atomap's conventions).
+    pub fn columns_csv(&self) -> Result<String, JsError> {
+        let (r, _) = self.columns.as_ref().ok_or_else(|| JsError::new("no columns yet"))?;
+        Ok(atomlens_io::tables::columns_csv(&r.columns))
+    }
+
+    /// The columns as JSON with calibration and parameters.
+    pub fn columns_json(&self, source: &str) -> Result<String, JsError> {
+        let (r, p) = self.columns.as_ref().ok_or_else(|| JsError::new("no columns yet"))?;
+        Ok(atomlens_io::tables::columns_json(r, p, &self.image()?.calibration, source))
+    }
+
+    /// Data, fitted model and residual around column `i` (a square of side `2·half + 1`):
+    /// `{size, data, model, residual}` as Float32Arrays.
+    pub fn column_residual(&self, i: usize, half: usize) -> Result<JsValue, JsError> {
+        let (r, p) = self.columns.as_ref().ok_or_else(|| JsError::new("no columns yet"))?;
+        let c = r.columns.get(i).ok_or_else(|| JsError::new(&format!("no column {i}")))?;
+        let img = self.image()?;
+        let (h, w) = img.data.dim();
+        let n = 2 * half + 1;
+        let (cx, cy) = (c.x.round() as i64, c.y.round() as i64);
+        let sign = if p.find.dark { -1.0 } else { 1.0 };
+        let (mut data, mut model) = (vec![f32::NAN; n * n], vec![f32::NAN; n * n]);
+        let (s, co) = c.rotation.sin_cos();
+        for j in 0..n {
+            for k in 0..n {
+                let (x, y) = (cx + k as i64 - half as i64, cy + j as i64 - half as i64);
+                if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
+                    continue;
+                }
+                data[j * n + k] = img.data[[y as usize, x as usize]];
+                let (dx, dy) = (x as f64 - c.x, y as f64 - c.y);
+                let (u, v) = (co * dx + s * dy, -s * dx + co * dy);
+                let g = c.amplitude * (-(u * u / (2.0 * c.sigma_x.powi(2)) + v * v / (2.0 * c.sigma_y.powi(2)))).exp();
+                model[j * n + k] = (c.background + sign * g) as f32;
+            }
+        }
+        let residual: Vec<f32> = data.iter().zip(&model).map(|(d, m)| d - m).collect();
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(|_| ());
+        set("size", n.into()).map_err(js)?;
+        set("data", Float32Array::from(&data[..]).into()).map_err(js)?;
+        set("model", Float32Array::from(&model[..]).into()).map_err(js)?;
+        set("residual", Float32Array::from(&residual[..]).into()).map_err(js)?;
+        Ok(out.into())
+    }
+}
+
+/// Default column parameters (the page builds its form from these).
+#[wasm_bindgen]
+pub fn column_defaults() -> Result<JsValue, JsError> {
+    to_js(&ColumnParams::default())
 }
 
 impl Default for Session {

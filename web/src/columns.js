@@ -1,0 +1,240 @@
+// The Columns panel: parameters (defaults from Rust), find & fit, overlay colouring, click
+// for details and residual, manual add/delete + refit, amplitude histogram, CSV/JSON export.
+import { fmt } from './plots.js';
+
+const STATUS = ['fitted', 'centre of mass (fit failed)', 'too few pixels', 'not significant'];
+const STATUS_COLOURS = ['#5ad17a', '#ffb347', '#ff6b6b', '#9aa3ad'];
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+
+function viridis(t) {
+  if (!Number.isFinite(t)) return '#ff00ff';
+  const u = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(u)), f = u - i;
+  const c = VIRIDIS[i].map((v, k) => Math.round(v + f * (VIRIDIS[i + 1][k] - v)));
+  return `rgb(${c[0]},${c[1]},${c[2]})`;
+}
+
+function quantiles(values, lo, hi) {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return [0, 1];
+  return [v[Math.floor(lo * (v.length - 1))], v[Math.floor(hi * (v.length - 1))]];
+}
+
+export class ColumnsPanel {
+  constructor({ bridge, viewer, state, busy, showError, download, $ }) {
+    Object.assign(this, { bridge, viewer, state, busy, showError, download, $ });
+    this.table = null;
+    $('col-run').onclick = () => this.run();
+    $('col-refit').onclick = () => this.refit();
+    $('col-clear').onclick = () => this.clear();
+    $('col-color').onchange = () => this.paint();
+    $('col-csv').onclick = () => this.export('csv');
+    $('col-json').onclick = () => this.export('json');
+  }
+
+  setDefaults(d) {
+    this.defaults = d;
+    this.$('col-thr').value = d.find.threshold;
+    this.$('col-shape').value = d.fit.shape;
+    this.$('col-noise').value = d.fit.noise;
+  }
+
+  params() {
+    const p = structuredClone(this.defaults);
+    const sep = this.$('col-sep').value;
+    p.find.separation = sep === '' ? null : +sep;
+    p.find.threshold = +this.$('col-thr').value;
+    p.find.dark = this.$('col-dark').checked;
+    p.fit.shape = this.$('col-shape').value;
+    p.fit.noise = this.$('col-noise').value;
+    return p;
+  }
+
+  async run() {
+    const done = this.busy('Finding and fitting columns…');
+    try {
+      const t0 = performance.now();
+      const table = await this.bridge.call('findColumns', { params: this.params() });
+      this.show(table, performance.now() - t0);
+    } catch (e) { if (!e.cancelled) this.showError(`Columns: ${e.message}`); } finally { done(); }
+  }
+
+  async refit() {
+    if (!this.table) return;
+    const done = this.busy('Refitting…');
+    try {
+      const t0 = performance.now();
+      const table = await this.bridge.call('refit', { xs: Array.from(this.table.x), ys: Array.from(this.table.y) });
+      this.show(table, performance.now() - t0);
+    } catch (e) { if (!e.cancelled) this.showError(`Refit: ${e.message}`); } finally { done(); }
+  }
+
+  clear() {
+    this.table = null;
+    this.state.columns = null;
+    this.viewer.overlay = null;
+    this.viewer.draw();
+    this.$('col-summary').textContent = '';
+    this.$('col-detail').hidden = true;
+    for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = true;
+    this.$('col-hist').getContext('2d').clearRect(0, 0, 9999, 9999);
+  }
+
+  show(table, ms) {
+    this.table = table;
+    const n = table.x.length;
+    const counts = [0, 0, 0, 0];
+    for (const s of table.status) counts[s]++;
+    const errs = Array.from(table.x_err).filter(Number.isFinite).sort((a, b) => a - b);
+    const medErr = errs.length ? errs[Math.floor(errs.length / 2)] : NaN;
+    const { pixel_size, unit } = this.state.image;
+    const pm = unit === 'nm' ? ` (${(medErr * pixel_size * 1000).toFixed(1)} pm)` : '';
+    this.state.columns = { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms };
+    this.$('col-summary').textContent =
+      `${n} columns: ${counts[0]} fitted, ${counts[1]} centre of mass, ${counts[2] + counts[3]} weak/edge. ` +
+      `Spacing ${table.spacing ? table.spacing.toFixed(2) + ' px' : 'given'}, separation ${table.separation.toFixed(2)} px. ` +
+      `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.`;
+    for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = false;
+    this.paint();
+    this.histogram();
+    if (this.selected != null && this.selected < n) this.select(this.selected); else this.$('col-detail').hidden = true;
+  }
+
+  values(kind) {
+    const t = this.table;
+    if (kind === 'sigma') return Array.from(t.sigma_x, (v, i) => Math.sqrt(v * t.sigma_y[i]));
+    if (kind === 'error') return Array.from(t.x_err, (v, i) => Math.hypot(v, t.y_err[i]));
+    if (kind === 'sublattice') return Array.from(t.sublattice);
+    return Array.from(t.amplitude);
+  }
+
+  paint() {
+    if (!this.table) return;
+    const kind = this.$('col-color').value;
+    let colors;
+    if (kind === 'status') colors = Array.from(this.table.status, (s) => STATUS_COLOURS[s]);
+    else {
+      const v = this.values(kind);
+      const [lo, hi] = quantiles(v, 0.02, 0.98);
+      colors = v.map((x) => viridis((x - lo) / (hi - lo || 1)));
+    }
+    const medSigma = quantiles(this.values('sigma'), 0.5, 0.5)[0];
+    this.viewer.overlay = { x: this.table.x, y: this.table.y, colors, radius: Number.isFinite(medSigma) ? 1.5 * medSigma : 3, selected: this.selected };
+    this.viewer.draw();
+  }
+
+  histogram() {
+    const c = this.$('col-hist');
+    const dpr = window.devicePixelRatio || 1;
+    const r = c.getBoundingClientRect();
+    c.width = Math.round(r.width * dpr); c.height = Math.round(r.height * dpr);
+    const ctx = c.getContext('2d');
+    const v = Array.from(this.table.amplitude).filter(Number.isFinite);
+    ctx.clearRect(0, 0, c.width, c.height);
+    if (!v.length) return;
+    const [lo, hi] = quantiles(v, 0, 1);
+    const bins = new Array(40).fill(0);
+    for (const x of v) bins[Math.min(39, Math.floor(((x - lo) / (hi - lo || 1)) * 40))]++;
+    const top = Math.max(...bins), pad = 14 * dpr, bw = c.width / 40;
+    ctx.fillStyle = '#7fb0d9';
+    bins.forEach((b, i) => { const h = (b / top) * (c.height - pad - 2); ctx.fillRect(i * bw, c.height - pad - h, bw - 1, h); });
+    ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+    ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, c.height - 3 * dpr);
+    ctx.textAlign = 'right'; ctx.fillText(fmt(hi), c.width - 2, c.height - 3 * dpr);
+    ctx.textAlign = 'center'; ctx.fillText('amplitude', c.width / 2, c.height - 3 * dpr);
+  }
+
+  nearest(x, y) {
+    let best = -1, bd = Infinity;
+    for (let i = 0; i < this.table.x.length; i++) {
+      const d = Math.hypot(this.table.x[i] - x, this.table.y[i] - y);
+      if (d < bd) { bd = d; best = i; }
+    }
+    return { i: best, d: bd };
+  }
+
+  /** Viewer click: select, add (shift) or delete (alt). Returns true when handled. */
+  click({ x, y, shift, alt }) {
+    if (!this.table) return false;
+    const t = this.table;
+    if (shift) {
+      const add = (a, v) => Float64Array.from([...a, v]);
+      this.table = { ...t, x: add(t.x, x), y: add(t.y, y), sigma_x: add(t.sigma_x, NaN), sigma_y: add(t.sigma_y, NaN),
+        amplitude: add(t.amplitude, NaN), x_err: add(t.x_err, NaN), y_err: add(t.y_err, NaN),
+        status: Uint8Array.from([...t.status, 1]), sublattice: Uint32Array.from([...t.sublattice, 0]) };
+      this.edited();
+      return true;
+    }
+    const { i, d } = this.nearest(x, y);
+    if (i < 0 || d > Math.max(4, t.separation)) return false;
+    if (alt) {
+      const drop = (a) => a.filter((_, k) => k !== i);
+      this.table = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, ArrayBuffer.isView(v) ? drop(v) : v]));
+      this.selected = null;
+      this.edited();
+      return true;
+    }
+    this.select(i);
+    return true;
+  }
+
+  edited() {
+    this.$('col-summary').textContent = `${this.table.x.length} columns (edited: press Refit to fit them again)`;
+    this.state.columns = { ...this.state.columns, count: this.table.x.length, edited: true };
+    this.paint();
+  }
+
+  async select(i) {
+    this.selected = i;
+    this.paint();
+    const t = this.table;
+    const { pixel_size, unit } = this.state.image;
+    const nm = (v) => (unit === 'nm' && Number.isFinite(v) ? ` = ${(v * pixel_size * 1000).toFixed(1)} pm` : '');
+    const rows = [
+      ['x, y (px)', `${t.x[i].toFixed(3)}, ${t.y[i].toFixed(3)}`],
+      ['± x, y (px)', `${fmt(t.x_err[i])}${nm(t.x_err[i])}, ${fmt(t.y_err[i])}`],
+      ['σx, σy (px)', `${fmt(t.sigma_x[i])}, ${fmt(t.sigma_y[i])}`],
+      ['rotation', Number.isFinite(t.rotation?.[i]) ? `${(t.rotation[i] * 180 / Math.PI).toFixed(1)}°` : '—'],
+      ['amplitude', fmt(t.amplitude[i])], ['volume', fmt(t.volume?.[i])], ['background', fmt(t.background?.[i])],
+      ['residual rms', fmt(t.residual_rms?.[i])], ['status', STATUS[t.status[i]]], ['sublattice', String(t.sublattice[i])],
+    ];
+    this.$('col-detail-id').textContent = `#${i}`;
+    this.$('col-detail-table').replaceChildren(...rows.map(([k, v]) => {
+      const tr = document.createElement('tr');
+      tr.append(Object.assign(document.createElement('td'), { textContent: k }), Object.assign(document.createElement('td'), { textContent: v }));
+      return tr;
+    }));
+    this.$('col-detail').hidden = false;
+    this.state.selectedColumn = i;
+    try {
+      const half = Math.max(4, Math.round((t.separation || 8) * 0.8));
+      const r = await this.bridge.call('columnResidual', { i, half });
+      const [lo, hi] = quantiles(Array.from(r.data), 0.01, 0.99);
+      const rr = Array.from(r.residual).filter(Number.isFinite).map(Math.abs).sort((a, b) => a - b);
+      const span = rr.length ? rr[Math.floor(0.99 * (rr.length - 1))] || 1 : 1;
+      paintSmall(this.$('res-data'), r.data, r.size, (v) => (v - lo) / (hi - lo || 1));
+      paintSmall(this.$('res-model'), r.model, r.size, (v) => (v - lo) / (hi - lo || 1));
+      paintSmall(this.$('res-resid'), r.residual, r.size, (v) => 0.5 + v / (2 * span));
+    } catch { /* columns changed meanwhile: the details stay as text */ }
+  }
+
+  async export(kind) {
+    try {
+      const base = (this.state.dataset || 'image').replace(/\.[^.]+$/, '').replace(/[^\w.-]+/g, '_');
+      if (kind === 'csv') this.download(new Blob([await this.bridge.call('columnsCsv')], { type: 'text/csv' }), `${base}_columns.csv`);
+      else this.download(new Blob([await this.bridge.call('columnsJson', { source: this.state.dataset })], { type: 'application/json' }), `${base}_columns.json`);
+    } catch (e) { this.showError(e.message); }
+  }
+}
+
+function paintSmall(canvas, values, n, norm) {
+  canvas.width = n; canvas.height = n;
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(n, n);
+  for (let i = 0; i < n * n; i++) {
+    const v = values[i];
+    const g = Number.isFinite(v) ? Math.round(255 * Math.min(1, Math.max(0, norm(v)))) : 0;
+    img.data.set([g, g, g, 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+}
