@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use atomlens_io::{Limits, NamedFile, Signal};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod columns;
 mod files;
 
@@ -42,6 +43,8 @@ enum Command {
     },
     /// Find atomic columns, fit 2-D Gaussians and write x, y, widths and error bars per column.
     Columns(columns::Args),
+    /// Benchmarks against the peers, side by side in one run (needs ../shared).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info { file, json } => info(&file, json),
         Command::Convert { file, out, signal } => convert(&file, &out, signal),
         Command::Columns(args) => columns::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -179,15 +179,24 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
     let com: Vec<[f64; 2]> = map(seeds.len(), |i| center_of_mass(img, seeds[i], radius[i]));
     let mut params: Vec<Option<P>> = map(seeds.len(), |i| {
         let win = window(img, com[i], radius[i], &[], &[]);
-        fit_one(&win, com[i], radius[i], None, p, None)
+        let first = fit_one(&win, com[i], radius[i], None, p, None)?;
+        // Re-centre the window on the fitted column and fit again when it moved: an
+        // off-centre window weighs the background unevenly and pulls the position.
+        if (first.0[0] - com[i][0]).hypot(first.0[1] - com[i][1]) < 0.05 {
+            return Some(first);
+        }
+        let win = window(img, [first.0[0], first.0[1]], radius[i], &[], &[]);
+        fit_one(&win, com[i], radius[i], Some(first), p, None).or(Some(first))
     });
 
     // A few first-pass fits degenerate under noise into a wide Gaussian on a negative background;
     // subtracted from their neighbours they would spoil them. Replace every width outlier (and
     // every failed fit) by a column of the median width before the joint passes.
-    if p.joint && p.passes > 0 {
-        reset_outliers(img, &mut params, &com, &radius);
-    }
+    let reset = if p.joint && p.passes > 0 {
+        reset_outliers(img, &mut params, &com, &radius)
+    } else {
+        vec![false; seeds.len()]
+    };
     let reach = radius.iter().cloned().fold(0.0, f64::max) * 2.0 + 6.0 * max_sigma(&params);
     let grid = Grid::new(&com, typical.max(1.0));
     let neighbours: Vec<Vec<usize>> = if p.joint {
@@ -202,6 +211,12 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
         params = map(seeds.len(), |i| {
             let centre = prev[i].map(|q| [q.0[0], q.0[1]]).unwrap_or(com[i]);
             let win = window(img, centre, joint_radius[i], &neighbours[i], &prev);
+            // Columns whose window the neighbours barely reach (< 0.5 % of this column's height)
+            // keep their independent fit: nothing to fit jointly there.
+            let overlap = win.sub.iter().cloned().fold(0.0, f64::max);
+            if !reset[i] && prev[i].is_some_and(|q| overlap < 0.005 * q.0[2]) {
+                return prev[i];
+            }
             // Under-relaxed Jacobi: strongly overlapping neighbours would otherwise swap
             // intensity back and forth between passes.
             match (fit_one(&win, com[i], radius[i], prev[i], p, JOINT_FREE), prev[i]) {
@@ -224,14 +239,16 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
-fn reset_outliers(img: ArrayView2<f32>, params: &mut [Option<P>], com: &[[f64; 2]], radius: &[f64]) {
+/// Returns which columns were reset (they must be refitted, whatever their neighbours).
+fn reset_outliers(img: ArrayView2<f32>, params: &mut [Option<P>], com: &[[f64; 2]], radius: &[f64]) -> Vec<bool> {
+    let mut reset = vec![false; params.len()];
     let ok: Vec<&P> = params.iter().flatten().collect();
     let (Some(sx), Some(sy), Some(b)) = (
         median(ok.iter().map(|q| q.0[4]).collect()),
         median(ok.iter().map(|q| q.0[5]).collect()),
         median(ok.iter().map(|q| q.0[3]).collect()),
     ) else {
-        return;
+        return reset;
     };
     let (h, w) = img.dim();
     for (i, slot) in params.iter_mut().enumerate() {
@@ -247,7 +264,9 @@ fn reset_outliers(img: ArrayView2<f32>, params: &mut [Option<P>], com: &[[f64; 2
         }
         let peak = img[[y as usize, x as usize]] as f64 - b;
         *slot = (peak.is_finite() && peak > 0.0).then_some(P([com[i][0], com[i][1], peak, b, sx, sy, 0.0]));
+        reset[i] = true;
     }
+    reset
 }
 
 fn max_sigma(params: &[Option<P>]) -> f64 {
@@ -361,9 +380,12 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams,
 
         let mut improved = false;
         for _ in 0..8 {
+            // Marquardt's scaling, with a floor: for a near-round column the rotation has almost
+            // no curvature, and damping proportional to it alone would never tame its step.
+            let floor = 1e-6 * (0..k).map(|d| jtj[d][d]).fold(0.0, f64::max);
             let mut a = jtj;
             for d in 0..k {
-                a[d][d] += lambda * jtj[d][d].max(1e-12);
+                a[d][d] += lambda * jtj[d][d].max(floor).max(1e-300);
             }
             let Some(step) = solve(a, jtr, k) else {
                 lambda *= 10.0;
@@ -705,10 +727,16 @@ mod tests {
                 img[[y, x]] = f32::NAN;
             }
         }
+        // A little noise, so that "significant" means something.
+        let mut state = 9u32;
+        img.mapv_inplace(|v| {
+            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+            v + ((state >> 8) as f32 / 16777216.0 - 0.5) * 0.1
+        });
         // Column, a seed deep in the NaN strip, a seed in a corner with a little data.
         let cols = fit_columns(img.view(), &[[15.0, 15.0], [1.0, 15.0], [29.0, 29.0]], &FitParams::default()).unwrap();
         assert_eq!(cols[0].status, FitStatus::Fitted);
-        assert!((cols[0].x - 15.0).abs() < 1e-3 && (cols[0].y - 15.0).abs() < 1e-3);
+        assert!((cols[0].x - 15.0).abs() < 0.05 && (cols[0].y - 15.0).abs() < 0.05, "{:?}", cols[0]);
         assert_eq!(cols[1].status, FitStatus::TooFewPixels);
         assert_eq!([cols[1].x, cols[1].y], [1.0, 15.0]);
         assert_ne!(cols[2].status, FitStatus::Fitted, "{:?}", cols[2]);

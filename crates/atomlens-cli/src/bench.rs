@@ -1,0 +1,247 @@
+//! `atomlens bench columns`: atomlens and Atomap side by side on the same images, in one run.
+//! Speed is a ratio measured here and now (the machines are noisy); accuracy is against the
+//! exact truth of the synthetic sets. Needs `../shared` (images, truth, Atomap's parameters);
+//! the peer runs in a venv under `target/peer-venv` that this command creates.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use atomlens_core::columns::ColumnParams;
+use atomlens_core::fit::{FitStatus, fit_columns};
+use atomlens_core::metrics::match_points;
+use atomlens_core::peaks::find_columns;
+use atomlens_io::{Limits, NamedFile};
+use serde_json::Value;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to benchmark.
+    #[arg(value_enum)]
+    what: What,
+    /// The shared folder (images, truth, peer parameters).
+    #[arg(long, default_value = "../shared")]
+    shared: PathBuf,
+    /// Skip the 1024² MoS2 image (Atomap takes about a minute on it).
+    #[arg(long)]
+    quick: bool,
+    /// Do not run the peer (atomlens only).
+    #[arg(long)]
+    no_peer: bool,
+    /// Repetitions of the atomlens refinement (median reported).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum What {
+    Columns,
+}
+
+struct Case {
+    id: &'static str,
+    image: &'static str,
+    truth: Option<&'static str>,
+}
+
+const CASES: [Case; 7] = [
+    Case {
+        id: "syn_cubic_sub_px",
+        image: "data/synthetic/syn_cubic_sub_px.tif",
+        truth: Some("data/synthetic/syn_cubic_sub_px_groundtruth.csv"),
+    },
+    Case {
+        id: "syn_dense_overlap",
+        image: "data/synthetic/syn_dense_overlap.tif",
+        truth: Some("data/synthetic/syn_dense_overlap_groundtruth.csv"),
+    },
+    Case {
+        id: "syn_nanoparticle_poisson",
+        image: "data/synthetic/syn_nanoparticle_poisson.tif",
+        truth: Some("data/synthetic/syn_nanoparticle_poisson_groundtruth.csv"),
+    },
+    Case {
+        id: "atomap_dummy_simple_cubic",
+        image: "data/synthetic/atomap_dummy_simple_cubic.tif",
+        truth: Some("data/synthetic/atomap_dummy_simple_cubic_groundtruth.csv"),
+    },
+    Case {
+        id: "atomap_dummy_distorted_cubic",
+        image: "data/synthetic/atomap_dummy_distorted_cubic.tif",
+        truth: Some("data/synthetic/atomap_dummy_distorted_cubic_groundtruth.csv"),
+    },
+    Case { id: "atomap_sto_adf", image: "data/images/atomap_sto_adf.tif", truth: None },
+    Case { id: "temul_mos2_se_adf", image: "data/images/temul_mos2_se_adf.tif", truth: None },
+];
+
+#[derive(Default)]
+struct Side {
+    columns: usize,
+    refine_s: f64,
+    rms: Option<f64>,
+    missed: Option<usize>,
+    extra: Option<usize>,
+    sigma_err: Option<f64>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let What::Columns = a.what;
+    if !a.shared.join("data").is_dir() {
+        bail!(
+            "{} not found: the benchmark needs ../shared (images, truth and Atomap's parameters)",
+            a.shared.display()
+        );
+    }
+    let cases: Vec<&Case> = CASES.iter().filter(|c| !(a.quick && c.id == "temul_mos2_se_adf")).collect();
+    let ours: Vec<Side> = cases.iter().map(|c| ours(&a.shared, c, a.repeat)).collect::<Result<_>>()?;
+    let peer: Vec<Option<Side>> =
+        if a.no_peer { cases.iter().map(|_| None).collect() } else { atomap(&a.shared, &cases)? };
+
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("atomlens {} vs Atomap 0.4.2, same images, same run; {cpus} cores", env!("CARGO_PKG_VERSION"));
+    println!(
+        "refine = Gaussian refinement step (atomlens: all passes, threads on; Atomap: refine_atom_positions_using_2d_gaussian)\n"
+    );
+    println!(
+        "| image | columns (al / Atomap) | RMS vs truth px (al / Atomap) | missed+extra inside (al / Atomap) | σ error rms (al / Atomap) | refine per column (al / Atomap) | speed-up |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let f = |v: Option<f64>, d: usize| v.map(|x| format!("{x:.d$}")).unwrap_or_else(|| "–".into());
+    for ((c, o), p) in cases.iter().zip(&ours).zip(&peer) {
+        let per = |s: &Side| s.refine_s / s.columns.max(1) as f64;
+        let (pc, prms, pmiss, psig, pper) = match p {
+            Some(p) => (
+                p.columns.to_string(),
+                f(p.rms, 4),
+                p.missed.zip(p.extra).map(|(m, e)| format!("{}", m + e)).unwrap_or("–".into()),
+                f(p.sigma_err, 3),
+                format!("{:.2} ms", per(p) * 1e3),
+            ),
+            None => ("–".into(), "–".into(), "–".into(), "–".into(), "–".into()),
+        };
+        let ratio = p.as_ref().map(|p| format!("{:.0}×", per(p) / per(o))).unwrap_or("–".into());
+        let omiss = o.missed.zip(o.extra).map(|(m, e)| format!("{}", m + e)).unwrap_or("–".into());
+        println!(
+            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.1} µs / {} | {} |",
+            c.id,
+            o.columns,
+            pc,
+            f(o.rms, 4),
+            prms,
+            omiss,
+            pmiss,
+            f(o.sigma_err, 3),
+            psig,
+            per(o) * 1e6,
+            pper,
+            ratio
+        );
+    }
+    Ok(())
+}
+
+fn load(shared: &Path, rel: &str) -> Result<atomlens_core::Image> {
+    let path = shared.join(rel);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let s = atomlens_io::read_one(NamedFile::new(rel, bytes), &Limits::NATIVE)?;
+    Ok(s[0].frame(0)?)
+}
+
+fn ours(shared: &Path, c: &Case, repeat: usize) -> Result<Side> {
+    let img = load(shared, c.image)?;
+    let p = ColumnParams::default();
+    let peaks = find_columns(img.view(), &p.find)?;
+    let mut times = Vec::new();
+    let mut cols = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        cols = fit_columns(img.view(), &peaks.points, &p.fit)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let mut side = Side { columns: cols.len(), refine_s: times[times.len() / 2], ..Default::default() };
+    if let Some(t) = c.truth {
+        let truth = read_truth(&shared.join(t))?;
+        let found: Vec<[f64; 2]> = cols.iter().map(|c| [c.x, c.y]).collect();
+        let tp: Vec<[f64; 2]> = truth.iter().map(|t| [t[0], t[1]]).collect();
+        let m = match_points(&tp, &found, 0.5 * peaks.spacing.unwrap_or(peaks.separation / 0.7));
+        // Missed or spurious columns count only more than one separation from the border.
+        let (h, w) = img.data.dim();
+        let inside = |q: [f64; 2]| {
+            let s = peaks.separation;
+            q[0] > s && q[1] > s && q[0] < w as f64 - 1.0 - s && q[1] < h as f64 - 1.0 - s
+        };
+        side.missed = Some(m.missed.iter().filter(|&&i| inside(tp[i])).count());
+        side.extra = Some(m.extra.iter().filter(|&&j| inside(found[j])).count());
+        side.rms = Some(m.rms());
+        let errs: Vec<f64> = m
+            .pairs
+            .iter()
+            .filter(|p| cols[p.1].status == FitStatus::Fitted)
+            .flat_map(|p| [cols[p.1].sigma_x / truth[p.0][2] - 1.0, cols[p.1].sigma_y / truth[p.0][3] - 1.0])
+            .collect();
+        side.sigma_err = Some((errs.iter().map(|e| e * e).sum::<f64>() / errs.len().max(1) as f64).sqrt());
+    }
+    eprintln!("atomlens {}: {} columns, refine {:.1} ms", c.id, side.columns, side.refine_s * 1e3);
+    Ok(side)
+}
+
+/// Rows of `x_px,y_px,sigma_x,sigma_y,…` (header skipped).
+pub fn read_truth(path: &Path) -> Result<Vec<[f64; 4]>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Vec<f64> = l.split(',').take(4).map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>()?;
+            Ok([v[0], v[1], v[2], v[3]])
+        })
+        .collect()
+}
+
+fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {
+    let venv = Path::new("target/peer-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        eprintln!("creating {} with Atomap 0.4.2 (pip, once)…", venv.display());
+        let ok = Command::new("python3").args(["-m", "venv"]).arg(venv).status()?.success()
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "-r"])
+                .arg(shared.join("reference/scripts/requirements.txt"))
+                .status()?
+                .success();
+        if !ok {
+            bail!("could not install the peer (pip install -r ../shared/reference/scripts/requirements.txt)");
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/atomap_columns.py");
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script).arg(shared.join("reference/scripts")).arg(shared.join("reference/atomap"));
+    for c in cases {
+        let mut arg = format!("{}={}", c.id, shared.join(c.image).display());
+        if let Some(t) = c.truth {
+            arg.push_str(&format!(":{}", shared.join(t).display()));
+        }
+        cmd.arg(arg);
+    }
+    eprintln!("running Atomap on {} images…", cases.len());
+    let out = cmd.output().context("running the Atomap peer")?;
+    if !out.status.success() {
+        bail!("the Atomap peer failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+    }
+    let rows: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    Ok(cases
+        .iter()
+        .map(|c| {
+            rows.iter().find(|r| r["id"] == c.id).map(|r| Side {
+                columns: r["columns"].as_u64().unwrap_or(0) as usize,
+                refine_s: r["refine_s"].as_f64().unwrap_or(f64::NAN),
+                rms: r["rms_px"].as_f64(),
+                missed: r["missed"].as_u64().map(|v| v as usize),
+                extra: r["extra"].as_u64().map(|v| v as usize),
+                sigma_err: r["sigma_err"].as_f64(),
+            })
+        })
+        .collect())
+}
