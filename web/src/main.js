@@ -301,5 +301,5 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
   });
 }
 
-window.__atomlensTest = { addFiles, openDataset, loadDemo, columns: () => columns };
+window.__atomlensTest = { addFiles, openDataset, loadDemo, columns: () => columns, bridge };
 loadDemo();

@@ -68,6 +68,7 @@ const ops = {
     return session.refit(a.xs, a.ys);
   },
   columnsCsv: () => session.columns_csv(),
+  memory: () => pkg.memory_bytes(),
   columnsJson: (a) => session.columns_json(a.source),
   columnResidual: (a) => session.column_residual(a.i, a.half),
 };

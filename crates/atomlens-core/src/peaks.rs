@@ -1,7 +1,7 @@
 //! Finding atomic columns: local maxima of a smoothed image, at least one minimum separation
 //! apart, above a relative threshold, away from the border. The separation is estimated from
 //! the image (the nearest-neighbour peak of its autocorrelation) unless the user gives one.
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use rustfft::FftDirection;
 use serde::{Deserialize, Serialize};
 
@@ -55,11 +55,16 @@ pub fn estimate_spacing(img: ArrayView2<f32>) -> Result<f64, CoreError> {
     if hi - lo <= 1e-6 * hi.abs().max(lo.abs()).max(1e-30) {
         return Err(CoreError::NoLattice { reason: "the image has no contrast (all pixels equal)".into() });
     }
-    let background = gaussian_blur(img, (h.min(w) as f64 / 24.0).max(4.0));
     let smooth = gaussian_blur(img, 1.0);
-    let mut c = Array2::from_shape_fn((h, w), |(y, x)| C32::new(smooth[[y, x]] - background[[y, x]], 0.0));
+    let mean = smooth.iter().map(|&v| v as f64).sum::<f64>() / smooth.len() as f64;
+    let mut c = smooth.mapv(|v| C32::new(v - mean as f32, 0.0));
     fft2_inplace(&mut c, FftDirection::Forward);
-    c.mapv_inplace(|v| C32::new(v.norm_sqr(), 0.0));
+    // Power spectrum with the slow variations (support thickness, the particle's envelope:
+    // below 4 cycles per image) removed, which is the autocorrelation's high-pass for free.
+    for ((ky, kx), v) in c.indexed_iter_mut() {
+        let (fy, fx) = (crate::fft::frequency(ky, h) * h as f64, crate::fft::frequency(kx, w) * w as f64);
+        *v = if fy * fy + fx * fx < 16.0 { C32::new(0.0, 0.0) } else { C32::new(v.norm_sqr(), 0.0) };
+    }
     fft2_inplace(&mut c, FftDirection::Inverse);
     let ac = |dy: i64, dx: i64| c[[dy.rem_euclid(h as i64) as usize, dx.rem_euclid(w as i64) as usize]].re;
     let zero = ac(0, 0);
@@ -153,7 +158,14 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
             if v <= cut || !inside {
                 continue;
             }
-            let is_max = (-r..=r).all(|dy| {
+            // Cheap 3×3 rejection first; most pixels are not maxima.
+            let local = (-1..=1).all(|dy: i64| {
+                (-1..=1).all(|dx: i64| {
+                    let (yy, xx) = (y as i64 + dy, x as i64 + dx);
+                    yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 || s[[yy as usize, xx as usize]] <= v
+                })
+            });
+            let is_max = local && (-r..=r).all(|dy| {
                 (-r..=r).all(|dx| {
                     let (yy, xx) = (y as i64 + dy, x as i64 + dx);
                     yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 || s[[yy as usize, xx as usize]] <= v
@@ -192,6 +204,7 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
 mod tests {
     use super::*;
     use crate::synth::{TrueColumn, add_gaussians};
+    use ndarray::Array2;
 
     fn lattice(n: usize, a: f64, sigma: f64) -> (Array2<f32>, Vec<TrueColumn>) {
         let size = (n as f64 * a) as usize;

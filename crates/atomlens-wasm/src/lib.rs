@@ -40,6 +40,17 @@ pub fn engine_info() -> Result<JsValue, JsError> {
     })
 }
 
+/// Bytes of wasm linear memory in use by this module (the heap only grows).
+#[wasm_bindgen]
+pub fn memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| js_sys::Reflect::get(&m.buffer(), &"byteLength".into()).ok())
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
 /// Ask wgpu for a WebGPU adapter in this worker. Resolves to `{name, backend, device_type,
 /// driver, label}` or rejects with wgpu's reason.
 #[wasm_bindgen]
