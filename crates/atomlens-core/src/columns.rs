@@ -45,3 +45,32 @@ pub fn fit_dark(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> Resu
     }
     Ok(cols)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::match_points;
+    use crate::synth::{NanoparticleParams, nanoparticle};
+
+    /// The built-in demo (Poisson counts, support background): every column of three or more
+    /// atoms is found and refined to well below a pixel, with Poisson error bars that match
+    /// the observed scatter.
+    #[test]
+    fn demo_particle_columns_are_recovered() {
+        let s = nanoparticle(&NanoparticleParams::default()).unwrap();
+        let r = find_and_fit(s.image.view(), &ColumnParams::default()).unwrap();
+        let truth: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
+        let found: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
+        let m = match_points(&truth, &found, 4.0);
+        let thick_missed = m.missed.iter().filter(|&&i| s.columns[i].atoms >= 3).count();
+        assert_eq!(thick_missed, 0, "missed {} columns of ≥ 3 atoms", thick_missed);
+        assert!(m.extra.is_empty(), "{} spurious columns", m.extra.len());
+        let thick: Vec<&(usize, usize, f64)> = m.pairs.iter().filter(|p| s.columns[p.0].atoms >= 5).collect();
+        let rms = (thick.iter().map(|p| p.2 * p.2).sum::<f64>() / thick.len() as f64).sqrt();
+        let err = (thick.iter().map(|p| r.columns[p.1].x_err.powi(2) + r.columns[p.1].y_err.powi(2)).sum::<f64>()
+            / thick.len() as f64)
+            .sqrt();
+        assert!(rms < 0.1, "rms {rms} px");
+        assert!((rms / err - 1.0).abs() < 0.3, "observed {rms} vs reported {err}");
+    }
+}

@@ -62,7 +62,7 @@ pub struct FitParams {
 
 impl Default for FitParams {
     fn default() -> Self {
-        Self { shape: Shape::Elliptical, window: 0.4, joint: true, passes: 2, noise: Noise::Auto, max_iterations: 40 }
+        Self { shape: Shape::Elliptical, window: 0.4, joint: true, passes: 2, noise: Noise::Auto, max_iterations: 12 }
     }
 }
 
@@ -134,13 +134,38 @@ const JOINT_FREE: Option<usize> = Some(4);
 #[derive(Debug, Clone, Copy)]
 struct P([f64; 7]);
 
+#[cfg(test)]
 impl P {
     fn gauss(&self, x: f64, y: f64) -> f64 {
-        let [x0, y0, a, _, sx, sy, t] = self.0;
+        Model::new(self).gauss(x, y)
+    }
+}
+
+/// A parameter vector with its trigonometry and inverse widths computed once, for the per-pixel
+/// loops (they dominate the run time).
+struct Model {
+    x0: f64,
+    y0: f64,
+    a: f64,
+    s: f64,
+    c: f64,
+    sx: f64,
+    sy: f64,
+    isx2: f64,
+    isy2: f64,
+}
+
+impl Model {
+    fn new(q: &P) -> Self {
+        let [x0, y0, a, _, sx, sy, t] = q.0;
         let (s, c) = t.sin_cos();
-        let (dx, dy) = (x - x0, y - y0);
-        let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
-        a * (-(u * u / (2.0 * sx * sx) + v * v / (2.0 * sy * sy))).exp()
+        Self { x0, y0, a, s, c, sx, sy, isx2: 1.0 / (sx * sx), isy2: 1.0 / (sy * sy) }
+    }
+
+    fn gauss(&self, x: f64, y: f64) -> f64 {
+        let (dx, dy) = (x - self.x0, y - self.y0);
+        let (u, v) = (self.c * dx + self.s * dy, -self.s * dx + self.c * dy);
+        self.a * (-(u * u * self.isx2 + v * v * self.isy2) / 2.0).exp()
     }
 }
 
@@ -182,7 +207,7 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
         let first = fit_one(&win, com[i], radius[i], None, p, None)?;
         // Re-centre the window on the fitted column and fit again when it moved: an
         // off-centre window weighs the background unevenly and pulls the position.
-        if (first.0[0] - com[i][0]).hypot(first.0[1] - com[i][1]) < 0.05 {
+        if (first.0[0] - com[i][0]).hypot(first.0[1] - com[i][1]) < 0.25 {
             return Some(first);
         }
         let win = window(img, [first.0[0], first.0[1]], radius[i], &[], &[]);
@@ -326,11 +351,11 @@ fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &
     }
     // Only neighbours whose Gaussian reaches the window (5σ) matter; beyond 5σ a pixel's share is
     // below 4e-6 of the peak, so it is skipped without evaluating the exponential.
-    let near: Vec<(P, f64)> = others
+    let near: Vec<(Model, f64)> = others
         .iter()
         .filter_map(|&j| params[j])
-        .map(|q| (q, (5.0 * q.0[4].max(q.0[5])).powi(2)))
-        .filter(|(q, reach2)| (q.0[0] - c[0]).hypot(q.0[1] - c[1]) <= r + reach2.sqrt())
+        .map(|q| (Model::new(&q), (5.0 * q.0[4].max(q.0[5])).powi(2)))
+        .filter(|(m, reach2)| (m.x0 - c[0]).hypot(m.y0 - c[1]) <= r + reach2.sqrt())
         .collect();
     for y in y0..=y1 {
         for x in x0..=x1 {
@@ -341,8 +366,8 @@ fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &
             }
             let sub: f64 = near
                 .iter()
-                .filter(|(q, reach2)| (xf - q.0[0]).powi(2) + (yf - q.0[1]).powi(2) <= *reach2)
-                .map(|(q, _)| q.gauss(xf, yf))
+                .filter(|(m, reach2)| (xf - m.x0).powi(2) + (yf - m.y0).powi(2) <= *reach2)
+                .map(|(m, _)| m.gauss(xf, yf))
                 .sum();
             win.xs.push(xf);
             win.ys.push(yf);
@@ -365,19 +390,27 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams,
     }
     let lo = win.data.iter().cloned().fold(f64::MAX, f64::min);
     let hi = win.data.iter().cloned().fold(f64::MIN, f64::max);
-    let mut q = start.unwrap_or(P([com[0], com[1], (hi - lo).max(1e-12), lo, r / 2.5, r / 2.5, 0.0]));
+    let mut q = start.unwrap_or_else(|| {
+        // Width from the second moment of the intensity above the window minimum (a Gaussian
+        // gives Σw·d² / Σw = 2σ²), so the fit starts near its answer.
+        let (mut sw, mut s2) = (0.0, 0.0);
+        for i in 0..win.data.len() {
+            let wgt = (win.data[i] - lo).max(0.0);
+            sw += wgt;
+            s2 += wgt * ((win.xs[i] - com[0]).powi(2) + (win.ys[i] - com[1]).powi(2));
+        }
+        let sigma = if sw > 0.0 { (s2 / (2.0 * sw)).sqrt().clamp(0.5, r / 1.5) } else { r / 2.5 };
+        P([com[0], com[1], (hi - lo).max(1e-12), lo, sigma, sigma, 0.0])
+    });
     if p.shape == Shape::Circular {
         q.0[5] = q.0[4];
         q.0[6] = 0.0;
     }
-    let cost = |q: &P| -> f64 {
-        (0..win.data.len()).map(|i| (win.data[i] - q.0[3] - q.gauss(win.xs[i], win.ys[i])).powi(2)).sum()
-    };
-    let mut c0 = cost(&q);
+    // Each trial point's normal equations come with its cost, so an accepted step costs one
+    // pass over the window, not two.
+    let (mut jtj, mut jtr, mut c0) = normal_equations(win, &q, k, circ);
     let mut lambda = 1e-3;
     for _ in 0..p.max_iterations {
-        let (jtj, jtr) = normal_equations(win, &q, k, circ);
-
         let mut improved = false;
         for _ in 0..8 {
             // Marquardt's scaling, with a floor: for a near-round column the rotation has almost
@@ -398,12 +431,15 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams,
             if circ {
                 t.0[5] = t.0[4];
             }
-            let c1 = cost(&t);
-            if c1.is_finite() && c1 < c0 && t.0[4] > 0.0 && t.0[5] > 0.0 {
+            if !(t.0[4] > 0.0 && t.0[5] > 0.0) {
+                lambda *= 10.0;
+                continue;
+            }
+            let (jtj1, jtr1, c1) = normal_equations(win, &t, k, circ);
+            if c1.is_finite() && c1 < c0 {
                 // Converged: the position moves by less than 1e-4 px and the cost by < 1e-8.
                 let small = step[0].abs() < 1e-4 && step[1].abs() < 1e-4 && (c0 - c1) <= 1e-8 * c0.max(1e-300);
-                q = t;
-                c0 = c1;
+                (q, jtj, jtr, c0) = (t, jtj1, jtr1, c1);
                 lambda = (lambda / 10.0).max(1e-9);
                 improved = true;
                 if small {
@@ -430,25 +466,22 @@ fn accept(q: P, com: [f64; 2], r: f64) -> Option<P> {
 
 /// Model derivatives at one pixel, in parameter order (x0, y0, A, B, sx, sy, rot); circular
 /// models return ∂/∂s in slot 4.
-fn jacobian_row(q: &P, x: f64, y: f64, circ: bool) -> ([f64; 7], f64) {
-    let [x0, y0, a, _, sx, sy, t] = q.0;
-    let (s, c) = t.sin_cos();
-    let (dx, dy) = (x - x0, y - y0);
-    let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
-    let (isx2, isy2) = (1.0 / (sx * sx), 1.0 / (sy * sy));
-    let g = (-(u * u * isx2 + v * v * isy2) / 2.0).exp();
-    let ag = a * g;
+fn jacobian_row(m: &Model, x: f64, y: f64, circ: bool) -> ([f64; 7], f64) {
+    let (dx, dy) = (x - m.x0, y - m.y0);
+    let (u, v) = (m.c * dx + m.s * dy, -m.s * dx + m.c * dy);
+    let g = (-(u * u * m.isx2 + v * v * m.isy2) / 2.0).exp();
+    let ag = m.a * g;
     let mut j = [0.0; 7];
-    j[0] = ag * (u * c * isx2 - v * s * isy2);
-    j[1] = ag * (u * s * isx2 + v * c * isy2);
+    j[0] = ag * (u * m.c * m.isx2 - v * m.s * m.isy2);
+    j[1] = ag * (u * m.s * m.isx2 + v * m.c * m.isy2);
     j[2] = g;
     j[3] = 1.0;
     if circ {
-        j[4] = ag * (dx * dx + dy * dy) * isx2 / sx;
+        j[4] = ag * (dx * dx + dy * dy) * m.isx2 / m.sx;
     } else {
-        j[4] = ag * u * u * isx2 / sx;
-        j[5] = ag * v * v * isy2 / sy;
-        j[6] = -ag * u * v * (isx2 - isy2);
+        j[4] = ag * u * u * m.isx2 / m.sx;
+        j[5] = ag * v * v * m.isy2 / m.sy;
+        j[6] = -ag * u * v * (m.isx2 - m.isy2);
     }
     (j, ag)
 }
@@ -457,12 +490,16 @@ fn jacobian_row(q: &P, x: f64, y: f64, circ: bool) -> ([f64; 7], f64) {
 // a wrong background step in release builds only (B ended at exactly 0; `dbg_tests` caught it,
 // debug builds and opt-level 2 were right). The release-mode core tests in CI guard this.
 #[inline(never)]
-fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7], [f64; 7]) {
+/// `JᵀJ`, `Jᵀr` and the cost `Σr²` at `q`, in one pass over the window.
+fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7], [f64; 7], f64) {
     let mut jtj = [[0.0; 7]; 7];
     let mut jtr = [0.0; 7];
+    let mut cost = 0.0;
+    let m = Model::new(q);
     for i in 0..win.data.len() {
-        let (j, ag) = jacobian_row(q, win.xs[i], win.ys[i], circ);
+        let (j, ag) = jacobian_row(&m, win.xs[i], win.ys[i], circ);
         let r = win.data[i] - q.0[3] - ag;
+        cost += r * r;
         for a in 0..k {
             jtr[a] += j[a] * r;
             for b in 0..=a {
@@ -475,7 +512,7 @@ fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7]
             jtj[b][a] = jtj[a][b];
         }
     }
-    (jtj, jtr)
+    (jtj, jtr, cost)
 }
 
 /// Solve `a·x = b` for the leading `k×k` block by Gaussian elimination with partial pivoting.
@@ -548,8 +585,9 @@ fn finish(win: &Window, seed: [f64; 2], com: [f64; 2], q: Option<P>, poisson: bo
     let k = if circ { 5 } else { 6 };
     let mut fisher = [[0.0; 7]; 7];
     let mut rss = 0.0;
+    let model = Model::new(&q);
     for t in 0..win.data.len() {
-        let (j, ag) = jacobian_row(&q, win.xs[t], win.ys[t], circ);
+        let (j, ag) = jacobian_row(&model, win.xs[t], win.ys[t], circ);
         let model = q.0[3] + ag;
         rss += (win.data[t] - model).powi(2);
         // Poisson: the variance of a pixel is its whole expected count, neighbours included.

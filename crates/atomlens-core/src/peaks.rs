@@ -165,12 +165,13 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
                     yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 || s[[yy as usize, xx as usize]] <= v
                 })
             });
-            let is_max = local && (-r..=r).all(|dy| {
-                (-r..=r).all(|dx| {
-                    let (yy, xx) = (y as i64 + dy, x as i64 + dx);
-                    yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 || s[[yy as usize, xx as usize]] <= v
-                })
-            });
+            let is_max = local
+                && (-r..=r).all(|dy| {
+                    (-r..=r).all(|dx| {
+                        let (yy, xx) = (y as i64 + dy, x as i64 + dx);
+                        yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 || s[[yy as usize, xx as usize]] <= v
+                    })
+                });
             if is_max {
                 candidates.push((v, x, y));
             }
