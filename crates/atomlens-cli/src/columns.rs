@@ -78,6 +78,15 @@ pub fn run(a: Args) -> Result<()> {
         atomlens_core::fit::fit_columns(img.view(), &peaks.points, &p.fit)?
     };
     let secs = t.elapsed().as_secs_f64();
+    let mut columns = columns;
+    let mixture = atomlens_core::columns::assign_sublattices(&mut columns);
+    if let Some(m) = mixture.filter(|m| m.means.len() > 1) {
+        eprintln!(
+            "{} sublattices by intensity (volume means {:?})",
+            m.means.len(),
+            m.means.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>()
+        );
+    }
     let r = ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing };
     let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::fit::FitStatus::Fitted).count();
     eprintln!(

@@ -3,8 +3,9 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::fit::{AtomColumn, FitParams, fit_columns};
+use crate::fit::{AtomColumn, FitParams, FitStatus, fit_columns};
 use crate::peaks::{PeakParams, find_columns};
+use crate::sublattice::{Mixture, best_mixture};
 
 /// Parameters of [`find_and_fit`]: the finder's and the fitter's.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -30,9 +31,21 @@ pub struct ColumnResult {
 /// Find and refine every column of `img`.
 pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
     let peaks = find_columns(img, &p.find)?;
-    let columns =
+    let mut columns =
         if p.find.dark { fit_dark(img, &peaks.points, &p.fit)? } else { fit_columns(img, &peaks.points, &p.fit)? };
+    assign_sublattices(&mut columns);
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing })
+}
+
+/// Sublattice of every fitted column from its integrated intensity (`volume`): the best of 1–3
+/// Gaussian components by BIC, 0 the dimmest. Unfitted columns keep 0.
+pub fn assign_sublattices(columns: &mut [AtomColumn]) -> Option<Mixture> {
+    let values: Vec<f64> = columns.iter().filter(|c| c.status == FitStatus::Fitted).map(|c| c.volume).collect();
+    let m = best_mixture(&values, 3)?;
+    for c in columns.iter_mut().filter(|c| c.status == FitStatus::Fitted) {
+        c.sublattice = m.classify(c.volume) as u32;
+    }
+    Some(m)
 }
 
 /// Dark columns (ABF): fit the negated image, so `amplitude` is the depth of each dip and

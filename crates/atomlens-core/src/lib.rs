@@ -29,6 +29,7 @@ pub mod peaks;
 pub mod render;
 pub mod spectrum;
 pub mod stats;
+pub mod sublattice;
 pub mod synth;
 
 pub use error::CoreError;

@@ -271,13 +271,14 @@ impl Session {
         let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
         let columns =
             if p.find.dark { fit_dark(img.view(), &seeds, &p.fit) } else { fit_columns(img.view(), &seeds, &p.fit) };
-        let columns = match columns {
+        let mut columns = match columns {
             Ok(c) => c,
             Err(e) => {
                 self.columns = Some((prev, p));
                 return Err(err(e));
             }
         };
+        atomlens_core::columns::assign_sublattices(&mut columns);
         self.columns = Some((ColumnResult { columns, ..prev }, p));
         self.column_table()
     }
