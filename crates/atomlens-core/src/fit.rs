@@ -121,9 +121,6 @@ pub struct AtomColumn {
 /// Relaxation of the joint passes (1 = plain Jacobi).
 const RELAX: f64 = 0.6;
 
-/// Window of the joint passes relative to the first pass's.
-const JOINT_WINDOW: f64 = 1.0;
-
 /// Parameters refitted in the joint passes: position, height and background; the widths stay
 /// from the first pass. Refitting widths with the neighbours subtracted is unstable under
 /// noise (a wider column over-subtracts its neighbours, whose backgrounds then drop and whose
@@ -229,13 +226,11 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
     } else {
         vec![Vec::new(); seeds.len()]
     };
-    // With the neighbours modelled, a wider window constrains width and background better.
-    let joint_radius: Vec<f64> = radius.iter().map(|r| r * JOINT_WINDOW).collect();
     for _ in 0..if p.joint { p.passes } else { 0 } {
         let prev = params.clone();
         params = map(seeds.len(), |i| {
             let centre = prev[i].map(|q| [q.0[0], q.0[1]]).unwrap_or(com[i]);
-            let win = window(img, centre, joint_radius[i], &neighbours[i], &prev);
+            let win = window(img, centre, radius[i], &neighbours[i], &prev);
             // Columns whose window the neighbours barely reach (< 0.5 % of this column's height)
             // keep their independent fit: nothing to fit jointly there.
             let overlap = win.sub.iter().cloned().fold(0.0, f64::max);
@@ -487,7 +482,7 @@ fn jacobian_row(m: &Model, x: f64, y: f64, circ: bool) -> ([f64; 7], f64) {
 }
 
 // Kept out of line on purpose: inlined into `fit_one`, rustc 1.95 (LLVM, opt-level 3) produced
-// a wrong background step in release builds only (B ended at exactly 0; `dbg_tests` caught it,
+// a wrong background step in release builds only (B ended at exactly 0; `release_regression` catches it,
 // debug builds and opt-level 2 were right). The release-mode core tests in CI guard this.
 #[inline(never)]
 /// `JᵀJ`, `Jᵀr` and the cost `Σr²` at `q`, in one pass over the window.
