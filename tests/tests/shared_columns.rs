@@ -63,5 +63,18 @@ fn synthetic_sets_meet_the_column_bars() {
             .collect();
         let ratio = fitted.iter().map(|(f, t)| f / t).sum::<f64>() / fitted.len() as f64;
         assert!((ratio - 1.0).abs() <= sigma_tol, "{id}: mean width {:.1} % off", (ratio - 1.0) * 100.0);
+
+        // Lattice vectors from the spectrum against the generator's lattice constant.
+        let known = match id {
+            "syn_cubic_sub_px" => Some((20.0, 90.0)),
+            "syn_dense_overlap" => Some((9.0, 90.0)),
+            "syn_nanoparticle_poisson" => Some((18.0, 120.0)),
+            _ => None,
+        };
+        if let Some((a, angle)) = known {
+            let (la, lb, ang) = r.lattice.as_ref().unwrap().lengths_and_angle();
+            assert!((la / a - 1.0).abs() < 0.01 && (lb / a - 1.0).abs() < 0.01, "{id}: |a| {la}, |b| {lb} vs {a}");
+            assert!((ang - angle).abs() < 0.5 || (ang - (180.0 - angle)).abs() < 0.5, "{id}: angle {ang}");
+        }
     }
 }

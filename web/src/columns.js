@@ -93,7 +93,9 @@ export class ColumnsPanel {
     this.$('col-summary').textContent =
       `${n} columns: ${counts[0]} fitted, ${counts[1]} centre of mass, ${counts[2] + counts[3]} weak/edge. ` +
       `Spacing ${table.spacing ? table.spacing.toFixed(2) + ' px' : 'given'}, separation ${table.separation.toFixed(2)} px. ` +
-      `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.`;
+      `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.` +
+      (table.lattice ? ` Lattice |a| ${table.lattice.a.toFixed(2)} px, |b| ${table.lattice.b.toFixed(2)} px, ${table.lattice.angle.toFixed(1)}°.` : '');
+    this.state.columns.lattice = table.lattice;
     for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = false;
     this.paint();
     this.histogram();

@@ -87,7 +87,13 @@ pub fn run(a: Args) -> Result<()> {
             m.means.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>()
         );
     }
-    let r = ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing };
+    let lattice =
+        atomlens_core::lattice::lattice_vectors(img.view(), peaks.spacing.unwrap_or(peaks.separation / 0.7)).ok();
+    if let Some(l) = &lattice {
+        let (a, b, angle) = l.lengths_and_angle();
+        eprintln!("lattice from the spectrum: |a| {a:.3} px, |b| {b:.3} px, angle {angle:.2}°");
+    }
+    let r = ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice };
     let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::fit::FitStatus::Fitted).count();
     eprintln!(
         "{} columns ({} fitted) in {:.3} s (find {:.3} s, refine {:.3} s = {:.1} µs per column); separation {:.2} px{}",

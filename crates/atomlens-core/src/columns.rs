@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::fit::{AtomColumn, FitParams, FitStatus, fit_columns};
+use crate::lattice::{Lattice, lattice_vectors};
 use crate::peaks::{PeakParams, find_columns};
 use crate::sublattice::{Mixture, best_mixture};
 
@@ -26,6 +27,8 @@ pub struct ColumnResult {
     pub separation: f64,
     /// Nearest-neighbour distance estimated from the image (px), when estimated.
     pub spacing: Option<f64>,
+    /// Lattice vectors from the power spectrum, when it shows two fringe directions.
+    pub lattice: Option<Lattice>,
 }
 
 /// Find and refine every column of `img`.
@@ -34,7 +37,8 @@ pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResu
     let mut columns =
         if p.find.dark { fit_dark(img, &peaks.points, &p.fit)? } else { fit_columns(img, &peaks.points, &p.fit)? };
     assign_sublattices(&mut columns);
-    Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing })
+    let lattice = lattice_vectors(img, peaks.spacing.unwrap_or(peaks.separation / 0.7)).ok();
+    Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice })
 }
 
 /// Sublattice of every fitted column from its integrated intensity (`volume`): the best of 1–3

@@ -23,6 +23,7 @@ pub mod fft;
 pub mod filter;
 pub mod fit;
 pub mod image;
+pub mod lattice;
 pub mod metrics;
 pub mod neighbours;
 pub mod peaks;

@@ -48,6 +48,7 @@ pub fn columns_json(r: &ColumnResult, p: &ColumnParams, cal: &Calibration, sourc
         "parameters": p,
         "separation_px": r.separation,
         "spacing_px": r.spacing,
+        "lattice_px": r.lattice,
         "columns": r.columns,
     }))
     .unwrap_or_default()

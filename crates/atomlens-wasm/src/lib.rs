@@ -309,6 +309,11 @@ impl Session {
         set("sublattice", Uint32Array::from(&sub[..]).into()).map_err(js)?;
         set("separation", r.separation.into()).map_err(js)?;
         set("spacing", r.spacing.map(JsValue::from).unwrap_or(JsValue::NULL)).map_err(js)?;
+        let lattice = r.lattice.as_ref().map(|l| {
+            let (a, b, angle) = l.lengths_and_angle();
+            serde_json::json!({ "a": a, "b": b, "angle": angle, "vectors": l })
+        });
+        set("lattice", to_js(&lattice)?).map_err(js)?;
         Ok(out.into())
     }
 
