@@ -164,7 +164,7 @@ fn ours(shared: &Path, c: &Case, repeat: usize) -> Result<Side> {
         let truth = read_truth(&shared.join(t))?;
         let found: Vec<[f64; 2]> = cols.iter().map(|c| [c.x, c.y]).collect();
         let tp: Vec<[f64; 2]> = truth.iter().map(|t| [t[0], t[1]]).collect();
-        let m = match_points(&tp, &found, 0.5 * peaks.spacing.unwrap_or(peaks.separation / 0.7));
+        let m = match_points(&tp, &found, 0.5 * peaks.nn_distance());
         // Missed or spurious columns count only more than one separation from the border.
         let (h, w) = img.data.dim();
         let inside = |q: [f64; 2]| {

@@ -72,26 +72,16 @@ pub fn run(a: Args) -> Result<()> {
     let t = Instant::now();
     let peaks = atomlens_core::peaks::find_columns(img.view(), &p.find)?;
     let t_find = t.elapsed().as_secs_f64();
-    let columns = if p.find.dark {
-        atomlens_core::columns::fit_dark(img.view(), &peaks.points, &p.fit)?
-    } else {
-        atomlens_core::fit::fit_columns(img.view(), &peaks.points, &p.fit)?
-    };
+    let columns = atomlens_core::columns::refine(img.view(), &peaks.points, &p)?;
     let secs = t.elapsed().as_secs_f64();
-    let mut columns = columns;
-    let mixture = atomlens_core::columns::assign_sublattices(&mut columns);
-    if let Some(m) = mixture.filter(|m| m.means.len() > 1) {
-        eprintln!(
-            "{} sublattices by intensity (volume means {:?})",
-            m.means.len(),
-            m.means.iter().map(|v| format!("{v:.3e}")).collect::<Vec<_>>()
-        );
-    }
-    let lattice =
-        atomlens_core::lattice::lattice_vectors(img.view(), peaks.spacing.unwrap_or(peaks.separation / 0.7)).ok();
+    let lattice = atomlens_core::lattice::lattice_vectors(img.view(), peaks.nn_distance()).ok();
     if let Some(l) = &lattice {
         let (a, b, angle) = l.lengths_and_angle();
         eprintln!("lattice from the spectrum: |a| {a:.3} px, |b| {b:.3} px, angle {angle:.2}°");
+    }
+    let groups = columns.iter().map(|c| c.sublattice).max().map_or(1, |m| m + 1);
+    if groups > 1 {
+        eprintln!("{groups} sublattices by intensity");
     }
     let r = ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice };
     let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::fit::FitStatus::Fitted).count();

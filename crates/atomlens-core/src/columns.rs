@@ -34,11 +34,26 @@ pub struct ColumnResult {
 /// Find and refine every column of `img`.
 pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
     let peaks = find_columns(img, &p.find)?;
-    let mut columns =
-        if p.find.dark { fit_dark(img, &peaks.points, &p.fit)? } else { fit_columns(img, &peaks.points, &p.fit)? };
-    assign_sublattices(&mut columns);
-    let lattice = lattice_vectors(img, peaks.spacing.unwrap_or(peaks.separation / 0.7)).ok();
+    let columns = refine(img, &peaks.points, p)?;
+    let lattice = lattice_vectors(img, peaks.nn_distance()).ok();
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice })
+}
+
+/// Refine columns at `seeds` (found, or edited by hand) and sort them into sublattices. Dark
+/// columns (ABF, `p.find.dark`) are fitted on the negated image, so `amplitude` is the depth
+/// of each dip and `background` the level it dips from.
+pub fn refine(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &ColumnParams) -> Result<Vec<AtomColumn>, CoreError> {
+    let mut columns = if p.find.dark {
+        let mut cols = fit_columns(img.mapv(|v| -v).view(), seeds, &p.fit)?;
+        for c in &mut cols {
+            c.background = -c.background;
+        }
+        cols
+    } else {
+        fit_columns(img, seeds, &p.fit)?
+    };
+    assign_sublattices(&mut columns);
+    Ok(columns)
 }
 
 /// Sublattice of every fitted column from its integrated intensity (`volume`): the best of 1–3
@@ -50,17 +65,6 @@ pub fn assign_sublattices(columns: &mut [AtomColumn]) -> Option<Mixture> {
         c.sublattice = m.classify(c.volume) as u32;
     }
     Some(m)
-}
-
-/// Dark columns (ABF): fit the negated image, so `amplitude` is the depth of each dip and
-/// `background` the level it dips from.
-pub fn fit_dark(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> Result<Vec<AtomColumn>, CoreError> {
-    let neg = img.mapv(|v| -v);
-    let mut cols = fit_columns(neg.view(), seeds, p)?;
-    for c in &mut cols {
-        c.background = -c.background;
-    }
-    Ok(cols)
 }
 
 #[cfg(test)]

@@ -43,6 +43,14 @@ pub struct Peaks {
     pub spacing: Option<f64>,
 }
 
+impl Peaks {
+    /// The nearest-neighbour distance: estimated, or implied by a separation given by hand
+    /// (the default separation is 0.7 × it).
+    pub fn nn_distance(&self) -> f64 {
+        self.spacing.unwrap_or(self.separation / 0.7)
+    }
+}
+
 /// The nearest-neighbour distance of the lattice (px): the distance to the highest peak of the
 /// autocorrelation beyond its central peak, after removing slow background variation.
 pub fn estimate_spacing(img: ArrayView2<f32>) -> Result<f64, CoreError> {

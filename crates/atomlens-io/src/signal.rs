@@ -114,31 +114,35 @@ macro_rules! convert {
     };
 }
 
+/// Samples of type `dtype` (little-endian bytes) as f32: complex samples become their
+/// magnitude; 64-bit integers round.
+fn decode_f32(dtype: DType, b: &[u8]) -> Vec<f32> {
+    match dtype {
+        DType::U8 => b.iter().map(|&v| v as f32).collect(),
+        DType::I8 => b.iter().map(|&v| v as i8 as f32).collect(),
+        DType::U16 => convert!(b, u16, 2),
+        DType::I16 => convert!(b, i16, 2),
+        DType::U32 => convert!(b, u32, 4),
+        DType::I32 => convert!(b, i32, 4),
+        DType::U64 => convert!(b, u64, 8),
+        DType::I64 => convert!(b, i64, 8),
+        DType::F32 => convert!(b, f32, 4),
+        DType::F64 => convert!(b, f64, 8),
+        DType::C64 => {
+            let v: Vec<f32> = convert!(b, f32, 4);
+            v.chunks_exact(2).map(|c| c[0].hypot(c[1])).collect()
+        }
+        DType::C128 => {
+            let v: Vec<f64> = b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+            v.chunks_exact(2).map(|c| c[0].hypot(c[1]) as f32).collect()
+        }
+    }
+}
+
 impl Signal {
     /// Pixels as f32 (complex samples become their magnitude; 64-bit integers round).
     pub fn to_f32(&self) -> Vec<f32> {
-        let b = &self.data;
-        match self.dtype {
-            DType::U8 => b.iter().map(|&v| v as f32).collect(),
-            DType::I8 => b.iter().map(|&v| v as i8 as f32).collect(),
-            DType::U16 => convert!(b, u16, 2),
-            DType::I16 => convert!(b, i16, 2),
-            DType::U32 => convert!(b, u32, 4),
-            DType::I32 => convert!(b, i32, 4),
-            DType::U64 => convert!(b, u64, 8),
-            DType::I64 => convert!(b, i64, 8),
-            DType::F32 => convert!(b, f32, 4),
-            DType::F64 => convert!(b, f64, 8),
-            DType::C64 => {
-                let v: Vec<f32> = convert!(b, f32, 4);
-                v.chunks_exact(2).map(|c| c[0].hypot(c[1])).collect()
-            }
-            DType::C128 => {
-                let v: Vec<f64> =
-                    b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-                v.chunks_exact(2).map(|c| c[0].hypot(c[1]) as f32).collect()
-            }
-        }
+        decode_f32(self.dtype, &self.data)
     }
 
     /// Total pixels (width × height × frames).
@@ -159,21 +163,8 @@ impl Signal {
             });
         }
         let plane = self.width * self.height * self.dtype.size();
-        let one = Signal { data: self.data[t * plane..(t + 1) * plane].to_vec(), frames: 1, ..self.clone_header() };
-        Image::from_vec(self.width, self.height, one.to_f32(), self.calibration.clone())
-    }
-
-    fn clone_header(&self) -> Signal {
-        Signal {
-            title: self.title.clone(),
-            dtype: self.dtype,
-            width: self.width,
-            height: self.height,
-            frames: self.frames,
-            data: Vec::new(),
-            calibration: self.calibration.clone(),
-            metadata: self.metadata.clone(),
-        }
+        let pixels = decode_f32(self.dtype, &self.data[t * plane..(t + 1) * plane]);
+        Image::from_vec(self.width, self.height, pixels, self.calibration.clone())
     }
 }
 

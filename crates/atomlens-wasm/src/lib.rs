@@ -4,8 +4,8 @@
 //! One [`Session`] owns the loaded images so a large image crosses into wasm once; pixels go
 //! back as typed arrays, small metadata as serde objects. Errors become `JsError` with the
 //! message the page shows in its banner.
-use atomlens_core::columns::{ColumnParams, ColumnResult, find_and_fit, fit_dark};
-use atomlens_core::fit::{AtomColumn, fit_columns};
+use atomlens_core::columns::{ColumnParams, ColumnResult, find_and_fit, refine};
+use atomlens_core::fit::AtomColumn;
 use atomlens_core::render::{Colormap, to_rgba};
 use atomlens_core::{Image, Stack, spectrum, stats, synth};
 use atomlens_io::{Limits, Metadata, NamedFile};
@@ -215,12 +215,6 @@ impl Session {
         Ok(self.image()?.data.get([y, x]).copied().unwrap_or(f32::NAN))
     }
 
-    /// The current image's pixels (a copy), row-major.
-    pub fn pixels(&self) -> Result<Float32Array, JsError> {
-        let img = self.image()?;
-        Ok(Float32Array::from(img.data.as_standard_layout().as_slice().unwrap_or(&[])))
-    }
-
     /// The power spectrum rendered with `cmap` between its 50th and 99.98th percentiles:
     /// `{rgba, width, height, step_x, step_y, unit}` (zero frequency at `(width/2, height/2)`).
     pub fn spectrum(&self, cmap: &str) -> Result<JsValue, JsError> {
@@ -267,19 +261,9 @@ impl Session {
     /// parameters of the last run.
     pub fn refit(&mut self, xs: Vec<f64>, ys: Vec<f64>) -> Result<JsValue, JsError> {
         let img = self.current.as_ref().ok_or_else(|| JsError::new("no image selected"))?;
-        let (prev, p) = self.columns.take().ok_or_else(|| JsError::new("find columns first"))?;
+        let (result, p) = self.columns.as_mut().ok_or_else(|| JsError::new("find columns first"))?;
         let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
-        let columns =
-            if p.find.dark { fit_dark(img.view(), &seeds, &p.fit) } else { fit_columns(img.view(), &seeds, &p.fit) };
-        let mut columns = match columns {
-            Ok(c) => c,
-            Err(e) => {
-                self.columns = Some((prev, p));
-                return Err(err(e));
-            }
-        };
-        atomlens_core::columns::assign_sublattices(&mut columns);
-        self.columns = Some((ColumnResult { columns, ..prev }, p));
+        result.columns = refine(img.view(), &seeds, p).map_err(err)?;
         self.column_table()
     }
 
