@@ -17,6 +17,7 @@ fn synthetic_sets_meet_the_column_bars() {
     let sets = [
         ("syn_cubic_sub_px", 0.05),
         ("syn_dense_overlap", 0.08),
+        ("syn_perovskite_two_sublattice", 0.05),
         ("syn_nanoparticle_poisson", 0.05),
         ("atomap_dummy_simple_cubic", 0.05),
         ("atomap_dummy_distorted_cubic", 0.05),
@@ -64,11 +65,19 @@ fn synthetic_sets_meet_the_column_bars() {
         let ratio = fitted.iter().map(|(f, t)| f / t).sum::<f64>() / fitted.len() as f64;
         assert!((ratio - 1.0).abs() <= sigma_tol, "{id}: mean width {:.1} % off", (ratio - 1.0) * 100.0);
 
+        // Two sublattices by intensity: every matched column in the one its true amplitude says
+        // (the dim B columns are sublattice 0).
+        if id == "syn_perovskite_two_sublattice" {
+            let wrong = m.pairs.iter().filter(|p| (truth[p.0][4] > 0.7) != (r.columns[p.1].sublattice == 1)).count();
+            assert_eq!(wrong, 0, "{id}: {wrong} columns in the wrong sublattice");
+        }
+
         // Lattice vectors from the spectrum against the generator's lattice constant.
         let known = match id {
             "syn_cubic_sub_px" => Some((20.0, 90.0)),
             "syn_dense_overlap" => Some((9.0, 90.0)),
             "syn_nanoparticle_poisson" => Some((18.0, 120.0)),
+            "syn_perovskite_two_sublattice" => Some((30.0, 90.0)),
             _ => None,
         };
         if let Some((a, angle)) = known {

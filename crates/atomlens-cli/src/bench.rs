@@ -44,7 +44,7 @@ struct Case {
     truth: Option<&'static str>,
 }
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 8] = [
     Case {
         id: "syn_cubic_sub_px",
         image: "data/synthetic/syn_cubic_sub_px.tif",
@@ -54,6 +54,11 @@ const CASES: [Case; 7] = [
         id: "syn_dense_overlap",
         image: "data/synthetic/syn_dense_overlap.tif",
         truth: Some("data/synthetic/syn_dense_overlap_groundtruth.csv"),
+    },
+    Case {
+        id: "syn_perovskite_two_sublattice",
+        image: "data/synthetic/syn_perovskite_two_sublattice.tif",
+        truth: Some("data/synthetic/syn_perovskite_two_sublattice_groundtruth.csv"),
     },
     Case {
         id: "syn_nanoparticle_poisson",
