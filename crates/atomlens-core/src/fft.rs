@@ -2,7 +2,9 @@
 //! index 0. Rows, then columns (transposed so both passes run over contiguous memory), each pass
 //! parallel over lines when the `parallel` feature is on.
 use ndarray::{Array2, ArrayView2};
-use rustfft::{FftDirection, FftPlanner, num_complex::Complex};
+use std::sync::Arc;
+
+use rustfft::{Fft, FftDirection, FftPlanner, num_complex::Complex};
 
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
@@ -13,29 +15,59 @@ pub type C32 = Complex<f32>;
 /// Forward or inverse 2-D FFT of `data` in place. The inverse divides by the number of pixels.
 pub fn fft2_inplace(data: &mut Array2<C32>, direction: FftDirection) {
     let (h, w) = data.dim();
-    if h == 0 || w == 0 {
-        return;
+    let plan = Fft2::new(h, w);
+    match direction {
+        FftDirection::Forward => plan.forward(data),
+        FftDirection::Inverse => plan.inverse(data),
     }
-    let mut planner = FftPlanner::<f32>::new();
-    let row_fft = planner.plan_fft(w, direction);
-    let col_fft = planner.plan_fft(h, direction);
+}
 
-    let run_lines = |buf: &mut [C32], len: usize, fft: &std::sync::Arc<dyn rustfft::Fft<f32>>| {
-        #[cfg(feature = "parallel")]
-        buf.par_chunks_mut(len).for_each(|line| fft.process(line));
-        #[cfg(not(feature = "parallel"))]
-        buf.chunks_mut(len).for_each(|line| fft.process(line));
-    };
+/// 2-D FFTs of one shape, planned once and reused (GPA runs several on the same grid).
+pub struct Fft2 {
+    h: usize,
+    w: usize,
+    rows: [Arc<dyn Fft<f32>>; 2],
+    cols: [Arc<dyn Fft<f32>>; 2],
+}
 
-    let rows = data.as_slice_mut().expect("owned arrays are contiguous");
-    run_lines(rows, w, &row_fft);
-    let mut t = transpose(data.view());
-    run_lines(t.as_slice_mut().expect("contiguous"), h, &col_fft);
-    *data = transpose(t.view());
+impl Fft2 {
+    /// Plans for `h` rows of `w` pixels.
+    pub fn new(h: usize, w: usize) -> Self {
+        let mut planner = FftPlanner::<f32>::new();
+        let dirs = [FftDirection::Forward, FftDirection::Inverse];
+        Fft2 { h, w, rows: dirs.map(|d| planner.plan_fft(w, d)), cols: dirs.map(|d| planner.plan_fft(h, d)) }
+    }
 
-    if direction == FftDirection::Inverse {
-        let scale = 1.0 / (h * w) as f32;
+    /// Unnormalised forward transform in place.
+    pub fn forward(&self, data: &mut Array2<C32>) {
+        self.run(data, 0);
+    }
+
+    /// Inverse transform in place, divided by the number of pixels.
+    pub fn inverse(&self, data: &mut Array2<C32>) {
+        self.run(data, 1);
+        let scale = 1.0 / (self.h * self.w) as f32;
         data.mapv_inplace(|v| v * scale);
+    }
+
+    fn run(&self, data: &mut Array2<C32>, dir: usize) {
+        assert_eq!(data.dim(), (self.h, self.w), "FFT planned for another shape");
+        if self.h == 0 || self.w == 0 {
+            return;
+        }
+        let run_lines = |buf: &mut [C32], len: usize, fft: &Arc<dyn Fft<f32>>| {
+            #[cfg(feature = "parallel")]
+            buf.par_chunks_mut(len).for_each(|line| fft.process(line));
+            #[cfg(not(feature = "parallel"))]
+            buf.chunks_mut(len).for_each(|line| fft.process(line));
+        };
+        if !data.is_standard_layout() {
+            *data = data.as_standard_layout().into_owned();
+        }
+        run_lines(data.as_slice_mut().expect("standard layout"), self.w, &self.rows[dir]);
+        let mut t = transpose(data.view());
+        run_lines(t.as_slice_mut().expect("contiguous"), self.h, &self.cols[dir]);
+        *data = transpose(t.view());
     }
 }
 

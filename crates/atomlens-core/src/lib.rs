@@ -18,10 +18,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod columns;
+pub mod deformation;
 pub mod error;
 pub mod fft;
 pub mod filter;
 pub mod fit;
+pub mod gpa;
 pub mod image;
 pub mod lattice;
 pub mod metrics;

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Calibration, CoreError, Image};
 
+mod strain;
+pub use strain::{StrainField, StrainedLattice, StrainedLatticeParams, strained_lattice};
+
 /// One true column of a synthetic image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrueColumn {
