@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod columns;
 mod files;
+mod gpa;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,8 @@ enum Command {
     },
     /// Find atomic columns, fit 2-D Gaussians and write x, y, widths and error bars per column.
     Columns(columns::Args),
+    /// Strain maps (εxx, εyy, εxy, rotation) by geometric phase analysis.
+    Gpa(gpa::Args),
     /// Benchmarks against the peers, side by side in one run (needs ../shared).
     Bench(bench::Args),
 }
@@ -62,6 +65,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info { file, json } => info(&file, json),
         Command::Convert { file, out, signal } => convert(&file, &out, signal),
         Command::Columns(args) => columns::run(args),
+        Command::Gpa(args) => gpa::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

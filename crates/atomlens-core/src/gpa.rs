@@ -24,12 +24,12 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
+use crate::CoreError;
 use crate::deformation::{Mat2, decompose, inverse, mul};
 use crate::fft::{C32, Fft2, frequency};
 use crate::image::check_usable;
-use crate::lattice::lattice_vectors;
+use crate::lattice::bragg_peaks;
 use crate::peaks::estimate_spacing;
-use crate::CoreError;
 
 /// Shape of the Fourier mask around each g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -75,7 +75,14 @@ pub struct GpaParams {
 
 impl Default for GpaParams {
     fn default() -> Self {
-        GpaParams { g: None, refine: true, mask: MaskShape::Gaussian, mask_radius: 0.25, reference: None, frame_angle: 0.0 }
+        GpaParams {
+            g: None,
+            refine: true,
+            mask: MaskShape::Gaussian,
+            mask_radius: 0.25,
+            reference: None,
+            frame_angle: 0.0,
+        }
     }
 }
 
@@ -127,6 +134,104 @@ impl GpaResult {
     }
 }
 
+/// One g-vector as reported: cycles/px, and 1/nm with the lattice-plane spacing when calibrated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GReport {
+    /// `[x, y]`, cycles per pixel.
+    pub per_px: [f64; 2],
+    /// `[x, y]`, 1/nm (calibrated images only).
+    pub per_nm: Option<[f64; 2]>,
+    /// Plane spacing 1/|g| in px.
+    pub d_px: f64,
+    /// Plane spacing in nm (calibrated images only).
+    pub d_nm: Option<f64>,
+    /// Before refinement, cycles/px.
+    pub initial_per_px: [f64; 2],
+}
+
+/// Statistics of one map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapStats {
+    /// Mean over the reference region.
+    pub reference_mean: f64,
+    /// Mean over the core (inside the border band).
+    pub core_mean: f64,
+    /// Standard deviation over the core.
+    pub core_std: f64,
+}
+
+/// Everything about a GPA run except the maps: what `gpa.json` and the page show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpaSummary {
+    /// The two g-vectors.
+    pub g: [GReport; 2],
+    /// Whether they were refined on the reference region.
+    pub refined: bool,
+    /// Mask shape.
+    pub mask: MaskShape,
+    /// Mask radius, cycles/px.
+    pub mask_radius_per_px: f64,
+    /// Real-space resolution of the maps (σ, px).
+    pub resolution_px: f64,
+    /// The same in nm (calibrated images only).
+    pub resolution_nm: Option<f64>,
+    /// Unreliable band along each edge (px).
+    pub border_px: usize,
+    /// Reference region (px, half-open).
+    pub reference: Region,
+    /// Strain frame, degrees from +x towards +y.
+    pub frame_angle_deg: f64,
+    /// Fraction of pixels with both fringes present.
+    pub valid_fraction: f64,
+    /// Per map: `exx`, `eyy`, `exy`, `rotation`.
+    pub stats: std::collections::BTreeMap<String, MapStats>,
+    /// The conventions, in words.
+    pub conventions: String,
+}
+
+impl GpaResult {
+    /// The summary, with 1/nm values when `pixel_nm` (the pixel size) is given.
+    pub fn summary(&self, refined: bool, pixel_nm: Option<f64>) -> GpaSummary {
+        let report = |g: [f64; 2], g0: [f64; 2]| {
+            let d_px = 1.0 / g[0].hypot(g[1]);
+            GReport {
+                per_px: g,
+                per_nm: pixel_nm.map(|p| [g[0] / p, g[1] / p]),
+                d_px,
+                d_nm: pixel_nm.map(|p| d_px * p),
+                initial_per_px: g0,
+            }
+        };
+        let stats = self
+            .maps()
+            .iter()
+            .map(|(name, map)| {
+                let (core_mean, core_std) = region_stats(map.view(), self.core());
+                let reference_mean = region_stats(map.view(), self.reference).0;
+                (name.to_string(), MapStats { reference_mean, core_mean, core_std })
+            })
+            .collect();
+        GpaSummary {
+            g: [report(self.g[0], self.g_initial[0]), report(self.g[1], self.g_initial[1])],
+            refined,
+            mask: self.mask,
+            mask_radius_per_px: self.mask_radius,
+            resolution_px: self.resolution_px,
+            resolution_nm: pixel_nm.map(|p| self.resolution_px * p),
+            border_px: self.border_px,
+            reference: self.reference,
+            frame_angle_deg: self.frame_angle.to_degrees(),
+            valid_fraction: self.valid_fraction,
+            stats,
+            conventions: "x = column, y = row (down); strain is the Biot strain U − I of the polar decomposition \
+                          F = R·U of the local deformation gradient against the reference lattice; exy is the \
+                          tensor shear (half the engineering shear); rotation in radians, positive from +x towards +y; \
+                          NaN where a fringe is absent"
+                .into(),
+        }
+    }
+}
+
 /// Mean and standard deviation of the finite values of `map` inside `r`.
 pub fn region_stats(map: ArrayView2<f32>, r: Region) -> (f64, f64) {
     let vals: Vec<f64> = (r.y0..r.y1)
@@ -157,10 +262,7 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
     }
     let g_initial = match p.g {
         Some(g) => check_g(g, w, h)?,
-        None => {
-            let l = lattice_vectors(img, estimate_spacing(img)?)?;
-            check_g([l.g1, l.g2], w, h)?
-        }
+        None => check_g(strongest_pair(img)?, w, h)?,
     };
     let g_len = |g: [f64; 2]| g[0].hypot(g[1]);
     let mask_radius = p.mask_radius * g_len(g_initial[0]).min(g_len(g_initial[1]));
@@ -172,6 +274,16 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
         Some(r) => check_region(r, w, h)?,
         None => inset(w, h, border_px),
     };
+    // The g-vectors are refined on the part of the region outside the border band, when there
+    // is one: edge artefacts would otherwise bias the reference lattice.
+    let core = inset(w, h, border_px);
+    let clipped = Region {
+        x0: reference.x0.max(core.x0),
+        y0: reference.y0.max(core.y0),
+        x1: reference.x1.min(core.x1),
+        y1: reference.y1.min(core.y1),
+    };
+    let refine_on = if clipped.x0 + 4 <= clipped.x1 && clipped.y0 + 4 <= clipped.y1 { clipped } else { reference };
 
     let plan = Fft2::new(h, w);
     let finite: Vec<f64> = img.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
@@ -186,12 +298,14 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
         let mut amp = z.mapv(|c| c.norm());
         let level = percentile95(&amp);
         if !(level > 0.0) {
-            return Err(CoreError::NoLattice { reason: format!("no fringes at g{} (the masked spectrum is empty)", k + 1) });
+            return Err(CoreError::NoLattice {
+                reason: format!("no fringes at g{} (the masked spectrum is empty)", k + 1),
+            });
         }
         amp.mapv_inplace(|a| a / level);
         if p.refine {
             for _ in 0..4 {
-                let dg = mean_gradient(&z, &amp, reference)
+                let dg = mean_gradient(&z, &amp, refine_on)
                     .ok_or_else(|| CoreError::NoLattice {
                         reason: format!("the reference region shows no g{} fringes; choose a crystalline area", k + 1),
                     })?
@@ -211,6 +325,7 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
     let (f2, f1) = (fringes.pop().expect("two fringes"), fringes.pop().expect("two fringes"));
 
     let gm: Mat2 = g;
+    let glen = g.map(g_len);
     let mut maps: [Array2<f32>; 4] = std::array::from_fn(|_| Array2::from_elem((h, w), f32::NAN));
     let mut valid = 0usize;
     {
@@ -222,6 +337,11 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
                     continue;
                 }
                 let (d1, d2) = (phase_gradient(&f1.0, y, x), phase_gradient(&f2.0, y, x));
+                // A local g more than half of |g| away from the reference is a phase
+                // singularity (a dislocation core, a fringe dying out), not strain.
+                if d1[0].hypot(d1[1]) > 0.5 * TAU * glen[0] || d2[0].hypot(d2[1]) > 0.5 * TAU * glen[1] {
+                    continue;
+                }
                 let local: Mat2 = [
                     [gm[0][0] + d1[0] / TAU, gm[0][1] + d1[1] / TAU],
                     [gm[1][0] + d2[0] / TAU, gm[1][1] + d2[1] / TAU],
@@ -275,7 +395,12 @@ fn check_g(g: [[f64; 2]; 2], w: usize, h: usize) -> Result<[[f64; 2]; 2], CoreEr
         if !(v[0].abs() <= 0.5 && v[1].abs() <= 0.5 && len >= lowest) {
             return Err(invalid(
                 "g",
-                format!("g{} = ({:.4}, {:.4}) /px must lie between {lowest:.4} /px and Nyquist (0.5 /px)", k + 1, v[0], v[1]),
+                format!(
+                    "g{} = ({:.4}, {:.4}) /px must lie between {lowest:.4} /px and Nyquist (0.5 /px)",
+                    k + 1,
+                    v[0],
+                    v[1]
+                ),
             ));
         }
     }
@@ -292,6 +417,28 @@ fn check_g(g: [[f64; 2]; 2], w: usize, h: usize) -> Result<[[f64; 2]; 2], CoreEr
     Ok(g)
 }
 
+/// The strongest Bragg peak and the strongest one at least 30° from it with a length within a
+/// factor of two and a power within 1.5 decades (the best signal for both phases).
+fn strongest_pair(img: ArrayView2<f32>) -> Result<[[f64; 2]; 2], CoreError> {
+    let peaks = bragg_peaks(img, estimate_spacing(img)?)?;
+    let (v1, g1) =
+        *peaks.first().ok_or_else(|| CoreError::NoLattice { reason: "the spectrum has no Bragg peak".into() })?;
+    let len = |g: [f64; 2]| g[0].hypot(g[1]);
+    let g2 = peaks
+        .iter()
+        .skip(1)
+        .take_while(|p| p.0 > v1 - 1.5)
+        .map(|p| p.1)
+        .find(|g| {
+            let sin = (g1[0] * g[1] - g1[1] * g[0]).abs() / (len(g1) * len(*g));
+            sin > 0.5 && (0.5..2.0).contains(&(len(*g) / len(g1)))
+        })
+        .ok_or_else(|| CoreError::NoLattice {
+            reason: "only one direction of lattice fringes in the spectrum".into(),
+        })?;
+    Ok([g1, g2])
+}
+
 fn check_region(r: Region, w: usize, h: usize) -> Result<Region, CoreError> {
     if r.x0 + 4 > r.x1 || r.y0 + 4 > r.y1 || r.x1 > w || r.y1 > h {
         return Err(invalid(
@@ -306,7 +453,11 @@ fn check_region(r: Region, w: usize, h: usize) -> Result<Region, CoreError> {
 }
 
 fn inset(w: usize, h: usize, b: usize) -> Region {
-    if 2 * b + 8 <= w.min(h) { Region { x0: b, y0: b, x1: w - b, y1: h - b } } else { Region { x0: 0, y0: 0, x1: w, y1: h } }
+    if 2 * b + 8 <= w.min(h) {
+        Region { x0: b, y0: b, x1: w - b, y1: h - b }
+    } else {
+        Region { x0: 0, y0: 0, x1: w, y1: h }
+    }
 }
 
 /// `IFFT(spectrum · mask(k − g)) · e^{−2πi g·r}`: the fringe of `g` with its carrier removed.

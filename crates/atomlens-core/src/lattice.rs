@@ -33,6 +33,30 @@ impl Lattice {
 
 /// The lattice of `img`, given its nearest-neighbour spacing `d` (px).
 pub fn lattice_vectors(img: ArrayView2<f32>, d: f64) -> Result<Lattice, CoreError> {
+    let peaks = bragg_peaks(img, d)?;
+    let v1 = peaks.first().map_or(f32::MIN, |p| p.0);
+    // Strong: within 1.5 decades of the strongest peak.
+    let mut strong: Vec<[f64; 2]> = peaks.iter().filter(|q| q.0 > v1 - 1.5).map(|q| q.1).collect();
+    strong.sort_by(|a, b| a[0].hypot(a[1]).total_cmp(&b[0].hypot(b[1])));
+    let g1 = *strong.first().ok_or_else(|| CoreError::NoLattice { reason: "the spectrum has no Bragg peak".into() })?;
+    let g2 = strong
+        .iter()
+        .skip(1)
+        .copied()
+        .find(|g| (g1[0] * g[1] - g1[1] * g[0]).abs() / (g1[0].hypot(g1[1]) * g[0].hypot(g[1])) > 0.25)
+        .ok_or_else(|| CoreError::NoLattice {
+            reason: "only one direction of lattice fringes in the spectrum".into(),
+        })?;
+    // Real-space duals (a·g1 = b·g2 = 1, a·g2 = b·g1 = 0), reduced, and their reciprocals.
+    let det = g1[0] * g2[1] - g1[1] * g2[0];
+    let (a, b) = reduce([g2[1] / det, -g2[0] / det], [-g1[1] / det, g1[0] / det]);
+    let det = a[0] * b[1] - a[1] * b[0];
+    Ok(Lattice { a, b, g1: [b[1] / det, -b[0] / det], g2: [-a[1] / det, a[0] / det] })
+}
+
+/// Local maxima of the (Hann-windowed, log10) power spectrum beyond `0.6 / d`, one of each `±g`
+/// pair, refined to sub-pixel: `(log power, g in cycles/px)`, strongest first.
+pub fn bragg_peaks(img: ArrayView2<f32>, d: f64) -> Result<Vec<(f32, [f64; 2])>, CoreError> {
     if !(d.is_finite() && d > 1.0) {
         return Err(CoreError::InvalidParameter { name: "spacing", reason: format!("{d} px must be above 1") });
     }
@@ -59,7 +83,6 @@ pub fn lattice_vectors(img: ArrayView2<f32>, d: f64) -> Result<Lattice, CoreErro
             }
         }
     }
-    let v1 = peaks.iter().map(|q| q.0).fold(f32::MIN, f32::max);
     let refine = |y: usize, x: usize| -> [f64; 2] {
         let par = |l: f32, c: f32, r: f32| {
             let den = l - 2.0 * c + r;
@@ -69,23 +92,9 @@ pub fn lattice_vectors(img: ArrayView2<f32>, d: f64) -> Result<Lattice, CoreErro
         let ox = par(p[[y, x - 1]], p[[y, x]], p[[y, x + 1]]);
         freq(y as f64 + oy, x as f64 + ox)
     };
-    // Strong: within 1.5 decades of the strongest peak.
-    let mut strong: Vec<[f64; 2]> = peaks.iter().filter(|q| q.0 > v1 - 1.5).map(|q| refine(q.1, q.2)).collect();
-    strong.sort_by(|a, b| a[0].hypot(a[1]).total_cmp(&b[0].hypot(b[1])));
-    let g1 = *strong.first().ok_or_else(|| CoreError::NoLattice { reason: "the spectrum has no Bragg peak".into() })?;
-    let g2 = strong
-        .iter()
-        .skip(1)
-        .copied()
-        .find(|g| (g1[0] * g[1] - g1[1] * g[0]).abs() / (g1[0].hypot(g1[1]) * g[0].hypot(g[1])) > 0.25)
-        .ok_or_else(|| CoreError::NoLattice {
-            reason: "only one direction of lattice fringes in the spectrum".into(),
-        })?;
-    // Real-space duals (a·g1 = b·g2 = 1, a·g2 = b·g1 = 0), reduced, and their reciprocals.
-    let det = g1[0] * g2[1] - g1[1] * g2[0];
-    let (a, b) = reduce([g2[1] / det, -g2[0] / det], [-g1[1] / det, g1[0] / det]);
-    let det = a[0] * b[1] - a[1] * b[0];
-    Ok(Lattice { a, b, g1: [b[1] / det, -b[0] / det], g2: [-a[1] / det, a[0] / det] })
+    let mut out: Vec<(f32, [f64; 2])> = peaks.iter().map(|q| (q.0, refine(q.1, q.2))).collect();
+    out.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(out)
 }
 
 /// Lagrange–Gauss reduction: the shortest basis spanning the same 2-D lattice as (a, b).

@@ -54,7 +54,8 @@ fn noisy_uniform_strain_has_an_unbiased_mean() {
     // 512² so the core holds enough independent resolution cells (a 256² core leaves ~3e-4 of
     // sampling scatter in the mean).
     let l = sized(512, StrainField::Uniform { strain: truth }, 0.4, 0.1);
-    let r = gpa(l.image.data.view(), &GpaParams { g: Some(l.reference_g), refine: false, ..Default::default() }).unwrap();
+    let r =
+        gpa(l.image.data.view(), &GpaParams { g: Some(l.reference_g), refine: false, ..Default::default() }).unwrap();
     let want = [truth.exx, truth.eyy, truth.exy, truth.rotation];
     for ((name, map), w) in r.maps().into_iter().zip(want) {
         let (mean, _) = region_stats(map.view(), r.core());
@@ -123,8 +124,14 @@ fn bad_requests_are_refused_with_reasons() {
     let e = err(GpaParams { g: Some([g[0], [2.0 * g[0][0], 2.0 * g[0][1]]]), ..Default::default() });
     assert!(e.to_string().contains("collinear"), "{e}");
     // A g beyond Nyquist, one at the origin.
-    assert!(matches!(err(GpaParams { g: Some([[0.7, 0.0], g[1]]), ..Default::default() }), CoreError::InvalidParameter { .. }));
-    assert!(matches!(err(GpaParams { g: Some([[0.0, 0.0], g[1]]), ..Default::default() }), CoreError::InvalidParameter { .. }));
+    assert!(matches!(
+        err(GpaParams { g: Some([[0.7, 0.0], g[1]]), ..Default::default() }),
+        CoreError::InvalidParameter { .. }
+    ));
+    assert!(matches!(
+        err(GpaParams { g: Some([[0.0, 0.0], g[1]]), ..Default::default() }),
+        CoreError::InvalidParameter { .. }
+    ));
     // A reference region outside the image.
     let e = err(GpaParams { reference: Some(Region { x0: 200, y0: 0, x1: 300, y1: 50 }), ..Default::default() });
     assert!(e.to_string().contains("inside the 256×256 image"), "{e}");
@@ -140,7 +147,11 @@ fn bad_requests_are_refused_with_reasons() {
     assert!(gpa(fringes.view(), &GpaParams::default()).is_err());
     // A reference region where there is no lattice.
     let cs = lattice(StrainField::CoreShell { radius: 60.0, core: 40.0, compression: 0.02 }, 0.0, 0.0);
-    let p = GpaParams { g: Some(cs.reference_g), reference: Some(Region { x0: 0, y0: 0, x1: 30, y1: 30 }), ..Default::default() };
+    let p = GpaParams {
+        g: Some(cs.reference_g),
+        reference: Some(Region { x0: 0, y0: 0, x1: 30, y1: 30 }),
+        ..Default::default()
+    };
     let e = gpa(cs.image.data.view(), &p).unwrap_err();
     assert!(e.to_string().contains("reference region shows no g1 fringes"), "{e}");
 }

@@ -161,10 +161,8 @@ pub fn strained_lattice(p: &StrainedLatticeParams) -> Result<StrainedLattice, Co
     add_gaussians(&mut data, &columns);
     if p.noise > 0.0 {
         let mut rng = SmallRng::seed_from_u64(p.seed);
-        let normal = Normal::new(0.0, p.noise).map_err(|e| CoreError::InvalidParameter {
-            name: "noise",
-            reason: e.to_string(),
-        })?;
+        let normal = Normal::new(0.0, p.noise)
+            .map_err(|e| CoreError::InvalidParameter { name: "noise", reason: e.to_string() })?;
         data.mapv_inplace(|v| v + normal.sample(&mut rng) as f32);
     }
     let g = |a: [f64; 2]| [a[0] / (p.spacing * p.spacing), a[1] / (p.spacing * p.spacing)];

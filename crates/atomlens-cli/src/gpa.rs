@@ -1,0 +1,136 @@
+//! `atomlens gpa`: strain maps by geometric phase analysis, written as calibrated 32-bit TIFFs
+//! plus `gpa.json` (g-vectors, mask, reference region, statistics).
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use atomlens_core::gpa::{GpaParams, MaskShape, Region, gpa};
+use clap::ValueEnum;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image (first signal, first frame).
+    image: PathBuf,
+    /// First g-vector `gx,gy` in cycles/px (default: picked from the spectrum). Needs --g2.
+    #[arg(long, value_parser = pair, allow_hyphen_values = true)]
+    g1: Option<[f64; 2]>,
+    /// Second g-vector `gx,gy` in cycles/px.
+    #[arg(long, value_parser = pair, allow_hyphen_values = true)]
+    g2: Option<[f64; 2]>,
+    /// Mask radius as a fraction of the shorter |g| (Gaussian σ is half of it).
+    #[arg(long, default_value_t = GpaParams::default().mask_radius)]
+    mask_radius: f64,
+    /// Mask shape.
+    #[arg(long, value_enum, default_value = "gaussian")]
+    mask: MaskArg,
+    /// Reference region `x0,y0,x1,y1` in px (default: the image inside the border band).
+    #[arg(long, value_parser = region, allow_hyphen_values = true)]
+    reference: Option<Region>,
+    /// Keep the given g-vectors as the reference lattice instead of refining them on the region.
+    #[arg(long)]
+    no_refine: bool,
+    /// Strain frame: direction of its x axis in degrees from +x towards +y (image rows down).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    frame_angle: f64,
+    /// Output folder for exx.tif, eyy.tif, exy.tif, rotation.tif and gpa.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MaskArg {
+    Gaussian,
+    Cosine,
+}
+
+fn numbers(s: &str, n: usize) -> Result<Vec<f64>, String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>().map_err(|_| format!("'{t}' is not a number")))
+        .collect::<Result<_, _>>()?;
+    if v.len() != n || v.iter().any(|x| !x.is_finite()) {
+        return Err(format!("expected {n} comma-separated numbers, got '{s}'"));
+    }
+    Ok(v)
+}
+
+fn pair(s: &str) -> Result<[f64; 2], String> {
+    let v = numbers(s, 2)?;
+    Ok([v[0], v[1]])
+}
+
+fn region(s: &str) -> Result<Region, String> {
+    let v = numbers(s, 4)?;
+    if v.iter().any(|&x| x < 0.0) {
+        return Err(format!("region '{s}' has a negative coordinate"));
+    }
+    let u = |x: f64| x.round() as usize;
+    Ok(Region { x0: u(v[0]), y0: u(v[1]), x1: u(v[2]), y1: u(v[3]) })
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let g = match (a.g1, a.g2) {
+        (Some(g1), Some(g2)) => Some([g1, g2]),
+        (None, None) => None,
+        _ => bail!("GPA needs two g-vectors: give both --g1 and --g2, or neither to pick them from the spectrum"),
+    };
+    if a.no_refine && g.is_none() {
+        bail!("--no-refine keeps the given g-vectors as the reference lattice: give --g1 and --g2 with it");
+    }
+    let signals = crate::load(&a.image)?;
+    let img = signals[0].frame(0)?;
+    let p = GpaParams {
+        g,
+        refine: !a.no_refine,
+        mask: match a.mask {
+            MaskArg::Gaussian => MaskShape::Gaussian,
+            MaskArg::Cosine => MaskShape::Cosine,
+        },
+        mask_radius: a.mask_radius,
+        reference: a.reference,
+        frame_angle: a.frame_angle.to_radians(),
+    };
+    let t = Instant::now();
+    let r = gpa(img.view(), &p)?;
+    let secs = t.elapsed().as_secs_f64();
+    let cal = &img.calibration;
+    let s = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));
+    for (k, g) in s.g.iter().enumerate() {
+        let nm = g.d_nm.map(|d| format!(" = {d:.4} nm")).unwrap_or_default();
+        eprintln!("g{}: ({:+.5}, {:+.5}) /px, d {:.3} px{nm}", k + 1, g.per_px[0], g.per_px[1], g.d_px);
+    }
+    let rf = s.reference;
+    eprintln!(
+        "mask {:?} radius {:.5} /px, resolution {:.1} px; border {} px; reference x {}–{}, y {}–{}; {:.0} % of pixels measured; {:.3} s",
+        s.mask,
+        s.mask_radius_per_px,
+        s.resolution_px,
+        s.border_px,
+        rf.x0,
+        rf.x1,
+        rf.y0,
+        rf.y1,
+        100.0 * s.valid_fraction,
+        secs
+    );
+    for (name, st) in &s.stats {
+        eprintln!(
+            "{name:>8}: core mean {:+.5} ± {:.5}, reference mean {:+.5}",
+            st.core_mean, st.core_std, st.reference_mean
+        );
+    }
+    let Some(dir) = a.out else { return Ok(()) };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (h, w) = r.exx.dim();
+    for (name, map) in r.maps() {
+        let bytes = atomlens_io::tiff_io::write_f32(w, h, &map.iter().copied().collect::<Vec<_>>(), cal)?;
+        let path = dir.join(format!("{name}.tif"));
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let json = serde_json::json!({ "source": a.image.display().to_string(), "seconds": secs, "gpa": s });
+    let path = dir.join("gpa.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote exx.tif eyy.tif exy.tif rotation.tif gpa.json to {}", dir.display());
+    Ok(())
+}
