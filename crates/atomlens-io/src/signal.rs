@@ -130,11 +130,11 @@ fn decode_f32(dtype: DType, b: &[u8]) -> Vec<f32> {
         DType::F64 => convert!(b, f64, 8),
         DType::C64 => {
             let v: Vec<f32> = convert!(b, f32, 4);
-            v.chunks_exact(2).map(|c| c[0].hypot(c[1])).collect()
+            v.as_chunks::<2>().0.iter().map(|c| c[0].hypot(c[1])).collect()
         }
         DType::C128 => {
-            let v: Vec<f64> = b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-            v.chunks_exact(2).map(|c| c[0].hypot(c[1]) as f32).collect()
+            let v: Vec<f64> = b.as_chunks::<8>().0.iter().map(|c| f64::from_le_bytes(*c)).collect();
+            v.as_chunks::<2>().0.iter().map(|c| c[0].hypot(c[1]) as f32).collect()
         }
     }
 }
