@@ -216,3 +216,55 @@ test('columns: find and fit on the demo, inspect one, export CSV, and a blank im
   noErrors(errors);
   await page.close();
 });
+
+test('strain: GPA on the demo, maps and profile, self-test passes, reference drawn, exports, bad g and blank image say why', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  await page.click('[data-testid=gpa-run]');
+  await page.waitForFunction(() => window.__atomlens.gpa && !window.__atomlens.busy, null, { timeout: 60000 });
+  const g = await page.evaluate(() => window.__atomlens.gpa.summary);
+  // The demo is Pt [110] at 0.02 nm/px: the strongest fringes are {111} (2.27 Å) or {200} (1.96 Å).
+  for (const v of g.g) assert.ok(v.d_nm > 0.18 && v.d_nm < 0.25, `d = ${v.d_nm} nm`);
+  // Only the particle has fringes: the support is left unmeasured, not painted as strain.
+  assert.ok(g.valid_fraction > 0.05 && g.valid_fraction < 0.7, `valid ${g.valid_fraction}`);
+  assert.ok(await page.isVisible('[data-testid=gpa-maps]'));
+  assert.match(await page.textContent('[data-testid=gpa-summary]'), /resolution [\d.]+ px/);
+
+  // Self-test: every check within its tolerance.
+  await page.click('[data-testid=gpa-selftest]');
+  await page.waitForFunction(() => window.__atomlens.gpaSelfTest && !window.__atomlens.busy, null, { timeout: 120000 });
+  const st = await page.evaluate(() => window.__atomlens.gpaSelfTest);
+  assert.ok(st.total >= 10 && st.pass === st.total, `self-test ${st.pass}/${st.total}`);
+  await page.selectOption('[data-testid=gpa-show]', 'exx');
+  saveArtifact('strain.png', await page.screenshot());
+
+  // Draw a reference rectangle on the image: GPA reruns against it.
+  await page.check('#gpa-pickref');
+  const v = await page.evaluate(() => { const r = document.querySelector('[data-testid=view]').getBoundingClientRect(); return { x: r.left + r.width / 2, y: r.top + r.height / 2 }; });
+  await page.evaluate(() => { window.__atomlens.gpa = null; });
+  await page.mouse.move(v.x - 40, v.y - 40);
+  await page.mouse.down();
+  await page.mouse.move(v.x + 40, v.y + 40, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => window.__atomlens.gpa && !window.__atomlens.busy, null, { timeout: 60000 });
+  const ref = await page.evaluate(() => window.__atomlens.gpa.summary.reference);
+  assert.ok(ref.x1 - ref.x0 < 200 && ref.x1 - ref.x0 >= 4, `reference ${JSON.stringify(ref)}`);
+  assert.ok(Math.abs((ref.x0 + ref.x1) / 2 - 256) < 40, `reference ${JSON.stringify(ref)}`);
+
+  // Export: the εxx map is a 512×512 32-bit float TIFF.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#gpa-tiff')]);
+  assert.match(download.suggestedFilename(), /_exx\.tif$/);
+  const bytes = fs.readFileSync(await download.path());
+  assert.equal(bytes.subarray(0, 2).toString(), 'II');
+  assert.ok(bytes.length > 512 * 512 * 4, `${bytes.length} bytes`);
+
+  // Collinear g-vectors: refused with the reason.
+  await page.evaluate(() => { const s = window.__atomlensTest.strain(); s.g = [[0.05, 0.01], [0.1, 0.02]]; return s.run(); });
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /collinear/.test(e)), null, { timeout: 30000 });
+  // A blank image has no lattice: a clear message and no maps.
+  await drop(page, [{ name: 'blank.tif', mimeType: 'image/tiff', buffer: tiff({ width: 64, height: 64, kind: 'f32', pixels: () => 7 }) }]);
+  await page.click('[data-testid=gpa-run]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Strain: no atomic lattice found/.test(e)), null, { timeout: 30000 });
+  assert.ok(!(await page.isVisible('[data-testid=gpa-maps]')));
+  noErrors(errors);
+  await page.close();
+});

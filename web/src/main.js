@@ -4,6 +4,7 @@ import { Bridge } from './bridge.js';
 import { Viewer } from './viewer.js';
 import { drawHistogram, drawSpectrum, spectrumAt, fmt } from './plots.js';
 import { ColumnsPanel } from './columns.js';
+import { StrainPanel } from './strain.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -20,6 +21,7 @@ let spectrumBitmap = null;
 
 const viewer = new Viewer($('view'), hover, (c) => columns?.click(c));
 let columns = null; // the Columns panel, once the engine is ready
+let strain = null;  // the Strain panel
 
 // ---- banner, progress ------------------------------------------------------------------
 function showError(msg) {
@@ -52,6 +54,11 @@ const bridge = new Bridge({
     }
     if (!columns) columns = new ColumnsPanel({ bridge, viewer, state, busy, showError, download, $ });
     columns.setDefaults(r.columnDefaults);
+    if (!strain) {
+      strain = new StrainPanel({ bridge, viewer, state, busy, showError, download, baseName, $,
+        redrawSpectrum: () => drawSpectrum($('fft'), spectrumBitmap, state.spectrum || {}, null, strain.gmarks()) });
+    }
+    strain.setDefaults(r.gpaDefaults);
   },
   onGpu(g) {
     state.gpu = g.adapter ? g.adapter.label : 'none';
@@ -137,7 +144,8 @@ async function selectSignal(signal, frame) {
 
 async function showImage(image) {
   state.image = image;
-  columns?.clear(); // columns belong to the image they were found on
+  columns?.clear(); // columns and strain maps belong to the image they were measured on
+  strain?.reset();
   const s = state.signals[current.signal];
   $('frame-row').hidden = s.frames < 2;
   $('frame').max = s.frames - 1;
@@ -172,7 +180,7 @@ async function refreshSpectrum() {
     state.spectrum = null;
     $('fft-readout').textContent = e.message;
   }
-  drawSpectrum($('fft'), spectrumBitmap, state.spectrum || {});
+  drawSpectrum($('fft'), spectrumBitmap, state.spectrum || {}, null, strain?.gmarks() ?? []);
 }
 
 $('fft').addEventListener('pointermove', (e) => {
@@ -185,7 +193,15 @@ $('fft').addEventListener('pointermove', (e) => {
   const d = g > 0 ? 1 / g : Infinity;
   const dText = sp.unit === '1/nm' ? (d < 1 ? `${(d * 10).toFixed(3)} Å` : `${d.toFixed(3)} nm`) : `${d.toFixed(2)} px`;
   $('fft-readout').textContent = `|g| = ${g.toFixed(3)} ${sp.unit}   d = ${dText}   angle ${(Math.atan2(f.fy, f.fx) * 180 / Math.PI).toFixed(1)}°`;
-  drawSpectrum(c, spectrumBitmap, sp, f);
+  drawSpectrum(c, spectrumBitmap, sp, f, strain?.gmarks() ?? []);
+});
+// GPA: click a Bragg spot for g1, shift-click for g2.
+$('fft').addEventListener('click', (e) => {
+  const sp = state.spectrum;
+  if (!sp || !strain) return;
+  const c = $('fft'), r = c.getBoundingClientRect(), dpr = c.width / r.width;
+  const f = spectrumAt(c, sp, (e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr);
+  if (f && (f.fx || f.fy)) strain.pickG(f, e.shiftKey);
 });
 
 let hoverSeq = 0;
@@ -301,5 +317,5 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
   });
 }
 
-window.__atomlensTest = { addFiles, openDataset, loadDemo, columns: () => columns, bridge };
+window.__atomlensTest = { addFiles, openDataset, loadDemo, columns: () => columns, strain: () => strain, bridge };
 loadDemo();

@@ -35,7 +35,7 @@ export function spectrumLayout(canvas, sp) {
   return { s, x0: m + (W - m - sp.width * s) / 2, y0: (H - m - sp.height * s) / 2, m };
 }
 
-export function drawSpectrum(canvas, bitmap, sp, mark) {
+export function drawSpectrum(canvas, bitmap, sp, mark, gmarks = []) {
   const ctx = canvas.getContext('2d');
   const dpr = window.devicePixelRatio || 1;
   const r = canvas.getBoundingClientRect();
@@ -63,6 +63,16 @@ export function drawSpectrum(canvas, bitmap, sp, mark) {
     const y = cy - (f / sp.step_y) * s;
     ctx.beginPath(); ctx.moveTo(x0 - 4 * dpr, y); ctx.lineTo(x0, y); ctx.stroke();
     ctx.fillText(+f.toPrecision(3) + '', x0 - 6 * dpr, y + 3 * dpr);
+  }
+  // GPA g-vectors and their masks (display units, fy up); both ±g, as the spectrum is symmetric.
+  ctx.font = `${11 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'left';
+  for (const g of gmarks) {
+    ctx.strokeStyle = g.color; ctx.fillStyle = g.color; ctx.lineWidth = 1.5 * dpr;
+    for (const sgn of [1, -1]) {
+      const x = cx + sgn * (g.fx / sp.step_x) * s, y = cy - sgn * (g.fy / sp.step_y) * s;
+      ctx.beginPath(); ctx.arc(x, y, Math.max(3 * dpr, (g.r / sp.step_x) * s), 0, 2 * Math.PI); ctx.stroke();
+      if (sgn > 0) ctx.fillText(g.label, x + 6 * dpr, y - 6 * dpr);
+    }
   }
   if (mark) {
     ctx.strokeStyle = '#4fb3ff'; ctx.lineWidth = 1.5 * dpr;

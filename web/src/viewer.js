@@ -21,6 +21,10 @@ export class Viewer {
     this.onHover = onHover;
     this.onClick = onClick;
     this.overlay = null; // {x, y, colors, selected}
+    this.layer = null;    // a map drawn over the image (same size), e.g. a strain map
+    this.rect = null;     // a region drawn over the image {x0, y0, x1, y1} (GPA reference)
+    this.rectMode = false; // dragging draws `rect` instead of panning, then calls onRect
+    this.onRect = null;
     this.bitmap = null;
     this.meta = null;
     this.zoom = 1; this.ox = 0; this.oy = 0;
@@ -31,6 +35,12 @@ export class Viewer {
     canvas.addEventListener('pointerup', (e) => {
       const d = this.drag;
       this.drag = null;
+      if (d?.rect) {
+        canvas.releasePointerCapture?.(e.pointerId);
+        const r = this.rect;
+        if (r && r.x1 - r.x0 >= 4 && r.y1 - r.y0 >= 4) this.onRect?.(r);
+        return;
+      }
       canvas.releasePointerCapture?.(e.pointerId);
       // A click (no drag): hand the image position and the modifier keys on.
       if (d && Math.hypot(e.clientX - d.x, e.clientY - d.y) < 4 && this.meta) {
@@ -88,11 +98,22 @@ export class Viewer {
 
   down(e) {
     this.drag = { x: e.clientX, y: e.clientY, ox: this.ox, oy: this.oy };
+    if (this.rectMode && this.meta) this.drag.rect = this.toImage(e);
     this.canvas.setPointerCapture?.(e.pointerId);
   }
 
   move(e) {
     const dpr = this.canvas.width / this.canvas.getBoundingClientRect().width;
+    if (this.drag?.rect) {
+      const a = this.drag.rect, b = this.toImage(e);
+      const clamp = (v, n) => Math.max(0, Math.min(n, Math.round(v)));
+      this.rect = {
+        x0: clamp(Math.min(a.x, b.x), this.meta.width), x1: clamp(Math.max(a.x, b.x), this.meta.width),
+        y0: clamp(Math.min(a.y, b.y), this.meta.height), y1: clamp(Math.max(a.y, b.y), this.meta.height),
+      };
+      this.draw();
+      return;
+    }
     if (this.drag) {
       this.ox = this.drag.ox + (e.clientX - this.drag.x) * dpr;
       this.oy = this.drag.oy + (e.clientY - this.drag.y) * dpr;
@@ -116,7 +137,13 @@ export class Viewer {
     // Image coordinate x sits at canvas ox + x·zoom; pixel i covers [i − ½, i + ½] (centres at
     // integers, as in the CSV exports), so the bitmap starts half a pixel before the origin.
     ctx.drawImage(this.bitmap, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);
+    if (this.layer) {
+      ctx.globalAlpha = 0.7;
+      ctx.drawImage(this.layer, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);
+      ctx.globalAlpha = 1;
+    }
     this.drawOverlay();
+    this.drawRect();
     this.drawScaleBar();
   }
 
@@ -138,6 +165,16 @@ export class Viewer {
       ctx.strokeStyle = '#ffffff'; ctx.lineWidth = 2.5 * dpr;
       ctx.beginPath(); ctx.arc(cx, cy, r + 3 * dpr, 0, 2 * Math.PI); ctx.stroke();
     }
+  }
+
+  drawRect() {
+    const r = this.rect;
+    if (!r) return;
+    const dpr = window.devicePixelRatio || 1;
+    this.ctx.strokeStyle = '#ffe066'; this.ctx.lineWidth = 1.5 * dpr; this.ctx.setLineDash([6 * dpr, 4 * dpr]);
+    // Pixel edges: pixel i covers [i − ½, i + ½].
+    this.ctx.strokeRect(this.ox + (r.x0 - 0.5) * this.zoom, this.oy + (r.y0 - 0.5) * this.zoom, (r.x1 - r.x0) * this.zoom, (r.y1 - r.y0) * this.zoom);
+    this.ctx.setLineDash([]);
   }
 
   drawScaleBar() {

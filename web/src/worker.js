@@ -27,7 +27,7 @@ async function init() {
   session = new pkg.Session();
   const info = pkg.engine_info();
   postMessage({ type: 'ready', engine, threads: info.threads, version: info.version, colormaps: pkg.colormaps(), note,
-    columnDefaults: pkg.column_defaults(),
+    columnDefaults: pkg.column_defaults(), gpaDefaults: pkg.gpa_defaults(),
     isolated: self.crossOriginIsolated });
   pkg.gpu_probe()
     .then((g) => postMessage({ type: 'gpu', adapter: g }))
@@ -71,6 +71,17 @@ const ops = {
   memory: () => pkg.memory_bytes(),
   columnsJson: (a) => session.columns_json(a.source),
   columnResidual: (a) => session.column_residual(a.i, a.half),
+  gpa: (a, id) => {
+    progress(id, 'geometric phase analysis');
+    return session.gpa(a.params);
+  },
+  gpaMap: (a) => session.gpa_map(a.name, a.limit),
+  gpaValues: (a) => session.gpa_values(a.name),
+  gpaTiff: (a) => session.gpa_tiff(a.name),
+  gpaSelfTest: (a, id) => {
+    progress(id, 'GPA self-test on synthetic strain fields');
+    return pkg.gpa_self_test();
+  },
 };
 
 // Typed arrays in a result (top level or one level down) are transferred, not copied.

@@ -527,19 +527,23 @@ fn phase_gradient(z: &Array2<C32>, y: usize, x: usize) -> [f64; 2] {
     [d(z[[y, xr]], z[[y, xl]], xr - xl), d(z[[yr, x]], z[[yl, x]], yr - yl)]
 }
 
-/// Mean phase gradient over the strong-fringe pixels of `r`.
+/// Mean phase gradient over `r`, weighted by amplitude⁴: where a fringe fades (a particle's
+/// edge) its phase is bent by the lattice's truncation, and the interior should set the
+/// reference lattice.
 fn mean_gradient(z: &Array2<C32>, amp: &Array2<f32>, r: Region) -> Option<[f64; 2]> {
-    let (mut sum, mut n) = ([0.0, 0.0], 0usize);
+    let (mut sum, mut wsum) = ([0.0, 0.0], 0.0);
     for y in r.y0..r.y1 {
         for x in r.x0..r.x1 {
-            if amp[[y, x]] >= MIN_AMPLITUDE {
+            let a = amp[[y, x]] as f64;
+            if a >= MIN_AMPLITUDE as f64 {
                 let d = phase_gradient(z, y, x);
-                sum = [sum[0] + d[0], sum[1] + d[1]];
-                n += 1;
+                let w = a.powi(4);
+                sum = [sum[0] + w * d[0], sum[1] + w * d[1]];
+                wsum += w;
             }
         }
     }
-    (n > 0).then(|| [sum[0] / n as f64, sum[1] / n as f64])
+    (wsum > 0.0).then(|| [sum[0] / wsum, sum[1] / wsum])
 }
 
 /// 95th percentile of a subsample (every 7th value: exact enough for a threshold).
@@ -559,6 +563,9 @@ fn rows_map<T: Send>(h: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(not(feature = "parallel"))]
     return (0..h).map(f).collect();
 }
+
+mod self_test;
+pub use self_test::{Case as SelfTestCase, Check as SelfTestCheck, self_test};
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,8 @@ use js_sys::{Float32Array, Float64Array, Uint8Array, Uint32Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+mod strain;
+
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
@@ -97,6 +99,7 @@ pub struct Session {
     infos: Vec<SignalInfo>,
     current: Option<Image>,
     columns: Option<(ColumnResult, ColumnParams)>,
+    gpa: Option<atomlens_core::gpa::GpaResult>,
 }
 
 #[wasm_bindgen]
@@ -104,7 +107,7 @@ impl Session {
     /// An empty session.
     #[wasm_bindgen(constructor)]
     pub fn new() -> Session {
-        Session { stacks: Vec::new(), infos: Vec::new(), current: None, columns: None }
+        Session { stacks: Vec::new(), infos: Vec::new(), current: None, columns: None, gpa: None }
     }
 
     /// Replace the dataset by the built-in synthetic Pt nanoparticle; returns the signal list.
@@ -187,6 +190,7 @@ impl Session {
         };
         self.current = Some(img);
         self.columns = None;
+        self.gpa = None;
         to_js(&info)
     }
 

@@ -1,0 +1,289 @@
+// The Strain panel: GPA parameters (defaults from Rust), g-vectors picked on the power spectrum
+// (click = g1, shift-click = g2), a reference rectangle drawn on the image, the four maps with
+// colour bars and a line profile, the self-test against synthetic truth, and TIFF/PNG/JSON export.
+import { fmt } from './plots.js';
+
+const MAPS = [['exx', 'εxx'], ['eyy', 'εyy'], ['exy', 'εxy'], ['rotation', 'rotation (rad)']];
+const G_COLOURS = ['#4fd1c5', '#f6ad55'];
+
+export class StrainPanel {
+  constructor({ bridge, viewer, state, busy, showError, download, baseName, redrawSpectrum, $ }) {
+    Object.assign(this, { bridge, viewer, state, busy, showError, download, baseName, redrawSpectrum, $ });
+    this.g = null;          // user-chosen [[gx, gy], [gx, gy]] in cycles/px, or null = automatic
+    this.reference = null;  // {x0, y0, x1, y1} px, or null = whole image
+    this.result = null;
+    this.bitmaps = {};
+    this.profileRow = null;
+    $('gpa-run').onclick = () => this.run();
+    $('gpa-auto').onclick = () => { this.g = null; this.reference = null; this.viewer.rect = null; this.run(); };
+    $('gpa-selftest').onclick = () => this.selfTest();
+    $('gpa-tiff').onclick = () => this.exportTiffs();
+    $('gpa-png').onclick = () => this.exportFigure();
+    $('gpa-json').onclick = () => this.exportJson();
+    $('gpa-show').onchange = () => this.showLayer();
+    $('gpa-pickref').onchange = (e) => { this.viewer.rectMode = e.target.checked; };
+    this.viewer.onRect = (r) => {
+      this.reference = r;
+      $('gpa-pickref').checked = false;
+      this.viewer.rectMode = false;
+      this.run();
+    };
+    for (const [name] of MAPS) {
+      const c = $(`gpa-${name}`);
+      c.addEventListener('pointermove', (e) => this.hover(e, c));
+      c.addEventListener('click', (e) => { this.profileRow = this.mapPoint(e, c)?.y ?? null; this.drawProfile(); this.drawMaps(); });
+    }
+  }
+
+  setDefaults(d) {
+    this.defaults = d;
+    this.$('gpa-radius').value = d.mask_radius;
+    this.$('gpa-shape').value = d.mask;
+  }
+
+  showLayer() {
+    const name = this.$('gpa-show').value;
+    this.viewer.layer = (name && this.bitmaps[name]) || null;
+    this.viewer.draw();
+  }
+
+  /** The image changed: forget maps and choices tied to it. */
+  reset() {
+    this.result = null; this.g = null; this.reference = null; this.viewer.rect = null; this.viewer.layer = null;
+    this.bitmaps = {};
+    this.$('gpa-maps').hidden = true;
+    this.$('gpa-summary').textContent = '';
+    for (const id of ['gpa-tiff', 'gpa-png', 'gpa-json']) this.$(id).disabled = true;
+  }
+
+  params() {
+    const p = structuredClone(this.defaults);
+    p.g = this.g;
+    p.mask_radius = +this.$('gpa-radius').value;
+    p.mask = this.$('gpa-shape').value;
+    p.frame_angle = (+this.$('gpa-angle').value || 0) * Math.PI / 180;
+    p.reference = this.reference;
+    return p;
+  }
+
+  /** g in cycles/px from a spectrum point (display units, fy up). */
+  pickG(f, second) {
+    const ps = this.state.image?.unit === 'nm' ? this.state.image.pixel_size : 1;
+    const g = [f.fx * ps, -f.fy * ps];
+    const cur = this.g || (this.result ? this.result.summary.g.map((v) => v.per_px) : [g, g]);
+    this.g = second ? [cur[0], g] : [g, cur[1]];
+    if (this.result || this.g[0] !== this.g[1]) this.run();
+  }
+
+  /** Marks for the spectrum: the g-vectors used and their mask radii (display units). */
+  gmarks() {
+    if (!this.result) return [];
+    const ps = this.state.image?.unit === 'nm' ? this.state.image.pixel_size : 1;
+    const r = this.result.summary.mask_radius_per_px / ps;
+    return this.result.summary.g.map((g, k) => ({ fx: g.per_px[0] / ps, fy: -g.per_px[1] / ps, r, label: `g${k + 1}`, color: G_COLOURS[k] }));
+  }
+
+  async run() {
+    const done = this.busy('Geometric phase analysis…');
+    try {
+      const t0 = performance.now();
+      const r = await this.bridge.call('gpa', { params: this.params() });
+      this.result = r;
+      this.ms = performance.now() - t0;
+      this.limits = Object.fromEntries(MAPS.map(([n], k) => [n, r.limits[k]]));
+      const bits = await Promise.all(MAPS.map(([n]) => this.bridge.call('gpaMap', { name: n, limit: this.limits[n] })));
+      this.bitmaps = {};
+      for (let k = 0; k < MAPS.length; k++) {
+        this.bitmaps[MAPS[k][0]] = await createImageBitmap(new ImageData(new Uint8ClampedArray(bits[k].buffer), r.width, r.height));
+      }
+      this.values = {};
+      this.state.gpa = { summary: r.summary, ms: this.ms };
+      this.reference = r.summary.reference;
+      this.viewer.rect = r.summary.reference;
+      this.viewer.draw();
+      this.$('gpa-maps').hidden = false;
+      for (const id of ['gpa-tiff', 'gpa-png', 'gpa-json']) this.$(id).disabled = false;
+      this.showSummary();
+      this.showLayer();
+      this.drawMaps();
+      await this.drawProfile();
+      this.redrawSpectrum();
+    } catch (e) {
+      if (!e.cancelled) this.showError(`Strain: ${e.message}`);
+    } finally { done(); }
+  }
+
+  showSummary() {
+    const s = this.result.summary;
+    const unit = this.state.image?.unit === 'nm';
+    const g = s.g.map((v, k) => `g${k + 1} (${v.per_px.map((x) => x.toFixed(4)).join(', ')}) /px, d ${unit ? `${(v.d_nm * 10).toFixed(3)} Å` : `${v.d_px.toFixed(2)} px`}`);
+    const ref = s.reference;
+    const lines = [
+      ...g,
+      `mask ${s.mask} ${s.mask_radius_per_px.toFixed(4)} /px → resolution ${s.resolution_px.toFixed(1)} px${unit ? ` (${s.resolution_nm.toFixed(2)} nm)` : ''}`,
+      `reference x ${ref.x0}–${ref.x1}, y ${ref.y0}–${ref.y1}${s.refined ? '' : ' (g as given, not refined)'}; edge band ${s.border_px} px unreliable`,
+      `${(100 * s.valid_fraction).toFixed(0)} % of pixels measured (no colour where a fringe is absent) · ${this.ms.toFixed(0)} ms`,
+      ...MAPS.map(([n, label]) => `${label}: core mean ${fmt(s.stats[n].core_mean)} ± ${fmt(s.stats[n].core_std)}`),
+    ];
+    this.$('gpa-summary').textContent = lines.join('\n');
+  }
+
+  drawMaps() {
+    for (const [name, label] of MAPS) {
+      const c = this.$(`gpa-${name}`);
+      const ctx = c.getContext('2d');
+      const dpr = window.devicePixelRatio || 1;
+      const rect = c.getBoundingClientRect();
+      c.width = Math.round(rect.width * dpr); c.height = Math.round(rect.height * dpr);
+      ctx.fillStyle = '#1a1d21'; ctx.fillRect(0, 0, c.width, c.height);
+      const bm = this.bitmaps[name];
+      if (!bm) continue;
+      const lay = this.layout(c);
+      ctx.drawImage(bm, lay.x0, lay.y0, bm.width * lay.s, bm.height * lay.s);
+      // Edge band and reference.
+      const s = this.result.summary;
+      ctx.strokeStyle = 'rgba(255,255,255,0.35)'; ctx.setLineDash([3 * dpr, 3 * dpr]); ctx.lineWidth = dpr;
+      const b = s.border_px;
+      ctx.strokeRect(lay.x0 + b * lay.s, lay.y0 + b * lay.s, (bm.width - 2 * b) * lay.s, (bm.height - 2 * b) * lay.s);
+      ctx.setLineDash([]); ctx.strokeStyle = '#ffe066';
+      const r = s.reference;
+      ctx.strokeRect(lay.x0 + r.x0 * lay.s, lay.y0 + r.y0 * lay.s, (r.x1 - r.x0) * lay.s, (r.y1 - r.y0) * lay.s);
+      if (this.profileRow != null) {
+        ctx.strokeStyle = '#ffffff';
+        const y = lay.y0 + (this.profileRow + 0.5) * lay.s;
+        ctx.beginPath(); ctx.moveTo(lay.x0, y); ctx.lineTo(lay.x0 + bm.width * lay.s, y); ctx.stroke();
+      }
+      // Title and colour bar (red = positive: tension / rotation towards +y).
+      ctx.fillStyle = '#e6e6e6'; ctx.font = `${11 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'left';
+      ctx.fillText(label, 4 * dpr, 12 * dpr);
+      const lim = this.limits[name];
+      const barX = c.width - 14 * dpr, barY = 18 * dpr, barH = c.height - 36 * dpr;
+      const grad = ctx.createLinearGradient(0, barY, 0, barY + barH);
+      grad.addColorStop(0, '#b2182b'); grad.addColorStop(0.5, '#f7f7f7'); grad.addColorStop(1, '#2166ac');
+      ctx.fillStyle = grad; ctx.fillRect(barX, barY, 8 * dpr, barH);
+      ctx.fillStyle = '#c8c8c8'; ctx.textAlign = 'right'; ctx.font = `${9 * dpr}px system-ui, sans-serif`;
+      ctx.fillText(`+${fmt(lim)}`, c.width - 2 * dpr, barY - 3 * dpr);
+      ctx.fillText('0', barX - 2 * dpr, barY + barH / 2 + 3 * dpr);
+      ctx.fillText(`−${fmt(lim)}`, c.width - 2 * dpr, barY + barH + 11 * dpr);
+    }
+  }
+
+  layout(c) {
+    const bm = this.bitmaps.exx;
+    const dpr = window.devicePixelRatio || 1;
+    const W = c.width - 22 * dpr, H = c.height - 16 * dpr;
+    const s = Math.min(W / bm.width, H / bm.height);
+    return { s, x0: 0, y0: 16 * dpr };
+  }
+
+  mapPoint(e, c) {
+    if (!this.bitmaps.exx) return null;
+    const r = c.getBoundingClientRect(), dpr = c.width / r.width;
+    const lay = this.layout(c);
+    const x = Math.floor(((e.clientX - r.left) * dpr - lay.x0) / lay.s), y = Math.floor(((e.clientY - r.top) * dpr - lay.y0) / lay.s);
+    if (x < 0 || y < 0 || x >= this.result.width || y >= this.result.height) return null;
+    return { x, y };
+  }
+
+  async valuesOf(name) {
+    if (!this.values[name]) this.values[name] = await this.bridge.call('gpaValues', { name });
+    return this.values[name];
+  }
+
+  async hover(e, c) {
+    const p = this.mapPoint(e, c);
+    if (!p) return;
+    const w = this.result.width;
+    const vals = await Promise.all(MAPS.map(([n]) => this.valuesOf(n)));
+    this.$('gpa-readout').textContent = `x ${p.x} y ${p.y}: ` + MAPS.map(([, label], k) => `${label.split(' ')[0]} ${fmt(vals[k][p.y * w + p.x])}`).join('  ');
+  }
+
+  /** Profiles of all four maps along the chosen row (default: the middle). */
+  async drawProfile() {
+    const c = this.$('gpa-profile');
+    const ctx = c.getContext('2d');
+    const dpr = window.devicePixelRatio || 1;
+    const rect = c.getBoundingClientRect();
+    c.width = Math.round(rect.width * dpr); c.height = Math.round(rect.height * dpr);
+    ctx.fillStyle = '#1a1d21'; ctx.fillRect(0, 0, c.width, c.height);
+    if (!this.result) return;
+    const { width: w, height: h } = this.result;
+    const row = this.profileRow ?? Math.floor(h / 2);
+    const vals = await Promise.all(MAPS.map(([n]) => this.valuesOf(n)));
+    const lines = vals.map((v) => Array.from({ length: w }, (_, x) => v[row * w + x]));
+    const lim = Math.max(...MAPS.map(([n]) => this.limits[n]));
+    const pad = 44 * dpr, W = c.width - pad - 4 * dpr, H = c.height - 8 * dpr, top = 16 * dpr;
+    const yOf = (v) => top + (1 - (v + lim) / (2 * lim)) * (H - top);
+    ctx.strokeStyle = '#555'; ctx.lineWidth = dpr;
+    ctx.beginPath(); ctx.moveTo(pad, yOf(0)); ctx.lineTo(pad + W, yOf(0)); ctx.stroke();
+    const colours = ['#ff6b6b', '#4fb3ff', '#5ad17a', '#e0c060'];
+    lines.forEach((l, k) => {
+      ctx.strokeStyle = colours[k]; ctx.lineWidth = 1.3 * dpr; ctx.beginPath();
+      let pen = false;
+      l.forEach((v, x) => {
+        if (!Number.isFinite(v)) { pen = false; return; }
+        const X = pad + (x / (w - 1)) * W, Y = yOf(Math.max(-lim, Math.min(lim, v)));
+        if (pen) ctx.lineTo(X, Y); else ctx.moveTo(X, Y);
+        pen = true;
+      });
+      ctx.stroke();
+    });
+    ctx.fillStyle = '#c8c8c8'; ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'right';
+    ctx.fillText(`+${fmt(lim)}`, pad - 2 * dpr, yOf(lim) + 8 * dpr);
+    ctx.fillText(`−${fmt(lim)}`, pad - 2 * dpr, yOf(-lim));
+    ctx.textAlign = 'left';
+    MAPS.forEach(([, label], k) => { ctx.fillStyle = colours[k]; ctx.fillText(label.split(' ')[0], pad + k * 40 * dpr, 11 * dpr); });
+    ctx.fillStyle = '#c8c8c8'; ctx.textAlign = 'right';
+    ctx.fillText(`row y = ${row}`, c.width - 4 * dpr, 11 * dpr);
+  }
+
+  async selfTest() {
+    const done = this.busy('GPA self-test on synthetic strain fields…');
+    try {
+      const t0 = performance.now();
+      const cases = await this.bridge.call('gpaSelfTest');
+      const ms = performance.now() - t0;
+      const rows = [];
+      let pass = 0, total = 0;
+      for (const c of cases) {
+        rows.push(`<tr><th colspan="4">${c.name}</th></tr>`);
+        for (const k of c.checks) {
+          const ok = Math.abs(k.measured - k.truth) <= k.tolerance;
+          pass += ok; total++;
+          rows.push(`<tr class="${ok ? 'pass' : 'fail'}"><td>${k.quantity}</td><td>${fmt(k.truth)}</td><td>${fmt(k.measured)}</td><td>${ok ? '✓' : '✗'} ${k.tolerance.toExponential(0)}</td></tr>`);
+        }
+      }
+      this.$('gpa-selftest-result').innerHTML =
+        `<p>${pass} of ${total} checks within tolerance (${(ms / 1000).toFixed(1)} s)</p>` +
+        `<table class="meta"><tr><td>quantity</td><td>true</td><td>measured</td><td>tolerance</td></tr>${rows.join('')}</table>`;
+      this.$('gpa-selftest-box').hidden = false;
+      this.state.gpaSelfTest = { pass, total };
+    } catch (e) {
+      if (!e.cancelled) this.showError(`Self-test: ${e.message}`);
+    } finally { done(); }
+  }
+
+  async exportTiffs() {
+    for (const [name] of MAPS) {
+      const bytes = await this.bridge.call('gpaTiff', { name });
+      this.download(new Blob([bytes], { type: 'image/tiff' }), `${this.baseName()}_${name}.tif`);
+    }
+  }
+
+  exportJson() {
+    const text = JSON.stringify({ source: this.state.dataset, gpa: this.result.summary }, null, 2);
+    this.download(new Blob([text], { type: 'application/json' }), `${this.baseName()}_gpa.json`);
+  }
+
+  /** The four maps, their colour bars and the profile, as one PNG figure. */
+  async exportFigure() {
+    const tiles = MAPS.map(([n]) => this.$(`gpa-${n}`));
+    const prof = this.$('gpa-profile');
+    const w = tiles[0].width, h = tiles[0].height;
+    const fig = new OffscreenCanvas(2 * w, 2 * h + prof.height);
+    const ctx = fig.getContext('2d');
+    tiles.forEach((t, k) => ctx.drawImage(t, (k % 2) * w, Math.floor(k / 2) * h));
+    ctx.drawImage(prof, 0, 2 * h, 2 * w, prof.height);
+    this.download(await fig.convertToBlob({ type: 'image/png' }), `${this.baseName()}_strain.png`);
+  }
+}
