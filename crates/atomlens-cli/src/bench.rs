@@ -35,7 +35,10 @@ pub struct Args {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum What {
+    /// Column finding and fitting against Atomap.
     Columns,
+    /// Geometric phase analysis against kemstem.
+    Gpa,
 }
 
 struct Case {
@@ -90,12 +93,14 @@ struct Side {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let What::Columns = a.what;
     if !a.shared.join("data").is_dir() {
         bail!(
             "{} not found: the benchmark needs ../shared (images, truth and Atomap's parameters)",
             a.shared.display()
         );
+    }
+    if let What::Gpa = a.what {
+        return crate::bench_gpa::run(&a.shared, a.quick, a.no_peer, a.repeat);
     }
     let cases: Vec<&Case> = CASES.iter().filter(|c| !(a.quick && c.id == "temul_mos2_se_adf")).collect();
     let ours: Vec<Side> = cases.iter().map(|c| ours(&a.shared, c, a.repeat)).collect::<Result<_>>()?;
@@ -204,11 +209,12 @@ pub fn read_truth(path: &Path) -> Result<Vec<[f64; 4]>> {
         .collect()
 }
 
-fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {
+/// The peers' Python (`target/peer-venv`, created from ../shared's requirements once).
+pub fn peer_python(shared: &Path) -> Result<PathBuf> {
     let venv = Path::new("target/peer-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
-        eprintln!("creating {} with Atomap 0.4.2 (pip, once)…", venv.display());
+        eprintln!("creating {} with the peers (Atomap, kemstem, scikit-image; pip, once)…", venv.display());
         let ok = Command::new("python3").args(["-m", "venv"]).arg(venv).status()?.success()
             && Command::new(venv.join("bin/pip"))
                 .args(["install", "-q", "-r"])
@@ -216,9 +222,14 @@ fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {
                 .status()?
                 .success();
         if !ok {
-            bail!("could not install the peer (pip install -r ../shared/reference/scripts/requirements.txt)");
+            bail!("could not install the peers (pip install -r ../shared/reference/scripts/requirements.txt)");
         }
     }
+    Ok(python)
+}
+
+fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {
+    let python = peer_python(shared)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/atomap_columns.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script).arg(shared.join("reference/scripts")).arg(shared.join("reference/atomap"));

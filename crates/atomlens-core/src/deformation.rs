@@ -45,8 +45,10 @@ impl Strain {
 
 /// Strain and rotation of the deformation gradient `f` (polar decomposition).
 pub fn decompose(f: Mat2) -> Strain {
-    let rotation = (f[1][0] - f[0][1]).atan2(f[0][0] + f[1][1]);
-    let (s, c) = rotation.sin_cos();
+    let (sn, cs) = (f[1][0] - f[0][1], f[0][0] + f[1][1]);
+    let rotation = sn.atan2(cs);
+    let n = (sn * sn + cs * cs).sqrt();
+    let (s, c) = if n > 0.0 { (sn / n, cs / n) } else { (0.0, 1.0) };
     let u = mul([[c, s], [-s, c]], f);
     Strain { exx: u[0][0] - 1.0, eyy: u[1][1] - 1.0, exy: 0.5 * (u[0][1] + u[1][0]), rotation }
 }
