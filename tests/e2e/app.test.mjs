@@ -257,6 +257,16 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   assert.equal(bytes.subarray(0, 2).toString(), 'II');
   assert.ok(bytes.length > 512 * 512 * 4, `${bytes.length} bytes`);
 
+  // Per-column strain: find columns, colour them by εxx against the GPA reference region.
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.columns && !window.__atomlens.busy, null, { timeout: 120000 });
+  await page.selectOption('[data-testid=col-color]', 'exx');
+  await page.waitForFunction(() => window.__atomlens.columnStrain, null, { timeout: 30000 });
+  const cs = await page.evaluate(() => ({ measured: window.__atomlens.columnStrain.measured, count: window.__atomlens.columns.count }));
+  assert.ok(cs.measured > 0.8 * cs.count, `strain for ${cs.measured} of ${cs.count} columns`);
+  assert.match(await page.textContent('[data-testid=col-legend]'), /exx: red \+[\d.e-]+, white 0, blue/);
+  saveArtifact('column-strain.png', await page.screenshot());
+
   // Collinear g-vectors: refused with the reason.
   await page.evaluate(() => { const s = window.__atomlensTest.strain(); s.g = [[0.05, 0.01], [0.1, 0.02]]; return s.run(); });
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /collinear/.test(e)), null, { timeout: 30000 });

@@ -115,3 +115,29 @@ fn maps_agree_with_kemstem() {
         assert!(about_mean < 0.25 * spread, "STO {name}: RMS difference {about_mean} vs kemstem's spread {spread}");
     }
 }
+
+#[test]
+fn column_strain_agrees_with_truth_and_gpa_on_the_step() {
+    let Some(shared) = shared_dir() else { return skip("column_strain_agrees_with_truth_and_gpa_on_the_step") };
+    let img = image(&shared.join("data/synthetic/syn_strain_step_exx2pct.tif"));
+    let cols = atomlens_core::columns::find_and_fit(img.view(), &Default::default()).unwrap();
+    let l = cols.lattice.as_ref().unwrap();
+    let pts: Vec<[f64; 2]> = cols.columns.iter().map(|c| [c.x, c.y]).collect();
+    let reference = Region { x0: 40, y0: 64, x1: 200, y1: 448 };
+    let s = atomlens_core::column_strain::column_strain(&pts, l.a, l.b, Some(reference)).unwrap();
+    let band = |x0: f64, x1: f64| {
+        let v: Vec<f64> = pts
+            .iter()
+            .zip(&s.columns)
+            .filter(|(p, c)| p[0] > x0 && p[0] < x1 && p[1] > 64.0 && p[1] < 448.0 && c.exx.is_finite())
+            .map(|(_, c)| c.exx)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (left, right) = (band(100.0, 200.0), band(320.0, 430.0));
+    let g = gpa(img.view(), &GpaParams { reference: Some(reference), ..Default::default() }).unwrap();
+    let gpa_right = region_stats(g.exx.view(), Region { x0: 320, y0: 64, x1: 430, y1: 448 }).0;
+    eprintln!("column strain: left {left:+.5}, right {right:.5}; GPA right {gpa_right:.5}");
+    assert!(left.abs() < 1e-3 && (right - 0.02).abs() < 1e-3, "left {left}, right {right}");
+    assert!((right - gpa_right).abs() < 1e-3, "columns {right} vs GPA {gpa_right}");
+}

@@ -14,6 +14,13 @@ function viridis(t) {
   return `rgb(${c[0]},${c[1]},${c[2]})`;
 }
 
+/** Red–white–blue for t in [−1, 1]. */
+function diverging(t) {
+  const u = Math.max(-1, Math.min(1, t));
+  const [r, g, b] = u >= 0 ? [255, 255 - 200 * u, 255 - 210 * u] : [255 + 220 * u, 255 + 150 * u, 255];
+  return `rgb(${Math.round(r)},${Math.round(g)},${Math.round(b)})`;
+}
+
 function quantiles(values, lo, hi) {
   const v = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (!v.length) return [0, 1];
@@ -110,11 +117,31 @@ export class ColumnsPanel {
     return Array.from(t.amplitude);
   }
 
-  paint() {
+  /** Per-column strain against the lattice from the spectrum, or the GPA reference region. */
+  async strainValues(kind) {
+    const t = this.table;
+    const reference = this.state.gpa?.summary?.reference ?? null;
+    if (!this.strain || this.strain.table !== t || this.strain.reference !== reference) {
+      const s = await this.bridge.call('columnStrain', { xs: Array.from(t.x), ys: Array.from(t.y), reference });
+      this.strain = { table: t, reference, values: s };
+      this.state.columnStrain = { measured: Array.from(s.exx).filter(Number.isFinite).length };
+    }
+    return Array.from(this.strain.values[kind === 'lattice_rotation' ? 'rotation' : kind]);
+  }
+
+  async paint() {
     if (!this.table) return;
     const kind = this.$('col-color').value;
+    this.$('col-legend').textContent = '';
     let colors;
-    if (kind === 'status') colors = Array.from(this.table.status, (s) => STATUS_COLOURS[s]);
+    if (['exx', 'eyy', 'exy', 'lattice_rotation'].includes(kind)) {
+      let v;
+      try { v = await this.strainValues(kind); } catch (e) { this.showError(`Column strain: ${e.message}`); return; }
+      // Red = positive (tension), blue = negative, symmetric about zero; grey = not measured.
+      const lim = quantiles(v.map(Math.abs), 0.95, 0.95)[1] || 1e-3;
+      colors = v.map((x) => (Number.isFinite(x) ? diverging(x / lim) : '#808080'));
+      this.$('col-legend').textContent = `${kind}: red +${fmt(lim)}, white 0, blue −${fmt(lim)} (reference: ${this.state.gpa ? 'the GPA reference region' : 'lattice from the spectrum'})`;
+    } else if (kind === 'status') colors = Array.from(this.table.status, (s) => STATUS_COLOURS[s]);
     else {
       const v = this.values(kind);
       const [lo, hi] = quantiles(v, 0.02, 0.98);

@@ -78,6 +78,7 @@ const ops = {
   gpaMap: (a) => session.gpa_map(a.name, a.limit),
   gpaValues: (a) => session.gpa_values(a.name),
   gpaTiff: (a) => session.gpa_tiff(a.name),
+  columnStrain: (a) => session.column_strain(a.xs, a.ys, a.reference ?? null),
   gpaSelfTest: (a, id) => {
     progress(id, 'GPA self-test on synthetic strain fields');
     return pkg.gpa_self_test();

@@ -30,6 +30,13 @@ pub struct Args {
     /// Joint passes (overlapping neighbours subtracted) after the first independent fit.
     #[arg(long)]
     passes: Option<usize>,
+    /// Add per-column strain (exx, eyy, exy, lattice rotation) and displacement from the ideal
+    /// lattice, against the lattice from the spectrum or the --reference region's mean.
+    #[arg(long)]
+    strain: bool,
+    /// Reference region `x0,y0,x1,y1` (px) for --strain.
+    #[arg(long, value_parser = crate::gpa::region, allow_hyphen_values = true, requires = "strain")]
+    reference: Option<atomlens_core::gpa::Region>,
     /// Output: `.csv` or `.json` (default: CSV on stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -96,9 +103,27 @@ pub fn run(a: Args) -> Result<()> {
         r.separation,
         r.spacing.map(|s| format!(", spacing {s:.2} px")).unwrap_or_default()
     );
+    let strain = if a.strain {
+        let l = r.lattice.as_ref().context("--strain needs lattice vectors, and the spectrum gave none")?;
+        let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
+        let s = atomlens_core::column_strain::column_strain(&pts, l.a, l.b, a.reference)?;
+        let measured = s.columns.iter().filter(|c| c.exx.is_finite()).count();
+        eprintln!("strain for {measured} of {} columns (the rest have too few indexed neighbours)", s.columns.len());
+        Some(s)
+    } else {
+        None
+    };
     let text = match a.out.as_ref().and_then(|o| o.extension()).and_then(|e| e.to_str()) {
-        Some("json") => atomlens_io::tables::columns_json(&r, &p, &img.calibration, &a.image.display().to_string()),
-        Some("csv") | None => atomlens_io::tables::columns_csv(&r.columns),
+        Some("json") => {
+            atomlens_io::tables::columns_json(&r, &p, &img.calibration, &a.image.display().to_string(), strain.as_ref())
+        }
+        Some("csv") | None => {
+            let csv = atomlens_io::tables::columns_csv(&r.columns);
+            match &strain {
+                Some(s) => atomlens_io::tables::with_strain(&csv, s),
+                None => csv,
+            }
+        }
         Some(other) => bail!("--out must end in .csv or .json, not .{other}"),
     };
     match &a.out {

@@ -59,7 +59,7 @@ fn pair(s: &str) -> Result<[f64; 2], String> {
     Ok([v[0], v[1]])
 }
 
-fn region(s: &str) -> Result<Region, String> {
+pub fn region(s: &str) -> Result<Region, String> {
     let v = numbers(s, 4)?;
     if v.iter().any(|&x| x < 0.0) {
         return Err(format!("region '{s}' has a negative coordinate"));

@@ -346,10 +346,8 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
             if norm2(d1) > limit2[0] || norm2(d2) > limit2[1] {
                 continue;
             }
-            let local: Mat2 = [
-                [gm[0][0] + d1[0] / TAU, gm[0][1] + d1[1] / TAU],
-                [gm[1][0] + d2[0] / TAU, gm[1][1] + d2[1] / TAU],
-            ];
+            let local: Mat2 =
+                [[gm[0][0] + d1[0] / TAU, gm[0][1] + d1[1] / TAU], [gm[1][0] + d2[0] / TAU, gm[1][1] + d2[1] / TAU]];
             let Some(inv) = inverse(local) else { continue };
             let s = decompose(mul(inv, gm));
             let s = if p.frame_angle == 0.0 { s } else { s.in_frame(p.frame_angle) };
@@ -595,7 +593,9 @@ fn map_par<T: Sync, U: Send + Copy + Default>(a: &Array2<T>, f: impl Fn(&T) -> U
     let mut out = Array2::from_elem(a.dim(), U::default());
     let (src, dst) = (slice(a), out.as_slice_mut().expect("standard layout"));
     #[cfg(feature = "parallel")]
-    dst.par_chunks_mut(4096).zip(src.par_chunks(4096)).for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, i)| *o = f(i)));
+    dst.par_chunks_mut(4096)
+        .zip(src.par_chunks(4096))
+        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, i)| *o = f(i)));
     #[cfg(not(feature = "parallel"))]
     dst.iter_mut().zip(src).for_each(|(o, i)| *o = f(i));
     out

@@ -1,5 +1,6 @@
 //! Result tables: column fits as CSV (Atomap's conventions) and JSON with the run's context.
 use atomlens_core::Calibration;
+use atomlens_core::column_strain::ColumnStrainResult;
 use atomlens_core::columns::{ColumnParams, ColumnResult};
 use atomlens_core::fit::AtomColumn;
 
@@ -37,9 +38,44 @@ pub fn columns_csv(cols: &[AtomColumn]) -> String {
     s
 }
 
+/// Extra CSV columns for per-column strain (lattice rotation in radians, displacement in px).
+pub const STRAIN_HEADER: &str = "exx,eyy,exy,lattice_rotation,ux,uy";
+
+/// `csv` (from [`columns_csv`]) with the strain columns appended to every row.
+pub fn with_strain(csv: &str, strain: &ColumnStrainResult) -> String {
+    let mut out = String::with_capacity(csv.len() + 60 * strain.columns.len());
+    for (k, line) in csv.lines().enumerate() {
+        out.push_str(line);
+        match k {
+            0 => out.push_str(&format!(",{STRAIN_HEADER}")),
+            _ => {
+                let c = strain.columns.get(k - 1);
+                let v = |f: fn(&atomlens_core::column_strain::ColumnStrain) -> f64| c.map_or(f64::NAN, f);
+                out.push_str(&format!(
+                    ",{:.6},{:.6},{:.6},{:.6},{:.4},{:.4}",
+                    v(|c| c.exx),
+                    v(|c| c.eyy),
+                    v(|c| c.exy),
+                    v(|c| c.rotation),
+                    v(|c| c.ux),
+                    v(|c| c.uy)
+                ));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Columns as JSON with the calibration, the parameters and the software version, so the run
 /// can be repeated exactly.
-pub fn columns_json(r: &ColumnResult, p: &ColumnParams, cal: &Calibration, source: &str) -> String {
+pub fn columns_json(
+    r: &ColumnResult,
+    p: &ColumnParams,
+    cal: &Calibration,
+    source: &str,
+    strain: Option<&ColumnStrainResult>,
+) -> String {
     serde_json::to_string_pretty(&serde_json::json!({
         "source": source,
         "software": concat!("atomlens ", env!("CARGO_PKG_VERSION")),
@@ -50,6 +86,7 @@ pub fn columns_json(r: &ColumnResult, p: &ColumnParams, cal: &Calibration, sourc
         "spacing_px": r.spacing,
         "lattice_px": r.lattice,
         "columns": r.columns,
+        "strain": strain,
     }))
     .unwrap_or_default()
 }

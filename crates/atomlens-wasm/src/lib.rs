@@ -314,7 +314,7 @@ impl Session {
     /// The columns as JSON with calibration and parameters.
     pub fn columns_json(&self, source: &str) -> Result<String, JsError> {
         let (r, p) = self.columns.as_ref().ok_or_else(|| JsError::new("no columns yet"))?;
-        Ok(atomlens_io::tables::columns_json(r, p, &self.image()?.calibration, source))
+        Ok(atomlens_io::tables::columns_json(r, p, &self.image()?.calibration, source, None))
     }
 
     /// Data, fitted model and residual around column `i` (a square of side `2·half + 1`):

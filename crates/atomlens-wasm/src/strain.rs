@@ -1,8 +1,9 @@
 //! GPA bindings: run on the current image, render the maps (red–blue, symmetric limits, no
 //! colour where a fringe is absent), raw values for profiles, TIFF export, the self-test.
+use atomlens_core::column_strain::column_strain;
 use atomlens_core::gpa::{GpaParams, GpaResult, gpa, self_test};
 use atomlens_core::render::{Colormap, to_rgba};
-use js_sys::{Float32Array, Uint8Array};
+use js_sys::{Float32Array, Float64Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use crate::{Session, err, to_js};
@@ -58,6 +59,36 @@ impl Session {
         let cal = &self.image()?.calibration;
         let bytes = atomlens_io::tiff_io::write_f32(w, h, &m.iter().copied().collect::<Vec<_>>(), cal).map_err(err)?;
         Ok(Uint8Array::from(&bytes[..]))
+    }
+
+    /// Per-column strain at positions `xs`, `ys` (the Columns panel's, edits included) against
+    /// the lattice from the spectrum, or the mean of the columns in `reference` (a region or
+    /// null): `{exx, eyy, exy, rotation, ux, uy}` as Float64Arrays.
+    pub fn column_strain(&self, xs: Vec<f64>, ys: Vec<f64>, reference: JsValue) -> Result<JsValue, JsError> {
+        let (r, _) = self.columns.as_ref().ok_or_else(|| JsError::new("find columns first"))?;
+        let l = r
+            .lattice
+            .as_ref()
+            .ok_or_else(|| JsError::new("no lattice vectors: the spectrum shows fewer than two fringe directions"))?;
+        let reference: Option<atomlens_core::gpa::Region> = serde_wasm_bindgen::from_value(reference).map_err(err)?;
+        let pts: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(&x, &y)| [x, y]).collect();
+        let s = column_strain(&pts, l.a, l.b, reference).map_err(err)?;
+        let out = js_sys::Object::new();
+        let set = |k: &str, f: fn(&atomlens_core::column_strain::ColumnStrain) -> f64| {
+            let v: Vec<f64> = s.columns.iter().map(f).collect();
+            js_sys::Reflect::set(&out, &k.into(), &Float64Array::from(&v[..]).into()).map(|_| ())
+        };
+        for (k, f) in [
+            ("exx", (|c| c.exx) as fn(&atomlens_core::column_strain::ColumnStrain) -> f64),
+            ("eyy", |c| c.eyy),
+            ("exy", |c| c.exy),
+            ("rotation", |c| c.rotation),
+            ("ux", |c| c.ux),
+            ("uy", |c| c.uy),
+        ] {
+            set(k, f).map_err(crate::js)?;
+        }
+        Ok(out.into())
     }
 
     fn gpa_map_values(&self, name: &str) -> Result<&ndarray::Array2<f32>, JsError> {
