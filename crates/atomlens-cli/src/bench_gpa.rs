@@ -74,8 +74,8 @@ pub fn run(shared: &Path, quick: bool, no_peer: bool, repeat: usize) -> Result<(
             band: Some(Region { x0: 1280, y0: 256, x1: 1880, y1: 1792 }),
         });
     }
-    let ours: Vec<(f64, Option<f64>)> = cases.iter().map(|c| ours(c, repeat)).collect::<Result<_>>()?;
-    let peer: Vec<Option<(f64, Option<f64>)>> =
+    let ours: Vec<Timed> = cases.iter().map(|c| ours(c, repeat)).collect::<Result<_>>()?;
+    let peer: Vec<Option<Timed>> =
         if no_peer { cases.iter().map(|_| None).collect() } else { kemstem(shared, &cases, repeat)? };
 
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -116,7 +116,7 @@ fn write_big_step(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn ours(c: &Case, repeat: usize) -> Result<(f64, Option<f64>)> {
+fn ours(c: &Case, repeat: usize) -> Result<Timed> {
     let bytes = std::fs::read(&c.path).with_context(|| format!("reading {}", c.path.display()))?;
     let img = atomlens_io::read_one(NamedFile::new("a.tif", bytes), &Limits::NATIVE)?[0].frame(0)?;
     let p = GpaParams { reference: c.reference, ..Default::default() };
@@ -134,7 +134,10 @@ fn ours(c: &Case, repeat: usize) -> Result<(f64, Option<f64>)> {
     Ok((times[times.len() / 2], band))
 }
 
-fn kemstem(shared: &Path, cases: &[Case], repeat: usize) -> Result<Vec<Option<(f64, Option<f64>)>>> {
+/// Seconds and the εxx plateau (strain steps only).
+type Timed = (f64, Option<f64>);
+
+fn kemstem(shared: &Path, cases: &[Case], repeat: usize) -> Result<Vec<Option<Timed>>> {
     let python = crate::bench::peer_python(shared)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/kemstem_gpa.py");
     let mut cmd = Command::new(&python);
@@ -164,7 +167,7 @@ fn kemstem(shared: &Path, cases: &[Case], repeat: usize) -> Result<Vec<Option<(f
     Ok((0..cases.len())
         .map(|i| {
             rows.iter()
-                .find(|r| r["id"] == i.to_string())
+                .find(|r| r["id"].as_str().and_then(|s| s.parse::<usize>().ok()) == Some(i))
                 .map(|r| (r["seconds"].as_f64().unwrap_or(f64::NAN), r["band_exx"].as_f64()))
         })
         .collect())
