@@ -90,3 +90,99 @@ fn bad_input_is_one_line_and_a_failure() {
         atomlens(&["convert", tmp("a.tif").to_str().unwrap(), "/nonexistent/dir/x.tif", "--signal", "3"]);
     assert!(!ok && err.lines().count() == 1, "{err}");
 }
+
+/// A square lattice (spacing 12 px, turned 0.3 rad) under uniform εxx = 1 %, as a TIFF; returns
+/// the unstrained lattice's reciprocal vectors.
+fn strained_tiff(path: &Path) -> [[f64; 2]; 2] {
+    use atomlens_core::deformation::Strain;
+    use atomlens_core::synth::{StrainField, StrainedLatticeParams, strained_lattice};
+    let strain = Strain { exx: 0.01, ..Default::default() };
+    let p = StrainedLatticeParams {
+        size: 256,
+        spacing: 12.0,
+        angle: 0.3,
+        sigma: 2.5,
+        noise: 0.01,
+        seed: 2,
+        field: StrainField::Uniform { strain },
+    };
+    let l = strained_lattice(&p).unwrap();
+    let px: Vec<f32> = l.image.data.iter().copied().collect();
+    std::fs::write(path, atomlens_io::tiff_io::write_f32(256, 256, &px, &Calibration::nm(0.02)).unwrap()).unwrap();
+    l.reference_g
+}
+
+#[test]
+fn gpa_writes_calibrated_maps_and_json() {
+    let img = tmp("strained.tif");
+    let g = strained_tiff(&img);
+    let out = tmp("gpa-out");
+    let (g1, g2) = (format!("{},{}", g[0][0], g[0][1]), format!("{},{}", g[1][0], g[1][1]));
+    let args = ["gpa", img.to_str().unwrap(), "--g1", &g1, "--g2", &g2, "--no-refine", "--out", out.to_str().unwrap()];
+    let (ok, _, err) = atomlens(&args);
+    assert!(ok, "{err}");
+    for name in ["exx", "eyy", "exy", "rotation"] {
+        let bytes = std::fs::read(out.join(format!("{name}.tif"))).unwrap();
+        let s =
+            atomlens_io::read_one(atomlens_io::NamedFile::new("m.tif", bytes), &atomlens_io::Limits::NATIVE).unwrap();
+        assert_eq!(s[0].calibration.pixel_size, 0.02, "{name} keeps the calibration");
+        let m = s[0].frame(0).unwrap().data;
+        let want = if name == "exx" { 0.01 } else { 0.0 };
+        let centre = m.slice(ndarray::s![96..160, 96..160]);
+        let mean = centre.iter().map(|&v| v as f64).sum::<f64>() / centre.len() as f64;
+        assert!((mean - want).abs() < 2e-4, "{name}: {mean}");
+    }
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("gpa.json")).unwrap()).unwrap();
+    let d_nm = j["gpa"]["g"][0]["d_nm"].as_f64().unwrap();
+    assert!((d_nm - 12.0 * 0.02).abs() < 1e-9, "d {d_nm} nm");
+    assert_eq!(j["gpa"]["refined"], false);
+    for k in ["mask", "mask_radius_per_px", "resolution_px", "reference", "stats", "conventions"] {
+        assert!(!j["gpa"][k].is_null(), "gpa.json lacks {k}");
+    }
+}
+
+#[test]
+fn gpa_bad_requests_say_why() {
+    let img = tmp("strained2.tif");
+    let g = strained_tiff(&img);
+    let f = img.to_str().unwrap();
+    let g1 = format!("{},{}", g[0][0], g[0][1]);
+    let twice = format!("{},{}", 2.0 * g[0][0], 2.0 * g[0][1]);
+    let noise = tmp("noise.tif");
+    write_tiff(&noise, 128, 128, 1, &Calibration::uncalibrated());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["gpa", f, "--g1", &g1], "needs two g-vectors"),
+        (vec!["gpa", f, "--g1", &g1, "--g2", &twice], "collinear"),
+        (vec!["gpa", f, "--reference", "200,0,400,50"], "inside the 256×256 image"),
+        (vec!["gpa", f, "--mask-radius", "0"], "mask_radius"),
+        (vec!["gpa", f, "--g1", "0.1"], "expected 2 comma-separated numbers"),
+        (vec!["gpa", noise.to_str().unwrap()], "no atomic lattice found"),
+    ];
+    for (args, want) in cases {
+        let (ok, _, err) = atomlens(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn columns_with_strain_adds_the_strain_columns() {
+    let img = tmp("strained3.tif");
+    strained_tiff(&img);
+    let csv = tmp("cols.csv");
+    let (ok, _, err) = atomlens(&["columns", img.to_str().unwrap(), "--strain", "--out", csv.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert!(header.ends_with(&["exx", "eyy", "exy", "lattice_rotation", "ux", "uy"]), "{header:?}");
+    // Uniform strain against the lattice from the spectrum (the strained one): ~0 everywhere.
+    let k = header.iter().position(|h| *h == "exx").unwrap();
+    let exx: Vec<f64> =
+        lines.filter_map(|l| l.split(',').nth(k)?.parse().ok()).filter(|v: &f64| v.is_finite()).collect();
+    assert!(exx.len() > 300, "{} columns with strain", exx.len());
+    let mean = exx.iter().sum::<f64>() / exx.len() as f64;
+    assert!(mean.abs() < 1e-3, "mean exx {mean}");
+    let (ok, _, err) = atomlens(&["columns", img.to_str().unwrap(), "--reference", "0,0,10,10"]);
+    assert!(!ok && err.contains("--strain"), "{err}");
+}
