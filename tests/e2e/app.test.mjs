@@ -250,6 +250,25 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   assert.ok(ref.x1 - ref.x0 < 200 && ref.x1 - ref.x0 >= 4, `reference ${JSON.stringify(ref)}`);
   assert.ok(Math.abs((ref.x0 + ref.x1) / 2 - 256) < 40, `reference ${JSON.stringify(ref)}`);
 
+  // Drag g1's mask rim outwards on the spectrum: the radius grows and the maps follow.
+  const r0 = await page.evaluate(() => window.__atomlens.gpa.summary.mask_radius_per_px);
+  await page.locator('[data-testid=fft]').scrollIntoViewIfNeeded();
+  const [from, to] = await page.evaluate(() => {
+    const t = window.__atomlensTest, m = t.strain().gmarks()[0];
+    const u = Math.hypot(m.fx, m.fy);
+    return [t.spectrumPoint(m.fx + m.r * m.fx / u, m.fy + m.r * m.fy / u), t.spectrumPoint(m.fx + 1.6 * m.r * m.fx / u, m.fy + 1.6 * m.r * m.fy / u)];
+  });
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  await page.mouse.move(to.x, to.y, { steps: 4 });
+  await page.mouse.up();
+  await page.waitForFunction((r) => window.__atomlens.gpa.summary.mask_radius_per_px > 1.3 * r && !window.__atomlens.busy, r0, { timeout: 60000 });
+
+  // Displacement field on request, shown over the image.
+  await page.check('#gpa-disp');
+  await page.waitForFunction(() => !window.__atomlens.busy && window.__atomlensTest.strain().bitmaps.ux, null, { timeout: 60000 });
+  await page.selectOption('[data-testid=gpa-show]', 'ux');
+
   // Export: the εxx map is a 512×512 32-bit float TIFF.
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#gpa-tiff')]);
   assert.match(download.suggestedFilename(), /_exx\.tif$/);

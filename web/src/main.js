@@ -2,7 +2,7 @@
 // Rust in the worker; this file only moves files, numbers and pixels around.
 import { Bridge } from './bridge.js';
 import { Viewer } from './viewer.js';
-import { drawHistogram, drawSpectrum, spectrumAt, fmt } from './plots.js';
+import { drawHistogram, drawSpectrum, spectrumAt, spectrumLayout, fmt } from './plots.js';
 import { ColumnsPanel } from './columns.js';
 import { StrainPanel } from './strain.js';
 
@@ -185,7 +185,7 @@ async function refreshSpectrum() {
 
 $('fft').addEventListener('pointermove', (e) => {
   const sp = state.spectrum;
-  if (!sp) return;
+  if (!sp || fftDrag) return;
   const c = $('fft'), r = c.getBoundingClientRect(), dpr = c.width / r.width;
   const f = spectrumAt(c, sp, (e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr);
   if (!f) return;
@@ -195,13 +195,33 @@ $('fft').addEventListener('pointermove', (e) => {
   $('fft-readout').textContent = `|g| = ${g.toFixed(3)} ${sp.unit}   d = ${dText}   angle ${(Math.atan2(f.fy, f.fx) * 180 / Math.PI).toFixed(1)}°`;
   drawSpectrum(c, spectrumBitmap, sp, f, strain?.gmarks() ?? []);
 });
-// GPA: click a Bragg spot for g1, shift-click for g2.
-$('fft').addEventListener('click', (e) => {
-  const sp = state.spectrum;
-  if (!sp || !strain) return;
+// GPA on the spectrum: click a Bragg spot for g1, shift-click for g2; drag a mask to move it,
+// drag its rim to resize it (the maps follow live).
+const fftPoint = (e) => {
   const c = $('fft'), r = c.getBoundingClientRect(), dpr = c.width / r.width;
-  const f = spectrumAt(c, sp, (e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr);
-  if (f && (f.fx || f.fy)) strain.pickG(f, e.shiftKey);
+  return state.spectrum && spectrumAt(c, state.spectrum, (e.clientX - r.left) * dpr, (e.clientY - r.top) * dpr);
+};
+let fftDrag = null; // {hit, moved} while a GPA mask is dragged
+$('fft').addEventListener('pointerdown', (e) => {
+  const f = fftPoint(e);
+  const hit = f && strain?.hitMask(f);
+  if (!hit) return;
+  fftDrag = { hit, moved: false };
+  $('fft').setPointerCapture?.(e.pointerId);
+});
+$('fft').addEventListener('pointermove', (e) => {
+  if (!fftDrag) return;
+  const f = fftPoint(e);
+  if (!f) return;
+  fftDrag.moved = true;
+  strain.dragMask(fftDrag.hit, f);
+});
+let suppressClick = false;
+$('fft').addEventListener('pointerup', () => { if (fftDrag) { suppressClick = fftDrag.moved; fftDrag = null; } });
+$('fft').addEventListener('click', (e) => {
+  if (suppressClick) { suppressClick = false; return; } // the end of a drag, not a pick
+  const f = fftPoint(e);
+  if (f && strain && (f.fx || f.fy)) strain.pickG(f, e.shiftKey);
 });
 
 let hoverSeq = 0;
@@ -317,5 +337,13 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
   });
 }
 
-window.__atomlensTest = { addFiles, openDataset, loadDemo, columns: () => columns, strain: () => strain, bridge };
+/** Client coordinates of spectrum frequency (fx, fy) (display units, fy up), for the e2e suite. */
+function spectrumPoint(fx, fy) {
+  const c = $('fft'), sp = state.spectrum, r = c.getBoundingClientRect(), dpr = c.width / r.width;
+  const { s, x0, y0 } = spectrumLayout(c, sp);
+  const cx = x0 + Math.floor(sp.width / 2) * s + s / 2, cy = y0 + Math.floor(sp.height / 2) * s + s / 2;
+  return { x: r.left + (cx + (fx / sp.step_x) * s) / dpr, y: r.top + (cy - (fy / sp.step_y) * s) / dpr };
+}
+
+window.__atomlensTest = { addFiles, openDataset, loadDemo, columns: () => columns, strain: () => strain, spectrumPoint, bridge };
 loadDemo();

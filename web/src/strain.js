@@ -21,6 +21,7 @@ export class StrainPanel {
     $('gpa-png').onclick = () => this.exportFigure();
     $('gpa-json').onclick = () => this.exportJson();
     $('gpa-show').onchange = () => this.showLayer();
+    $('gpa-disp').onchange = () => { if (this.result) this.run(); };
     $('gpa-pickref').onchange = (e) => { this.viewer.rectMode = e.target.checked; };
     this.viewer.onRect = (r) => {
       this.reference = r;
@@ -43,6 +44,11 @@ export class StrainPanel {
 
   showLayer() {
     const name = this.$('gpa-show').value;
+    if ((name === 'ux' || name === 'uy') && this.result && !this.bitmaps[name]) {
+      this.$('gpa-disp').checked = true;
+      this.run();
+      return;
+    }
     this.viewer.layer = (name && this.bitmaps[name]) || null;
     this.viewer.draw();
   }
@@ -56,6 +62,11 @@ export class StrainPanel {
     for (const id of ['gpa-tiff', 'gpa-png', 'gpa-json']) this.$(id).disabled = true;
   }
 
+  /** Map names to export: the strain maps, and the displacement when computed. */
+  exported() {
+    return [...MAPS.map(([n]) => n), ...(this.bitmaps.ux ? ['ux', 'uy'] : [])];
+  }
+
   params() {
     const p = structuredClone(this.defaults);
     p.g = this.g;
@@ -63,6 +74,7 @@ export class StrainPanel {
     p.mask = this.$('gpa-shape').value;
     p.frame_angle = (+this.$('gpa-angle').value || 0) * Math.PI / 180;
     p.reference = this.reference;
+    p.displacement = this.$('gpa-disp').checked;
     return p;
   }
 
@@ -83,7 +95,42 @@ export class StrainPanel {
     return this.result.summary.g.map((g, k) => ({ fx: g.per_px[0] / ps, fy: -g.per_px[1] / ps, r, label: `g${k + 1}`, color: G_COLOURS[k] }));
   }
 
+  /** A mask under spectrum point `f` (display units): drag its inside to move g, its rim to resize. */
+  hitMask(f) {
+    for (const [k, m] of this.gmarks().entries()) {
+      for (const sgn of [1, -1]) {
+        const d = Math.hypot(f.fx - sgn * m.fx, f.fy - sgn * m.fy);
+        if (Math.abs(d - m.r) < 0.25 * m.r) return { k, sgn, mode: 'resize' };
+        if (d < m.r) return { k, sgn, mode: 'move' };
+      }
+    }
+    return null;
+  }
+
+  /** Drag in progress: update g or the radius and rerun, at most one run at a time (live). */
+  dragMask(hit, f) {
+    const ps = this.state.image?.unit === 'nm' ? this.state.image.pixel_size : 1;
+    const s = this.result.summary;
+    if (hit.mode === 'move') {
+      const g = s.g.map((v) => v.per_px);
+      g[hit.k] = [hit.sgn * f.fx * ps, -hit.sgn * f.fy * ps];
+      this.g = g;
+    } else {
+      const m = this.gmarks()[hit.k];
+      const d = Math.hypot(f.fx - hit.sgn * m.fx, f.fy - hit.sgn * m.fy) * ps;
+      const gmin = Math.min(...s.g.map((v) => Math.hypot(...v.per_px)));
+      this.$('gpa-radius').value = Math.max(0.02, Math.min(1, d / gmin)).toFixed(3);
+    }
+    this.live();
+  }
+
+  live() {
+    if (this.running) { this.pending = true; return; }
+    this.run().then(() => { if (this.pending) { this.pending = false; this.live(); } });
+  }
+
   async run() {
+    this.running = true;
     const done = this.busy('Geometric phase analysis…');
     try {
       const t0 = performance.now();
@@ -95,6 +142,13 @@ export class StrainPanel {
       this.bitmaps = {};
       for (let k = 0; k < MAPS.length; k++) {
         this.bitmaps[MAPS[k][0]] = await createImageBitmap(new ImageData(new Uint8ClampedArray(bits[k].buffer), r.width, r.height));
+      }
+      if (r.displacement_limit != null) {
+        for (const n of ['ux', 'uy']) {
+          this.limits[n] = r.displacement_limit;
+          const px = await this.bridge.call('gpaMap', { name: n, limit: r.displacement_limit });
+          this.bitmaps[n] = await createImageBitmap(new ImageData(new Uint8ClampedArray(px.buffer), r.width, r.height));
+        }
       }
       this.values = {};
       this.state.gpa = { summary: r.summary, ms: this.ms };
@@ -110,7 +164,7 @@ export class StrainPanel {
       this.redrawSpectrum();
     } catch (e) {
       if (!e.cancelled) this.showError(`Strain: ${e.message}`);
-    } finally { done(); }
+    } finally { this.running = false; done(); }
   }
 
   showSummary() {
@@ -264,7 +318,7 @@ export class StrainPanel {
   }
 
   async exportTiffs() {
-    for (const [name] of MAPS) {
+    for (const name of this.exported()) {
       const bytes = await this.bridge.call('gpaTiff', { name });
       this.download(new Blob([bytes], { type: 'image/tiff' }), `${this.baseName()}_${name}.tif`);
     }

@@ -32,6 +32,9 @@ pub struct Args {
     /// Strain frame: direction of its x axis in degrees from +x towards +y (image rows down).
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     frame_angle: f64,
+    /// Also write the displacement field ux.tif, uy.tif (px, from the unwrapped phases).
+    #[arg(long)]
+    displacement: bool,
     /// Output folder for exx.tif, eyy.tif, exy.tif, rotation.tif and gpa.json.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -89,6 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         mask_radius: a.mask_radius,
         reference: a.reference,
         frame_angle: a.frame_angle.to_radians(),
+        displacement: a.displacement,
     };
     let t = Instant::now();
     let r = gpa(img.view(), &p)?;
@@ -122,7 +126,8 @@ pub fn run(a: Args) -> Result<()> {
     let Some(dir) = a.out else { return Ok(()) };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (h, w) = r.exx.dim();
-    for (name, map) in r.maps() {
+    let disp = r.displacement.as_ref().map(|[ux, uy]| [("ux", ux), ("uy", uy)]);
+    for (name, map) in r.maps().into_iter().chain(disp.into_iter().flatten()) {
         let bytes = atomlens_io::tiff_io::write_f32(w, h, &map.iter().copied().collect::<Vec<_>>(), cal)?;
         let path = dir.join(format!("{name}.tif"));
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -131,6 +136,7 @@ pub fn run(a: Args) -> Result<()> {
     let path = dir.join("gpa.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote exx.tif eyy.tif exy.tif rotation.tif gpa.json to {}", dir.display());
+    let extra = if a.displacement { " ux.tif uy.tif" } else { "" };
+    eprintln!("wrote exx.tif eyy.tif exy.tif rotation.tif{extra} gpa.json to {}", dir.display());
     Ok(())
 }

@@ -71,6 +71,8 @@ pub struct GpaParams {
     pub reference: Option<Region>,
     /// Direction of the strain frame's x axis (radians from +x towards +y).
     pub frame_angle: f64,
+    /// Also compute the displacement field (unwraps both phases: two DCT Poisson solves).
+    pub displacement: bool,
 }
 
 impl Default for GpaParams {
@@ -82,6 +84,7 @@ impl Default for GpaParams {
             mask_radius: 0.25,
             reference: None,
             frame_angle: 0.0,
+            displacement: false,
         }
     }
 }
@@ -119,6 +122,9 @@ pub struct GpaResult {
     pub amplitude: [Array2<f32>; 2],
     /// Fraction of pixels where both fringes are strong enough to measure.
     pub valid_fraction: f64,
+    /// Displacement `[ux, uy]` (px) from the reference lattice, zero on average over the
+    /// reference region; only when asked for.
+    pub displacement: Option<[Array2<f32>; 2]>,
 }
 
 impl GpaResult {
@@ -385,6 +391,13 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
     let map = |k: usize| Array2::from_shape_vec((h, w), planes[k * n..(k + 1) * n].to_vec()).expect("h × w");
     let [exx, eyy, exy, rotation] = [map(0), map(1), map(2), map(3)];
     let phase = [map_par(&f1.0, |c| c.arg()), map_par(&f2.0, |c| c.arg())];
+    let displacement = if p.displacement {
+        Some(displacement_field(&f1.0, &f2.0, g, &exx, reference).ok_or_else(|| CoreError::NoLattice {
+            reason: "no measured pixel in the reference region to anchor the displacement".into(),
+        })?)
+    } else {
+        None
+    };
     Ok(GpaResult {
         g,
         g_initial,
@@ -401,7 +414,42 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
         phase,
         amplitude: [f1.1, f2.1],
         valid_fraction: valid as f64 / (w * h) as f64,
+        displacement,
     })
+}
+
+/// `u = −G⁻¹ [P₁, P₂] / 2π` from the unwrapped phases, NaN where the strain is, shifted to zero
+/// mean over the reference region.
+fn displacement_field(
+    z1: &Array2<C32>,
+    z2: &Array2<C32>,
+    g: [[f64; 2]; 2],
+    valid: &Array2<f32>,
+    reference: Region,
+) -> Option<[Array2<f32>; 2]> {
+    let (p1, p2) = (crate::unwrap::unwrap(z1), crate::unwrap::unwrap(z2));
+    let inv = inverse(g)?;
+    let mut u = [Array2::from_elem(valid.dim(), f32::NAN), Array2::from_elem(valid.dim(), f32::NAN)];
+    for ((y, x), v) in valid.indexed_iter() {
+        if v.is_finite() {
+            let (a, b) = (p1[[y, x]] as f64, p2[[y, x]] as f64);
+            u[0][[y, x]] = (-(inv[0][0] * a + inv[0][1] * b) / TAU) as f32;
+            u[1][[y, x]] = (-(inv[1][0] * a + inv[1][1] * b) / TAU) as f32;
+        }
+    }
+    for m in &mut u {
+        let vals: Vec<f64> = (reference.y0..reference.y1)
+            .flat_map(|y| (reference.x0..reference.x1).map(move |x| (y, x)))
+            .map(|(y, x)| m[[y, x]] as f64)
+            .filter(|v| v.is_finite())
+            .collect();
+        if vals.is_empty() {
+            return None;
+        }
+        let mean = (vals.iter().sum::<f64>() / vals.len() as f64) as f32;
+        m.mapv_inplace(|v| v - mean);
+    }
+    Some(u)
 }
 
 fn invalid(name: &'static str, reason: String) -> CoreError {

@@ -35,6 +35,7 @@ pub mod spectrum;
 pub mod stats;
 pub mod sublattice;
 pub mod synth;
+pub mod unwrap;
 
 pub use error::CoreError;
 pub use image::{Calibration, Image, Stack};

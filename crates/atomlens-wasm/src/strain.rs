@@ -16,6 +16,8 @@ struct GpaReply {
     /// Default colour limit per map: the 95th percentile of |value| over the core (the particle
     /// edges, where fringes fade, would otherwise set it).
     limits: [f64; 4],
+    /// Colour limit for the displacement maps (px), when they were computed.
+    displacement_limit: Option<f64>,
 }
 
 #[wasm_bindgen]
@@ -28,9 +30,11 @@ impl Session {
         let cal = &img.calibration;
         let summary = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));
         let limits = r.maps().map(|(_, m)| symmetric_limit(&r, m));
+        let displacement_limit =
+            r.displacement.as_ref().map(|[ux, uy]| symmetric_limit(&r, ux).max(symmetric_limit(&r, uy)));
         let (height, width) = r.exx.dim();
         self.gpa = Some(r);
-        to_js(&GpaReply { summary, width, height, limits })
+        to_js(&GpaReply { summary, width, height, limits, displacement_limit })
     }
 
     /// RGBA of map `name` (`exx`, `eyy`, `exy`, `rotation`) over `±limit`; transparent where
@@ -93,11 +97,13 @@ impl Session {
 
     fn gpa_map_values(&self, name: &str) -> Result<&ndarray::Array2<f32>, JsError> {
         let r = self.gpa.as_ref().ok_or_else(|| JsError::new("run GPA first"))?;
+        let disp = r.displacement.as_ref().map(|[ux, uy]| [("ux", ux), ("uy", uy)]);
         r.maps()
             .into_iter()
+            .chain(disp.into_iter().flatten())
             .find(|(n, _)| *n == name)
             .map(|(_, m)| m)
-            .ok_or_else(|| JsError::new(&format!("no strain map called {name}")))
+            .ok_or_else(|| JsError::new(&format!("no map called {name} (displacement needs the box ticked)")))
     }
 }
 

@@ -181,3 +181,23 @@ fn unstrained_particle_interior_reads_zero() {
         assert!(m.abs() < 2e-3, "{name} {m}");
     }
 }
+
+#[test]
+fn displacement_integrates_the_strain() {
+    // Uniform εxx = 1 % against the unstrained lattice: u_x grows by 0.01 px per px along x,
+    // u_y is flat; both zero on average over the reference.
+    let truth = Strain { exx: 0.01, ..Default::default() };
+    let l = lattice(StrainField::Uniform { strain: truth }, 0.3, 0.0);
+    let p = GpaParams { g: Some(l.reference_g), refine: false, displacement: true, ..Default::default() };
+    let r = gpa(l.image.data.view(), &p).unwrap();
+    let [ux, uy] = r.displacement.as_ref().unwrap();
+    let c = r.core();
+    let (y, x0, x1) = ((c.y0 + c.y1) / 2, c.x0, c.x1 - 1);
+    let slope = (ux[[y, x1]] - ux[[y, x0]]) as f64 / (x1 - x0) as f64;
+    assert!((slope - 0.01).abs() < 2e-4, "du_x/dx {slope}");
+    let dy = (uy[[y, x1]] - uy[[y, x0]]) as f64;
+    assert!(dy.abs() < 0.02, "u_y varies by {dy} px");
+    let (mean, _) = region_stats(ux.view(), r.reference);
+    assert!(mean.abs() < 1e-6, "{mean}");
+    assert!(gpa(l.image.data.view(), &GpaParams { displacement: false, ..p }).unwrap().displacement.is_none());
+}
