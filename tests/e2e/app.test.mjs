@@ -263,6 +263,7 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   await page.mouse.move(to.x, to.y, { steps: 4 });
   await page.mouse.up();
   await page.waitForFunction((r) => window.__atomlens.gpa.summary.mask_radius_per_px > 1.3 * r && !window.__atomlens.busy, r0, { timeout: 60000 });
+  for (const v of (await page.evaluate(() => window.__atomlens.gpa.summary.g))) assert.ok(v.d_nm > 0.18 && v.d_nm < 0.25, `after the drag: d = ${v.d_nm} nm`);
 
   // Displacement field on request, shown over the image.
   await page.check('#gpa-disp');
@@ -285,6 +286,14 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   assert.ok(cs.measured > 0.8 * cs.count, `strain for ${cs.measured} of ${cs.count} columns`);
   assert.match(await page.textContent('[data-testid=col-legend]'), /exx: red \+[\d.e-]+, white 0, blue/);
   saveArtifact('column-strain.png', await page.screenshot());
+
+  // The figure as SVG: four embedded maps with vector colour bars and a caption.
+  const [svgDl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=gpa-svg]')]);
+  const svg = fs.readFileSync(await svgDl.path(), 'utf8');
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.equal((svg.match(/<image /g) || []).length, 4);
+  assert.match(svg, /resolution [\d.]+ px/);
+  saveArtifact('strain.svg', svg);
 
   // Collinear g-vectors: refused with the reason.
   await page.evaluate(() => { const s = window.__atomlensTest.strain(); s.g = [[0.05, 0.01], [0.1, 0.02]]; return s.run(); });

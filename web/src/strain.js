@@ -19,6 +19,7 @@ export class StrainPanel {
     $('gpa-selftest').onclick = () => this.selfTest();
     $('gpa-tiff').onclick = () => this.exportTiffs();
     $('gpa-png').onclick = () => this.exportFigure();
+    $('gpa-svg').onclick = () => this.exportSvg();
     $('gpa-json').onclick = () => this.exportJson();
     $('gpa-show').onchange = () => this.showLayer();
     $('gpa-disp').onchange = () => { if (this.result) this.run(); };
@@ -59,7 +60,7 @@ export class StrainPanel {
     this.bitmaps = {};
     this.$('gpa-maps').hidden = true;
     this.$('gpa-summary').textContent = '';
-    for (const id of ['gpa-tiff', 'gpa-png', 'gpa-json']) this.$(id).disabled = true;
+    for (const id of ['gpa-tiff', 'gpa-png', 'gpa-svg', 'gpa-json']) this.$(id).disabled = true;
   }
 
   /** Map names to export: the strain maps, and the displacement when computed. */
@@ -97,11 +98,14 @@ export class StrainPanel {
 
   /** A mask under spectrum point `f` (display units): drag its inside to move g, its rim to resize. */
   hitMask(f) {
-    for (const [k, m] of this.gmarks().entries()) {
+    // The drag works from the marks and g-vectors as they were when it started.
+    const marks = this.gmarks();
+    const g0 = this.result?.summary.g.map((v) => v.per_px);
+    for (const [k, m] of marks.entries()) {
       for (const sgn of [1, -1]) {
         const d = Math.hypot(f.fx - sgn * m.fx, f.fy - sgn * m.fy);
-        if (Math.abs(d - m.r) < 0.25 * m.r) return { k, sgn, mode: 'resize' };
-        if (d < m.r) return { k, sgn, mode: 'move' };
+        if (Math.abs(d - m.r) < 0.25 * m.r) return { k, sgn, mode: 'resize', mark: m, g0 };
+        if (d < m.r) return { k, sgn, mode: 'move', mark: m, g0 };
       }
     }
     return null;
@@ -110,16 +114,15 @@ export class StrainPanel {
   /** Drag in progress: update g or the radius and rerun, at most one run at a time (live). */
   dragMask(hit, f) {
     const ps = this.state.image?.unit === 'nm' ? this.state.image.pixel_size : 1;
-    const s = this.result.summary;
     if (hit.mode === 'move') {
-      const g = s.g.map((v) => v.per_px);
+      const g = hit.g0.map((v) => [...v]);
       g[hit.k] = [hit.sgn * f.fx * ps, -hit.sgn * f.fy * ps];
       this.g = g;
     } else {
-      const m = this.gmarks()[hit.k];
+      const m = hit.mark;
       const d = Math.hypot(f.fx - hit.sgn * m.fx, f.fy - hit.sgn * m.fy) * ps;
-      const gmin = Math.min(...s.g.map((v) => Math.hypot(...v.per_px)));
-      this.$('gpa-radius').value = Math.max(0.02, Math.min(1, d / gmin)).toFixed(3);
+      const gmin = Math.min(...hit.g0.map((v) => Math.hypot(...v)));
+      this.$('gpa-radius').value = Math.max(0.02, Math.min(0.5, d / gmin)).toFixed(3);
     }
     this.live();
   }
@@ -156,7 +159,7 @@ export class StrainPanel {
       this.viewer.rect = r.summary.reference;
       this.viewer.draw();
       this.$('gpa-maps').hidden = false;
-      for (const id of ['gpa-tiff', 'gpa-png', 'gpa-json']) this.$(id).disabled = false;
+      for (const id of ['gpa-tiff', 'gpa-png', 'gpa-svg', 'gpa-json']) this.$(id).disabled = false;
       this.showSummary();
       this.showLayer();
       this.drawMaps();
@@ -339,5 +342,48 @@ export class StrainPanel {
     tiles.forEach((t, k) => ctx.drawImage(t, (k % 2) * w, Math.floor(k / 2) * h));
     ctx.drawImage(prof, 0, 2 * h, 2 * w, prof.height);
     this.download(await fig.convertToBlob({ type: 'image/png' }), `${this.baseName()}_strain.png`);
+  }
+
+  /**
+   * The four maps as an SVG figure: each map an embedded PNG at its pixel size, with vector
+   * titles, red–blue colour bars, limits, the reference and edge band, and the source and
+   * parameters as a caption.
+   */
+  async exportSvg() {
+    const { width: w, height: h, summary: s } = this.result;
+    const scale = 256 / Math.max(w, h), W = Math.round(w * scale), H = Math.round(h * scale);
+    const cell = { w: W + 90, h: H + 40 };
+    const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    const parts = [];
+    for (const [k, [name, label]] of MAPS.entries()) {
+      const bm = this.bitmaps[name];
+      const c = new OffscreenCanvas(bm.width, bm.height);
+      c.getContext('2d').drawImage(bm, 0, 0);
+      const url = await new Promise((res) => { const fr = new FileReader(); c.convertToBlob({ type: 'image/png' }).then((b) => { fr.onload = () => res(fr.result); fr.readAsDataURL(b); }); });
+      const x = (k % 2) * cell.w + 10, y = Math.floor(k / 2) * cell.h + 10;
+      const r = s.reference, b = s.border_px, lim = this.limits[name];
+      parts.push(`<g transform="translate(${x},${y})">
+  <text x="0" y="12" font-size="12">${esc(label)}</text>
+  <image x="0" y="18" width="${W}" height="${H}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${url}"/>
+  <rect x="${b * scale}" y="${18 + b * scale}" width="${(w - 2 * b) * scale}" height="${(h - 2 * b) * scale}" fill="none" stroke="#888" stroke-dasharray="3 3"/>
+  <rect x="${r.x0 * scale}" y="${18 + r.y0 * scale}" width="${(r.x1 - r.x0) * scale}" height="${(r.y1 - r.y0) * scale}" fill="none" stroke="#d4a800"/>
+  <rect x="${W + 8}" y="18" width="10" height="${H}" fill="url(#rdbu)"/>
+  <text x="${W + 22}" y="26" font-size="10">+${esc(fmt(lim))}</text>
+  <text x="${W + 22}" y="${18 + H / 2 + 3}" font-size="10">0</text>
+  <text x="${W + 22}" y="${18 + H}" font-size="10">−${esc(fmt(lim))}</text>
+</g>`);
+    }
+    const g = s.g.map((v, k) => `g${k + 1} (${v.per_px.map((x) => x.toFixed(4)).join(', ')}) /px`).join(', ');
+    const caption = [
+      `${this.state.dataset || 'image'}: ${g}`,
+      `${s.mask} mask ${s.mask_radius_per_px.toFixed(4)} /px, resolution ${s.resolution_px.toFixed(1)} px; reference (yellow) x ${s.reference.x0}–${s.reference.x1}, y ${s.reference.y0}–${s.reference.y1}; dashed: edge band; atomlens ${this.state.version || ''}`,
+    ];
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * cell.w + 20}" height="${2 * cell.h + 40}" font-family="sans-serif">
+<defs><linearGradient id="rdbu" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#b2182b"/><stop offset="0.5" stop-color="#f7f7f7"/><stop offset="1" stop-color="#2166ac"/></linearGradient></defs>
+<rect width="100%" height="100%" fill="#fff"/>
+${parts.join('\n')}
+${caption.map((t, i) => `<text x="10" y="${2 * cell.h + 22 + 13 * i}" font-size="10">${esc(t)}</text>`).join('\n')}
+</svg>`;
+    this.download(new Blob([svg], { type: 'image/svg+xml' }), `${this.baseName()}_strain.svg`);
   }
 }

@@ -260,8 +260,9 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
     if h < 32 || w < 32 {
         return Err(CoreError::TooSmall { width: w, height: h, min: 32, what: "GPA" });
     }
-    if !(p.mask_radius > 0.0 && p.mask_radius <= 1.0) {
-        return Err(invalid("mask_radius", format!("{} must be in (0, 1] (a fraction of |g|)", p.mask_radius)));
+    // Beyond half of |g| the mask would reach the zero-frequency peak or the neighbouring spots.
+    if !(p.mask_radius > 0.0 && p.mask_radius <= 0.5) {
+        return Err(invalid("mask_radius", format!("{} must be in (0, 0.5] (a fraction of |g|)", p.mask_radius)));
     }
     if !p.frame_angle.is_finite() {
         return Err(invalid("frame_angle", "must be a finite angle".into()));
@@ -303,15 +304,20 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
     let mut g = g_initial;
     let mut fringes = Vec::with_capacity(2);
     for (k, gk) in g.iter_mut().enumerate() {
-        let mut z = demodulated(&spectrum, &plan, *gk, p.mask, mask_radius);
-        let mut amp = map_par(&z, |c| c.norm());
-        let level = percentile95(&amp);
-        if !(level > 0.0) {
-            return Err(CoreError::NoLattice {
-                reason: format!("no fringes at g{} (the masked spectrum is empty)", k + 1),
-            });
-        }
-        amp.mapv_inplace(|a| a / level);
+        let start = *gk;
+        let fringe = |g: [f64; 2]| -> Result<(Array2<C32>, Array2<f32>), CoreError> {
+            let z = demodulated(&spectrum, &plan, g, p.mask, mask_radius);
+            let mut amp = map_par(&z, |c| c.norm());
+            let level = percentile95(&amp);
+            if !(level > 0.0) {
+                return Err(CoreError::NoLattice {
+                    reason: format!("no fringes at g{} (the masked spectrum is empty)", k + 1),
+                });
+            }
+            amp.mapv_inplace(|a| a / level);
+            Ok((z, amp))
+        };
+        let (mut z, mut amp) = fringe(*gk)?;
         if p.refine {
             for _ in 0..4 {
                 let dg = mean_gradient(&z, &amp, refine_on)
@@ -320,13 +326,21 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
                     })?
                     .map(|v| v / TAU);
                 *gk = [gk[0] + dg[0], gk[1] + dg[1]];
+                if (gk[0] - start[0]).hypot(gk[1] - start[1]) > mask_radius {
+                    return Err(CoreError::NoLattice {
+                        reason: format!(
+                            "refining g{} moved it out of its mask: no single Bragg spot there (pick g again, or use a smaller mask)",
+                            k + 1
+                        ),
+                    });
+                }
                 // A shift of a small fraction of an FFT pixel only re-references the phase;
                 // a larger one re-centres the mask.
                 if (dg[0] * w as f64).abs().max((dg[1] * h as f64).abs()) < 0.02 {
                     remove_ramp(&mut z, dg);
                     break;
                 }
-                z = demodulated(&spectrum, &plan, *gk, p.mask, mask_radius);
+                (z, amp) = fringe(*gk)?;
             }
         }
         fringes.push((z, amp));
