@@ -37,6 +37,10 @@ pub struct Args {
     /// Reference region `x0,y0,x1,y1` (px) for --strain.
     #[arg(long, value_parser = crate::gpa::region, allow_hyphen_values = true, requires = "strain")]
     reference: Option<atomlens_core::gpa::Region>,
+    /// With --strain: also write the per-column strain interpolated onto the image grid as
+    /// calibrated TIFFs (exx, eyy, exy, rotation, ux, uy) into this folder.
+    #[arg(long, requires = "strain")]
+    strain_maps: Option<PathBuf>,
     /// Output: `.csv` or `.json` (default: CSV on stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -109,6 +113,9 @@ pub fn run(a: Args) -> Result<()> {
         let s = atomlens_core::column_strain::column_strain(&pts, l.a, l.b, a.reference)?;
         let measured = s.columns.iter().filter(|c| c.exx.is_finite()).count();
         eprintln!("strain for {measured} of {} columns (the rest have too few indexed neighbours)", s.columns.len());
+        if let Some(dir) = &a.strain_maps {
+            write_strain_maps(dir, &pts, &s, &img, r.spacing.unwrap_or(r.separation / 0.7))?;
+        }
         Some(s)
     } else {
         None
@@ -130,5 +137,35 @@ pub fn run(a: Args) -> Result<()> {
         Some(o) => std::fs::write(o, text).with_context(|| format!("writing {}", o.display()))?,
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
+    Ok(())
+}
+
+/// Per-column strain spread onto the image grid (`column_strain::interpolate`), one TIFF each.
+fn write_strain_maps(
+    dir: &std::path::Path,
+    pts: &[[f64; 2]],
+    s: &atomlens_core::column_strain::ColumnStrainResult,
+    img: &atomlens_core::Image,
+    spacing: f64,
+) -> Result<()> {
+    use atomlens_core::column_strain::{ColumnStrain, interpolate};
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (w, h) = (img.width(), img.height());
+    let fields: [(&str, fn(&ColumnStrain) -> f64); 6] = [
+        ("exx", |c| c.exx),
+        ("eyy", |c| c.eyy),
+        ("exy", |c| c.exy),
+        ("rotation", |c| c.rotation),
+        ("ux", |c| c.ux),
+        ("uy", |c| c.uy),
+    ];
+    for (name, f) in fields {
+        let values: Vec<f64> = s.columns.iter().map(f).collect();
+        let map = interpolate(pts, &values, w, h, spacing);
+        let bytes = atomlens_io::tiff_io::write_f32(w, h, &map.iter().copied().collect::<Vec<_>>(), &img.calibration)?;
+        let path = dir.join(format!("{name}.tif"));
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!("wrote interpolated exx eyy exy rotation ux uy maps to {}", dir.display());
     Ok(())
 }

@@ -170,8 +170,24 @@ fn columns_with_strain_adds_the_strain_columns() {
     let img = tmp("strained3.tif");
     strained_tiff(&img);
     let csv = tmp("cols.csv");
-    let (ok, _, err) = atomlens(&["columns", img.to_str().unwrap(), "--strain", "--out", csv.to_str().unwrap()]);
+    let maps = tmp("col-maps");
+    let args = [
+        "columns",
+        img.to_str().unwrap(),
+        "--strain",
+        "--strain-maps",
+        maps.to_str().unwrap(),
+        "--out",
+        csv.to_str().unwrap(),
+    ];
+    let (ok, _, err) = atomlens(&args);
     assert!(ok, "{err}");
+    // The interpolated maps: calibrated, the image's size, ~0 where the lattice is.
+    let bytes = std::fs::read(maps.join("exx.tif")).unwrap();
+    let s = atomlens_io::read_one(atomlens_io::NamedFile::new("m.tif", bytes), &atomlens_io::Limits::NATIVE).unwrap();
+    let m = s[0].frame(0).unwrap();
+    assert_eq!((m.width(), m.height(), m.calibration.pixel_size), (256, 256, 0.02));
+    assert!(m.data[[128, 128]].abs() < 2e-3, "{}", m.data[[128, 128]]);
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
