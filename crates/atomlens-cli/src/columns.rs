@@ -151,7 +151,8 @@ fn write_strain_maps(
     use atomlens_core::column_strain::{ColumnStrain, interpolate};
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (w, h) = (img.width(), img.height());
-    let fields: [(&str, fn(&ColumnStrain) -> f64); 6] = [
+    type Field = (&'static str, fn(&ColumnStrain) -> f64);
+    let fields: [Field; 6] = [
         ("exx", |c| c.exx),
         ("eyy", |c| c.eyy),
         ("exy", |c| c.exy),
