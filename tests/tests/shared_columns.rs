@@ -70,6 +70,12 @@ fn synthetic_sets_meet_the_column_bars() {
         if id == "syn_perovskite_two_sublattice" {
             let wrong = m.pairs.iter().filter(|p| (truth[p.0][4] > 0.7) != (r.columns[p.1].sublattice == 1)).count();
             assert_eq!(wrong, 0, "{id}: {wrong} columns in the wrong sublattice");
+            // And by unit-cell site, from positions alone (numbered by intensity afterwards).
+            let p = ColumnParams { sublattices: atomlens_core::columns::Sublattices::Position, ..Default::default() };
+            let by_site = find_and_fit(img.view(), &p).unwrap();
+            let wrong =
+                m.pairs.iter().filter(|q| (truth[q.0][4] > 0.7) != (by_site.columns[q.1].sublattice == 1)).count();
+            assert_eq!(wrong, 0, "{id}: {wrong} columns on the wrong site");
         }
 
         // Lattice vectors from the spectrum against the generator's lattice constant.

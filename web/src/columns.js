@@ -43,6 +43,7 @@ export class ColumnsPanel {
     this.defaults = d;
     this.$('col-thr').value = d.find.threshold;
     this.$('col-shape').value = d.fit.shape;
+    this.$('col-subl').value = d.sublattices;
     this.$('col-noise').value = d.fit.noise;
   }
 
@@ -53,6 +54,7 @@ export class ColumnsPanel {
     p.find.threshold = +this.$('col-thr').value;
     p.find.dark = this.$('col-dark').checked;
     p.fit.shape = this.$('col-shape').value;
+    p.sublattices = this.$('col-subl').value;
     p.fit.noise = this.$('col-noise').value;
     return p;
   }
@@ -114,6 +116,7 @@ export class ColumnsPanel {
     if (kind === 'sigma') return Array.from(t.sigma_x, (v, i) => Math.sqrt(v * t.sigma_y[i]));
     if (kind === 'error') return Array.from(t.x_err, (v, i) => Math.hypot(v, t.y_err[i]));
     if (kind === 'sublattice') return Array.from(t.sublattice);
+    if (kind === 'coordination') return Array.from(t.coordination ?? []);
     return Array.from(t.amplitude);
   }
 
@@ -190,7 +193,8 @@ export class ColumnsPanel {
       const add = (a, v) => Float64Array.from([...a, v]);
       this.table = { ...t, x: add(t.x, x), y: add(t.y, y), sigma_x: add(t.sigma_x, NaN), sigma_y: add(t.sigma_y, NaN),
         amplitude: add(t.amplitude, NaN), x_err: add(t.x_err, NaN), y_err: add(t.y_err, NaN),
-        status: Uint8Array.from([...t.status, 1]), sublattice: Uint32Array.from([...t.sublattice, 0]) };
+        status: Uint8Array.from([...t.status, 1]), sublattice: Uint32Array.from([...t.sublattice, 0]),
+        nn_distance: add(t.nn_distance, NaN), coordination: Uint32Array.from([...t.coordination, 0]) };
       this.edited();
       return true;
     }
@@ -226,6 +230,7 @@ export class ColumnsPanel {
       ['rotation', Number.isFinite(t.rotation?.[i]) ? `${(t.rotation[i] * 180 / Math.PI).toFixed(1)}°` : '—'],
       ['amplitude', fmt(t.amplitude[i])], ['volume', fmt(t.volume?.[i])], ['background', fmt(t.background?.[i])],
       ['residual rms', fmt(t.residual_rms?.[i])], ['status', STATUS[t.status[i]]], ['sublattice', String(t.sublattice[i])],
+      ['nearest neighbour', t.nn_distance ? `${fmt(t.nn_distance[i])} px` : '–'], ['first-shell neighbours', t.coordination ? String(t.coordination[i]) : '–'],
     ];
     this.$('col-detail-id').textContent = `#${i}`;
     this.$('col-detail-table').replaceChildren(...rows.map(([k, v]) => {

@@ -27,6 +27,9 @@ pub struct Args {
     /// Column shape.
     #[arg(long, value_enum, default_value = "elliptical")]
     shape: ShapeArg,
+    /// Split columns into sublattices by integrated intensity or by site in the unit cell.
+    #[arg(long, value_enum, default_value = "intensity")]
+    sublattices: SublatticeArg,
     /// Joint passes (overlapping neighbours subtracted) after the first independent fit.
     #[arg(long)]
     passes: Option<usize>,
@@ -50,6 +53,12 @@ pub struct Args {
 enum NoiseArg {
     Poisson,
     Gaussian,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum SublatticeArg {
+    Intensity,
+    Position,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,6 +85,10 @@ pub fn run(a: Args) -> Result<()> {
         ShapeArg::Circular => Shape::Circular,
         ShapeArg::Elliptical => Shape::Elliptical,
     };
+    p.sublattices = match a.sublattices {
+        SublatticeArg::Intensity => atomlens_core::columns::Sublattices::Intensity,
+        SublatticeArg::Position => atomlens_core::columns::Sublattices::Position,
+    };
     if let Some(n) = a.passes {
         p.fit.passes = n;
         p.fit.joint = n > 0;
@@ -83,16 +96,20 @@ pub fn run(a: Args) -> Result<()> {
     let t = Instant::now();
     let peaks = atomlens_core::peaks::find_columns(img.view(), &p.find)?;
     let t_find = t.elapsed().as_secs_f64();
-    let columns = atomlens_core::columns::refine(img.view(), &peaks.points, &p)?;
-    let secs = t.elapsed().as_secs_f64();
     let lattice = atomlens_core::lattice::lattice_vectors(img.view(), peaks.nn_distance()).ok();
+    let t_refine = Instant::now();
+    let columns = atomlens_core::columns::refine(img.view(), &peaks.points, &p, lattice.as_ref())?;
+    let refine_s = t_refine.elapsed().as_secs_f64();
+    let secs = t.elapsed().as_secs_f64();
     if let Some(l) = &lattice {
         let (a, b, angle) = l.lengths_and_angle();
         eprintln!("lattice from the spectrum: |a| {a:.3} px, |b| {b:.3} px, angle {angle:.2}°");
     }
     let groups = columns.iter().map(|c| c.sublattice).max().map_or(1, |m| m + 1);
     if groups > 1 {
-        eprintln!("{groups} sublattices by intensity");
+        let how =
+            if a.sublattices == SublatticeArg::Position && lattice.is_some() { "unit-cell site" } else { "intensity" };
+        eprintln!("{groups} sublattices by {how}");
     }
     let r = ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice };
     let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::fit::FitStatus::Fitted).count();
@@ -102,8 +119,8 @@ pub fn run(a: Args) -> Result<()> {
         fitted,
         secs,
         t_find,
-        secs - t_find,
-        (secs - t_find) * 1e6 / r.columns.len().max(1) as f64,
+        refine_s,
+        refine_s * 1e6 / r.columns.len().max(1) as f64,
         r.separation,
         r.spacing.map(|s| format!(", spacing {s:.2} px")).unwrap_or_default()
     );

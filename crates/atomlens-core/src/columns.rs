@@ -16,6 +16,20 @@ pub struct ColumnParams {
     pub find: PeakParams,
     /// Refining.
     pub fit: FitParams,
+    /// How columns are split into sublattices.
+    pub sublattices: Sublattices,
+}
+
+/// Sublattice classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sublattices {
+    /// By integrated intensity (Gaussian mixture, see [`crate::sublattice`]).
+    #[default]
+    Intensity,
+    /// By site in the unit cell of the spectrum's lattice (see [`crate::sites`]); by intensity
+    /// when there is no lattice.
+    Position,
 }
 
 /// Refined columns and the values the run used.
@@ -34,15 +48,21 @@ pub struct ColumnResult {
 /// Find and refine every column of `img`.
 pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
     let peaks = find_columns(img, &p.find)?;
-    let columns = refine(img, &peaks.points, p)?;
     let lattice = lattice_vectors(img, peaks.nn_distance()).ok();
+    let columns = refine(img, &peaks.points, p, lattice.as_ref())?;
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice })
 }
 
-/// Refine columns at `seeds` (found, or edited by hand) and sort them into sublattices. Dark
+/// Refine columns at `seeds` (found, or edited by hand) and sort them into sublattices (by
+/// position needs the `lattice`). Dark
 /// columns (ABF, `p.find.dark`) are fitted on the negated image, so `amplitude` is the depth
 /// of each dip and `background` the level it dips from.
-pub fn refine(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &ColumnParams) -> Result<Vec<AtomColumn>, CoreError> {
+pub fn refine(
+    img: ArrayView2<f32>,
+    seeds: &[[f64; 2]],
+    p: &ColumnParams,
+    lattice: Option<&Lattice>,
+) -> Result<Vec<AtomColumn>, CoreError> {
     let mut columns = if p.find.dark {
         let mut cols = fit_columns(img.mapv(|v| -v).view(), seeds, &p.fit)?;
         for c in &mut cols {
@@ -52,7 +72,21 @@ pub fn refine(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &ColumnParams) -> Res
     } else {
         fit_columns(img, seeds, &p.fit)?
     };
-    assign_sublattices(&mut columns);
+    match (p.sublattices, lattice) {
+        (Sublattices::Position, Some(l)) => {
+            crate::sites::assign_sites(&mut columns, l);
+        }
+        _ => {
+            assign_sublattices(&mut columns);
+        }
+    }
+    let pts: Vec<[f64; 2]> = columns.iter().map(|c| [c.x, c.y]).collect();
+    let (h, w) = img.dim();
+    let hint = ((h * w) as f64 / pts.len().max(1) as f64).sqrt();
+    let (nn, coordination) = crate::neighbours::coordination(&pts, hint);
+    for ((c, d), k) in columns.iter_mut().zip(nn).zip(coordination) {
+        (c.nn_distance, c.coordination) = (d, k);
+    }
     Ok(columns)
 }
 

@@ -116,6 +116,11 @@ pub struct AtomColumn {
     pub status: FitStatus,
     /// Sublattice index (0 until classified).
     pub sublattice: u32,
+    /// Distance to the nearest other column (px; set by [`crate::columns::refine`]).
+    pub nn_distance: f64,
+    /// Columns in the first-neighbour shell (within 1.25 × the median nearest-neighbour
+    /// distance): low at surfaces, edges and vacancies.
+    pub coordination: u32,
 }
 
 /// Relaxation of the joint passes (1 = plain Jacobi).
@@ -574,6 +579,8 @@ fn finish(win: &Window, seed: [f64; 2], com: [f64; 2], q: Option<P>, poisson: bo
             residual_rms: nan,
             status,
             sublattice: 0,
+            nn_distance: nan,
+            coordination: 0,
         };
     };
     let circ = shape == Shape::Circular;
@@ -634,6 +641,8 @@ fn finish(win: &Window, seed: [f64; 2], com: [f64; 2], q: Option<P>, poisson: bo
         residual_rms: (rss / win.data.len().max(1) as f64).sqrt(),
         status: FitStatus::Fitted,
         sublattice: 0,
+        nn_distance: f64::NAN,
+        coordination: 0,
     }
 }
 

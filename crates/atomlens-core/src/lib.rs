@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod neighbours;
 pub mod peaks;
 pub mod render;
+pub mod sites;
 pub mod spectrum;
 pub mod stats;
 pub mod sublattice;

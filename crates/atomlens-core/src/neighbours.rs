@@ -54,6 +54,21 @@ impl Grid {
     }
 }
 
+/// Nearest-neighbour distance of every point and how many points lie within its first shell
+/// (`1.25 ×` the median nearest-neighbour distance).
+pub fn coordination(points: &[[f64; 2]], hint: f64) -> (Vec<f64>, Vec<u32>) {
+    let nn = nearest_distances(points, hint);
+    let mut finite: Vec<f64> = nn.iter().copied().filter(|d| d.is_finite()).collect();
+    if finite.is_empty() {
+        return (nn, vec![0; points.len()]);
+    }
+    let k = finite.len() / 2;
+    let shell = 1.25 * *finite.select_nth_unstable_by(k, f64::total_cmp).1;
+    let grid = Grid::new(points, shell);
+    let counts = points.iter().map(|&p| grid.within(points, p, shell).len().saturating_sub(1) as u32).collect();
+    (nn, counts)
+}
+
 /// Distance from each point to its nearest other point (`f64::INFINITY` for a lone point).
 /// `hint` is a typical spacing used to size the search.
 pub fn nearest_distances(points: &[[f64; 2]], hint: f64) -> Vec<f64> {
@@ -82,6 +97,16 @@ pub fn nearest_distances(points: &[[f64; 2]], hint: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn square_lattice_coordination_is_four_inside_and_less_at_the_edge() {
+        let pts: Vec<[f64; 2]> = (0..5).flat_map(|i| (0..5).map(move |j| [10.0 * i as f64, 10.0 * j as f64])).collect();
+        let (nn, c) = coordination(&pts, 10.0);
+        assert!(nn.iter().all(|&d| (d - 10.0).abs() < 1e-12));
+        assert_eq!(c[12], 4); // the centre
+        assert_eq!(c[0], 2); // a corner
+        assert_eq!(c[2], 3); // an edge
+    }
 
     #[test]
     fn grid_matches_brute_force() {

@@ -5,7 +5,7 @@ use atomlens_core::columns::{ColumnParams, ColumnResult};
 use atomlens_core::fit::AtomColumn;
 
 /// The CSV header (pixels; x column, y row, centres at integers; rotation in radians).
-pub const COLUMNS_HEADER: &str = "x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,sigma_x_err,sigma_y_err,amplitude_err,residual_rms,status,sublattice";
+pub const COLUMNS_HEADER: &str = "x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,sigma_x_err,sigma_y_err,amplitude_err,residual_rms,status,sublattice,nn_distance,coordination";
 
 /// Columns as CSV, one row per column.
 pub fn columns_csv(cols: &[AtomColumn]) -> String {
@@ -16,7 +16,7 @@ pub fn columns_csv(cols: &[AtomColumn]) -> String {
         let status =
             serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         s.push_str(&format!(
-            "{:.5},{:.5},{:.5},{:.5},{:.5},{:.6e},{:.6e},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.4e},{:.4e},{},{}\n",
+            "{:.5},{:.5},{:.5},{:.5},{:.5},{:.6e},{:.6e},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.4e},{:.4e},{},{},{:.4},{}\n",
             c.x,
             c.y,
             c.sigma_x,
@@ -32,7 +32,9 @@ pub fn columns_csv(cols: &[AtomColumn]) -> String {
             c.amplitude_err,
             c.residual_rms,
             status,
-            c.sublattice
+            c.sublattice,
+            c.nn_distance,
+            c.coordination
         ));
     }
     s
@@ -115,13 +117,15 @@ mod tests {
             residual_rms: 0.3,
             status: FitStatus::CenterOfMass,
             sublattice: 1,
+            nn_distance: 12.5,
+            coordination: 4,
         };
         let csv = columns_csv(&[c.clone(), c]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0], COLUMNS_HEADER);
         assert!(lines[1].starts_with("1.50000,2.25000,3.00000,2.00000,"));
-        assert!(lines[1].ends_with(",center_of_mass,1"));
+        assert!(lines[1].ends_with(",center_of_mass,1,12.5000,4"));
         assert_eq!(lines[1].split(',').count(), COLUMNS_HEADER.split(',').count());
     }
 }

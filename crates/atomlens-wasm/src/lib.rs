@@ -267,7 +267,7 @@ impl Session {
         let img = self.current.as_ref().ok_or_else(|| JsError::new("no image selected"))?;
         let (result, p) = self.columns.as_mut().ok_or_else(|| JsError::new("find columns first"))?;
         let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
-        result.columns = refine(img.view(), &seeds, p).map_err(err)?;
+        result.columns = refine(img.view(), &seeds, p, result.lattice.as_ref()).map_err(err)?;
         self.column_table()
     }
 
@@ -295,6 +295,9 @@ impl Session {
         set("status", Uint8Array::from(&status[..]).into()).map_err(js)?;
         let sub: Vec<u32> = c.iter().map(|a| a.sublattice).collect();
         set("sublattice", Uint32Array::from(&sub[..]).into()).map_err(js)?;
+        set("nn_distance", col(|a| a.nn_distance).into()).map_err(js)?;
+        let coordination: Vec<u32> = c.iter().map(|a| a.coordination).collect();
+        set("coordination", Uint32Array::from(&coordination[..]).into()).map_err(js)?;
         set("separation", r.separation.into()).map_err(js)?;
         set("spacing", r.spacing.map(JsValue::from).unwrap_or(JsValue::NULL)).map_err(js)?;
         let lattice = r.lattice.as_ref().map(|l| {
