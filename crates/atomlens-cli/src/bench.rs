@@ -228,6 +228,16 @@ pub fn peer_python(shared: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// Run a peer script and collect the JSON object it prints per image (one per line).
+pub fn peer_rows(cmd: &mut Command, peer: &str, images: usize) -> Result<Vec<Value>> {
+    eprintln!("running {peer} on {images} images…");
+    let out = cmd.output().with_context(|| format!("running the {peer} peer"))?;
+    if !out.status.success() {
+        bail!("the {peer} peer failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+}
+
 fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {
     let python = peer_python(shared)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/atomap_columns.py");
@@ -240,13 +250,7 @@ fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {
         }
         cmd.arg(arg);
     }
-    eprintln!("running Atomap on {} images…", cases.len());
-    let out = cmd.output().context("running the Atomap peer")?;
-    if !out.status.success() {
-        bail!("the Atomap peer failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
-    }
-    let rows: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let rows = peer_rows(&mut cmd, "Atomap", cases.len())?;
     Ok(cases
         .iter()
         .map(|c| {

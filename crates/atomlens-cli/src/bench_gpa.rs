@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use atomlens_core::gpa::{GpaParams, Region, gpa, region_stats};
 use atomlens_core::synth::{StrainField, StrainedLatticeParams, strained_lattice};
 use atomlens_io::{Limits, NamedFile};
-use serde_json::Value;
 
 struct Case {
     id: &'static str,
@@ -157,13 +156,7 @@ fn kemstem(shared: &Path, cases: &[Case], repeat: usize) -> Result<Vec<Option<Ti
         }
         cmd.arg(arg);
     }
-    eprintln!("running kemstem on {} images…", cases.len());
-    let out = cmd.output().context("running the kemstem peer")?;
-    if !out.status.success() {
-        bail!("the kemstem peer failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
-    }
-    let rows: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let rows = crate::bench::peer_rows(&mut cmd, "kemstem", cases.len())?;
     Ok((0..cases.len())
         .map(|i| {
             rows.iter()
