@@ -190,6 +190,9 @@ test('columns: find and fit on the demo, inspect one, export CSV, and a blank im
   await page.click('[data-testid=col-run]');
   await page.waitForFunction(() => window.__atomlens.columns && !window.__atomlens.busy, null, { timeout: 120000 });
   const c = await page.evaluate(() => window.__atomlens.columns);
+  // The positions arrived first (streamed), then the fits: the same columns.
+  const pre = await page.evaluate(() => window.__atomlens.columnsPreview);
+  assert.ok(pre && pre.count === c.count && pre.ms <= c.ms, `preview ${JSON.stringify(pre)} vs ${c.count} in ${c.ms} ms`);
   // The demo particle has 321 columns; the thinnest edge columns (1–2 atoms) may fall under the threshold.
   assert.ok(c.count >= 280 && c.count <= 330, `found ${c.count}`);
   assert.ok(c.fitted >= 0.95 * c.count, `fitted ${c.fitted} of ${c.count}`);

@@ -25,6 +25,7 @@ export class Bridge {
     if (msg.type === 'init-error') { this.rejectReady(new Error(msg.error)); this.handlers.onCrash?.(msg.error); return; }
     if (msg.type === 'gpu') { this.handlers.onGpu?.(msg); return; }
     if (msg.type === 'progress') { this.handlers.onProgress?.(msg); return; }
+    if (msg.type === 'partial') { this.pending.get(msg.id)?.onPartial?.(msg.data); return; }
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
@@ -40,11 +41,12 @@ export class Bridge {
     this.start();
   }
 
-  async call(op, args = {}, transfer = []) {
+  /** Run `op` in the worker; `onPartial` receives results streamed before the final one. */
+  async call(op, args = {}, transfer = [], onPartial = null) {
     await this.ready;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, op });
+      this.pending.set(id, { resolve, reject, op, onPartial });
       this.worker.postMessage({ id, op, args }, transfer);
     });
   }

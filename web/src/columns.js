@@ -63,9 +63,17 @@ export class ColumnsPanel {
     const done = this.busy('Finding and fitting columns…');
     try {
       const t0 = performance.now();
-      const table = await this.bridge.call('findColumns', { params: this.params() });
+      const table = await this.bridge.call('findColumns', { params: this.params() }, [], (seeds) => this.preview(seeds, performance.now() - t0));
       this.show(table, performance.now() - t0);
     } catch (e) { if (!e.cancelled) this.showError(`Columns: ${e.message}`); } finally { done(); }
+  }
+
+  /** Found positions, drawn while their fits run. */
+  preview(seeds, ms) {
+    this.state.columnsPreview = { count: seeds.x.length, ms };
+    this.viewer.overlay = { x: seeds.x, y: seeds.y, colors: Array.from(seeds.x, () => '#9aa3ad'), radius: 4, selected: null };
+    this.viewer.draw();
+    this.$('col-summary').textContent = `${seeds.x.length} columns found in ${(ms / 1000).toFixed(2)} s; fitting…`;
   }
 
   async refit() {

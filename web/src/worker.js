@@ -59,9 +59,13 @@ const ops = {
   spectrum: (a) => session.spectrum(a.cmap),
   value: (a) => session.value_at(a.x, a.y),
   exportTiff: () => session.export_tiff(),
+  // Positions first (posted as a partial result the page draws at once), then the fits.
   findColumns: (a, id) => {
-    progress(id, 'finding and fitting columns');
-    return session.find_columns(a.params);
+    progress(id, 'finding columns');
+    const seeds = session.find_seeds(a.params);
+    postMessage({ type: 'partial', id, data: seeds });
+    progress(id, `fitting ${seeds.x.length} columns`);
+    return session.fit_found();
   },
   refit: (a, id) => {
     progress(id, `refitting ${a.xs.length} columns`);

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::CoreError;
 use crate::fit::{AtomColumn, FitParams, FitStatus, fit_columns};
 use crate::lattice::{Lattice, lattice_vectors};
-use crate::peaks::{PeakParams, find_columns};
+use crate::peaks::{PeakParams, Peaks, find_columns};
 use crate::sublattice::{Mixture, best_mixture};
 
 /// Parameters of [`find_and_fit`]: the finder's and the fitter's.
@@ -47,7 +47,12 @@ pub struct ColumnResult {
 
 /// Find and refine every column of `img`.
 pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
-    let peaks = find_columns(img, &p.find)?;
+    fit_found(img, &find_columns(img, &p.find)?, p)
+}
+
+/// Refine columns already found (the second half of [`find_and_fit`], so a caller can show the
+/// positions before the fits arrive).
+pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
     let lattice = lattice_vectors(img, peaks.nn_distance()).ok();
     let columns = refine(img, &peaks.points, p, lattice.as_ref())?;
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice })

@@ -100,6 +100,7 @@ pub struct Session {
     current: Option<Image>,
     columns: Option<(ColumnResult, ColumnParams)>,
     gpa: Option<atomlens_core::gpa::GpaResult>,
+    found: Option<(atomlens_core::peaks::Peaks, ColumnParams)>,
 }
 
 #[wasm_bindgen]
@@ -107,7 +108,7 @@ impl Session {
     /// An empty session.
     #[wasm_bindgen(constructor)]
     pub fn new() -> Session {
-        Session { stacks: Vec::new(), infos: Vec::new(), current: None, columns: None, gpa: None }
+        Session { stacks: Vec::new(), infos: Vec::new(), current: None, columns: None, gpa: None, found: None }
     }
 
     /// Replace the dataset by the built-in synthetic Pt nanoparticle; returns the signal list.
@@ -191,6 +192,7 @@ impl Session {
         self.current = Some(img);
         self.columns = None;
         self.gpa = None;
+        self.found = None;
         to_js(&info)
     }
 
@@ -261,8 +263,27 @@ impl Session {
         self.column_table()
     }
 
-    /// Refit on the given positions (after adding or deleting columns by hand), with the
-    /// parameters of the last run.
+    /// The first half of `find_columns`: the positions found, `{x, y}` as Float64Arrays, kept
+    /// for `fit_found` (so the page can draw them while the fits run).
+    pub fn find_seeds(&mut self, params: JsValue) -> Result<JsValue, JsError> {
+        let p: ColumnParams = serde_wasm_bindgen::from_value(params).map_err(err)?;
+        let peaks = atomlens_core::peaks::find_columns(self.image()?.view(), &p.find).map_err(err)?;
+        let out = js_sys::Object::new();
+        let coord = |k: usize| Float64Array::from(&peaks.points.iter().map(|q| q[k]).collect::<Vec<_>>()[..]);
+        js_sys::Reflect::set(&out, &"x".into(), &coord(0).into()).map_err(js)?;
+        js_sys::Reflect::set(&out, &"y".into(), &coord(1).into()).map_err(js)?;
+        self.found = Some((peaks, p));
+        Ok(out.into())
+    }
+
+    /// The second half: fit the columns `find_seeds` found; returns the column table.
+    pub fn fit_found(&mut self) -> Result<JsValue, JsError> {
+        let (peaks, p) = self.found.take().ok_or_else(|| JsError::new("find the columns first"))?;
+        let r = atomlens_core::columns::fit_found(self.image()?.view(), &peaks, &p).map_err(err)?;
+        self.columns = Some((r, p));
+        self.column_table()
+    }
+
     pub fn refit(&mut self, xs: Vec<f64>, ys: Vec<f64>) -> Result<JsValue, JsError> {
         let img = self.current.as_ref().ok_or_else(|| JsError::new("no image selected"))?;
         let (result, p) = self.columns.as_mut().ok_or_else(|| JsError::new("find columns first"))?;
