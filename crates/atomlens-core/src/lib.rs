@@ -30,6 +30,7 @@ pub mod lattice;
 pub mod metrics;
 pub mod neighbours;
 pub mod peaks;
+pub mod register;
 pub mod render;
 pub mod sites;
 pub mod spectrum;
