@@ -11,6 +11,7 @@ mod bench_gpa;
 mod columns;
 mod files;
 mod gpa;
+mod register;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +48,8 @@ enum Command {
     Columns(columns::Args),
     /// Strain maps (εxx, εyy, εxy, rotation) by geometric phase analysis.
     Gpa(gpa::Args),
+    /// Drift-correct a series (one stack, or several files) and write the aligned average.
+    Register(register::Args),
     /// Benchmarks against the peers, side by side in one run (needs ../shared).
     Bench(bench::Args),
 }
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Convert { file, out, signal } => convert(&file, &out, signal),
         Command::Columns(args) => columns::run(args),
         Command::Gpa(args) => gpa::run(args),
+        Command::Register(args) => register::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -202,3 +202,50 @@ fn columns_with_strain_adds_the_strain_columns() {
     let (ok, _, err) = atomlens(&["columns", img.to_str().unwrap(), "--reference", "0,0,10,10"]);
     assert!(!ok && err.contains("--strain"), "{err}");
 }
+
+#[test]
+fn register_writes_the_average_and_the_drift() {
+    use atomlens_core::synth::{NanoparticleParams, TrueColumn, add_gaussians, nanoparticle};
+    let p = nanoparticle(&NanoparticleParams { size: 128, diameter_nm: 2.0, ..Default::default() }).unwrap();
+    let shifts = [[0.0, 0.0], [1.5, -0.5], [-1.0, 2.0]];
+    let mut px = Vec::new();
+    for s in shifts {
+        let moved: Vec<TrueColumn> =
+            p.columns.iter().map(|c| TrueColumn { x: c.x + s[0], y: c.y + s[1], ..c.clone() }).collect();
+        let mut img = ndarray::Array2::from_elem((128, 128), 15.0f32);
+        add_gaussians(&mut img, &moved);
+        px.extend(img.iter().copied());
+    }
+    let stack = tmp("stack.tif");
+    std::fs::write(&stack, atomlens_io::tiff_io::write_f32(128, 128, &px, &Calibration::nm(0.02)).unwrap()).unwrap();
+    let (avg, drift) = (tmp("avg.tif"), tmp("drift.csv"));
+    let args =
+        ["register", stack.to_str().unwrap(), "--out", avg.to_str().unwrap(), "--drift", drift.to_str().unwrap()];
+    let (ok, _, err) = atomlens(&args);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<f64>> = std::fs::read_to_string(&drift)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    // Relative drift between frames 1 and 2 is (−2.5, 2.5).
+    assert!((rows[2][1] - rows[1][1] + 2.5).abs() < 0.05 && (rows[2][2] - rows[1][2] - 2.5).abs() < 0.05, "{rows:?}");
+    let s = atomlens_io::read_one(
+        atomlens_io::NamedFile::new("a.tif", std::fs::read(&avg).unwrap()),
+        &atomlens_io::Limits::NATIVE,
+    )
+    .unwrap();
+    assert_eq!((s[0].width, s[0].height, s[0].frames, s[0].calibration.pixel_size), (128, 128, 1, 0.02));
+    // One frame is not a series; frames of different sizes are refused.
+    let one = tmp("one.tif");
+    write_tiff(&one, 64, 64, 1, &Calibration::uncalibrated());
+    let (ok, _, err) = atomlens(&["register", one.to_str().unwrap(), "--out", avg.to_str().unwrap()]);
+    assert!(!ok && err.contains("registration needs a series"), "{err}");
+    let other = tmp("other.tif");
+    write_tiff(&other, 64, 48, 1, &Calibration::uncalibrated());
+    let (ok, _, err) =
+        atomlens(&["register", one.to_str().unwrap(), other.to_str().unwrap(), "--out", avg.to_str().unwrap()]);
+    assert!(!ok && err.contains("differ in size"), "{err}");
+}
