@@ -309,3 +309,38 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   noErrors(errors);
   await page.close();
 });
+
+test('series: align the frames of a drifting stack; the average becomes a new signal with its drift trace', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  // Gaussian columns on a 14 px lattice (each on a plateau of its own height, so the lattice is
+  // not periodic), every frame shifted by a known drift.
+  const drift = [[0, 0], [1.5, -0.5], [3.0, -1.0], [4.5, -1.5]];
+  const blob = (x, y, f) => {
+    let v = 10;
+    const [sx, sy] = drift[f];
+    for (let cy = 10; cy < 128; cy += 14) for (let cx = 10; cx < 128; cx += 14) {
+      const d2 = (x - cx - sx) ** 2 + (y - cy - sy) ** 2;
+      if (d2 < 64) v += (cx * 7 + cy * 3) % 50 + 50 * Math.exp(-d2 / 8);
+    }
+    return v;
+  };
+  const buffer = tiff({ width: 128, height: 128, kind: 'f32', frames: drift.length, pixelSizeNm: 0.02, pixels: blob });
+  await drop(page, [{ name: 'drift.tif', mimeType: 'image/tiff', buffer }]);
+  await page.click('[data-testid=align]');
+  await page.waitForFunction(() => window.__atomlens.registration && !window.__atomlens.busy, null, { timeout: 60000 });
+  const reg = await page.evaluate(() => window.__atomlens.registration);
+  assert.equal(reg.frames, 4);
+  // Drift runs ±2.25 px about the mean along x and ±0.75 px along y: largest |d| = 2.37 px.
+  assert.ok(Math.abs(reg.maxDrift - Math.hypot(2.25, 0.75)) < 0.1, `largest drift ${reg.maxDrift}`);
+  assert.ok(await page.isVisible('[data-testid=drift]'));
+  const sel = await page.evaluate(() => ({ signals: window.__atomlens.signals.length, title: window.__atomlens.signals.at(-1).title, image: window.__atomlens.image }));
+  assert.equal(sel.signals, 2);
+  assert.match(sel.title, /aligned average of 4 frames/);
+  assert.equal(sel.image.width, 128);
+  saveArtifact('series.png', await page.screenshot());
+  // A single image has no Align button.
+  await drop(page, [{ name: 'one.tif', mimeType: 'image/tiff', buffer: tiff({ width: 64, height: 64, kind: 'f32', pixels: (x, y) => x + y }) }]);
+  assert.ok(!(await page.isVisible('[data-testid=align]')));
+  noErrors(errors);
+  await page.close();
+});

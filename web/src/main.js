@@ -148,6 +148,7 @@ async function showImage(image) {
   strain?.reset();
   const s = state.signals[current.signal];
   $('frame-row').hidden = s.frames < 2;
+  $('align-row').hidden = s.frames < 2;
   $('frame').max = s.frames - 1;
   $('frame').value = current.frame;
   $('frame-label').textContent = `${current.frame + 1} / ${s.frames}`;
@@ -274,6 +275,40 @@ for (const id of ['plo', 'phi', 'cmap']) $(id).addEventListener('change', () => 
 $('signal').onchange = () => selectSignal(+$('signal').value, 0);
 $('frame').oninput = () => selectSignal(current.signal, +$('frame').value);
 $('demo').onclick = loadDemo;
+$('align').onclick = async () => {
+  const done = busy('Aligning the frames…');
+  try {
+    const r = await bridge.call('register', { signal: current.signal });
+    state.signals = r.signals;
+    const max = Math.max(...Array.from(r.dx, (x, k) => Math.hypot(x, r.dy[k])));
+    state.registration = { frames: r.dx.length, maxDrift: max, signal: r.index };
+    $('signal').replaceChildren(...r.signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'} · ${s.width}×${s.height}${s.frames > 1 ? '×' + s.frames : ''} ${s.dtype}`, k)));
+    $('signal').value = r.index;
+    drawDrift(r);
+    await selectSignal(r.index, 0);
+  } catch (e) { if (!e.cancelled) showError(`Align: ${e.message}`); } finally { done(); }
+};
+
+/** Drift per frame: dx and dy (px) against frame number. */
+function drawDrift({ dx, dy }) {
+  const c = $('drift');
+  c.hidden = false;
+  const dpr = window.devicePixelRatio || 1, r = c.getBoundingClientRect();
+  c.width = Math.round(r.width * dpr); c.height = Math.round(r.height * dpr);
+  const ctx = c.getContext('2d'), n = dx.length, pad = 24 * dpr;
+  const lim = Math.max(0.5, ...Array.from(dx, Math.abs), ...Array.from(dy, Math.abs));
+  const X = (k) => pad + (k / Math.max(1, n - 1)) * (c.width - pad - 6 * dpr), Y = (v) => c.height / 2 - (v / lim) * (c.height / 2 - 8 * dpr);
+  ctx.clearRect(0, 0, c.width, c.height);
+  ctx.strokeStyle = '#555'; ctx.beginPath(); ctx.moveTo(pad, Y(0)); ctx.lineTo(c.width, Y(0)); ctx.stroke();
+  for (const [v, col] of [[dx, '#ff6b6b'], [dy, '#4fb3ff']]) {
+    ctx.strokeStyle = col; ctx.lineWidth = 1.5 * dpr; ctx.beginPath();
+    v.forEach((d, k) => (k ? ctx.lineTo(X(k), Y(d)) : ctx.moveTo(X(k), Y(d))));
+    ctx.stroke();
+  }
+  ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+  ctx.fillText(`±${fmt(lim)} px`, 2, 10 * dpr);
+  $('drift-label').textContent = `drift per frame: dx (red), dy (blue); ${n} frames, largest ${fmt(state.registration.maxDrift)} px from the mean`;
+}
 $('pick-files').onchange = (e) => { addFiles(e.target.files); e.target.value = ''; };
 $('pick-folder').onchange = (e) => { addFiles(e.target.files); e.target.value = ''; };
 

@@ -82,6 +82,10 @@ const ops = {
   gpaMap: (a) => session.gpa_map(a.name, a.limit),
   gpaValues: (a) => session.gpa_values(a.name),
   gpaTiff: (a) => session.gpa_tiff(a.name),
+  register: (a, id) => {
+    progress(id, 'aligning the frames');
+    return session.register_frames(a.signal);
+  },
   columnStrain: (a) => session.column_strain(a.xs, a.ys, a.reference ?? null),
   gpaSelfTest: (a, id) => {
     progress(id, 'GPA self-test on synthetic strain fields');

@@ -70,7 +70,7 @@ pub fn group_files(names: Vec<String>) -> Result<JsValue, JsError> {
     to_js(&atomlens_io::group_files(&names))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct SignalInfo {
     title: String,
     width: usize,
@@ -167,6 +167,40 @@ impl Session {
             atomlens_core::image::check_usable(first.frames.index_axis(ndarray::Axis(0), 0)).map_err(err)?;
         }
         self.replace(stacks, infos)
+    }
+
+    /// Drift-correct the frames of signal `signal` and append their aligned average as a new
+    /// signal: `{signals, index, dx, dy}` (the new signal list, its index, the drift per frame).
+    pub fn register_frames(&mut self, signal: usize) -> Result<JsValue, JsError> {
+        let stack = self.stacks.get(signal).ok_or_else(|| JsError::new(&format!("no signal {signal}")))?;
+        let frames: Vec<_> = (0..stack.len()).filter_map(|t| stack.frame(t)).collect();
+        let views: Vec<_> = frames.iter().map(|f| f.view()).collect();
+        let r = atomlens_core::register::register_series(&views).map_err(err)?;
+        let (h, w) = r.average.dim();
+        let mut info = self.infos[signal].clone();
+        info.title = match info.title.as_str() {
+            "" => format!("aligned average of {} frames", frames.len()),
+            t => format!("aligned average of {} frames: {t}", frames.len()),
+        };
+        info.frames = 1;
+        info.dtype = "float32";
+        info.metadata.notes.push(format!(
+            "rigid drift correction of {} frames; largest drift {:.2} px",
+            frames.len(),
+            r.shifts.iter().map(|s| s[0].hypot(s[1])).fold(0.0, f64::max)
+        ));
+        let avg =
+            Stack::from_vec(w, h, 1, r.average.into_raw_vec_and_offset().0, stack.calibration.clone()).map_err(err)?;
+        self.stacks.push(avg);
+        self.infos.push(info);
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(|_| ());
+        set("signals", to_js(&self.infos)?).map_err(js)?;
+        set("index", (self.stacks.len() - 1).into()).map_err(js)?;
+        let axis = |k: usize| Float64Array::from(&r.shifts.iter().map(|s| s[k]).collect::<Vec<_>>()[..]);
+        set("dx", axis(0).into()).map_err(js)?;
+        set("dy", axis(1).into()).map_err(js)?;
+        Ok(out.into())
     }
 
     fn replace(&mut self, stacks: Vec<Stack>, infos: Vec<SignalInfo>) -> Result<JsValue, JsError> {
