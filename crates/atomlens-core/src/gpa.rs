@@ -26,10 +26,11 @@ use rayon::prelude::*;
 
 use crate::CoreError;
 use crate::deformation::{Mat2, decompose, inverse, mul};
-use crate::fft::{C32, Fft2, frequency};
+use crate::fft::{C32, Fft2};
 use crate::image::check_usable;
 use crate::lattice::bragg_peaks;
 use crate::peaks::estimate_spacing;
+use fringe::{demodulated, map_par, mean_gradient, percentile95, phase_gradient, remove_ramp, slice};
 
 /// Shape of the Fourier mask around each g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -137,104 +138,6 @@ impl GpaResult {
     pub fn core(&self) -> Region {
         let (h, w) = self.exx.dim();
         inset(w, h, self.border_px)
-    }
-}
-
-/// One g-vector as reported: cycles/px, and 1/nm with the lattice-plane spacing when calibrated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GReport {
-    /// `[x, y]`, cycles per pixel.
-    pub per_px: [f64; 2],
-    /// `[x, y]`, 1/nm (calibrated images only).
-    pub per_nm: Option<[f64; 2]>,
-    /// Plane spacing 1/|g| in px.
-    pub d_px: f64,
-    /// Plane spacing in nm (calibrated images only).
-    pub d_nm: Option<f64>,
-    /// Before refinement, cycles/px.
-    pub initial_per_px: [f64; 2],
-}
-
-/// Statistics of one map.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MapStats {
-    /// Mean over the reference region.
-    pub reference_mean: f64,
-    /// Mean over the core (inside the border band).
-    pub core_mean: f64,
-    /// Standard deviation over the core.
-    pub core_std: f64,
-}
-
-/// Everything about a GPA run except the maps: what `gpa.json` and the page show.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GpaSummary {
-    /// The two g-vectors.
-    pub g: [GReport; 2],
-    /// Whether they were refined on the reference region.
-    pub refined: bool,
-    /// Mask shape.
-    pub mask: MaskShape,
-    /// Mask radius, cycles/px.
-    pub mask_radius_per_px: f64,
-    /// Real-space resolution of the maps (σ, px).
-    pub resolution_px: f64,
-    /// The same in nm (calibrated images only).
-    pub resolution_nm: Option<f64>,
-    /// Unreliable band along each edge (px).
-    pub border_px: usize,
-    /// Reference region (px, half-open).
-    pub reference: Region,
-    /// Strain frame, degrees from +x towards +y.
-    pub frame_angle_deg: f64,
-    /// Fraction of pixels with both fringes present.
-    pub valid_fraction: f64,
-    /// Per map: `exx`, `eyy`, `exy`, `rotation`.
-    pub stats: std::collections::BTreeMap<String, MapStats>,
-    /// The conventions, in words.
-    pub conventions: String,
-}
-
-impl GpaResult {
-    /// The summary, with 1/nm values when `pixel_nm` (the pixel size) is given.
-    pub fn summary(&self, refined: bool, pixel_nm: Option<f64>) -> GpaSummary {
-        let report = |g: [f64; 2], g0: [f64; 2]| {
-            let d_px = 1.0 / g[0].hypot(g[1]);
-            GReport {
-                per_px: g,
-                per_nm: pixel_nm.map(|p| [g[0] / p, g[1] / p]),
-                d_px,
-                d_nm: pixel_nm.map(|p| d_px * p),
-                initial_per_px: g0,
-            }
-        };
-        let stats = self
-            .maps()
-            .iter()
-            .map(|(name, map)| {
-                let (core_mean, core_std) = region_stats(map.view(), self.core());
-                let reference_mean = region_stats(map.view(), self.reference).0;
-                (name.to_string(), MapStats { reference_mean, core_mean, core_std })
-            })
-            .collect();
-        GpaSummary {
-            g: [report(self.g[0], self.g_initial[0]), report(self.g[1], self.g_initial[1])],
-            refined,
-            mask: self.mask,
-            mask_radius_per_px: self.mask_radius,
-            resolution_px: self.resolution_px,
-            resolution_nm: pixel_nm.map(|p| self.resolution_px * p),
-            border_px: self.border_px,
-            reference: self.reference,
-            frame_angle_deg: self.frame_angle.to_degrees(),
-            valid_fraction: self.valid_fraction,
-            stats,
-            conventions: "x = column, y = row (down); strain is the Biot strain U − I of the polar decomposition \
-                          F = R·U of the local deformation gradient against the reference lattice; exy is the \
-                          tensor shear (half the engineering shear); rotation in radians, positive from +x towards +y; \
-                          NaN where a fringe is absent"
-                .into(),
-        }
     }
 }
 
@@ -550,120 +453,10 @@ fn inset(w: usize, h: usize, b: usize) -> Region {
     }
 }
 
-/// `IFFT(spectrum · mask(k − g)) · e^{−2πi g·r}`: the fringe of `g` with its carrier removed.
-fn demodulated(spectrum: &Array2<C32>, plan: &Fft2, g: [f64; 2], shape: MaskShape, radius: f64) -> Array2<C32> {
-    let (h, w) = spectrum.dim();
-    let mut z = Array2::<C32>::zeros((h, w));
-    // Only the mask's support is filled: a box of ±reach around g, wrapped.
-    let reach = match shape {
-        MaskShape::Gaussian => 3.0 * radius, // 6 σ
-        MaskShape::Cosine => radius,
-    };
-    let span = |n: usize| ((reach * n as f64).ceil() as i64 + 1).min(n as i64 / 2);
-    let (sx, sy) = (span(w), span(h));
-    let (cx, cy) = ((g[0] * w as f64).round() as i64, (g[1] * h as f64).round() as i64);
-    let (wi, hi) = (w as i64, h as i64);
-    for dy in -sy..=sy {
-        let ky = (cy + dy).rem_euclid(hi) as usize;
-        let fy = wrap(frequency(ky, h) - g[1]);
-        for dx in -sx..=sx {
-            let kx = (cx + dx).rem_euclid(wi) as usize;
-            let d = wrap(frequency(kx, w) - g[0]).hypot(fy);
-            let m = match shape {
-                MaskShape::Gaussian => (-2.0 * (d / radius).powi(2)).exp(),
-                MaskShape::Cosine if d < radius => (std::f64::consts::FRAC_PI_2 * d / radius).cos().powi(2),
-                MaskShape::Cosine => 0.0,
-            };
-            z[[ky, kx]] = spectrum[[ky, kx]] * m as f32;
-        }
-    }
-    plan.inverse(&mut z);
-    remove_ramp(&mut z, g);
-    z
-}
-
-fn wrap(f: f64) -> f64 {
-    f - f.round()
-}
-
-/// Multiply by `e^{−2πi g·r}` (separable: one phasor per column and per row).
-fn remove_ramp(z: &mut Array2<C32>, g: [f64; 2]) {
-    let (h, w) = z.dim();
-    let phasor = |f: f64, i: usize| {
-        let (s, c) = (-TAU * ((f * i as f64).fract())).sin_cos();
-        C32::new(c as f32, s as f32)
-    };
-    let px: Vec<C32> = (0..w).map(|x| phasor(g[0], x)).collect();
-    let py: Vec<C32> = (0..h).map(|y| phasor(g[1], y)).collect();
-    let slice = z.as_slice_mut().expect("standard layout");
-    let apply = |(y, row): (usize, &mut [C32])| {
-        for (v, p) in row.iter_mut().zip(&px) {
-            *v *= p * py[y];
-        }
-    };
-    #[cfg(feature = "parallel")]
-    slice.par_chunks_mut(w).enumerate().for_each(apply);
-    #[cfg(not(feature = "parallel"))]
-    slice.chunks_mut(w).enumerate().for_each(apply);
-}
-
-/// `∇P` at (y, x) in radians per pixel (row-major `z`, `w` × `h`): phase of neighbouring
-/// products, central inside, one-sided at the edges.
-fn phase_gradient(z: &[C32], w: usize, h: usize, y: usize, x: usize) -> [f64; 2] {
-    let d = |a: C32, b: C32, span: usize| ((a * b.conj()).arg() / span as f32) as f64;
-    let (xl, xr) = (x.saturating_sub(1), (x + 1).min(w - 1));
-    let (yl, yr) = (y.saturating_sub(1), (y + 1).min(h - 1));
-    [d(z[y * w + xr], z[y * w + xl], xr - xl), d(z[yr * w + x], z[yl * w + x], yr - yl)]
-}
-
-fn slice<T>(a: &Array2<T>) -> &[T] {
-    a.as_slice().expect("standard layout")
-}
-
-/// Mean phase gradient over `r`, weighted by amplitude⁴: where a fringe fades (a particle's
-/// edge) its phase is bent by the lattice's truncation, and the interior should set the
-/// reference lattice.
-fn mean_gradient(z: &Array2<C32>, amp: &Array2<f32>, r: Region) -> Option<[f64; 2]> {
-    let (h, w) = z.dim();
-    let (mut sum, mut wsum) = ([0.0, 0.0], 0.0);
-    for y in r.y0..r.y1 {
-        for x in r.x0..r.x1 {
-            let a = amp[[y, x]] as f64;
-            if a >= MIN_AMPLITUDE as f64 {
-                let d = phase_gradient(slice(z), w, h, y, x);
-                let w = a.powi(4);
-                sum = [sum[0] + w * d[0], sum[1] + w * d[1]];
-                wsum += w;
-            }
-        }
-    }
-    (wsum > 0.0).then(|| [sum[0] / wsum, sum[1] / wsum])
-}
-
-/// 95th percentile of a subsample (every 7th value: exact enough for a threshold).
-fn percentile95(a: &Array2<f32>) -> f32 {
-    let mut v: Vec<f32> = a.iter().step_by(7).copied().filter(|v| v.is_finite()).collect();
-    if v.is_empty() {
-        return 0.0;
-    }
-    let k = (v.len() - 1) * 95 / 100;
-    *v.select_nth_unstable_by(k, f32::total_cmp).1
-}
-
-/// `f` of every element, in parallel when the feature is on.
-fn map_par<T: Sync, U: Send + Copy + Default>(a: &Array2<T>, f: impl Fn(&T) -> U + Sync) -> Array2<U> {
-    let mut out = Array2::from_elem(a.dim(), U::default());
-    let (src, dst) = (slice(a), out.as_slice_mut().expect("standard layout"));
-    #[cfg(feature = "parallel")]
-    dst.par_chunks_mut(4096)
-        .zip(src.par_chunks(4096))
-        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, i)| *o = f(i)));
-    #[cfg(not(feature = "parallel"))]
-    dst.iter_mut().zip(src).for_each(|(o, i)| *o = f(i));
-    out
-}
-
+mod fringe;
+mod report;
 mod self_test;
+pub use report::{GReport, GpaSummary, MapStats};
 pub use self_test::{Case as SelfTestCase, Check as SelfTestCheck, self_test};
 
 #[cfg(test)]
