@@ -344,3 +344,27 @@ test('series: align the frames of a drifting stack; the average becomes a new si
   noErrors(errors);
   await page.close();
 });
+
+test('clean-up: a filter adds the result and the removed part as signals; bad parameters say why', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const before = await page.evaluate(() => window.__atomlens.image.summary.std);
+  await page.selectOption('[data-testid=dn-method]', 'gaussian');
+  await page.click('[data-testid=dn-apply]');
+  await page.waitForFunction(() => window.__atomlens.denoised && !window.__atomlens.busy, null, { timeout: 60000 });
+  const r = await page.evaluate(() => ({ n: window.__atomlens.signals.length, titles: window.__atomlens.signals.map((s) => s.title), std: window.__atomlens.image.summary.std }));
+  assert.equal(r.n, 3);
+  assert.match(r.titles[1], /gaussian filtered/);
+  assert.match(r.titles[2], /removed by gaussian/);
+  assert.ok(r.std < before, `smoothed std ${r.std} vs ${before}`);
+  // The removed part of a σ = 1 px blur on the Poisson demo is noise: mean ≈ 0.
+  await page.selectOption('[data-testid=signal]', '2');
+  await page.waitForFunction(() => window.__atomlens.image && Math.abs(window.__atomlens.image.summary.mean) < 0.5 && !window.__atomlens.busy, null, { timeout: 30000 });
+  // A band-pass whose large scale is below its small one is refused.
+  await page.selectOption('[data-testid=dn-method]', 'bandpass');
+  await page.fill('#dn-a', '5');
+  await page.fill('#dn-b', '2');
+  await page.click('[data-testid=dn-apply]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Clean-up: .*must exceed small/.test(e)), null, { timeout: 30000 });
+  noErrors(errors);
+  await page.close();
+});

@@ -128,9 +128,14 @@ async function showDataset(i, { signals, image }) {
   current = { datasetIndex: i, signal: 0, frame: 0 };
   $('banner').hidden = true;
   renderDatasets();
-  $('signal').replaceChildren(...signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'} · ${s.width}×${s.height}${s.frames > 1 ? '×' + s.frames : ''} ${s.dtype}`, k)));
+  renderSignals(signals);
   $('signal-box').hidden = signals.length < 2 && signals[0].frames < 2;
   await showImage(image);
+}
+
+/** The signal picker; derived signals (aligned averages, clean-ups) are appended to it. */
+function renderSignals(signals) {
+  $('signal').replaceChildren(...signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'} · ${s.width}×${s.height}${s.frames > 1 ? '×' + s.frames : ''} ${s.dtype}`, k)));
 }
 
 async function selectSignal(signal, frame) {
@@ -282,11 +287,43 @@ $('align').onclick = async () => {
     state.signals = r.signals;
     const max = Math.max(...Array.from(r.dx, (x, k) => Math.hypot(x, r.dy[k])));
     state.registration = { frames: r.dx.length, maxDrift: max, signal: r.index };
-    $('signal').replaceChildren(...r.signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'} · ${s.width}×${s.height}${s.frames > 1 ? '×' + s.frames : ''} ${s.dtype}`, k)));
+    renderSignals(r.signals);
     $('signal').value = r.index;
     drawDrift(r);
     await selectSignal(r.index, 0);
   } catch (e) { if (!e.cancelled) showError(`Align: ${e.message}`); } finally { done(); }
+};
+
+// Clean-up: one or two parameters per method (defaults as the CLI's).
+const DENOISE = {
+  wiener: [['radius', 'radius px', 2]], gaussian: [['sigma', 'σ px', 1]], median: [['radius', 'radius px', 1]],
+  bandpass: [['small', 'small px', 1], ['large', 'large px', 20]], bragg: [['radius', 'radius ×|g|', 0.15]],
+  background: [['sigma', 'σ px', 30]],
+};
+function denoiseForm() {
+  const p = DENOISE[$('dn-method').value];
+  ['a', 'b'].forEach((k, i) => {
+    $(`dn-${k}`).hidden = $(`dn-${k}-label`).hidden = !p[i];
+    if (p[i]) { $(`dn-${k}-label`).textContent = p[i][1]; $(`dn-${k}`).value = p[i][2]; }
+  });
+}
+$('dn-method').onchange = denoiseForm;
+denoiseForm();
+$('dn-apply').onclick = async () => {
+  const name = $('dn-method').value;
+  const method = { method: name };
+  DENOISE[name].forEach(([key], i) => { method[key] = +$(`dn-${'ab'[i]}`).value; });
+  if (name === 'wiener') method.noise = null;
+  const done = busy('Cleaning up…');
+  try {
+    const r = await bridge.call('denoise', { method });
+    state.signals = r.signals;
+    state.denoised = { method: name, index: r.index };
+    renderSignals(r.signals);
+    $('signal-box').hidden = false;
+    $('signal').value = r.index;
+    await selectSignal(r.index, 0);
+  } catch (e) { if (!e.cancelled) showError(`Clean-up: ${e.message}`); } finally { done(); }
 };
 
 /** Drift per frame: dx and dy (px) against frame number. */

@@ -82,6 +82,10 @@ const ops = {
   gpaMap: (a) => session.gpa_map(a.name, a.limit),
   gpaValues: (a) => session.gpa_values(a.name),
   gpaTiff: (a) => session.gpa_tiff(a.name),
+  denoise: (a, id) => {
+    progress(id, `cleaning up (${a.method.method})`);
+    return session.denoise_current(a.method);
+  },
   register: (a, id) => {
     progress(id, 'aligning the frames');
     return session.register_frames(a.signal);

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_gpa;
 mod columns;
+mod denoise;
 mod files;
 mod gpa;
 mod register;
@@ -48,6 +49,8 @@ enum Command {
     Columns(columns::Args),
     /// Strain maps (εxx, εyy, εxy, rotation) by geometric phase analysis.
     Gpa(gpa::Args),
+    /// Clean up an image: gaussian, median, wiener, bandpass, bragg (periodic) or background.
+    Denoise(denoise::Args),
     /// Drift-correct a series (one stack, or several files) and write the aligned average.
     Register(register::Args),
     /// Benchmarks against the peers, side by side in one run (needs ../shared).
@@ -71,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Columns(args) => columns::run(args),
         Command::Gpa(args) => gpa::run(args),
         Command::Register(args) => register::run(args),
+        Command::Denoise(args) => denoise::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -249,3 +249,51 @@ fn register_writes_the_average_and_the_drift() {
         atomlens(&["register", one.to_str().unwrap(), other.to_str().unwrap(), "--out", avg.to_str().unwrap()]);
     assert!(!ok && err.contains("differ in size"), "{err}");
 }
+
+#[test]
+fn denoise_writes_the_output_and_the_residual() {
+    let img = tmp("lattice-dn.tif");
+    strained_tiff(&img);
+    let (out, res) = (tmp("dn.tif"), tmp("res.tif"));
+    let args = [
+        "denoise",
+        img.to_str().unwrap(),
+        "--method",
+        "wiener",
+        "--out",
+        out.to_str().unwrap(),
+        "--residual",
+        res.to_str().unwrap(),
+    ];
+    let (ok, _, err) = atomlens(&args);
+    assert!(ok, "{err}");
+    let read = |p: &Path| {
+        let s = atomlens_io::read_one(
+            atomlens_io::NamedFile::new("a.tif", std::fs::read(p).unwrap()),
+            &atomlens_io::Limits::NATIVE,
+        )
+        .unwrap();
+        s[0].frame(0).unwrap()
+    };
+    let (input, o, r) = (read(&img), read(&out), read(&res));
+    assert_eq!(o.calibration.pixel_size, 0.02);
+    // input = output + residual, pixel by pixel.
+    let worst = input
+        .data
+        .iter()
+        .zip(o.data.iter())
+        .zip(r.data.iter())
+        .map(|((i, o), r)| (i - o - r).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "{worst}");
+    for (m, extra, want) in [
+        ("median", vec!["--radius", "1.5"], "whole number"),
+        ("bandpass", vec!["--small", "5", "--large", "2"], "must exceed small"),
+        ("gaussian", vec!["--sigma=-1"], "must be positive"),
+    ] {
+        let mut args = vec!["denoise", img.to_str().unwrap(), "--method", m, "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let (ok, _, err) = atomlens(&args);
+        assert!(!ok && err.contains(want), "{m}: {err}");
+    }
+}

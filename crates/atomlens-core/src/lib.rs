@@ -20,6 +20,7 @@
 pub mod column_strain;
 pub mod columns;
 pub mod deformation;
+pub mod denoise;
 pub mod error;
 pub mod fft;
 pub mod filter;

@@ -203,6 +203,37 @@ impl Session {
         Ok(out.into())
     }
 
+    /// Clean up the shown image with `method` (see `core::denoise::Method`) and append the result
+    /// and what it removed as two new signals: `{signals, index}` (index of the result).
+    pub fn denoise_current(&mut self, method: JsValue) -> Result<JsValue, JsError> {
+        let m: atomlens_core::denoise::Method = serde_wasm_bindgen::from_value(method).map_err(err)?;
+        let img = self.image()?;
+        let out = atomlens_core::denoise::denoise(img.view(), &m).map_err(err)?;
+        let removed = &img.data - &out;
+        let (h, w) = out.dim();
+        let cal = img.calibration.clone();
+        let name =
+            serde_json::to_value(m).ok().and_then(|v| v["method"].as_str().map(str::to_string)).unwrap_or_default();
+        let base = SignalInfo {
+            title: String::new(),
+            width: w,
+            height: h,
+            frames: 1,
+            dtype: "float32",
+            pixel_size: cal.pixel_size,
+            unit: cal.unit.clone(),
+            metadata: Metadata { notes: vec![format!("{m:?}")], ..Metadata::default() },
+        };
+        for (title, px) in [(format!("{name} filtered"), out), (format!("removed by {name}"), removed)] {
+            self.stacks.push(Stack::from_vec(w, h, 1, px.into_raw_vec_and_offset().0, cal.clone()).map_err(err)?);
+            self.infos.push(SignalInfo { title, ..base.clone() });
+        }
+        let out = js_sys::Object::new();
+        js_sys::Reflect::set(&out, &"signals".into(), &to_js(&self.infos)?).map_err(js)?;
+        js_sys::Reflect::set(&out, &"index".into(), &(self.stacks.len() - 2).into()).map_err(js)?;
+        Ok(out.into())
+    }
+
     fn replace(&mut self, stacks: Vec<Stack>, infos: Vec<SignalInfo>) -> Result<JsValue, JsError> {
         self.stacks = stacks;
         self.infos = infos;
