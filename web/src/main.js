@@ -298,7 +298,7 @@ $('align').onclick = async () => {
 const DENOISE = {
   wiener: [['radius', 'radius px', 2]], gaussian: [['sigma', 'σ px', 1]], median: [['radius', 'radius px', 1]],
   bandpass: [['small', 'small px', 1], ['large', 'large px', 20]], bragg: [['radius', 'radius ×|g|', 0.15]],
-  background: [['sigma', 'σ px', 30]],
+  background: [['sigma', 'σ px', 30]], non_local_means: [['patch', 'patch px', 2], ['search', 'search px', 5]],
 };
 function denoiseForm() {
   const p = DENOISE[$('dn-method').value];
@@ -314,6 +314,7 @@ $('dn-apply').onclick = async () => {
   const method = { method: name };
   DENOISE[name].forEach(([key], i) => { method[key] = +$(`dn-${'ab'[i]}`).value; });
   if (name === 'wiener') method.noise = null;
+  if (name === 'non_local_means') method.h = null;
   const done = busy('Cleaning up…');
   try {
     const r = await bridge.call('denoise', { method });

@@ -29,6 +29,14 @@ pub struct Args {
     /// Band-pass: largest kept scale in px (20).
     #[arg(long)]
     large: Option<f64>,
+    /// Non-local means: patch half-width (2), search distance (5) in px and strength h
+    /// (default 0.8 × the estimated noise).
+    #[arg(long)]
+    patch: Option<usize>,
+    #[arg(long)]
+    search: Option<usize>,
+    #[arg(long)]
+    h: Option<f64>,
     /// Output (32-bit float TIFF with the input's calibration).
     #[arg(long)]
     out: PathBuf,
@@ -44,6 +52,7 @@ enum MethodArg {
     Wiener,
     Bandpass,
     Bragg,
+    Nlm,
     Background,
 }
 
@@ -62,6 +71,7 @@ pub fn run(a: Args) -> Result<()> {
         MethodArg::Wiener => Method::Wiener { radius: window(a.radius, 2)?, noise: a.noise },
         MethodArg::Bandpass => Method::Bandpass { small: a.small.unwrap_or(1.0), large: a.large.unwrap_or(20.0) },
         MethodArg::Bragg => Method::Bragg { radius: a.radius.unwrap_or(0.15) },
+        MethodArg::Nlm => Method::NonLocalMeans { patch: a.patch.unwrap_or(2), search: a.search.unwrap_or(5), h: a.h },
         MethodArg::Background => Method::Background { sigma: a.sigma.unwrap_or(30.0) },
     };
     let img = crate::load(&a.image)?[0].frame(0)?;

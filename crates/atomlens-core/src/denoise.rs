@@ -11,6 +11,7 @@
 //! - `bragg`: periodic (Bragg-mask) filter: the spectrum kept only in Gaussian windows at every
 //!   reciprocal-lattice point `n₁g₁ + n₂g₂` (the lattice from the spectrum) and around zero. It
 //!   shows the average lattice: defects and vacancies fade, so read it with its residual.
+//! - `non_local_means`: patch-similarity weighted average (see [`crate::nlm`]).
 //! - `background`: subtracts the large-scale support/thickness variation `G_σ ∗ x` and adds back
 //!   its mean, so column intensities across the image become comparable.
 use ndarray::{Array2, ArrayView2};
@@ -58,6 +59,15 @@ pub enum Method {
     Bragg {
         /// Window radius around each reciprocal-lattice point, as a fraction of the shorter |g|.
         radius: f64,
+    },
+    /// Non-local means (see [`crate::nlm`]), noise estimated from the image.
+    NonLocalMeans {
+        /// Patch half-width (px): patches are (2p+1)².
+        patch: usize,
+        /// Largest offset searched (px).
+        search: usize,
+        /// Filtering strength; `None` = 0.8 × the estimated noise.
+        h: Option<f64>,
     },
     /// Background (support, thickness) removal.
     Background {
@@ -117,6 +127,16 @@ pub fn denoise(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, Cor
             let bg = gaussian_blur(img, sigma);
             let level = finite_mean(bg.view()) as f32;
             Ok(img.mapv(|v| if v.is_finite() { v } else { f32::NAN }) - &bg + level)
+        }
+        Method::NonLocalMeans { patch, search, h } => {
+            if !(1..=5).contains(&patch) || !(1..=15).contains(&search) {
+                return Err(invalid("patch", format!("patch {patch} px (1–5) and search {search} px (1–15)")));
+            }
+            if let Some(v) = h {
+                positive("h", v)?;
+            }
+            let sigma = crate::nlm::estimate_noise(img);
+            Ok(crate::nlm::nl_means(img, patch, search, sigma, h.unwrap_or(0.8 * sigma)))
         }
         Method::Bragg { radius } => {
             if !(radius > 0.0 && radius <= 0.5) {
@@ -305,6 +325,7 @@ mod tests {
             (Method::Wiener { radius: 2, noise: None }, 3.0),
             (Method::Bandpass { small: 1.0, large: 20.0 }, 3.0),
             (Method::Bragg { radius: 0.2 }, 8.0),
+            (Method::NonLocalMeans { patch: 2, search: 5, h: None }, 5.0),
         ] {
             let out = denoise(noisy.view(), &m).unwrap();
             let p = psnr(&out, &clean);

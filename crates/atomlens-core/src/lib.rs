@@ -30,6 +30,7 @@ pub mod image;
 pub mod lattice;
 pub mod metrics;
 pub mod neighbours;
+pub mod nlm;
 pub mod peaks;
 pub mod register;
 pub mod render;
