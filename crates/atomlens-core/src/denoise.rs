@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::CoreError;
 use crate::fft::{C32, Fft2, frequency};
-use crate::filter::gaussian_blur;
+use crate::filter::{gaussian_blur, reflect};
 use crate::image::check_usable;
 use crate::lattice::lattice_vectors;
 use crate::peaks::estimate_spacing;
@@ -150,16 +150,6 @@ pub fn denoise(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, Cor
 fn finite_mean(img: ArrayView2<f32>) -> f64 {
     let v: Vec<f64> = img.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
     v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-fn reflect(i: i64, n: usize) -> usize {
-    let n = n as i64;
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
-    let m = i.rem_euclid(period);
-    (if m < n { m } else { period - m }) as usize
 }
 
 fn rows<T: Send>(h: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {

@@ -5,18 +5,10 @@
 //! noise level (estimated by Immerkær's Laplacian method when not given), `h = 0.8 σ` by default.
 use ndarray::{Array2, ArrayView2};
 
+use crate::filter::reflect;
+
 #[cfg(feature = "parallel")]
 use rayon::prelude::*;
-
-fn reflect(i: i64, n: usize) -> usize {
-    let n = n as i64;
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
-    let m = i.rem_euclid(period);
-    (if m < n { m } else { period - m }) as usize
-}
 
 /// Noise standard deviation of `img` (Immerkær 1996): the mean absolute response to a
 /// Laplacian-difference kernel that cancels smooth structure, scaled for Gaussian noise.
