@@ -356,6 +356,11 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   assert.match(r.titles[1], /gaussian filtered/);
   assert.match(r.titles[2], /removed by gaussian/);
   assert.ok(r.std < before, `smoothed std ${r.std} vs ${before}`);
+  // Before/after split over the filtered image.
+  await page.check('[data-testid=dn-compare]');
+  await page.waitForFunction(() => window.__atomlens.compare, null, { timeout: 30000 });
+  saveArtifact('cleanup-split.png', await page.screenshot());
+  await page.uncheck('[data-testid=dn-compare]');
   // The removed part of a σ = 1 px blur on the Poisson demo is noise: mean ≈ 0.
   await page.selectOption('[data-testid=signal]', '2');
   await page.waitForFunction(() => window.__atomlens.image && Math.abs(window.__atomlens.image.summary.mean) < 0.5 && !window.__atomlens.busy, null, { timeout: 30000 });

@@ -173,6 +173,7 @@ async function refreshView() {
   drawHistogram($('hist'), r);
   $('limits').textContent = `shown ${fmt(r.lo)} … ${fmt(r.hi)}   (data ${fmt(r.min)} … ${fmt(r.max)})`;
   state.view = { lo: r.lo, hi: r.hi, min: r.min, max: r.max };
+  if (viewer.compare || $('dn-compare').checked) await showCompare();
 }
 
 async function refreshSpectrum() {
@@ -308,6 +309,19 @@ function denoiseForm() {
   });
 }
 $('dn-method').onchange = denoiseForm;
+// Before/after: the signal the last clean-up started from, at the shown image's display limits.
+async function showCompare() {
+  const d = state.denoised;
+  if (!$('dn-compare').checked || !d || !state.view) { viewer.compare = null; viewer.draw(); return; }
+  const src = state.signals[d.source.signal];
+  if (src.width !== state.image.width || src.height !== state.image.height) { viewer.compare = null; viewer.draw(); return; }
+  const rgba = await bridge.call('renderSignal', { ...d.source, lo: state.view.lo, hi: state.view.hi, cmap: $('cmap').value || 'gray' });
+  const bitmap = await createImageBitmap(new ImageData(new Uint8ClampedArray(rgba.buffer), src.width, src.height));
+  viewer.compare = { bitmap, split: viewer.compare?.split ?? 0.5, left: 'before', right: 'shown' };
+  state.compare = true;
+  viewer.draw();
+}
+$('dn-compare').onchange = () => showCompare().catch((e) => showError(e.message));
 denoiseForm();
 $('dn-apply').onclick = async () => {
   const name = $('dn-method').value;
@@ -319,7 +333,8 @@ $('dn-apply').onclick = async () => {
   try {
     const r = await bridge.call('denoise', { method });
     state.signals = r.signals;
-    state.denoised = { method: name, index: r.index };
+    state.denoised = { method: name, index: r.index, source: { signal: current.signal, frame: current.frame } };
+    $('dn-compare').disabled = false;
     renderSignals(r.signals);
     $('signal-box').hidden = false;
     $('signal').value = r.index;

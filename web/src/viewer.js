@@ -22,6 +22,7 @@ export class Viewer {
     this.onClick = onClick;
     this.overlay = null; // {x, y, colors, selected}
     this.layer = null;    // a map drawn over the image (same size), e.g. a strain map
+    this.compare = null;  // {bitmap, split}: another image shown left of a draggable divider
     this.rect = null;     // a region drawn over the image {x0, y0, x1, y1} (GPA reference)
     this.rectMode = false; // dragging draws `rect` instead of panning, then calls onRect
     this.onRect = null;
@@ -98,12 +99,22 @@ export class Viewer {
 
   down(e) {
     this.drag = { x: e.clientX, y: e.clientY, ox: this.ox, oy: this.oy };
+    if (this.compare) {
+      const r = this.canvas.getBoundingClientRect(), dpr = this.canvas.width / r.width;
+      if (Math.abs((e.clientX - r.left) * dpr - this.compare.split * this.canvas.width) < 10 * dpr) this.drag.divider = true;
+    }
     if (this.rectMode && this.meta) this.drag.rect = this.toImage(e);
     this.canvas.setPointerCapture?.(e.pointerId);
   }
 
   move(e) {
     const dpr = this.canvas.width / this.canvas.getBoundingClientRect().width;
+    if (this.drag?.divider) {
+      const r = this.canvas.getBoundingClientRect();
+      this.compare.split = Math.min(1, Math.max(0, (e.clientX - r.left) / r.width));
+      this.draw();
+      return;
+    }
     if (this.drag?.rect) {
       const a = this.drag.rect, b = this.toImage(e);
       const clamp = (v, n) => Math.max(0, Math.min(n, Math.round(v)));
@@ -137,6 +148,19 @@ export class Viewer {
     // Image coordinate x sits at canvas ox + x·zoom; pixel i covers [i − ½, i + ½] (centres at
     // integers, as in the CSV exports), so the bitmap starts half a pixel before the origin.
     ctx.drawImage(this.bitmap, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);
+    if (this.compare) {
+      // Before on the left of the divider, the shown image on the right.
+      const sx = this.compare.split * canvas.width;
+      ctx.save();
+      ctx.beginPath(); ctx.rect(0, 0, sx, canvas.height); ctx.clip();
+      ctx.drawImage(this.compare.bitmap, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);
+      ctx.restore();
+      const dpr = window.devicePixelRatio || 1;
+      ctx.fillStyle = '#ffe066'; ctx.fillRect(sx - dpr, 0, 2 * dpr, canvas.height);
+      ctx.font = `${12 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'right';
+      ctx.fillText(this.compare.left, sx - 6 * dpr, 18 * dpr);
+      ctx.textAlign = 'left'; ctx.fillText(this.compare.right, sx + 6 * dpr, 18 * dpr);
+    }
     if (this.layer) {
       ctx.globalAlpha = 0.7;
       ctx.drawImage(this.layer, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);

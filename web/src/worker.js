@@ -57,6 +57,7 @@ const ops = {
   select: (a) => session.select(a.signal, a.frame),
   view: (a) => viewOf(a),
   spectrum: (a) => session.spectrum(a.cmap),
+  renderSignal: (a) => session.render_signal(a.signal, a.frame, a.lo, a.hi, a.cmap),
   value: (a) => session.value_at(a.x, a.y),
   exportTiff: () => session.export_tiff(),
   // Positions first (posted as a partial result the page draws at once), then the fits.

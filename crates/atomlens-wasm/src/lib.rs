@@ -276,6 +276,24 @@ impl Session {
         Ok(Uint8Array::from(&to_rgba(self.image()?.view(), lo, hi, cmap)[..]))
     }
 
+    /// RGBA of frame `frame` of signal `signal` between `lo` and `hi`, without changing the shown
+    /// image (the before/after comparison).
+    pub fn render_signal(
+        &self,
+        signal: usize,
+        frame: usize,
+        lo: f32,
+        hi: f32,
+        cmap: &str,
+    ) -> Result<Uint8Array, JsError> {
+        let img = self
+            .stacks
+            .get(signal)
+            .and_then(|s| s.frame(frame))
+            .ok_or_else(|| JsError::new(&format!("no signal {signal} frame {frame}")))?;
+        Ok(Uint8Array::from(&to_rgba(img.view(), lo, hi, colormap(cmap)?)[..]))
+    }
+
     /// Histogram of the image in `bins` bins over `[lo, hi]`.
     pub fn histogram(&self, lo: f32, hi: f32, bins: usize) -> Result<Uint32Array, JsError> {
         Ok(Uint32Array::from(&stats::histogram(self.image()?.view(), lo, hi, bins).map_err(err)?[..]))
