@@ -41,61 +41,65 @@ pub fn estimate_noise(img: ArrayView2<f32>) -> f64 {
 /// `sigma` and filtering strength `h` (see the module docs).
 pub fn nl_means(img: ArrayView2<f32>, patch: usize, search: usize, sigma: f64, h_param: f64) -> Array2<f32> {
     let (h, w) = img.dim();
-    // Mirrored once into a padded copy, so the inner loops index directly.
+    // Mirrored once into a padded copy, so the inner loops run over plain slices.
     let m = search + patch + 1;
     let (ph, pw) = (h + 2 * m, w + 2 * m);
-    let padded: Vec<f64> = (0..ph * pw)
+    let padded: Vec<f32> = (0..ph * pw)
         .map(|i| {
             let v = img[[reflect((i / pw) as i64 - m as i64, h), reflect((i % pw) as i64 - m as i64, w)]];
-            if v.is_finite() { v as f64 } else { 0.0 }
+            if v.is_finite() { v } else { 0.0 }
         })
         .collect();
-    let mi = m as i64;
-    let at = |y: i64, x: i64| padded[((y + mi) as usize) * pw + (x + mi) as usize];
-    let area = ((2 * patch + 1) * (2 * patch + 1)) as f64;
-    let (two_s2, h2) = (2.0 * sigma * sigma, (h_param * h_param).max(1e-12));
-    let mut num = Array2::<f64>::zeros((h, w));
-    let mut den = Array2::<f64>::zeros((h, w));
-    let s = search as i64;
-    let p = patch as i64;
+    let row = |y: i64| &padded[((y + m as i64) as usize) * pw..][..pw];
+    let side = 2 * patch + 1;
+    let inv_area = 1.0 / (side * side) as f32;
+    let (two_s2, inv_h2) = ((2.0 * sigma * sigma) as f32, (1.0 / (h_param * h_param).max(1e-12)) as f32);
+    let mut num = vec![0.0f32; h * w];
+    let mut den = vec![0.0f32; h * w];
+    // Row sums of squared differences over the patch width, for the h + 2p rows a patch touches.
+    let mut sums = vec![0.0f32; (h + 2 * patch) * w];
+    let (s, p) = (search as i64, patch as i64);
     for dy in -s..=s {
         for dx in -s..=s {
-            // Squared differences with the shifted image, summed over the patch: rows first,
-            // then columns, by running sums (mirrored borders).
-            let row_sums: Vec<Vec<f64>> = map_rows(h + 2 * patch, |yy| {
+            let fill = |(yy, out): (usize, &mut [f32])| {
                 let y = yy as i64 - p;
-                let d = |x: i64| (at(y, x) - at(y + dy, x + dx)).powi(2);
-                let mut acc: f64 = (-p..=p).map(d).sum();
-                let mut out = Vec::with_capacity(w);
-                for x in 0..w as i64 {
-                    out.push(acc);
-                    acc += d(x + p + 1) - d(x - p);
+                let (a, b) = (row(y), row(y + dy));
+                let d = |x: i64| {
+                    let (i, j) = ((x + m as i64) as usize, (x + dx + m as i64) as usize);
+                    (a[i] - b[j]) * (a[i] - b[j])
+                };
+                let mut acc: f32 = (-p..=p).map(d).sum();
+                for (x, o) in out.iter_mut().enumerate() {
+                    *o = acc;
+                    acc += d(x as i64 + p + 1) - d(x as i64 - p);
                 }
-                out
-            });
-            let apply = |(y, (nrow, drow)): (usize, (&mut [f64], &mut [f64]))| {
+            };
+            #[cfg(feature = "parallel")]
+            sums.par_chunks_mut(w).enumerate().for_each(fill);
+            #[cfg(not(feature = "parallel"))]
+            sums.chunks_mut(w).enumerate().for_each(fill);
+            let accumulate = |(y, (nrow, drow)): (usize, (&mut [f32], &mut [f32]))| {
+                let shifted = &row(y as i64 + dy)[(m as i64 + dx) as usize..];
                 for x in 0..w {
-                    let d2: f64 = (0..2 * patch + 1).map(|k| row_sums[y + k][x]).sum::<f64>() / area;
-                    let wgt = (-(d2 - two_s2).max(0.0) / h2).exp();
-                    nrow[x] += wgt * at(y as i64 + dy, x as i64 + dx);
+                    let mut d2 = 0.0f32;
+                    for k in 0..side {
+                        d2 += sums[(y + k) * w + x];
+                    }
+                    let wgt = (-(d2 * inv_area - two_s2).max(0.0) * inv_h2).exp();
+                    nrow[x] += wgt * shifted[x];
                     drow[x] += wgt;
                 }
             };
-            let (ns, ds) = (num.as_slice_mut().expect("standard"), den.as_slice_mut().expect("standard"));
             #[cfg(feature = "parallel")]
-            ns.par_chunks_mut(w).zip(ds.par_chunks_mut(w)).enumerate().for_each(apply);
+            num.par_chunks_mut(w).zip(den.par_chunks_mut(w)).enumerate().for_each(accumulate);
             #[cfg(not(feature = "parallel"))]
-            ns.chunks_mut(w).zip(ds.chunks_mut(w)).enumerate().for_each(apply);
+            num.chunks_mut(w).zip(den.chunks_mut(w)).enumerate().for_each(accumulate);
         }
     }
-    Array2::from_shape_fn((h, w), |i| if img[i].is_finite() { (num[i] / den[i]) as f32 } else { f32::NAN })
-}
-
-fn map_rows<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    #[cfg(feature = "parallel")]
-    return (0..n).into_par_iter().map(f).collect();
-    #[cfg(not(feature = "parallel"))]
-    return (0..n).map(f).collect();
+    Array2::from_shape_fn(
+        (h, w),
+        |(y, x)| if img[[y, x]].is_finite() { num[y * w + x] / den[y * w + x] } else { f32::NAN },
+    )
 }
 
 #[cfg(test)]
