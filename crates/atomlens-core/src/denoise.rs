@@ -17,15 +17,14 @@
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "parallel")]
-use rayon::prelude::*;
-
 use crate::CoreError;
 use crate::fft::{C32, Fft2, frequency};
 use crate::filter::{gaussian_blur, reflect};
 use crate::image::check_usable;
 use crate::lattice::lattice_vectors;
+use crate::par::map;
 use crate::peaks::estimate_spacing;
+use crate::stats::finite_mean;
 
 /// A clean-up method and its parameters (px).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -147,18 +146,6 @@ pub fn denoise(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, Cor
     }
 }
 
-fn finite_mean(img: ArrayView2<f32>) -> f64 {
-    let v: Vec<f64> = img.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-fn rows<T: Send>(h: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    #[cfg(feature = "parallel")]
-    return (0..h).into_par_iter().map(f).collect();
-    #[cfg(not(feature = "parallel"))]
-    return (0..h).map(f).collect();
-}
-
 fn from_rows(h: usize, w: usize, rows: Vec<Vec<f32>>) -> Array2<f32> {
     Array2::from_shape_vec((h, w), rows.into_iter().flatten().collect()).expect("h rows of w")
 }
@@ -166,7 +153,7 @@ fn from_rows(h: usize, w: usize, rows: Vec<Vec<f32>>) -> Array2<f32> {
 fn median(img: ArrayView2<f32>, r: usize) -> Array2<f32> {
     let (h, w) = img.dim();
     let ri = r as i64;
-    let out = rows(h, |y| {
+    let out = map(h, |y| {
         let mut buf = Vec::with_capacity((2 * r + 1).pow(2));
         (0..w)
             .map(|x| {
@@ -206,10 +193,10 @@ fn box_mean(img: &Array2<f64>, r: usize) -> Array2<f64> {
     };
     let horizontal = Array2::from_shape_vec(
         (h, w),
-        rows(h, |y| line(&|x| img[[y, reflect(x, w)]], w)).into_iter().flatten().collect(),
+        map(h, |y| line(&|x| img[[y, reflect(x, w)]], w)).into_iter().flatten().collect(),
     )
     .expect("h × w");
-    let cols = rows(w, |x| line(&|y| horizontal[[reflect(y, h), x]], h));
+    let cols = map(w, |x| line(&|y| horizontal[[reflect(y, h), x]], h));
     Array2::from_shape_fn((h, w), |(y, x)| cols[x][y])
 }
 

@@ -27,8 +27,7 @@ pub(crate) fn reflect(i: i64, n: usize) -> usize {
 /// treated as the image mean. `sigma <= 0` returns a copy.
 pub fn gaussian_blur(img: ArrayView2<f32>, sigma: f64) -> Array2<f32> {
     let (h, w) = img.dim();
-    let finite: Vec<f64> = img.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
-    let mean = if finite.is_empty() { 0.0 } else { (finite.iter().sum::<f64>() / finite.len() as f64) as f32 };
+    let mean = crate::stats::finite_mean(img) as f32;
     let src = img.mapv(|v| if v.is_finite() { v } else { mean });
     if sigma <= 0.0 || h == 0 || w == 0 {
         return src;

@@ -12,10 +12,8 @@
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "parallel")]
-use rayon::prelude::*;
-
 use crate::neighbours::{Grid, nearest_distances};
+use crate::par::map;
 use crate::{CoreError, image::check_usable};
 
 /// The column shape to fit.
@@ -296,13 +294,6 @@ fn reset_outliers(img: ArrayView2<f32>, params: &mut [Option<P>], com: &[[f64; 2
 
 fn max_sigma(params: &[Option<P>]) -> f64 {
     params.iter().flatten().map(|q| q.0[4].max(q.0[5])).fold(1.0, f64::max)
-}
-
-fn map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
-    #[cfg(feature = "parallel")]
-    return (0..n).into_par_iter().map(f).collect();
-    #[cfg(not(feature = "parallel"))]
-    return (0..n).map(f).collect();
 }
 
 /// Intensity-weighted centroid above the window minimum, iterated until it settles.

@@ -143,14 +143,15 @@ impl GpaResult {
 
 /// Mean and standard deviation of the finite values of `map` inside `r`.
 pub fn region_stats(map: ArrayView2<f32>, r: Region) -> (f64, f64) {
-    let vals: Vec<f64> = (r.y0..r.y1)
-        .flat_map(|y| (r.x0..r.x1).map(move |x| (y, x)))
-        .map(|(y, x)| map[[y, x]] as f64)
-        .filter(|v| v.is_finite())
-        .collect();
+    let vals = region_values(map, r);
     let n = vals.len().max(1) as f64;
     let mean = vals.iter().sum::<f64>() / n;
     (mean, (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt())
+}
+
+/// The finite values of `map` inside `r`.
+fn region_values(map: ArrayView2<f32>, r: Region) -> Vec<f64> {
+    (r.y0..r.y1).flat_map(|y| (r.x0..r.x1).map(move |x| map[[y, x]] as f64)).filter(|v| v.is_finite()).collect()
 }
 
 /// Amplitude (relative to the 95th percentile) below which a fringe counts as absent.
@@ -199,8 +200,7 @@ pub fn gpa(img: ArrayView2<f32>, p: &GpaParams) -> Result<GpaResult, CoreError> 
     let refine_on = if clipped.x0 + 4 <= clipped.x1 && clipped.y0 + 4 <= clipped.y1 { clipped } else { reference };
 
     let plan = Fft2::new(h, w);
-    let finite: Vec<f64> = img.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
-    let mean = (finite.iter().sum::<f64>() / finite.len() as f64) as f32;
+    let mean = crate::stats::finite_mean(img) as f32;
     let mut spectrum = img.mapv(|v| C32::new(if v.is_finite() { v - mean } else { 0.0 }, 0.0));
     plan.forward(&mut spectrum);
 
@@ -355,11 +355,7 @@ fn displacement_field(
         }
     }
     for m in &mut u {
-        let vals: Vec<f64> = (reference.y0..reference.y1)
-            .flat_map(|y| (reference.x0..reference.x1).map(move |x| (y, x)))
-            .map(|(y, x)| m[[y, x]] as f64)
-            .filter(|v| v.is_finite())
-            .collect();
+        let vals = region_values(m.view(), reference);
         if vals.is_empty() {
             return None;
         }

@@ -31,6 +31,7 @@ pub mod lattice;
 pub mod metrics;
 pub mod neighbours;
 pub mod nlm;
+mod par;
 pub mod peaks;
 pub mod register;
 pub mod render;

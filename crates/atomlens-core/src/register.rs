@@ -48,8 +48,7 @@ const UPSAMPLE: f64 = 48.0;
 /// Spectrum of the Hann-windowed, mean-subtracted frame.
 fn windowed_spectrum(img: ArrayView2<f32>, plan: &Fft2) -> Array2<C32> {
     let (h, w) = img.dim();
-    let finite: Vec<f64> = img.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
-    let mean = (finite.iter().sum::<f64>() / finite.len().max(1) as f64) as f32;
+    let mean = crate::stats::finite_mean(img) as f32;
     let hann = |i: usize, n: usize| (0.5 - 0.5 * (2.0 * PI * i as f64 / n as f64).cos()) as f32;
     let mut z = Array2::from_shape_fn((h, w), |(y, x)| {
         let v = img[[y, x]];

@@ -36,8 +36,7 @@ pub fn power_spectrum(img: ArrayView2<f32>, cal: &Calibration) -> Result<PowerSp
     if h < 2 || w < 2 {
         return Err(CoreError::TooSmall { width: w, height: h, min: 2, what: "a power spectrum" });
     }
-    let finite: Vec<f64> = img.iter().filter(|v| v.is_finite()).map(|&v| v as f64).collect();
-    let mean = (finite.iter().sum::<f64>() / finite.len() as f64) as f32;
+    let mean = crate::stats::finite_mean(img) as f32;
     let hann = |n: usize| -> Vec<f32> {
         (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32).collect()
     };

@@ -41,6 +41,12 @@ pub fn summary(img: ArrayView2<f32>) -> Result<Summary, CoreError> {
     Ok(Summary { min, max, mean, std: var.sqrt(), non_finite: bad })
 }
 
+/// Mean of the finite pixels (0 when there are none).
+pub fn finite_mean(img: ArrayView2<f32>) -> f64 {
+    let (sum, n) = img.iter().filter(|v| v.is_finite()).fold((0.0, 0usize), |(s, n), &v| (s + v as f64, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
 /// Values at the given percentiles (0–100) of the finite pixels, by linear interpolation
 /// between order statistics (numpy's default). Images above 4 Mpx are sampled on a regular
 /// grid of about 4 M pixels: display limits do not need more.

@@ -4,7 +4,7 @@
 //! One [`Session`] owns the loaded images so a large image crosses into wasm once; pixels go
 //! back as typed arrays, small metadata as serde objects. Errors become `JsError` with the
 //! message the page shows in its banner.
-use atomlens_core::columns::{ColumnParams, ColumnResult, find_and_fit, refine};
+use atomlens_core::columns::{ColumnParams, ColumnResult, refine};
 use atomlens_core::fit::AtomColumn;
 use atomlens_core::render::{Colormap, to_rgba};
 use atomlens_core::{Image, Stack, spectrum, stats, synth};
@@ -176,7 +176,6 @@ impl Session {
         let frames: Vec<_> = (0..stack.len()).filter_map(|t| stack.frame(t)).collect();
         let views: Vec<_> = frames.iter().map(|f| f.view()).collect();
         let r = atomlens_core::register::register_series(&views).map_err(err)?;
-        let (h, w) = r.average.dim();
         let mut info = self.infos[signal].clone();
         info.title = match info.title.as_str() {
             "" => format!("aligned average of {} frames", frames.len()),
@@ -189,14 +188,10 @@ impl Session {
             frames.len(),
             r.shifts.iter().map(|s| s[0].hypot(s[1])).fold(0.0, f64::max)
         ));
-        let avg =
-            Stack::from_vec(w, h, 1, r.average.into_raw_vec_and_offset().0, stack.calibration.clone()).map_err(err)?;
-        self.stacks.push(avg);
-        self.infos.push(info);
-        let out = js_sys::Object::new();
+        let cal = stack.calibration.clone();
+        let index = self.append(r.average, cal, info)?;
+        let out = self.signals_reply(index)?;
         let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map(|_| ());
-        set("signals", to_js(&self.infos)?).map_err(js)?;
-        set("index", (self.stacks.len() - 1).into()).map_err(js)?;
         let axis = |k: usize| Float64Array::from(&r.shifts.iter().map(|s| s[k]).collect::<Vec<_>>()[..]);
         set("dx", axis(0).into()).map_err(js)?;
         set("dy", axis(1).into()).map_err(js)?;
@@ -224,14 +219,30 @@ impl Session {
             unit: cal.unit.clone(),
             metadata: Metadata { notes: vec![format!("{m:?}")], ..Metadata::default() },
         };
-        for (title, px) in [(format!("{name} filtered"), out), (format!("removed by {name}"), removed)] {
-            self.stacks.push(Stack::from_vec(w, h, 1, px.into_raw_vec_and_offset().0, cal.clone()).map_err(err)?);
-            self.infos.push(SignalInfo { title, ..base.clone() });
-        }
+        let index = self.append(out, cal.clone(), SignalInfo { title: format!("{name} filtered"), ..base.clone() })?;
+        self.append(removed, cal, SignalInfo { title: format!("removed by {name}"), ..base })?;
+        Ok(self.signals_reply(index)?.into())
+    }
+
+    /// Add a derived single-frame signal (an aligned average, a clean-up); returns its index.
+    fn append(
+        &mut self,
+        data: ndarray::Array2<f32>,
+        cal: atomlens_core::Calibration,
+        info: SignalInfo,
+    ) -> Result<usize, JsError> {
+        let (h, w) = data.dim();
+        self.stacks.push(Stack::from_vec(w, h, 1, data.into_raw_vec_and_offset().0, cal).map_err(err)?);
+        self.infos.push(info);
+        Ok(self.stacks.len() - 1)
+    }
+
+    /// `{signals, index}`: the signal list after an `append`, and the signal to show.
+    fn signals_reply(&self, index: usize) -> Result<js_sys::Object, JsError> {
         let out = js_sys::Object::new();
         js_sys::Reflect::set(&out, &"signals".into(), &to_js(&self.infos)?).map_err(js)?;
-        js_sys::Reflect::set(&out, &"index".into(), &(self.stacks.len() - 2).into()).map_err(js)?;
-        Ok(out.into())
+        js_sys::Reflect::set(&out, &"index".into(), &index.into()).map_err(js)?;
+        Ok(out)
     }
 
     fn replace(&mut self, stacks: Vec<Stack>, infos: Vec<SignalInfo>) -> Result<JsValue, JsError> {
@@ -336,17 +347,8 @@ impl Session {
 /// Columns.
 #[wasm_bindgen]
 impl Session {
-    /// Find and fit every column of the shown image with `params` (a `ColumnParams` object;
-    /// missing fields take their defaults). Returns the column table (see `column_table`).
-    pub fn find_columns(&mut self, params: JsValue) -> Result<JsValue, JsError> {
-        let p: ColumnParams = serde_wasm_bindgen::from_value(params).map_err(err)?;
-        let img = self.image()?;
-        let r = find_and_fit(img.view(), &p).map_err(err)?;
-        self.columns = Some((r, p));
-        self.column_table()
-    }
-
-    /// The first half of `find_columns`: the positions found, `{x, y}` as Float64Arrays, kept
+    /// Find the columns of the shown image with `params` (a `ColumnParams` object; missing
+    /// fields take their defaults): the positions found, `{x, y}` as Float64Arrays, kept
     /// for `fit_found` (so the page can draw them while the fits run).
     pub fn find_seeds(&mut self, params: JsValue) -> Result<JsValue, JsError> {
         let p: ColumnParams = serde_wasm_bindgen::from_value(params).map_err(err)?;
@@ -359,7 +361,8 @@ impl Session {
         Ok(out.into())
     }
 
-    /// The second half: fit the columns `find_seeds` found; returns the column table.
+    /// Fit the columns `find_seeds` found (the columns pipeline of `core::columns::find_and_fit`
+    /// in two calls, so the page draws positions while the fits run); returns the column table.
     pub fn fit_found(&mut self) -> Result<JsValue, JsError> {
         let (peaks, p) = self.found.take().ok_or_else(|| JsError::new("find the columns first"))?;
         let r = atomlens_core::columns::fit_found(self.image()?.view(), &peaks, &p).map_err(err)?;
