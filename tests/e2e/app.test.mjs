@@ -338,6 +338,19 @@ test('series: align the frames of a drifting stack; the average becomes a new si
   assert.match(sel.title, /aligned average of 4 frames/);
   assert.equal(sel.image.width, 128);
   saveArtifact('series.png', await page.screenshot());
+  // Non-rigid: back to the stack, align with scan-distortion fields; a third signal.
+  await page.selectOption('[data-testid=signal]', '0');
+  await page.waitForSelector('[data-testid=align]', { state: 'visible', timeout: 30000 });
+  await page.waitForFunction(() => !window.__atomlens.busy, null, { timeout: 30000 });
+  await page.check('[data-testid=nonrigid]');
+  await page.click('[data-testid=align]');
+  await page.waitForFunction(() => window.__atomlens.registration?.nonrigid && !window.__atomlens.busy, null, { timeout: 60000 });
+  const nr = await page.evaluate(() => ({ reg: window.__atomlens.registration, n: window.__atomlens.signals.length, label: document.getElementById('drift-label').textContent }));
+  assert.equal(nr.n, 3);
+  // The frames are pure shifts: the distortion fields stay small.
+  assert.ok(nr.reg.maxField < 0.3, `field ${nr.reg.maxField}`);
+  assert.ok(Math.abs(nr.reg.maxDrift - Math.hypot(2.25, 0.75)) < 0.1, `largest drift ${nr.reg.maxDrift}`);
+  assert.match(nr.label, /scan-distortion fields up to/);
   // A single image has no Align button.
   await drop(page, [{ name: 'one.tif', mimeType: 'image/tiff', buffer: tiff({ width: 64, height: 64, kind: 'f32', pixels: (x, y) => x + y }) }]);
   assert.ok(!(await page.isVisible('[data-testid=align]')));
@@ -370,6 +383,16 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   await page.fill('#dn-b', '2');
   await page.click('[data-testid=dn-apply]');
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Clean-up: .*must exceed small/.test(e)), null, { timeout: 30000 });
+  // BM3D on the demo (whole counts: Poisson) smooths it and keeps the mean.
+  await page.selectOption('[data-testid=signal]', '0');
+  await page.waitForFunction(() => window.__atomlens.image && !window.__atomlens.busy, null, { timeout: 30000 });
+  const mean0 = await page.evaluate(() => window.__atomlens.image.summary.mean);
+  await page.selectOption('[data-testid=dn-method]', 'bm3d');
+  await page.click('[data-testid=dn-apply]');
+  await page.waitForFunction(() => window.__atomlens.denoised?.method === 'bm3d' && !window.__atomlens.busy, null, { timeout: 60000 });
+  const b = await page.evaluate(() => ({ title: window.__atomlens.signals.at(-2).title, summary: window.__atomlens.image.summary }));
+  assert.match(b.title, /bm3d filtered/);
+  assert.ok(b.summary.std < before && Math.abs(b.summary.mean / mean0 - 1) < 0.01, `BM3D std ${b.summary.std} (before ${before}), mean ${b.summary.mean} vs ${mean0}`);
   noErrors(errors);
   await page.close();
 });

@@ -284,10 +284,11 @@ $('demo').onclick = loadDemo;
 $('align').onclick = async () => {
   const done = busy('Aligning the frames…');
   try {
-    const r = await bridge.call('register', { signal: current.signal });
+    const nonrigid = $('nonrigid').checked;
+    const r = await bridge.call('register', { signal: current.signal, nonrigid });
     state.signals = r.signals;
     const max = Math.max(...Array.from(r.dx, (x, k) => Math.hypot(x, r.dy[k])));
-    state.registration = { frames: r.dx.length, maxDrift: max, signal: r.index };
+    state.registration = { frames: r.dx.length, maxDrift: max, signal: r.index, nonrigid, maxField: Math.max(...r.field) };
     renderSignals(r.signals);
     $('signal').value = r.index;
     drawDrift(r);
@@ -300,6 +301,7 @@ const DENOISE = {
   wiener: [['radius', 'radius px', 2]], gaussian: [['sigma', 'σ px', 1]], median: [['radius', 'radius px', 1]],
   bandpass: [['small', 'small px', 1], ['large', 'large px', 20]], bragg: [['radius', 'radius ×|g|', 0.15]],
   background: [['sigma', 'σ px', 30]], non_local_means: [['patch', 'patch px', 2], ['search', 'search px', 5]],
+  bm3d: [['search', 'search px', 8]],
 };
 function denoiseForm() {
   const p = DENOISE[$('dn-method').value];
@@ -329,6 +331,7 @@ $('dn-apply').onclick = async () => {
   DENOISE[name].forEach(([key], i) => { method[key] = +$(`dn-${'ab'[i]}`).value; });
   if (name === 'wiener') method.noise = null;
   if (name === 'non_local_means') method.h = null;
+  if (name === 'bm3d') method.noise = 'auto';
   const done = busy('Cleaning up…');
   try {
     const r = await bridge.call('denoise', { method });
@@ -360,7 +363,9 @@ function drawDrift({ dx, dy }) {
   }
   ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
   ctx.fillText(`±${fmt(lim)} px`, 2, 10 * dpr);
-  $('drift-label').textContent = `drift per frame: dx (red), dy (blue); ${n} frames, largest ${fmt(state.registration.maxDrift)} px from the mean`;
+  const reg = state.registration;
+  $('drift-label').textContent = `drift per frame: dx (red), dy (blue); ${n} frames, largest ${fmt(reg.maxDrift)} px from the mean`
+    + (reg.nonrigid ? `; scan-distortion fields up to ${fmt(reg.maxField)} px RMS` : '');
 }
 $('pick-files').onchange = (e) => { addFiles(e.target.files); e.target.value = ''; };
 $('pick-folder').onchange = (e) => { addFiles(e.target.files); e.target.value = ''; };

@@ -88,8 +88,8 @@ const ops = {
     return session.denoise_current(a.method);
   },
   register: (a, id) => {
-    progress(id, 'aligning the frames');
-    return session.register_frames(a.signal);
+    progress(id, a.nonrigid ? 'aligning the frames and their scan distortions' : 'aligning the frames');
+    return session.register_frames(a.signal, !!a.nonrigid);
   },
   columnStrain: (a) => session.column_strain(a.xs, a.ys, a.reference ?? null),
   gpaSelfTest: (a, id) => {

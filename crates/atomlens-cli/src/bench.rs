@@ -39,6 +39,8 @@ enum What {
     Columns,
     /// Geometric phase analysis against kemstem.
     Gpa,
+    /// Non-local means and BM3D against scikit-image and the bm3d package.
+    Denoise,
 }
 
 struct Case {
@@ -99,8 +101,10 @@ pub fn run(a: Args) -> Result<()> {
             a.shared.display()
         );
     }
-    if let What::Gpa = a.what {
-        return crate::bench_gpa::run(&a.shared, a.quick, a.no_peer, a.repeat);
+    match a.what {
+        What::Gpa => return crate::bench_gpa::run(&a.shared, a.quick, a.no_peer, a.repeat),
+        What::Denoise => return crate::bench_denoise::run(&a.shared, a.no_peer, a.repeat),
+        What::Columns => {}
     }
     let cases: Vec<&Case> = CASES.iter().filter(|c| !(a.quick && c.id == "temul_mos2_se_adf")).collect();
     let ours: Vec<Side> = cases.iter().map(|c| ours(&a.shared, c, a.repeat)).collect::<Result<_>>()?;
@@ -151,10 +155,28 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn load(shared: &Path, rel: &str) -> Result<atomlens_core::Image> {
-    let path = shared.join(rel);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let s = atomlens_io::read_one(NamedFile::new(rel, bytes), &Limits::NATIVE)?;
+    load_image(&shared.join(rel))
+}
+
+/// The first frame of the first signal of `path`.
+pub fn load_image(path: &Path) -> Result<atomlens_core::Image> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let s = atomlens_io::read_one(NamedFile::new(&name, bytes), &Limits::NATIVE)?;
     Ok(s[0].frame(0)?)
+}
+
+/// Install `module` into the peer venv when it cannot be imported (peers beyond the shared
+/// requirements, e.g. `bm3d`).
+pub fn ensure_module(python: &Path, module: &str) -> Result<()> {
+    if Command::new(python).args(["-c", &format!("import {module}")]).output()?.status.success() {
+        return Ok(());
+    }
+    eprintln!("installing {module} into the peer venv (pip, once)…");
+    if !Command::new(python).args(["-m", "pip", "install", "-q", module]).status()?.success() {
+        bail!("could not install the {module} peer (pip install {module})");
+    }
+    Ok(())
 }
 
 fn ours(shared: &Path, c: &Case, repeat: usize) -> Result<Side> {

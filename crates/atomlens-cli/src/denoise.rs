@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::denoise::{Method, denoise};
+use atomlens_core::fit::Noise;
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -29,7 +30,7 @@ pub struct Args {
     /// Band-pass: largest kept scale in px (20).
     #[arg(long)]
     large: Option<f64>,
-    /// Non-local means: patch half-width (2), search distance (5) in px and strength h
+    /// Non-local means: patch half-width (2), search distance (5; BM3D: 8, plus lattice translations) in px and strength h
     /// (default 0.8 × the estimated noise).
     #[arg(long)]
     patch: Option<usize>,
@@ -37,6 +38,9 @@ pub struct Args {
     search: Option<usize>,
     #[arg(long)]
     h: Option<f64>,
+    /// BM3D: noise model (auto: Poisson when every pixel is a whole count).
+    #[arg(long, value_enum, default_value = "auto")]
+    noise_model: NoiseArg,
     /// Output (32-bit float TIFF with the input's calibration).
     #[arg(long)]
     out: PathBuf,
@@ -53,7 +57,15 @@ enum MethodArg {
     Bandpass,
     Bragg,
     Nlm,
+    Bm3d,
     Background,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NoiseArg {
+    Auto,
+    Poisson,
+    Gaussian,
 }
 
 fn window(r: Option<f64>, default: usize) -> Result<usize> {
@@ -72,6 +84,14 @@ pub fn run(a: Args) -> Result<()> {
         MethodArg::Bandpass => Method::Bandpass { small: a.small.unwrap_or(1.0), large: a.large.unwrap_or(20.0) },
         MethodArg::Bragg => Method::Bragg { radius: a.radius.unwrap_or(0.15) },
         MethodArg::Nlm => Method::NonLocalMeans { patch: a.patch.unwrap_or(2), search: a.search.unwrap_or(5), h: a.h },
+        MethodArg::Bm3d => Method::Bm3d {
+            search: a.search.unwrap_or(8),
+            noise: match a.noise_model {
+                NoiseArg::Auto => Noise::Auto,
+                NoiseArg::Poisson => Noise::Poisson,
+                NoiseArg::Gaussian => Noise::Gaussian,
+            },
+        },
         MethodArg::Background => Method::Background { sigma: a.sigma.unwrap_or(30.0) },
     };
     let img = crate::load(&a.image)?[0].frame(0)?;

@@ -1,11 +1,13 @@
-//! `atomlens register`: rigid drift correction of a series (the frames of one file, or the
-//! first frames of several files) and its aligned average, with the drift per frame.
+//! `atomlens register`: drift correction of a series (the frames of one file, or the first frames
+//! of several files), rigid or with a smooth scan-distortion field per frame (`--nonrigid`), and
+//! its aligned average, with the drift per frame.
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::Image;
+use atomlens_core::register::nonrigid::{NonrigidParams, register_series_nonrigid};
 use atomlens_core::register::register_series;
 
 #[derive(clap::Args)]
@@ -16,9 +18,17 @@ pub struct Args {
     /// Where to write the aligned average (32-bit float TIFF, calibration of the first frame).
     #[arg(long)]
     out: PathBuf,
-    /// Also write the drift per frame as CSV (`frame,dx,dy` in px).
+    /// Also write the drift per frame as CSV (`frame,dx,dy` in px; with `--nonrigid` also
+    /// `field_rms`, the RMS of the frame's distortion field).
     #[arg(long)]
     drift: Option<PathBuf>,
+    /// Also remove scan distortions: a smooth displacement field per frame, from tiles
+    /// correlated with the average.
+    #[arg(long)]
+    nonrigid: bool,
+    /// Non-rigid tile side in px (default: four lattice spacings, 32–128).
+    #[arg(long, requires = "nonrigid")]
+    tile: Option<usize>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -33,22 +43,32 @@ pub fn run(a: Args) -> Result<()> {
     }
     let t = Instant::now();
     let views: Vec<_> = frames.iter().map(|f| f.view()).collect();
-    let r = register_series(&views)?;
+    let (r, field_rms) = if a.nonrigid {
+        let n = register_series_nonrigid(&views, &NonrigidParams { tile: a.tile, ..Default::default() })?;
+        (n.registered, Some(n.fields.iter().map(|f| f.rms()).collect::<Vec<_>>()))
+    } else {
+        (register_series(&views)?, None)
+    };
     let (h, w) = r.average.dim();
     let max = r.shifts.iter().map(|s| s[0].hypot(s[1])).fold(0.0, f64::max);
     eprintln!(
-        "{} frames of {w}×{h} registered in {:.2} s; largest drift {max:.2} px from the mean position",
+        "{} frames of {w}×{h} registered in {:.2} s; largest drift {max:.2} px from the mean position{}",
         frames.len(),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        field_rms.as_ref().map_or(String::new(), |f| format!(
+            "; distortion fields up to {:.2} px RMS",
+            f.iter().copied().fold(0.0, f64::max)
+        ))
     );
     let px: Vec<f32> = r.average.iter().copied().collect();
     let bytes = atomlens_io::tiff_io::write_f32(w, h, &px, &frames[0].calibration)?;
     std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
     if let Some(path) = &a.drift {
         let mut f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-        writeln!(f, "frame,dx,dy")?;
+        writeln!(f, "frame,dx,dy{}", if field_rms.is_some() { ",field_rms" } else { "" })?;
         for (k, s) in r.shifts.iter().enumerate() {
-            writeln!(f, "{k},{:.4},{:.4}", s[0], s[1])?;
+            let extra = field_rms.as_ref().map_or(String::new(), |f| format!(",{:.4}", f[k]));
+            writeln!(f, "{k},{:.4},{:.4}{extra}", s[0], s[1])?;
         }
     }
     Ok(())

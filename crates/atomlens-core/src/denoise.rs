@@ -12,6 +12,7 @@
 //!   reciprocal-lattice point `n₁g₁ + n₂g₂` (the lattice from the spectrum) and around zero. It
 //!   shows the average lattice: defects and vacancies fade, so read it with its residual.
 //! - `non_local_means`: patch-similarity weighted average (see [`crate::nlm`]).
+//! - `bm3d`: block-matching 3D collaborative filtering, Poisson-aware (see [`crate::bm3d`]).
 //! - `background`: subtracts the large-scale support/thickness variation `G_σ ∗ x` and adds back
 //!   its mean, so column intensities across the image become comparable.
 use ndarray::{Array2, ArrayView2};
@@ -67,6 +68,13 @@ pub enum Method {
         search: usize,
         /// Filtering strength; `None` = 0.8 × the estimated noise.
         h: Option<f64>,
+    },
+    /// Block-matching 3D filtering (see [`crate::bm3d`]), Poisson-aware.
+    Bm3d {
+        /// Largest block offset searched (px).
+        search: usize,
+        /// Poisson counts (Anscombe transform) or additive Gaussian noise (estimated).
+        noise: crate::fit::Noise,
     },
     /// Background (support, thickness) removal.
     Background {
@@ -136,6 +144,12 @@ pub fn denoise(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, Cor
             }
             let sigma = crate::nlm::estimate_noise(img);
             Ok(crate::nlm::nl_means(img, patch, search, sigma, h.unwrap_or(0.8 * sigma)))
+        }
+        Method::Bm3d { search, noise } => {
+            if !(4..=24).contains(&search) {
+                return Err(invalid("search", format!("{search} px is outside 4–24")));
+            }
+            Ok(crate::bm3d::bm3d(img, noise, search))
         }
         Method::Bragg { radius } => {
             if !(radius > 0.0 && radius <= 0.5) {

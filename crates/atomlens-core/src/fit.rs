@@ -40,6 +40,17 @@ pub enum Noise {
     Auto,
 }
 
+impl Noise {
+    /// Whether `img` is to be treated as Poisson counts under this model.
+    pub fn is_poisson(self, img: ArrayView2<f32>) -> bool {
+        match self {
+            Noise::Poisson => true,
+            Noise::Gaussian => false,
+            Noise::Auto => img.iter().all(|&v| v.is_finite() && v >= 0.0 && v.fract() == 0.0),
+        }
+    }
+}
+
 /// Parameters of [`fit_columns`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -190,11 +201,7 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
         return Ok(Vec::new());
     }
     let (h, w) = img.dim();
-    let poisson = match p.noise {
-        Noise::Poisson => true,
-        Noise::Gaussian => false,
-        Noise::Auto => img.iter().all(|&v| v.is_finite() && v >= 0.0 && v.fract() == 0.0),
-    };
+    let poisson = p.noise.is_poisson(img);
     let typical = ((h * w) as f64 / seeds.len() as f64).sqrt();
     let nn = nearest_distances(seeds, typical);
     let radius: Vec<f64> =

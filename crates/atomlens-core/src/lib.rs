@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bm3d;
 pub mod column_strain;
 pub mod columns;
 pub mod deformation;

@@ -1,6 +1,23 @@
 //! Comparing found positions with a reference: one-to-one matching and error statistics. Used by
 //! the tests against ground truth and by `atomlens bench`.
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
+
+/// Peak signal-to-noise ratio (dB) of `img − offset` against `clean`, with the peak taken as the
+/// clean image's range (as scikit-image's `peak_signal_noise_ratio(data_range=max − min)`).
+/// Pixels where either is not finite are left out.
+pub fn psnr(img: ArrayView2<f32>, clean: ArrayView2<f32>, offset: f64) -> f64 {
+    let (mut lo, mut hi, mut se, mut n) = (f64::MAX, f64::MIN, 0.0, 0usize);
+    for (&a, &c) in img.iter().zip(clean.iter()) {
+        if a.is_finite() && c.is_finite() {
+            let c = c as f64;
+            (lo, hi) = (lo.min(c), hi.max(c));
+            se += (a as f64 - offset - c).powi(2);
+            n += 1;
+        }
+    }
+    10.0 * ((hi - lo).powi(2) / (se / n.max(1) as f64)).log10()
+}
 
 /// How a set of found points compares with reference points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +68,16 @@ pub fn match_points(reference: &[[f64; 2]], found: &[[f64; 2]], radius: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn psnr_of_a_known_error() {
+        let clean = ndarray::Array2::from_shape_fn((10, 10), |(y, x)| (x + 10 * y) as f32 / 99.0);
+        // An error of ±0.1 everywhere on a range of 1: 20 dB; the offset is removed first.
+        let noisy = ndarray::Array2::from_shape_fn((10, 10), |(y, x)| {
+            clean[[y, x]] + 5.0 + if (x + y) % 2 == 0 { 0.1 } else { -0.1 }
+        });
+        assert!((psnr(noisy.view(), clean.view(), 5.0) - 20.0).abs() < 1e-4);
+    }
 
     #[test]
     fn matching_is_one_to_one_and_greedy() {

@@ -6,14 +6,21 @@
 //!   The integer peak, then a 48× upsampled cross-correlation over ±1.5 px
 //!   around it by matrix DFT (Guizar-Sicairos, Thurman & Fienup 2008), then a parabola through
 //!   the best upsampled sample and its neighbours.
-//! - Series: every frame against the first, then every frame against the average of the aligned
-//!   series (one more round), so no single noisy frame sets the reference.
+//! - Crystals correlate almost as well at every lattice translation: the frames blurred past their
+//!   lattice (σ = one spacing) give a coarse shift, the full frames the fine one within half
+//!   a spacing of it; where the blurred frame is nearly flat (a crystal filling the frame),
+//!   consecutive frames are taken to drift less than half a spacing.
+//! - Series: every frame against the one before (accumulated: consecutive frames differ least),
+//!   then every frame against the average of the aligned series, within 2 px of that estimate
+//!   (one more round), so no single noisy frame sets the reference.
 //! - Average: each output pixel is the mean of the frames that cover it after their shift
 //!   (bilinear sampling; pixels no frame covers are NaN).
 //!
 //! Shifts are `(dx, dy)` in px: where frame content moved relative to the reference (a feature
 //! at `(x, y)` in the reference sits at `(x + dx, y + dy)` in the frame).
 use std::f64::consts::PI;
+
+pub mod nonrigid;
 
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -58,20 +65,31 @@ fn windowed_spectrum(img: ArrayView2<f32>, plan: &Fft2) -> Array2<C32> {
     z
 }
 
-/// Shift of `frame` relative to `reference` (both spectra from [`windowed_spectrum`]).
-fn shift_between(reference: &Array2<C32>, frame: &Array2<C32>, plan: &Fft2) -> [f64; 2] {
+/// Shift of `frame` relative to `reference` (both spectra from [`windowed_spectrum`]), the
+/// integer peak searched within `near = (centre, radius)` px (the whole frame when `None`), and
+/// the peak's height as a fraction of the frames' energies (the normalised correlation, 0–1).
+fn shift_between(
+    reference: &Array2<C32>,
+    frame: &Array2<C32>,
+    plan: &Fft2,
+    near: Option<([f64; 2], f64)>,
+) -> ([f64; 2], f64) {
     let (h, w) = reference.dim();
     // Cross-power spectrum: the shift's phase ramp times the common power.
     let mut r = Array2::from_shape_fn((h, w), |(y, x)| frame[[y, x]] * reference[[y, x]].conj());
     let cross = r.clone();
     plan.inverse(&mut r);
+    let signed = |k: usize, n: usize| frequency(k, n) * n as f64; // index → signed shift
+    let (centre, reach) = near.unwrap_or(([0.0; 2], f64::INFINITY));
+    let dist = |y: usize, x: usize| (signed(x, w) - centre[0]).hypot(signed(y, h) - centre[1]);
     let (mut best, mut by, mut bx) = (f32::MIN, 0, 0);
     for ((y, x), v) in r.indexed_iter() {
-        if v.re > best {
+        if v.re > best && dist(y, x) <= reach {
             (best, by, bx) = (v.re, y, x);
         }
     }
-    let signed = |k: usize, n: usize| frequency(k, n) * n as f64; // index → signed shift
+    let energy = |z: &Array2<C32>| z.iter().map(|c| c.norm_sqr() as f64).sum::<f64>();
+    let score = (best as f64 / (energy(reference) * energy(frame)).sqrt().max(f64::MIN_POSITIVE)).max(0.0);
     let (y0, x0) = (signed(by, h), signed(bx, w));
     // Upsampled correlation on a ±1.5 px grid around the integer peak, by matrix DFT.
     let m = (3.0 * UPSAMPLE) as usize + 1;
@@ -109,7 +127,7 @@ fn shift_between(reference: &Array2<C32>, frame: &Array2<C32>, plan: &Fft2) -> [
         if fi > 0 && fi + 1 < m { parabola(fine[[fj, fi - 1]], fine[[fj, fi]], fine[[fj, fi + 1]]) } else { 0.0 };
     let sub_y =
         if fj > 0 && fj + 1 < m { parabola(fine[[fj - 1, fi]], fine[[fj, fi]], fine[[fj + 1, fi]]) } else { 0.0 };
-    [x0 + (offs[fi] + sub_x / UPSAMPLE), y0 + (offs[fj] + sub_y / UPSAMPLE)]
+    ([x0 + (offs[fi] + sub_x / UPSAMPLE), y0 + (offs[fj] + sub_y / UPSAMPLE)], score * (h * w) as f64)
 }
 
 /// Shift `(dx, dy)` of `frame` relative to `reference` (same size).
@@ -117,7 +135,7 @@ pub fn shift_of(reference: ArrayView2<f32>, frame: ArrayView2<f32>) -> Result<[f
     check_pair(reference, frame)?;
     let (h, w) = reference.dim();
     let plan = Fft2::new(h, w);
-    Ok(shift_between(&windowed_spectrum(reference, &plan), &windowed_spectrum(frame, &plan), &plan))
+    Ok(shift_between(&windowed_spectrum(reference, &plan), &windowed_spectrum(frame, &plan), &plan, None).0)
 }
 
 fn check_pair(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Result<(), CoreError> {
@@ -156,14 +174,45 @@ pub fn register_series(frames: &[ArrayView2<f32>]) -> Result<Registered, CoreErr
     }
     let (h, w) = frames[0].dim();
     let plan = Fft2::new(h, w);
-    let first = windowed_spectrum(frames[0], &plan);
-    let mut shifts: Vec<[f64; 2]> =
-        frames.iter().map(|f| shift_between(&first, &windowed_spectrum(*f, &plan), &plan)).collect();
-    // One more round against the aligned average.
+    // Each frame against the one before (consecutive frames differ least, in drift and in scan
+    // distortion), accumulated; then each against the aligned average, near that estimate.
+    // A crystal correlates almost as well at every lattice translation, and frames whose scan
+    // distortions differ can favour a wrong one: the frames blurred past their lattice give the
+    // coarse shift, the full frames the fine one within half a spacing of it.
+    let spectra: Vec<Array2<C32>> = frames.iter().map(|f| windowed_spectrum(*f, &plan)).collect();
+    let spacing = crate::peaks::estimate_spacing(frames[0]).ok();
+    // Energy of the windowed, mean-subtracted frame (what the correlation sees).
+    let energy = |a: ArrayView2<f32>| windowed_spectrum(a, &plan).iter().map(|c| c.norm_sqr() as f64).sum::<f64>();
+    let blurred: Option<Vec<Array2<f32>>> = spacing.map(|a| {
+        frames
+            .iter()
+            .map(|f| {
+                let m = crate::stats::finite_mean(*f) as f32;
+                let filled = f.mapv(|v| if v.is_finite() { v } else { m });
+                crate::filter::gaussian_blur(filled.view(), a)
+            })
+            .collect()
+    });
+    // Blurred past the lattice, a crystal filling the frame is nearly flat (the blurred frame's
+    // windowed amplitude 0.05 of the frame's on the series tests, a particle's 0.57): then there is no
+    // coarse shift to trust, and consecutive frames are taken to drift less than half a spacing.
+    let coarse: Option<Vec<Array2<C32>>> = blurred
+        .filter(|b| energy(b[0].view()) > 0.15f64.powi(2) * energy(frames[0]))
+        .map(|b| b.iter().map(|f| windowed_spectrum(f.view(), &plan)).collect());
+    let mut shifts = vec![[0.0f64; 2]];
+    for k in 1..frames.len() {
+        let near = spacing.map(|a| {
+            let centre = coarse.as_ref().map_or([0.0; 2], |c| shift_between(&c[k - 1], &c[k], &plan, None).0);
+            (centre, a / 2.0)
+        });
+        let (d, _) = shift_between(&spectra[k - 1], &spectra[k], &plan, near);
+        let prev = shifts[k - 1];
+        shifts.push([prev[0] + d[0], prev[1] + d[1]]);
+    }
     let avg = average(frames, &shifts);
     let filled = avg.mapv(|v| if v.is_finite() { v } else { 0.0 });
     let reference = windowed_spectrum(filled.view(), &plan);
-    shifts = frames.iter().map(|f| shift_between(&reference, &windowed_spectrum(*f, &plan), &plan)).collect();
+    shifts = spectra.iter().zip(&shifts).map(|(f, s)| shift_between(&reference, f, &plan, Some((*s, 2.0))).0).collect();
     // Express the drift relative to the mean position, so the average sits where the frames do.
     let mean = [
         shifts.iter().map(|s| s[0]).sum::<f64>() / shifts.len() as f64,

@@ -169,13 +169,20 @@ impl Session {
         self.replace(stacks, infos)
     }
 
-    /// Drift-correct the frames of signal `signal` and append their aligned average as a new
-    /// signal: `{signals, index, dx, dy}` (the new signal list, its index, the drift per frame).
-    pub fn register_frames(&mut self, signal: usize) -> Result<JsValue, JsError> {
+    /// Drift-correct the frames of signal `signal` (and, when `nonrigid`, their scan distortions)
+    /// and append their aligned average as a new signal: `{signals, index, dx, dy, field}` (the
+    /// new signal list, its index, the drift per frame, the RMS distortion field per frame).
+    pub fn register_frames(&mut self, signal: usize, nonrigid: bool) -> Result<JsValue, JsError> {
+        use atomlens_core::register::nonrigid::{NonrigidParams, register_series_nonrigid};
         let stack = self.stacks.get(signal).ok_or_else(|| JsError::new(&format!("no signal {signal}")))?;
         let frames: Vec<_> = (0..stack.len()).filter_map(|t| stack.frame(t)).collect();
         let views: Vec<_> = frames.iter().map(|f| f.view()).collect();
-        let r = atomlens_core::register::register_series(&views).map_err(err)?;
+        let (r, field) = if nonrigid {
+            let n = register_series_nonrigid(&views, &NonrigidParams::default()).map_err(err)?;
+            (n.registered, n.fields.iter().map(|f| f.rms()).collect())
+        } else {
+            (atomlens_core::register::register_series(&views).map_err(err)?, vec![0.0; frames.len()])
+        };
         let mut info = self.infos[signal].clone();
         info.title = match info.title.as_str() {
             "" => format!("aligned average of {} frames", frames.len()),
@@ -184,7 +191,8 @@ impl Session {
         info.frames = 1;
         info.dtype = "float32";
         info.metadata.notes.push(format!(
-            "rigid drift correction of {} frames; largest drift {:.2} px",
+            "{} drift correction of {} frames; largest drift {:.2} px",
+            if nonrigid { "non-rigid" } else { "rigid" },
             frames.len(),
             r.shifts.iter().map(|s| s[0].hypot(s[1])).fold(0.0, f64::max)
         ));
@@ -195,6 +203,7 @@ impl Session {
         let axis = |k: usize| Float64Array::from(&r.shifts.iter().map(|s| s[k]).collect::<Vec<_>>()[..]);
         set("dx", axis(0).into()).map_err(js)?;
         set("dy", axis(1).into()).map_err(js)?;
+        set("field", Float64Array::from(&field[..]).into()).map_err(js)?;
         Ok(out.into())
     }
 
