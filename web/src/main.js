@@ -301,7 +301,7 @@ const DENOISE = {
   wiener: [['radius', 'radius px', 2]], gaussian: [['sigma', 'σ px', 1]], median: [['radius', 'radius px', 1]],
   bandpass: [['small', 'small px', 1], ['large', 'large px', 20]], bragg: [['radius', 'radius ×|g|', 0.15]],
   background: [['sigma', 'σ px', 30]], non_local_means: [['patch', 'patch px', 2], ['search', 'search px', 5]],
-  bm3d: [['search', 'search px', 8]],
+  bm3d: [['search', 'search px', 8]], rolling_ball: [['radius', 'ball radius px', 20]],
 };
 function denoiseForm() {
   const p = DENOISE[$('dn-method').value];

@@ -17,8 +17,8 @@ pub struct Args {
     /// Width σ in px (gaussian: 1; background: 30).
     #[arg(long)]
     sigma: Option<f64>,
-    /// Window half-width in px (median: 1, wiener: 2), or for bragg the window radius as a
-    /// fraction of |g| (0.15).
+    /// Window half-width in px (median: 1, wiener: 2, rolling-ball disk: 20), or for bragg the
+    /// window radius as a fraction of |g| (0.15).
     #[arg(long)]
     radius: Option<f64>,
     /// Wiener noise variance (default: estimated as the mean local variance).
@@ -58,6 +58,7 @@ enum MethodArg {
     Bragg,
     Nlm,
     Bm3d,
+    RollingBall,
     Background,
 }
 
@@ -92,6 +93,7 @@ pub fn run(a: Args) -> Result<()> {
                 NoiseArg::Gaussian => Noise::Gaussian,
             },
         },
+        MethodArg::RollingBall => Method::RollingBall { radius: window(a.radius, 20)? },
         MethodArg::Background => Method::Background { sigma: a.sigma.unwrap_or(30.0) },
     };
     let img = crate::load(&a.image)?[0].frame(0)?;

@@ -238,6 +238,17 @@ fn register_writes_the_average_and_the_drift() {
     )
     .unwrap();
     assert_eq!((s[0].width, s[0].height, s[0].frames, s[0].calibration.pixel_size), (128, 128, 1, 0.02));
+    // Non-rigid: the same drift, and a distortion field per frame that stays small (pure shifts).
+    let mut nonrigid = args.to_vec();
+    nonrigid.push("--nonrigid");
+    let (ok, _, err) = atomlens(&nonrigid);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&drift).unwrap();
+    assert!(text.starts_with("frame,dx,dy,field_rms\n"), "{text}");
+    let rows: Vec<Vec<f64>> =
+        text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert!((rows[2][1] - rows[1][1] + 2.5).abs() < 0.05, "{rows:?}");
+    assert!(rows.iter().all(|r| r[3] < 0.2), "{rows:?}");
     // One frame is not a series; frames of different sizes are refused.
     let one = tmp("one.tif");
     write_tiff(&one, 64, 64, 1, &Calibration::uncalibrated());
@@ -286,7 +297,14 @@ fn denoise_writes_the_output_and_the_residual() {
         .map(|((i, o), r)| (i - o - r).abs())
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "{worst}");
+    // BM3D and the rolling ball run with their defaults.
+    for m in ["bm3d", "rolling-ball", "nlm"] {
+        let (ok, _, err) = atomlens(&["denoise", img.to_str().unwrap(), "--method", m, "--out", out.to_str().unwrap()]);
+        assert!(ok, "{m}: {err}");
+    }
     for (m, extra, want) in [
+        ("bm3d", vec!["--search", "40"], "outside 4–24"),
+        ("rolling-ball", vec!["--radius", "1"], "outside 2–200"),
         ("median", vec!["--radius", "1.5"], "whole number"),
         ("bandpass", vec!["--small", "5", "--large", "2"], "must exceed small"),
         ("gaussian", vec!["--sigma=-1"], "must be positive"),

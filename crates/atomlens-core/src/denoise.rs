@@ -13,6 +13,8 @@
 //!   shows the average lattice: defects and vacancies fade, so read it with its residual.
 //! - `non_local_means`: patch-similarity weighted average (see [`crate::nlm`]).
 //! - `bm3d`: block-matching 3D collaborative filtering, Poisson-aware (see [`crate::bm3d`]).
+//! - `rolling_ball`: subtracts the floor under the columns (see [`crate::rolling_ball`]), so the
+//!   support reads zero and each column keeps its own intensity above it.
 //! - `background`: subtracts the large-scale support/thickness variation `G_σ ∗ x` and adds back
 //!   its mean, so column intensities across the image become comparable.
 use ndarray::{Array2, ArrayView2};
@@ -75,6 +77,12 @@ pub enum Method {
         search: usize,
         /// Poisson counts (Anscombe transform) or additive Gaussian noise (estimated).
         noise: crate::fit::Noise,
+    },
+    /// Rolling-ball (flat disk) background removal.
+    RollingBall {
+        /// Disk radius (px): larger than the gaps between columns, smaller than the support's
+        /// variations.
+        radius: usize,
     },
     /// Background (support, thickness) removal.
     Background {
@@ -144,6 +152,13 @@ pub fn denoise(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, Cor
             }
             let sigma = crate::nlm::estimate_noise(img);
             Ok(crate::nlm::nl_means(img, patch, search, sigma, h.unwrap_or(0.8 * sigma)))
+        }
+        Method::RollingBall { radius } => {
+            if !(2..=200).contains(&radius) {
+                return Err(invalid("radius", format!("{radius} px is outside 2–200")));
+            }
+            let bg = crate::rolling_ball::rolling_ball_background(img, radius);
+            Ok(&img.mapv(|v| if v.is_finite() { v } else { f32::NAN }) - &bg)
         }
         Method::Bm3d { search, noise } => {
             if !(4..=24).contains(&search) {

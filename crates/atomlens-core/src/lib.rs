@@ -36,6 +36,7 @@ mod par;
 pub mod peaks;
 pub mod register;
 pub mod render;
+pub mod rolling_ball;
 pub mod sites;
 pub mod spectrum;
 pub mod stats;

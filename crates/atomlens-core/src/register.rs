@@ -179,40 +179,41 @@ pub fn register_series(frames: &[ArrayView2<f32>]) -> Result<Registered, CoreErr
     // A crystal correlates almost as well at every lattice translation, and frames whose scan
     // distortions differ can favour a wrong one: the frames blurred past their lattice give the
     // coarse shift, the full frames the fine one within half a spacing of it.
-    let spectra: Vec<Array2<C32>> = frames.iter().map(|f| windowed_spectrum(*f, &plan)).collect();
     let spacing = crate::peaks::estimate_spacing(frames[0]).ok();
+    let blurred = |f: ArrayView2<f32>, a: f64| {
+        let m = crate::stats::finite_mean(f) as f32;
+        crate::filter::gaussian_blur(f.mapv(|v| if v.is_finite() { v } else { m }).view(), a)
+    };
     // Energy of the windowed, mean-subtracted frame (what the correlation sees).
     let energy = |a: ArrayView2<f32>| windowed_spectrum(a, &plan).iter().map(|c| c.norm_sqr() as f64).sum::<f64>();
-    let blurred: Option<Vec<Array2<f32>>> = spacing.map(|a| {
-        frames
-            .iter()
-            .map(|f| {
-                let m = crate::stats::finite_mean(*f) as f32;
-                let filled = f.mapv(|v| if v.is_finite() { v } else { m });
-                crate::filter::gaussian_blur(filled.view(), a)
-            })
-            .collect()
-    });
     // Blurred past the lattice, a crystal filling the frame is nearly flat (the blurred frame's
-    // windowed amplitude 0.05 of the frame's on the series tests, a particle's 0.57): then there is no
-    // coarse shift to trust, and consecutive frames are taken to drift less than half a spacing.
-    let coarse: Option<Vec<Array2<C32>>> = blurred
-        .filter(|b| energy(b[0].view()) > 0.15f64.powi(2) * energy(frames[0]))
-        .map(|b| b.iter().map(|f| windowed_spectrum(f.view(), &plan)).collect());
+    // windowed amplitude 0.05 of the frame's on the series tests, a particle's 0.57): then there
+    // is no coarse shift to trust, and consecutive frames are taken to drift less than half a
+    // spacing.
+    let coarse = spacing.filter(|&a| energy(blurred(frames[0], a).view()) > 0.15f64.powi(2) * energy(frames[0]));
+    let coarse_spectrum = |f: ArrayView2<f32>, a: f64| windowed_spectrum(blurred(f, a).view(), &plan);
+    // Frames stream through: only the previous frame's spectra are held.
+    let mut prev = (windowed_spectrum(frames[0], &plan), coarse.map(|a| coarse_spectrum(frames[0], a)));
     let mut shifts = vec![[0.0f64; 2]];
-    for k in 1..frames.len() {
-        let near = spacing.map(|a| {
-            let centre = coarse.as_ref().map_or([0.0; 2], |c| shift_between(&c[k - 1], &c[k], &plan, None).0);
-            (centre, a / 2.0)
-        });
-        let (d, _) = shift_between(&spectra[k - 1], &spectra[k], &plan, near);
-        let prev = shifts[k - 1];
-        shifts.push([prev[0] + d[0], prev[1] + d[1]]);
+    for f in &frames[1..] {
+        let next = (windowed_spectrum(*f, &plan), coarse.map(|a| coarse_spectrum(*f, a)));
+        let centre = match (&prev.1, &next.1) {
+            (Some(p), Some(n)) => shift_between(p, n, &plan, None).0,
+            _ => [0.0; 2],
+        };
+        let (d, _) = shift_between(&prev.0, &next.0, &plan, spacing.map(|a| (centre, a / 2.0)));
+        let last = shifts[shifts.len() - 1];
+        shifts.push([last[0] + d[0], last[1] + d[1]]);
+        prev = next;
     }
     let avg = average(frames, &shifts);
     let filled = avg.mapv(|v| if v.is_finite() { v } else { 0.0 });
     let reference = windowed_spectrum(filled.view(), &plan);
-    shifts = spectra.iter().zip(&shifts).map(|(f, s)| shift_between(&reference, f, &plan, Some((*s, 2.0))).0).collect();
+    shifts = frames
+        .iter()
+        .zip(&shifts)
+        .map(|(f, s)| shift_between(&reference, &windowed_spectrum(*f, &plan), &plan, Some((*s, 2.0))).0)
+        .collect();
     // Express the drift relative to the mean position, so the average sits where the frames do.
     let mean = [
         shifts.iter().map(|s| s[0]).sum::<f64>() / shifts.len() as f64,
