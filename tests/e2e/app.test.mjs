@@ -351,9 +351,19 @@ test('series: align the frames of a drifting stack; the average becomes a new si
   assert.ok(nr.reg.maxField < 0.3, `field ${nr.reg.maxField}`);
   assert.ok(Math.abs(nr.reg.maxDrift - Math.hypot(2.25, 0.75)) < 0.1, `largest drift ${nr.reg.maxDrift}`);
   assert.match(nr.label, /scan-distortion fields up to/);
-  // A single image has no Align button.
+  // Several dropped images, one frame each, opened as one series and aligned.
+  const frame = (f) => ({ name: `frame${f}.tif`, mimeType: 'image/tiff', buffer: tiff({ width: 128, height: 128, kind: 'f32', pixelSizeNm: 0.02, pixels: (x, y) => blob(x, y, f) }) });
+  await drop(page, [frame(0), frame(1), frame(2)]);
+  await page.click('[data-testid=as-series]');
+  await page.waitForFunction(() => window.__atomlens.signals[0]?.frames === 4 && !window.__atomlens.busy, null, { timeout: 30000 });
+  await page.uncheck('[data-testid=nonrigid]');
+  await page.click('[data-testid=align]');
+  await page.waitForFunction(() => window.__atomlens.registration?.frames === 4 && !window.__atomlens.registration.nonrigid && !window.__atomlens.busy, null, { timeout: 60000 });
+  // A single image has no Align button; a series of images of different sizes is refused by name.
   await drop(page, [{ name: 'one.tif', mimeType: 'image/tiff', buffer: tiff({ width: 64, height: 64, kind: 'f32', pixels: (x, y) => x + y }) }]);
   assert.ok(!(await page.isVisible('[data-testid=align]')));
+  await page.click('[data-testid=as-series]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /differ in size: .* is 128×128 px, one.tif is 64×64 px/.test(e)), null, { timeout: 30000 });
   noErrors(errors);
   await page.close();
 });
@@ -393,6 +403,9 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   const b = await page.evaluate(() => ({ title: window.__atomlens.signals.at(-2).title, summary: window.__atomlens.image.summary }));
   assert.match(b.title, /bm3d filtered/);
   assert.ok(b.summary.std < before && Math.abs(b.summary.mean / mean0 - 1) < 0.01, `BM3D std ${b.summary.std} (before ${before}), mean ${b.summary.mean} vs ${mean0}`);
+  await page.check('[data-testid=dn-compare]');
+  await page.waitForFunction(() => window.__atomlens.compare && !window.__atomlens.busy, null, { timeout: 30000 });
+  saveArtifact('cleanup-bm3d.png', await page.screenshot());
   noErrors(errors);
   await page.close();
 });

@@ -111,7 +111,9 @@ async function openDataset(i, { quiet } = {}) {
   const done = busy(`Reading ${d.primary}…`);
   try {
     const buffers = await Promise.all(d.files.map((f) => f.arrayBuffer()));
-    const r = await bridge.call('open', { primary: d.primary, names: d.names, buffers }, buffers);
+    const r = d.series
+      ? await bridge.call('openSeries', { primaries: d.series.primaries, counts: d.series.counts, names: d.names, buffers }, buffers)
+      : await bridge.call('open', { primary: d.primary, names: d.names, buffers }, buffers);
     d.failed = false;
     await showDataset(i, r);
   } catch (e) {
@@ -264,7 +266,21 @@ function renderMetadata(s, image) {
   }));
 }
 
+// Several dropped images as the frames of one series (to align and average).
+$('as-series').onclick = () => {
+  const parts = datasets.filter((d) => d.files && !d.series);
+  datasets.push({
+    primary: `series of ${parts.length} images`,
+    names: parts.flatMap((d) => d.names),
+    files: parts.flatMap((d) => d.files),
+    series: { primaries: parts.map((d) => d.primary), counts: parts.map((d) => d.names.length) },
+  });
+  renderDatasets();
+  openDataset(datasets.length - 1);
+};
+
 function renderDatasets() {
+  $('as-series').hidden = datasets.filter((d) => d.files && !d.series).length < 2;
   $('datasets').replaceChildren(...datasets.map((d, i) => {
     const li = document.createElement('li');
     li.textContent = d.names.length > 1 ? `${d.primary} (+${d.names.length - 1})` : d.primary;

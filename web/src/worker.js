@@ -54,6 +54,11 @@ const ops = {
     progress(id, 'preparing the view');
     return { signals, image: session.select(0, 0) };
   },
+  openSeries: (a, id) => {
+    progress(id, `decoding ${a.primaries.length} images as one series`);
+    const signals = session.load_series(a.primaries, a.counts, a.names, a.buffers.map((b) => new Uint8Array(b)));
+    return { signals, image: session.select(0, 0) };
+  },
   select: (a) => session.select(a.signal, a.frame),
   view: (a) => viewOf(a),
   spectrum: (a) => session.spectrum(a.cmap),

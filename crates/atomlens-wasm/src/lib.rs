@@ -137,6 +137,54 @@ impl Session {
         self.replace(vec![stack], vec![info])
     }
 
+    /// Read several dropped images as the frames of one series (the first frame of each file's
+    /// first signal, in order): `primaries[k]` with the next `counts[k]` of `names` ↔ `bytes` (its
+    /// companions). Refuses images of different sizes, naming them. Returns the signal list.
+    pub fn load_series(
+        &mut self,
+        primaries: Vec<String>,
+        counts: Vec<usize>,
+        names: Vec<String>,
+        bytes: Vec<Uint8Array>,
+    ) -> Result<JsValue, JsError> {
+        if primaries.len() < 2 || primaries.len() != counts.len() || counts.iter().sum::<usize>() != names.len() {
+            return Err(JsError::new("a series needs at least two images"));
+        }
+        let mut files = names.into_iter().zip(bytes).map(|(n, b)| NamedFile::new(n, b.to_vec()));
+        let mut pixels = Vec::new();
+        let mut first: Option<(usize, usize, atomlens_core::Calibration, String)> = None;
+        for (primary, &n) in primaries.iter().zip(&counts) {
+            let group: Vec<NamedFile> = files.by_ref().take(n).collect();
+            let signals = atomlens_io::read(primary, group, &Limits::BROWSER).map_err(err)?;
+            let img = signals[0].frame(0).map_err(err)?;
+            let (w, h) = (img.width(), img.height());
+            match &first {
+                None => first = Some((w, h, img.calibration.clone(), primary.clone())),
+                Some((w0, h0, _, name)) if (*w0, *h0) != (w, h) => {
+                    return Err(JsError::new(&format!(
+                        "the series' images differ in size: {name} is {w0}×{h0} px, {primary} is {w}×{h} px"
+                    )));
+                }
+                Some(_) => {}
+            }
+            pixels.extend(img.data.iter().copied());
+        }
+        let (w, h, cal, _) = first.expect("two or more images");
+        let n = primaries.len();
+        let info = SignalInfo {
+            title: format!("series of {n} images: {} … {}", primaries[0], primaries[n - 1]),
+            width: w,
+            height: h,
+            frames: n,
+            dtype: "float32",
+            pixel_size: cal.pixel_size,
+            unit: cal.unit.clone(),
+            metadata: Metadata { notes: primaries.clone(), ..Metadata::default() },
+        };
+        let stack = Stack::from_vec(w, h, n, pixels, cal).map_err(err)?;
+        self.replace(vec![stack], vec![info])
+    }
+
     /// Read `primary` from the dropped files (`names[i]` ↔ `bytes[i]`); returns the signal list.
     pub fn load_files(
         &mut self,
