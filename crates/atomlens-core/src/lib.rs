@@ -42,6 +42,7 @@ pub mod spectrum;
 pub mod stats;
 pub mod sublattice;
 pub mod synth;
+pub mod tomo;
 pub mod unwrap;
 
 pub use error::CoreError;

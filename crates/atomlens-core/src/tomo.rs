@@ -1,0 +1,165 @@
+//! Small-volume reconstruction from a single-axis tilt series.
+//!
+//! Conventions (stated once, used by every part):
+//! - The tilt axis is the image's y axis (rows of every projection are independent slices). A
+//!   projection at tilt θ (radians) integrates the volume along the beam after rotating it by θ
+//!   about y: detector coordinate `u = x·cos θ + z·sin θ`, all three centred at `(n − 1)/2` px.
+//! - Volumes are `nx × ny × nz` with x fastest, then y, then z (the order of MRC files); `nz` is
+//!   the thickness along the beam at zero tilt.
+//! - A tilt series is a stack `[[tilt, y, x]]` with its angles in degrees.
+//!
+//! Parts: the Joseph projector and its exact adjoint ([`project`]), filtered back-projection
+//! ([`fbp`]), SIRT and SART ([`iterative`]), alignment ([`align`]), phantoms and their tilt
+//! series ([`phantom`]). Slices are independent and run in parallel with rayon.
+use ndarray::{Array2, Array3, ArrayView3};
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+
+pub mod align;
+pub mod fbp;
+pub mod iterative;
+pub mod phantom;
+pub mod project;
+
+/// A reconstructed volume, x fastest, then y, then z.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    /// Voxels `[[z, y, x]]`.
+    pub data: Array3<f32>,
+}
+
+impl Volume {
+    /// `(nx, ny, nz)`.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        let (nz, ny, nx) = self.data.dim();
+        (nx, ny, nz)
+    }
+
+    /// The `(nz × nx)` slice at row `y` (one reconstruction problem).
+    pub fn slice_y(&self, y: usize) -> Array2<f32> {
+        self.data.slice(ndarray::s![.., y, ..]).to_owned()
+    }
+
+    /// Assemble a volume from its y slices (each `nz × nx`).
+    pub fn from_slices(slices: Vec<Array2<f32>>) -> Self {
+        let (nz, nx) = slices.first().map_or((0, 0), |s| s.dim());
+        let ny = slices.len();
+        let mut data = Array3::zeros((nz, ny, nx));
+        for (y, s) in slices.iter().enumerate() {
+            data.slice_mut(ndarray::s![.., y, ..]).assign(s);
+        }
+        Self { data }
+    }
+}
+
+/// A tilt series: projections `[[tilt, y, x]]` and their angles (degrees).
+#[derive(Debug, Clone, Copy)]
+pub struct TiltSeries<'a> {
+    /// Projections.
+    pub images: ArrayView3<'a, f32>,
+    /// Tilt angle of each projection (degrees).
+    pub angles_deg: &'a [f64],
+}
+
+/// The reconstruction method and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Method {
+    /// Filtered back-projection.
+    Fbp {
+        /// Apodisation of the ramp filter.
+        filter: fbp::Filter,
+    },
+    /// Simultaneous iterative reconstruction (all tilts per update).
+    Sirt {
+        /// Iterations.
+        iterations: usize,
+        /// Clip negative voxels after every update.
+        nonnegative: bool,
+    },
+    /// Simultaneous algebraic reconstruction (one tilt per update).
+    Sart {
+        /// Passes over all tilts.
+        iterations: usize,
+        /// Clip negative voxels after every update.
+        nonnegative: bool,
+    },
+}
+
+/// Largest volume the browser build accepts (voxels): 256³.
+pub const MAX_BROWSER_VOXELS: usize = 256 * 256 * 256;
+
+/// Check a tilt series: one angle per projection, at least two, strictly increasing, within
+/// ±90°, finite pixels.
+pub fn check(series: &TiltSeries) -> Result<(), CoreError> {
+    let bad = |reason: String| CoreError::InvalidParameter { name: "tilt series", reason };
+    let (n, h, w) = series.images.dim();
+    if n < 2 {
+        return Err(bad(format!("{n} projection: a reconstruction needs a tilt series of at least 2")));
+    }
+    if series.angles_deg.len() != n {
+        return Err(bad(format!("{} angles for {n} projections", series.angles_deg.len())));
+    }
+    if let Some(k) = series.angles_deg.windows(2).position(|p| !(p[1] > p[0])) {
+        let a = series.angles_deg;
+        return Err(bad(format!(
+            "angles must increase strictly: {}° then {}° (projections {} and {})",
+            a[k],
+            a[k + 1],
+            k,
+            k + 1
+        )));
+    }
+    if series.angles_deg.iter().any(|a| !(a.abs() <= 90.0)) {
+        return Err(bad("angles must lie within ±90°".into()));
+    }
+    if h < 4 || w < 4 {
+        return Err(CoreError::TooSmall { width: w, height: h, min: 4, what: "reconstruction" });
+    }
+    if series.images.iter().any(|v| !v.is_finite()) {
+        return Err(bad("the projections contain NaN or infinite pixels".into()));
+    }
+    Ok(())
+}
+
+/// Reconstruct a volume of thickness `nz` from `series` (see the module conventions).
+/// `progress(done, total)` is called after every slice batch (slices are independent).
+pub fn reconstruct(
+    series: &TiltSeries,
+    nz: usize,
+    method: &Method,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Volume, CoreError> {
+    check(series)?;
+    let (_, ny, nx) = series.images.dim();
+    if nz == 0 || nz > 4 * nx.max(ny) {
+        return Err(CoreError::InvalidParameter {
+            name: "thickness",
+            reason: format!("{nz} px is outside 1–{}", 4 * nx.max(ny)),
+        });
+    }
+    let geometry = project::Geometry::new(nx, nz, series.angles_deg);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let slices = crate::par::map(ny, |y| {
+        let sino = series.images.slice(ndarray::s![.., y, ..]).to_owned();
+        let s = match *method {
+            Method::Fbp { filter } => fbp::fbp_slice(&geometry, sino.view(), filter),
+            Method::Sirt { iterations, nonnegative } => {
+                iterative::sirt_slice(&geometry, sino.view(), iterations, nonnegative, None)
+            }
+            Method::Sart { iterations, nonnegative } => {
+                iterative::sart_slice(&geometry, sino.view(), iterations, nonnegative)
+            }
+        };
+        let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if k % 8 == 0 || k == ny {
+            progress(k, ny);
+        }
+        s
+    });
+    Ok(Volume::from_slices(slices))
+}
+
+#[cfg(test)]
+mod tests;
