@@ -13,6 +13,7 @@ mod columns;
 mod denoise;
 mod files;
 mod gpa;
+mod reconstruct;
 mod register;
 
 #[derive(Parser)]
@@ -50,10 +51,12 @@ enum Command {
     Columns(columns::Args),
     /// Strain maps (εxx, εyy, εxy, rotation) by geometric phase analysis.
     Gpa(gpa::Args),
-    /// Clean up an image: gaussian, median, wiener, bandpass, bragg (periodic) or background.
+    /// Clean up an image: gaussian, median, wiener, bandpass, bragg, nlm, bm3d, rolling-ball or background.
     Denoise(denoise::Args),
     /// Drift-correct a series (one stack, or several files) and write the aligned average.
     Register(register::Args),
+    /// Reconstruct a volume from a single-axis tilt series (FBP, SIRT or SART) as MRC.
+    Reconstruct(reconstruct::Args),
     /// Benchmarks against the peers, side by side in one run (needs ../shared).
     Bench(bench::Args),
 }
@@ -76,6 +79,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Gpa(args) => gpa::run(args),
         Command::Register(args) => register::run(args),
         Command::Denoise(args) => denoise::run(args),
+        Command::Reconstruct(args) => reconstruct::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -315,3 +315,49 @@ fn denoise_writes_the_output_and_the_residual() {
         assert!(!ok && err.contains(want), "{m}: {err}");
     }
 }
+
+#[test]
+fn reconstruct_writes_an_mrc_volume_and_bad_angles_say_why() {
+    use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
+    let vol = phantom(Phantom::FacetedParticle, 32);
+    let angles = tilt_range(-60.0, 60.0, 31);
+    let series = tilt_series(&vol, &angles, None, 0);
+    let stack = tmp("tilt.tif");
+    let px: Vec<f32> = series.iter().copied().collect();
+    std::fs::write(&stack, atomlens_io::tiff_io::write_f32(32, 32, &px, &Calibration::nm(0.1)).unwrap()).unwrap();
+    let out = tmp("volume.mrc");
+    let base = ["reconstruct", stack.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = base.to_vec();
+    args.extend(["--tilt", "-60,4", "--iterations", "30", "--align"]);
+    let (ok, _, err) = atomlens(&args);
+    assert!(ok, "{err}");
+    let s = atomlens_io::read_one(
+        atomlens_io::NamedFile::new("v.mrc", std::fs::read(&out).unwrap()),
+        &atomlens_io::Limits::NATIVE,
+    )
+    .unwrap();
+    assert_eq!((s[0].width, s[0].height, s[0].frames), (32, 32, 32));
+    assert!((s[0].calibration.pixel_size - 0.1).abs() < 1e-6);
+    let v = s[0].to_f32();
+    let at = |x: usize, y: usize, z: usize| v[(z * 32 + y) * 32 + x];
+    assert!(at(16, 16, 16) > 0.7 && at(2, 16, 16).abs() < 0.2, "centre {} edge {}", at(16, 16, 16), at(2, 16, 16));
+    // FBP from an angle file.
+    let list = tmp("angles.txt");
+    std::fs::write(&list, angles.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--angles", list.to_str().unwrap(), "--method", "fbp"]);
+    let (ok, _, err) = atomlens(&args);
+    assert!(ok, "{err}");
+    // Wrong counts, disorder and no angles at all are refused with the reason.
+    std::fs::write(&list, "0\n10\n5\n").unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--angles", list.to_str().unwrap()]);
+    let (ok, _, err) = atomlens(&args);
+    assert!(!ok && err.contains("3 angles for 31 projections"), "{err}");
+    let mut args = base.to_vec();
+    args.extend(["--tilt", "60,-4"]);
+    let (ok, _, err) = atomlens(&args);
+    assert!(!ok && err.contains("increase strictly"), "{err}");
+    let (ok, _, err) = atomlens(&base);
+    assert!(!ok && err.contains("--tilt START,STEP"), "{err}");
+}

@@ -153,7 +153,7 @@ pub fn reconstruct(
             }
         };
         let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if k % 8 == 0 || k == ny {
+        if k.is_multiple_of(8) || k == ny {
             progress(k, ny);
         }
         s

@@ -17,6 +17,7 @@
 
 pub mod em;
 pub mod error;
+pub mod mrc_write;
 pub mod raster;
 pub mod signal;
 pub mod tables;

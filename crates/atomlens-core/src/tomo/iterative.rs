@@ -10,6 +10,9 @@ use ndarray::{Array2, ArrayView2};
 
 use super::project::Geometry;
 
+/// Sees the slice after every iteration (tests, live previews).
+pub type Observer<'a> = dyn FnMut(&Array2<f32>) + 'a;
+
 fn inverse(v: f32) -> f32 {
     if v > 1e-6 { 1.0 / v } else { 0.0 }
 }
@@ -20,7 +23,7 @@ pub fn sirt_slice(
     sino: ArrayView2<f32>,
     iterations: usize,
     nonnegative: bool,
-    mut each: Option<&mut dyn FnMut(&Array2<f32>)>,
+    mut each: Option<&mut Observer<'_>>,
 ) -> Array2<f32> {
     let (n, nx, nz) = (g.tilts(), g.nx, g.nz);
     let b: Vec<f32> = sino.iter().copied().collect();

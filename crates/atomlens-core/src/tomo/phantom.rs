@@ -51,7 +51,8 @@ pub fn phantom(kind: Phantom, n: usize) -> Volume {
 }
 
 /// `(A, a, b, c, x0, y0, z0, φ°)`: density, semi-axes, centre, rotation about z.
-const ELLIPSOIDS: [(f64, f64, f64, f64, f64, f64, f64, f64); 10] = [
+type Ellipsoid = (f64, f64, f64, f64, f64, f64, f64, f64);
+const ELLIPSOIDS: [Ellipsoid; 10] = [
     (1.0, 0.69, 0.92, 0.81, 0.0, 0.0, 0.0, 0.0),
     (-0.8, 0.6624, 0.874, 0.78, 0.0, -0.0184, 0.0, 0.0),
     (-0.2, 0.11, 0.31, 0.22, 0.22, 0.0, 0.0, -18.0),

@@ -77,7 +77,7 @@ fn center_of_mass_alignment_undoes_known_shifts() {
     let angles = tilt_range(-60.0, 60.0, 13);
     let series = tilt_series(&vol, &angles, None, 0);
     // Shift every projection by a known integer amount (content moves by +d).
-    let d: Vec<[i32; 2]> = (0..13).map(|k| [(k % 5) as i32 - 2, (k % 3) as i32 - 1]).collect();
+    let d: Vec<[i32; 2]> = (0..13i32).map(|k| [k % 5 - 2, k % 3 - 1]).collect();
     let mut moved = Array3::zeros(series.dim());
     for k in 0..13 {
         for y in 0..48 {

@@ -1,0 +1,113 @@
+//! `atomlens reconstruct`: a volume from a single-axis tilt series (tilt axis along the image's
+//! y), by filtered back-projection, SIRT or SART (`core::tomo`), written as MRC.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use atomlens_core::tomo::fbp::Filter;
+use atomlens_core::tomo::{Method, TiltSeries, align::align_center_of_mass, reconstruct};
+use clap::ValueEnum;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The tilt series: a stack (MRC, TIFF, DM, EMD…), one projection per frame.
+    stack: PathBuf,
+    /// Tilt angles in degrees, one per projection, in a text file (one per line, or separated by
+    /// commas or spaces).
+    #[arg(long, conflicts_with = "tilt")]
+    angles: Option<PathBuf>,
+    /// Tilt angles as START,STEP in degrees (projection k at START + k·STEP).
+    #[arg(long, value_parser = start_step, allow_hyphen_values = true)]
+    tilt: Option<(f64, f64)>,
+    /// Reconstruction method.
+    #[arg(long, value_enum, default_value = "sirt")]
+    method: MethodArg,
+    /// Iterations (SIRT) or passes over all tilts (SART).
+    #[arg(long, default_value_t = 50)]
+    iterations: usize,
+    /// FBP filter.
+    #[arg(long, value_enum, default_value = "shepp-logan")]
+    filter: FilterArg,
+    /// Allow negative densities (SIRT, SART).
+    #[arg(long)]
+    allow_negative: bool,
+    /// Volume thickness along the beam in px (default: the image width).
+    #[arg(long)]
+    thickness: Option<usize>,
+    /// Align the projections first (centre of mass to the image centre).
+    #[arg(long)]
+    align: bool,
+    /// Output volume (MRC, 32-bit float, voxel size from the stack's calibration).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Fbp,
+    Sirt,
+    Sart,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FilterArg {
+    RamLak,
+    SheppLogan,
+    Hann,
+}
+
+fn start_step(s: &str) -> Result<(f64, f64), String> {
+    let v: Vec<f64> =
+        s.split(',').map(|t| t.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    match v.as_slice() {
+        [a, b] => Ok((*a, *b)),
+        _ => Err(format!("{s}: expected START,STEP in degrees")),
+    }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let signals = crate::load(&a.stack)?;
+    let s = &signals[0];
+    let stack = s.to_stack()?;
+    let n = s.frames;
+    let angles: Vec<f64> = match (&a.angles, a.tilt) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse::<f64>().with_context(|| format!("{}: {t:?} is not an angle", path.display())))
+            .collect::<Result<_>>()?,
+        (None, Some((start, step))) => (0..n).map(|k| start + k as f64 * step).collect(),
+        (None, None) => bail!("give the tilt angles: --angles FILE or --tilt START,STEP (degrees)"),
+    };
+    let images = if a.align {
+        let (shifts, aligned) = align_center_of_mass(stack.frames.view());
+        let worst = shifts.iter().map(|d| d[0].hypot(d[1])).fold(0.0, f64::max);
+        eprintln!("aligned {n} projections by their centre of mass; largest shift {worst:.2} px");
+        aligned
+    } else {
+        stack.frames.clone()
+    };
+    let method = match a.method {
+        MethodArg::Fbp => Method::Fbp {
+            filter: match a.filter {
+                FilterArg::RamLak => Filter::RamLak,
+                FilterArg::SheppLogan => Filter::SheppLogan,
+                FilterArg::Hann => Filter::Hann,
+            },
+        },
+        MethodArg::Sirt => Method::Sirt { iterations: a.iterations, nonnegative: !a.allow_negative },
+        MethodArg::Sart => Method::Sart { iterations: a.iterations, nonnegative: !a.allow_negative },
+    };
+    let nz = a.thickness.unwrap_or(s.width);
+    let t = Instant::now();
+    let progress = |done: usize, total: usize| eprint!("\rslices {done}/{total}");
+    let v = reconstruct(&TiltSeries { images: images.view(), angles_deg: &angles }, nz, &method, &progress)?;
+    eprintln!("\r{}×{}×{nz} volume from {n} projections in {:.2} s", s.width, s.height, t.elapsed().as_secs_f64());
+    let (nx, ny, nz) = v.dims();
+    let voxels: Vec<f32> = v.data.iter().copied().collect();
+    let label = format!("atomlens {} {method:?}", env!("CARGO_PKG_VERSION"));
+    let bytes = atomlens_io::mrc_write::write_f32(nx, ny, nz, &voxels, &s.calibration, &label)?;
+    std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    Ok(())
+}
