@@ -41,6 +41,8 @@ enum What {
     Gpa,
     /// Non-local means and BM3D against scikit-image and the bm3d package.
     Denoise,
+    /// Tomographic reconstruction against scikit-image and astra-toolbox (CPU).
+    Tomo,
 }
 
 struct Case {
@@ -104,6 +106,7 @@ pub fn run(a: Args) -> Result<()> {
     match a.what {
         What::Gpa => return crate::bench_gpa::run(&a.shared, a.quick, a.no_peer, a.repeat),
         What::Denoise => return crate::bench_denoise::run(&a.shared, a.no_peer, a.repeat),
+        What::Tomo => return crate::bench_tomo::run(&a.shared, a.no_peer),
         What::Columns => {}
     }
     let cases: Vec<&Case> = CASES.iter().filter(|c| !(a.quick && c.id == "temul_mos2_se_adf")).collect();
@@ -166,15 +169,15 @@ pub fn load_image(path: &Path) -> Result<atomlens_core::Image> {
     Ok(s[0].frame(0)?)
 }
 
-/// Install `module` into the peer venv when it cannot be imported (peers beyond the shared
+/// Install `package` into the peer venv when `module` cannot be imported (peers beyond the shared
 /// requirements, e.g. `bm3d`).
-pub fn ensure_module(python: &Path, module: &str) -> Result<()> {
+pub fn ensure_module(python: &Path, module: &str, package: &str) -> Result<()> {
     if Command::new(python).args(["-c", &format!("import {module}")]).output()?.status.success() {
         return Ok(());
     }
-    eprintln!("installing {module} into the peer venv (pip, once)…");
-    if !Command::new(python).args(["-m", "pip", "install", "-q", module]).status()?.success() {
-        bail!("could not install the {module} peer (pip install {module})");
+    eprintln!("installing {package} into the peer venv (pip, once)…");
+    if !Command::new(python).args(["-m", "pip", "install", "-q", package]).status()?.success() {
+        bail!("could not install the {package} peer (pip install {package})");
     }
     Ok(())
 }

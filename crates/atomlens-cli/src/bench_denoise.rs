@@ -142,7 +142,7 @@ fn cases(shared: &Path) -> Result<Vec<Case>> {
 
 fn peers(shared: &Path, cases: &[Case], repeat: usize, rows: &mut [Row]) -> Result<()> {
     let python = crate::bench::peer_python(shared)?;
-    crate::bench::ensure_module(&python, "bm3d")?;
+    crate::bench::ensure_module(&python, "bm3d", "bm3d")?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/denoise_peers.py");
     let out = Path::new("target/bench-denoise/peers");
     let mut cmd = Command::new(&python);

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_denoise;
 mod bench_gpa;
+mod bench_tomo;
 mod columns;
 mod denoise;
 mod files;

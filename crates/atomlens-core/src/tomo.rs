@@ -123,42 +123,103 @@ pub fn check(series: &TiltSeries) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// A reconstruction in progress: the series (aligned when asked), the geometry, and the slices
+/// done so far. [`Plan::step`] does the next slices (in parallel), so a caller can report
+/// progress and stay responsive between steps.
+#[derive(Debug)]
+pub struct Plan {
+    images: Array3<f32>,
+    geometry: project::Geometry,
+    method: Method,
+    slices: Vec<Array2<f32>>,
+    /// Shifts applied by the alignment (`(dx, dy)` px per projection), when aligned.
+    pub shifts: Option<Vec<[f64; 2]>>,
+}
+
+impl Plan {
+    /// Check `series` and prepare a volume of thickness `nz`, aligning the projections by their
+    /// centre of mass first when `align`.
+    pub fn new(series: &TiltSeries, nz: usize, method: Method, align: bool) -> Result<Self, CoreError> {
+        check(series)?;
+        let (_, ny, nx) = series.images.dim();
+        if nz == 0 || nz > 4 * nx.max(ny) {
+            return Err(CoreError::InvalidParameter {
+                name: "thickness",
+                reason: format!("{nz} px is outside 1–{}", 4 * nx.max(ny)),
+            });
+        }
+        let iterations = match method {
+            Method::Fbp { .. } => 1,
+            Method::Sirt { iterations, .. } | Method::Sart { iterations, .. } => iterations,
+        };
+        if !(1..=10_000).contains(&iterations) {
+            return Err(CoreError::InvalidParameter {
+                name: "iterations",
+                reason: format!("{iterations} is outside 1–10000"),
+            });
+        }
+        let (shifts, images) = if align {
+            let (s, a) = align::align_center_of_mass(series.images);
+            (Some(s), a)
+        } else {
+            (None, series.images.to_owned())
+        };
+        let geometry = project::Geometry::new(nx, nz, series.angles_deg);
+        Ok(Self { images, geometry, method, slices: Vec::with_capacity(ny), shifts })
+    }
+
+    /// `(nx, ny, nz)` of the volume.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        (self.geometry.nx, self.images.dim().1, self.geometry.nz)
+    }
+
+    /// Slices done.
+    pub fn done(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// Reconstruct the next `count` slices (rows along the tilt axis); returns the slices done.
+    pub fn step(&mut self, count: usize) -> usize {
+        let (y0, ny) = (self.slices.len(), self.images.dim().1);
+        let y1 = (y0 + count.max(1)).min(ny);
+        let (g, images, method) = (&self.geometry, &self.images, self.method);
+        let new = crate::par::map(y1 - y0, |k| {
+            let sino = images.slice(ndarray::s![.., y0 + k, ..]);
+            match method {
+                Method::Fbp { filter } => fbp::fbp_slice(g, sino, filter),
+                Method::Sirt { iterations, nonnegative } => {
+                    iterative::sirt_slice(g, sino, iterations, nonnegative, None)
+                }
+                Method::Sart { iterations, nonnegative } => iterative::sart_slice(g, sino, iterations, nonnegative),
+            }
+        });
+        self.slices.extend(new);
+        self.slices.len()
+    }
+
+    /// The finished volume (slices not yet done are zero).
+    pub fn volume(&self) -> Volume {
+        let (nx, ny, nz) = self.dims();
+        let mut slices = self.slices.clone();
+        slices.resize(ny, Array2::zeros((nz, nx)));
+        Volume::from_slices(slices)
+    }
+}
+
 /// Reconstruct a volume of thickness `nz` from `series` (see the module conventions).
-/// `progress(done, total)` is called after every slice batch (slices are independent).
+/// `progress(done, total)` is called after every batch of slices.
 pub fn reconstruct(
     series: &TiltSeries,
     nz: usize,
     method: &Method,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Volume, CoreError> {
-    check(series)?;
-    let (_, ny, nx) = series.images.dim();
-    if nz == 0 || nz > 4 * nx.max(ny) {
-        return Err(CoreError::InvalidParameter {
-            name: "thickness",
-            reason: format!("{nz} px is outside 1–{}", 4 * nx.max(ny)),
-        });
+    let mut plan = Plan::new(series, nz, *method, false)?;
+    let ny = plan.dims().1;
+    while plan.done() < ny {
+        progress(plan.step(16), ny);
     }
-    let geometry = project::Geometry::new(nx, nz, series.angles_deg);
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let slices = crate::par::map(ny, |y| {
-        let sino = series.images.slice(ndarray::s![.., y, ..]).to_owned();
-        let s = match *method {
-            Method::Fbp { filter } => fbp::fbp_slice(&geometry, sino.view(), filter),
-            Method::Sirt { iterations, nonnegative } => {
-                iterative::sirt_slice(&geometry, sino.view(), iterations, nonnegative, None)
-            }
-            Method::Sart { iterations, nonnegative } => {
-                iterative::sart_slice(&geometry, sino.view(), iterations, nonnegative)
-            }
-        };
-        let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if k.is_multiple_of(8) || k == ny {
-            progress(k, ny);
-        }
-        s
-    });
-    Ok(Volume::from_slices(slices))
+    Ok(plan.volume())
 }
 
 #[cfg(test)]

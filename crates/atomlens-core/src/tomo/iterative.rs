@@ -68,31 +68,33 @@ pub fn sirt_slice(
 pub fn sart_slice(g: &Geometry, sino: ArrayView2<f32>, iterations: usize, nonnegative: bool) -> Array2<f32> {
     const RELAX: f32 = 0.5;
     let (n, nx, nz) = (g.tilts(), g.nx, g.nz);
-    let ones_pixels = vec![1.0f32; nz * nx];
-    let ones_bins = vec![1.0f32; nx];
     // Golden-ratio order of the tilts.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&i, &j| ((i as f64 * 0.618_034) % 1.0).total_cmp(&((j as f64 * 0.618_034) % 1.0)));
+    // Per tilt: inverse ray sums and relaxed inverse pixel sums (the same for every pass).
+    let ones_pixels = vec![1.0f32; nz * nx];
+    let ones_bins = vec![1.0f32; nx];
+    let (mut ray, mut pix) = (vec![0.0f32; n * nx], vec![0.0f32; n * nz * nx]);
+    for a in 0..n {
+        g.forward_tilt(a, &ones_pixels, &mut ray[a * nx..(a + 1) * nx]);
+        g.adjoint_tilt(a, &ones_bins, &mut pix[a * nz * nx..(a + 1) * nz * nx]);
+    }
+    ray.iter_mut().for_each(|v| *v = inverse(*v));
+    pix.iter_mut().for_each(|v| *v = RELAX * inverse(*v));
     let mut x = vec![0.0f32; nz * nx];
     let mut proj = vec![0.0f32; nx];
-    let mut ray = vec![0.0f32; nx];
-    let mut pix = vec![0.0f32; nz * nx];
     let mut update = vec![0.0f32; nz * nx];
     for _ in 0..iterations {
         for &a in &order {
-            ray.fill(0.0);
-            g.forward_tilt(a, &ones_pixels, &mut ray);
-            pix.fill(0.0);
-            g.adjoint_tilt(a, &ones_bins, &mut pix);
             proj.fill(0.0);
             g.forward_tilt(a, &x, &mut proj);
-            for ((p, &bv), &rv) in proj.iter_mut().zip(sino.row(a).iter()).zip(&ray) {
-                *p = (bv - *p) * inverse(rv);
+            for ((p, &bv), &rv) in proj.iter_mut().zip(sino.row(a).iter()).zip(&ray[a * nx..(a + 1) * nx]) {
+                *p = (bv - *p) * rv;
             }
             update.fill(0.0);
             g.adjoint_tilt(a, &proj, &mut update);
-            for ((xv, u), &cv) in x.iter_mut().zip(&update).zip(&pix) {
-                *xv += RELAX * u * inverse(cv);
+            for ((xv, u), &cv) in x.iter_mut().zip(&update).zip(&pix[a * nz * nx..(a + 1) * nz * nx]) {
+                *xv += u * cv;
                 if nonnegative && *xv < 0.0 {
                     *xv = 0.0;
                 }

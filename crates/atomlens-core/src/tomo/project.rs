@@ -5,6 +5,16 @@
 //! (one function, [`Geometry::trace`]), so they are adjoint by construction.
 use ndarray::{Array2, ArrayView2};
 
+/// The projection matrix in compressed rows: ray `r = tilt·nx + bin` holds
+/// `entries[start[r]..start[r + 1]]` of `(pixel, weight)`. Built once per geometry (every slice
+/// shares it); forward is a sparse matrix–vector product, the adjoint its transpose, so they
+/// stay exactly adjoint and run at memory speed.
+#[derive(Debug, Clone, Default)]
+struct Rows {
+    start: Vec<u32>,
+    entries: Vec<(u32, f32)>,
+}
+
 /// The slice geometry: slice `nz × nx` pixels, `nu = nx` detector bins, the tilts.
 #[derive(Debug, Clone)]
 pub struct Geometry {
@@ -16,6 +26,7 @@ pub struct Geometry {
     trig: Vec<(f64, f64)>,
     /// Angular weight of each tilt (radians): half the distance to its neighbours (FBP).
     pub dtheta: Vec<f64>,
+    rows: Rows,
 }
 
 impl Geometry {
@@ -31,7 +42,41 @@ impl Geometry {
                 (None, None) => std::f64::consts::PI,
             })
             .collect();
-        Self { nx, nz, trig: rad.iter().map(|t| (t.cos(), t.sin())).collect(), dtheta }
+        let mut g =
+            Self { nx, nz, trig: rad.iter().map(|t| (t.cos(), t.sin())).collect(), dtheta, rows: Rows::default() };
+        g.rows = g.build_rows();
+        g
+    }
+
+    /// The matrix rows from [`Self::trace`], grouped by ray (a counting sort per tilt).
+    fn build_rows(&self) -> Rows {
+        let nx = self.nx;
+        let mut start = vec![0u32; self.tilts() * nx + 1];
+        let mut entries = Vec::new();
+        let mut count = vec![0usize; nx];
+        for a in 0..self.tilts() {
+            count.fill(0);
+            self.trace(a, |j, _, _| count[j] += 1);
+            let base = entries.len();
+            let mut at: Vec<usize> = Vec::with_capacity(nx);
+            let mut acc = base;
+            for (j, &c) in count.iter().enumerate() {
+                start[a * nx + j] = acc as u32;
+                at.push(acc);
+                acc += c;
+            }
+            entries.resize(acc, (0u32, 0.0f32));
+            self.trace(a, |j, p, w| {
+                entries[at[j]] = (p as u32, w);
+                at[j] += 1;
+            });
+        }
+        start[self.tilts() * nx] = entries.len() as u32;
+        Rows { start, entries }
+    }
+
+    fn ray(&self, r: usize) -> &[(u32, f32)] {
+        &self.rows.entries[self.rows.start[r] as usize..self.rows.start[r + 1] as usize]
     }
 
     /// Number of tilts.
@@ -90,12 +135,20 @@ impl Geometry {
 
     /// Projection of tilt `a` of `slice` (`nz × nx`), added into `out` (`nx` bins).
     pub fn forward_tilt(&self, a: usize, slice: &[f32], out: &mut [f32]) {
-        self.trace(a, |j, p, w| out[j] += w * slice[p]);
+        for (j, o) in out.iter_mut().enumerate() {
+            *o += self.ray(a * self.nx + j).iter().map(|&(p, w)| w * slice[p as usize]).sum::<f32>();
+        }
     }
 
     /// Adjoint of [`Self::forward_tilt`]: `proj` (`nx` bins) spread into `out` (`nz × nx`).
     pub fn adjoint_tilt(&self, a: usize, proj: &[f32], out: &mut [f32]) {
-        self.trace(a, |j, p, w| out[p] += w * proj[j]);
+        for (j, &v) in proj.iter().enumerate() {
+            if v != 0.0 {
+                for &(p, w) in self.ray(a * self.nx + j) {
+                    out[p as usize] += w * v;
+                }
+            }
+        }
     }
 
     /// Sinogram `tilts × nx` of `slice` (`nz × nx`).
