@@ -409,3 +409,52 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   noErrors(errors);
   await page.close();
 });
+
+test('tomography: phantom tilt series, reconstruct with progress, orthoslices, threshold, MRC; bad angles say why', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  await page.selectOption('#tomo-kind', 'faceted_particle');
+  await page.click('[data-testid=tomo-demo]');
+  await page.waitForFunction(() => window.__atomlens.signals.length === 2 && window.__atomlens.signals[1].frames === 71 && !window.__atomlens.busy, null, { timeout: 60000 });
+  // Progress messages arrive while the engine reconstructs.
+  const seen = [];
+  await page.exposeFunction('__progressSeen', (t) => seen.push(t));
+  await page.evaluate(() => new MutationObserver(() => window.__progressSeen(document.getElementById('progress-text').textContent))
+    .observe(document.getElementById('progress-text'), { childList: true, characterData: true, subtree: true }));
+  await page.selectOption('[data-testid=tomo-method]', 'sirt');
+  await page.fill('#tomo-iter', '15');
+  await page.click('[data-testid=tomo-run]');
+  await page.waitForFunction(() => window.__atomlens.volume && !window.__atomlens.busy, null, { timeout: 120000 });
+  const v = await page.evaluate(() => window.__atomlens.volume);
+  assert.deepEqual([v.nx, v.ny, v.nz], [96, 96, 96]);
+  assert.ok(seen.some((t) => /slice \d+ \/ 96/.test(t)), `progress seen: ${seen.slice(0, 5)}`);
+  assert.ok(await page.isVisible('[data-testid=tomo-view]'));
+  // A threshold at half the particle's density selects about the particle: the phantom fills
+  // 7.49 % of its 96³ grid (counted voxel by voxel); the missing wedge smears it a little along z.
+  await page.fill('[data-testid=tomo-thr]', '0.5');
+  await page.dispatchEvent('[data-testid=tomo-thr]', 'change');
+  await page.waitForFunction(() => window.__atomlens.volume.above > 0, null, { timeout: 30000 });
+  const above = await page.evaluate(() => window.__atomlens.volume.above);
+  assert.ok(Math.abs(above - 0.0749) < 0.015, `fraction above threshold ${above}`);
+  await page.fill('#tomo-rot', '40');
+  await page.dispatchEvent('#tomo-rot', 'input');
+  saveArtifact('tomography.png', await page.screenshot());
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=tomo-mrc]')]);
+  const size = fs.statSync(await download.path()).size;
+  assert.equal(size, 1024 + 4 * 96 ** 3);
+  // Angles that do not increase are refused with the reason.
+  await page.fill('#tomo-step', '0');
+  await page.click('[data-testid=tomo-run]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Tomography: .*increase strictly/.test(e)), null, { timeout: 30000 });
+  // A single image is not a tilt series.
+  await page.selectOption('[data-testid=signal]', '0');
+  await page.waitForFunction(() => !window.__atomlens.busy, null, { timeout: 30000 });
+  await page.fill('#tomo-step', '2');
+  await page.click('[data-testid=tomo-run]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Tomography: .*at least 2/.test(e)), null, { timeout: 30000 });
+  // A volume beyond the browser's 256³ says how large is possible.
+  await drop(page, [{ name: 'wide.tif', mimeType: 'image/tiff', buffer: tiff({ width: 320, height: 320, kind: 'f32', frames: 2, pixels: (x, y) => x + y }) }]);
+  await page.click('[data-testid=tomo-run]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /320×320×320 volume .* larger than the browser handles \(256³/.test(e)), null, { timeout: 30000 });
+  noErrors(errors);
+  await page.close();
+});

@@ -5,6 +5,7 @@ import { Viewer } from './viewer.js';
 import { drawHistogram, drawSpectrum, spectrumAt, spectrumLayout, fmt } from './plots.js';
 import { ColumnsPanel } from './columns.js';
 import { StrainPanel } from './strain.js';
+import { TomoPanel } from './tomo.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -311,6 +312,19 @@ $('align').onclick = async () => {
     await selectSignal(r.index, 0);
   } catch (e) { if (!e.cancelled) showError(`Align: ${e.message}`); } finally { done(); }
 };
+
+// Tomography: a phantom tilt series is appended as a signal and shown; the shown stack is
+// reconstructed.
+new TomoPanel({
+  bridge, state, busy, showError, download, baseName, $, current: () => current,
+  async onSeries(r) {
+    state.signals = r.signals;
+    renderSignals(r.signals);
+    $('signal-box').hidden = false;
+    $('signal').value = r.index;
+    await selectSignal(r.index, 0);
+  },
+});
 
 // Clean-up: one or two parameters per method (defaults as the CLI's).
 const DENOISE = {

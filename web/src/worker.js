@@ -60,6 +60,23 @@ const ops = {
     return { signals, image: session.select(0, 0) };
   },
   select: (a) => session.select(a.signal, a.frame),
+  tomoDemo: (a, id) => {
+    progress(id, 'projecting the phantom');
+    return session.tomo_demo(a.kind, a.n, a.start, a.end, a.count, a.dose);
+  },
+  // Slices in steps, so progress reaches the page while the engine works.
+  reconstruct: (a, id) => {
+    const dims = session.tomo_begin(a.signal, Float64Array.from(a.angles), a.method, a.thickness || 0, !!a.align);
+    const chunk = Math.max(1, Math.ceil(dims.ny / 32));
+    for (let done = 0; done < dims.ny;) {
+      done = session.tomo_step(chunk);
+      progress(id, `reconstructing: slice ${done} / ${dims.ny}`);
+    }
+    return session.tomo_volume();
+  },
+  tomoSlice: (a) => session.tomo_slice(a.plane, a.index, a.lo, a.hi, a.cmap, a.threshold ?? NaN),
+  tomoProjection: (a) => session.tomo_projection(a.angle, a.cmap),
+  tomoMrc: () => session.tomo_mrc(),
   view: (a) => viewOf(a),
   spectrum: (a) => session.spectrum(a.cmap),
   renderSignal: (a) => session.render_signal(a.signal, a.frame, a.lo, a.hi, a.cmap),

@@ -14,6 +14,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 mod strain;
+mod tomo;
 
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
@@ -101,6 +102,7 @@ pub struct Session {
     columns: Option<(ColumnResult, ColumnParams)>,
     gpa: Option<atomlens_core::gpa::GpaResult>,
     found: Option<(atomlens_core::peaks::Peaks, ColumnParams)>,
+    tomo: Option<tomo::Tomo>,
 }
 
 #[wasm_bindgen]
@@ -108,7 +110,15 @@ impl Session {
     /// An empty session.
     #[wasm_bindgen(constructor)]
     pub fn new() -> Session {
-        Session { stacks: Vec::new(), infos: Vec::new(), current: None, columns: None, gpa: None, found: None }
+        Session {
+            stacks: Vec::new(),
+            infos: Vec::new(),
+            current: None,
+            columns: None,
+            gpa: None,
+            found: None,
+            tomo: None,
+        }
     }
 
     /// Replace the dataset by the built-in synthetic Pt nanoparticle; returns the signal list.

@@ -1,0 +1,87 @@
+// The Tomography section and the Volume panel: a phantom tilt series for demos, reconstruction of
+// the shown stack (angles from start + k·step), three linked orthoslices, a projection of the
+// volume that rotates about the tilt axis, a threshold overlay and MRC export.
+import { fmt } from './plots.js';
+
+export class TomoPanel {
+  constructor({ bridge, state, busy, showError, download, baseName, current, onSeries, $ }) {
+    Object.assign(this, { bridge, state, busy, showError, download, baseName, current, onSeries, $ });
+    this.volume = null;
+    $('tomo-demo').onclick = () => this.demo();
+    $('tomo-run').onclick = () => this.run();
+    $('tomo-mrc').onclick = () => this.exportMrc();
+    for (const [axis, plane] of [['z', 'xy'], ['y', 'xz'], ['x', 'yz']]) $(`tomo-${axis}`).oninput = () => this.drawSlice(plane);
+    $('tomo-rot').oninput = () => this.drawProjection();
+    $('tomo-thr').onchange = () => this.drawSlices();
+  }
+
+  async demo() {
+    const $ = this.$;
+    const [start, end, count] = [-70, 70, 71];
+    const done = this.busy('Projecting the phantom…');
+    try {
+      const r = await this.bridge.call('tomoDemo', { kind: $('tomo-kind').value, n: 96, start, end, count, dose: 500 });
+      $('tomo-start').value = start;
+      $('tomo-step').value = (end - start) / (count - 1);
+      await this.onSeries(r);
+    } catch (e) { if (!e.cancelled) this.showError(`Tomography: ${e.message}`); } finally { done(); }
+  }
+
+  async run() {
+    const $ = this.$;
+    const { signal } = this.current();
+    const frames = this.state.signals[signal]?.frames ?? 1;
+    const [start, step] = [+$('tomo-start').value, +$('tomo-step').value];
+    const angles = Array.from({ length: frames }, (_, k) => start + k * step);
+    const name = $('tomo-method').value, iterations = Math.round(+$('tomo-iter').value);
+    const method = name === 'fbp' ? { method: 'fbp', filter: 'shepp_logan' } : { method: name, iterations, nonnegative: true };
+    const done = this.busy('Reconstructing…');
+    try {
+      const t0 = performance.now();
+      this.volume = await this.bridge.call('reconstruct', { signal, angles, method, align: $('tomo-align').checked });
+      this.volume.seconds = (performance.now() - t0) / 1000;
+      this.state.volume = { ...this.volume, method: name, frames };
+      const v = this.volume;
+      $('tomo-view').hidden = false;
+      $('tomo-mrc').disabled = false;
+      $('tomo-dims').textContent = `${v.nx}×${v.ny}×${v.nz} from ${frames} tilts · ${name.toUpperCase()} · ${fmt(v.seconds)} s`;
+      for (const [axis, n] of [['z', v.nz], ['y', v.ny], ['x', v.nx]]) { $(`tomo-${axis}`).max = n - 1; $(`tomo-${axis}`).value = Math.floor(n / 2); }
+      await this.drawSlices();
+      await this.drawProjection();
+    } catch (e) { if (!e.cancelled) this.showError(`Tomography: ${e.message}`); } finally { done(); }
+  }
+
+  async drawSlices() {
+    await Promise.all(['xy', 'xz', 'yz'].map((p) => this.drawSlice(p)));
+  }
+
+  async drawSlice(plane) {
+    const $ = this.$, v = this.volume;
+    if (!v) return;
+    const axis = { xy: 'z', xz: 'y', yz: 'x' }[plane];
+    const thr = $('tomo-thr').value === '' ? null : +$('tomo-thr').value;
+    const r = await this.bridge.call('tomoSlice', { plane, index: +$(`tomo-${axis}`).value, lo: v.lo, hi: v.hi, cmap: 'gray', threshold: thr });
+    paint($(`tomo-${plane}`), r);
+    $('tomo-above').textContent = thr === null ? '' : `${fmt(100 * r.above)} % of the volume ≥ threshold`;
+    this.state.volume.above = r.above;
+  }
+
+  async drawProjection() {
+    const $ = this.$;
+    if (!this.volume) return;
+    const angle = +$('tomo-rot').value;
+    $('tomo-rot-label').textContent = `${angle}°`;
+    paint($('tomo-proj'), await this.bridge.call('tomoProjection', { angle, cmap: 'inferno' }));
+  }
+
+  async exportMrc() {
+    const bytes = await this.bridge.call('tomoMrc', {});
+    this.download(new Blob([bytes], { type: 'application/octet-stream' }), `${this.baseName()}-volume.mrc`);
+  }
+}
+
+function paint(canvas, { width, height, rgba }) {
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height), 0, 0);
+}
