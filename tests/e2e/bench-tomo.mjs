@@ -20,7 +20,7 @@ async function inBrowser(ctx, url) {
     const b = window.__atomlensTest.bridge;
     const s = await b.call('tomoDemo', { kind: 'shepp_logan', n, start: -70, end: 70, count: 71, dose: 0 });
     const t0 = performance.now();
-    await b.call('reconstruct', { signal: s.index, angles: Array.from(s.angles), method, align: false });
+    await b.call('reconstruct', { signal: s.index, angles: Array.from(s.angles), method, align: 'none' });
     return performance.now() - t0;
   }, { n, method });
   const sirt = await run(128, { method: 'sirt', iterations: 20, nonnegative: true });

@@ -38,13 +38,14 @@ export class TomoPanel {
     const done = this.busy('Reconstructing…');
     try {
       const t0 = performance.now();
-      this.volume = await this.bridge.call('reconstruct', { signal, angles, method, align: $('tomo-align').checked });
+      this.volume = await this.bridge.call('reconstruct', { signal, angles, method, align: $('tomo-align').value });
       this.volume.seconds = (performance.now() - t0) / 1000;
       this.state.volume = { ...this.volume, method: name, frames };
       const v = this.volume;
       $('tomo-view').hidden = false;
       $('tomo-mrc').disabled = false;
-      $('tomo-dims').textContent = `${v.nx}×${v.ny}×${v.nz} from ${frames} tilts · ${name.toUpperCase()} · ${fmt(v.seconds)} s`;
+      const shift = v.shifts ? ` · aligned, shifts up to ${fmt(Math.max(...v.shifts.map(([x, y]) => Math.hypot(x, y))))} px` : '';
+      $('tomo-dims').textContent = `${v.nx}×${v.ny}×${v.nz} from ${frames} tilts · ${name.toUpperCase()} · ${fmt(v.seconds)} s${shift}`;
       for (const [axis, n] of [['z', v.nz], ['y', v.ny], ['x', v.nx]]) { $(`tomo-${axis}`).max = n - 1; $(`tomo-${axis}`).value = Math.floor(n / 2); }
       await this.drawSlices();
       await this.drawProjection();

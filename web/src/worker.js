@@ -66,13 +66,13 @@ const ops = {
   },
   // Slices in steps, so progress reaches the page while the engine works.
   reconstruct: (a, id) => {
-    const dims = session.tomo_begin(a.signal, Float64Array.from(a.angles), a.method, a.thickness || 0, !!a.align);
+    const dims = session.tomo_begin(a.signal, Float64Array.from(a.angles), a.method, a.thickness || 0, a.align || 'none');
     const chunk = Math.max(1, Math.ceil(dims.ny / 32));
     for (let done = 0; done < dims.ny;) {
       done = session.tomo_step(chunk);
       progress(id, `reconstructing: slice ${done} / ${dims.ny}`);
     }
-    return session.tomo_volume();
+    return { ...session.tomo_volume(), shifts: dims.shifts };
   },
   tomoSlice: (a) => session.tomo_slice(a.plane, a.index, a.lo, a.hi, a.cmap, a.threshold ?? NaN),
   tomoProjection: (a) => session.tomo_projection(a.angle, a.cmap),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::tomo::fbp::Filter;
-use atomlens_core::tomo::{Method, TiltSeries, align::align_center_of_mass, reconstruct};
+use atomlens_core::tomo::{Align, Method, Plan, TiltSeries};
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -34,9 +34,10 @@ pub struct Args {
     /// Volume thickness along the beam in px (default: the image width).
     #[arg(long)]
     thickness: Option<usize>,
-    /// Align the projections first (centre of mass to the image centre).
-    #[arg(long)]
-    align: bool,
+    /// Align the projections first: `com` (each centre of mass to the image centre; the default
+    /// when given alone) or `axis` (the tilt axis's x offset found and moved to the centre).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "com")]
+    align: Option<AlignArg>,
     /// Output volume (MRC, 32-bit float, voxel size from the stack's calibration).
     #[arg(long)]
     out: PathBuf,
@@ -47,6 +48,12 @@ enum MethodArg {
     Fbp,
     Sirt,
     Sart,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AlignArg {
+    Com,
+    Axis,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,14 +87,6 @@ pub fn run(a: Args) -> Result<()> {
         (None, Some((start, step))) => (0..n).map(|k| start + k as f64 * step).collect(),
         (None, None) => bail!("give the tilt angles: --angles FILE or --tilt START,STEP (degrees)"),
     };
-    let images = if a.align {
-        let (shifts, aligned) = align_center_of_mass(stack.frames.view());
-        let worst = shifts.iter().map(|d| d[0].hypot(d[1])).fold(0.0, f64::max);
-        eprintln!("aligned {n} projections by their centre of mass; largest shift {worst:.2} px");
-        aligned
-    } else {
-        stack.frames.clone()
-    };
     let method = match a.method {
         MethodArg::Fbp => Method::Fbp {
             filter: match a.filter {
@@ -99,10 +98,29 @@ pub fn run(a: Args) -> Result<()> {
         MethodArg::Sirt => Method::Sirt { iterations: a.iterations, nonnegative: !a.allow_negative },
         MethodArg::Sart => Method::Sart { iterations: a.iterations, nonnegative: !a.allow_negative },
     };
+    let align = match a.align {
+        None => Align::None,
+        Some(AlignArg::Com) => Align::CenterOfMass,
+        Some(AlignArg::Axis) => Align::AxisOffset,
+    };
     let nz = a.thickness.unwrap_or(s.width);
     let t = Instant::now();
-    let progress = |done: usize, total: usize| eprint!("\rslices {done}/{total}");
-    let v = reconstruct(&TiltSeries { images: images.view(), angles_deg: &angles }, nz, &method, &progress)?;
+    let mut plan = Plan::new(&TiltSeries { images: stack.frames.view(), angles_deg: &angles }, nz, method, align)?;
+    match (&plan.shifts, align) {
+        (Some(shifts), Align::AxisOffset) => {
+            eprintln!("tilt axis {:+.2} px from the image centre along x; moved to the centre", shifts[0][0]);
+        }
+        (Some(shifts), _) => {
+            let worst = shifts.iter().map(|d| d[0].hypot(d[1])).fold(0.0, f64::max);
+            eprintln!("aligned {n} projections by their centre of mass; largest shift {worst:.2} px");
+        }
+        (None, _) => {}
+    }
+    let ny = plan.dims().1;
+    while plan.done() < ny {
+        eprint!("\rslices {}/{ny}", plan.step(16));
+    }
+    let v = plan.volume();
     eprintln!("\r{}×{}×{nz} volume from {n} projections in {:.2} s", s.width, s.height, t.elapsed().as_secs_f64());
     let (nx, ny, nz) = v.dims();
     let voxels: Vec<f32> = v.data.iter().copied().collect();

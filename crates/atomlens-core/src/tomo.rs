@@ -87,6 +87,19 @@ pub enum Method {
     },
 }
 
+/// How the projections are aligned before reconstruction (see [`align`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Align {
+    /// As given.
+    #[default]
+    None,
+    /// Each projection's centre of mass to the image centre.
+    CenterOfMass,
+    /// The tilt axis's offset along x estimated and moved to the image centre.
+    AxisOffset,
+}
+
 /// Largest volume the browser build accepts (voxels): 256³.
 pub const MAX_BROWSER_VOXELS: usize = 256 * 256 * 256;
 
@@ -137,9 +150,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Check `series` and prepare a volume of thickness `nz`, aligning the projections by their
-    /// centre of mass first when `align`.
-    pub fn new(series: &TiltSeries, nz: usize, method: Method, align: bool) -> Result<Self, CoreError> {
+    /// Check `series` and prepare a volume of thickness `nz`, aligning the projections first.
+    pub fn new(series: &TiltSeries, nz: usize, method: Method, align: Align) -> Result<Self, CoreError> {
         check(series)?;
         let (_, ny, nx) = series.images.dim();
         if nz == 0 || nz > 4 * nx.max(ny) {
@@ -158,11 +170,16 @@ impl Plan {
                 reason: format!("{iterations} is outside 1–10000"),
             });
         }
-        let (shifts, images) = if align {
-            let (s, a) = align::align_center_of_mass(series.images);
-            (Some(s), a)
-        } else {
-            (None, series.images.to_owned())
+        let (shifts, images) = match align {
+            Align::None => (None, series.images.to_owned()),
+            Align::CenterOfMass => {
+                let (s, a) = align::align_center_of_mass(series.images);
+                (Some(s), a)
+            }
+            Align::AxisOffset => {
+                let d = align::estimate_axis_offset(series.images, series.angles_deg);
+                (Some(vec![[d, 0.0]; series.angles_deg.len()]), align::shift_x(series.images, d))
+            }
         };
         let geometry = project::Geometry::new(nx, nz, series.angles_deg);
         Ok(Self { images, geometry, method, slices: Vec::with_capacity(ny), shifts })
@@ -214,7 +231,7 @@ pub fn reconstruct(
     method: &Method,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Volume, CoreError> {
-    let mut plan = Plan::new(series, nz, *method, false)?;
+    let mut plan = Plan::new(series, nz, *method, Align::None)?;
     let ny = plan.dims().1;
     while plan.done() < ny {
         progress(plan.step(16), ny);

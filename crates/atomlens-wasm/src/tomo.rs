@@ -4,7 +4,7 @@
 use atomlens_core::render::to_rgba;
 use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
 use atomlens_core::tomo::project::Geometry;
-use atomlens_core::tomo::{MAX_BROWSER_VOXELS, Method, Plan, TiltSeries, Volume};
+use atomlens_core::tomo::{Align, MAX_BROWSER_VOXELS, Method, Plan, TiltSeries, Volume};
 use atomlens_core::{Calibration, Stack};
 use atomlens_io::Metadata;
 use js_sys::{Float64Array, Uint8Array};
@@ -77,17 +77,18 @@ impl Session {
     }
 
     /// Prepare the reconstruction of signal `signal` (a tilt series) at `angles` (degrees) with
-    /// `method` (see `core::tomo::Method`), `thickness` px (0 = the width), aligned by centre of
-    /// mass when `align`: `{nx, ny, nz}`.
+    /// `method` (see `core::tomo::Method`), `thickness` px (0 = the width), aligned by `align`
+    /// (`none`, `center_of_mass`, `axis_offset`): `{nx, ny, nz, shifts}`.
     pub fn tomo_begin(
         &mut self,
         signal: usize,
         angles: Vec<f64>,
         method: JsValue,
         thickness: usize,
-        align: bool,
+        align: &str,
     ) -> Result<JsValue, JsError> {
         let method: Method = serde_wasm_bindgen::from_value(method).map_err(err)?;
+        let align: Align = serde_wasm_bindgen::from_value(JsValue::from_str(align)).map_err(err)?;
         let stack = self.stacks.get(signal).ok_or_else(|| JsError::new(&format!("no signal {signal}")))?;
         let (_, ny, nx) = stack.frames.dim();
         let nz = if thickness == 0 { nx } else { thickness };
@@ -109,8 +110,11 @@ impl Session {
             nx: usize,
             ny: usize,
             nz: usize,
+            /// `(dx, dy)` px per projection applied by the alignment.
+            shifts: Option<Vec<[f64; 2]>>,
         }
-        to_js(&Dims { nx, ny, nz })
+        let shifts = self.tomo.as_ref().and_then(|t| t.plan.as_ref()).and_then(|p| p.shifts.clone());
+        to_js(&Dims { nx, ny, nz, shifts })
     }
 
     /// Reconstruct the next `count` slices; returns the number done. When all are done the
@@ -165,7 +169,7 @@ impl Session {
         };
         let mut rgba = to_rgba(img.view(), lo, hi, crate::colormap(cmap)?);
         if threshold.is_finite() {
-            for (px, &val) in rgba.chunks_exact_mut(4).zip(img.iter()) {
+            for (px, &val) in rgba.as_chunks_mut::<4>().0.iter_mut().zip(img.iter()) {
                 if val >= threshold {
                     px[0] = ((px[0] as u16 + 255) / 2) as u8;
                     px[1] = ((px[1] as u16 + 140) / 2) as u8;

@@ -117,3 +117,26 @@ fn bad_tilt_series_are_refused_with_the_reason() {
     nan[[1, 2, 2]] = f32::NAN;
     assert!(run(&[0.0, 5.0, 10.0], &nan).contains("NaN"));
 }
+
+#[test]
+fn an_offset_tilt_axis_is_found_and_undone() {
+    // The Shepp–Logan tilt series with every projection moved 2.6 px along x, as when the tilt
+    // axis is not at the image centre.
+    let base = phantom(Phantom::SheppLogan, 64);
+    let angles = tilt_range(-70.0, 70.0, 36);
+    let series = tilt_series(&base, &angles, Some(2000.0), 3);
+    let moved = align::shift_x(series.view(), -2.6);
+    let found = align::estimate_axis_offset(moved.view(), &angles);
+    eprintln!("axis offset found {found:.2} px (truth 2.6)");
+    assert!((found - 2.6).abs() <= 0.3, "{found}");
+    // Undoing it brings back most of the reconstruction quality of the centred series (two
+    // linear resamplings blur it a little: 0.110 → 0.136 measured, against 0.204 offset).
+    let g = Geometry::new(64, 64, &angles);
+    let rms_of = |s: &Array3<f32>| {
+        let slice = fbp::fbp_slice(&g, s.slice(ndarray::s![.., 32, ..]).view(), Filter::SheppLogan);
+        rms(&slice, &base.slice_y(32))
+    };
+    let (centred, off, undone) = (rms_of(&series), rms_of(&moved), rms_of(&align::shift_x(moved.view(), found)));
+    eprintln!("slice RMS: centred {centred:.4}, offset {off:.4}, undone {undone:.4}");
+    assert!(undone < 1.3 * centred && undone < 0.7 * off, "centred {centred}, offset {off}, undone {undone}");
+}
