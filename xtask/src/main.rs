@@ -66,10 +66,23 @@ fn test(root: &Path) -> Result<()> {
     step("cargo clippy (native, -D warnings)", || {
         run_cmd(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
     })?;
-    step("cargo test --workspace", || run_cmd(Command::new("cargo").args(["test", "--workspace"])))?;
-    // The science again as users run it: optimised. A release-only miscompile was caught this way.
-    step("cargo test --release (core, io)", || {
-        run_cmd(Command::new("cargo").args(["test", "--release", "-p", "atomlens-core", "-p", "atomlens-io"]))
+    // Debug (overflow checks, debug assertions) for everything but the cross-crate science suite
+    // against ../shared, which runs optimised below with core and io as users run them (a
+    // release-only miscompile was caught this way; the heaviest core tests are release-only).
+    step("cargo test --workspace (debug)", || {
+        run_cmd(Command::new("cargo").args(["test", "--workspace", "--exclude", "atomlens-tests"]))
+    })?;
+    step("cargo test --release (core, io, shared science)", || {
+        run_cmd(Command::new("cargo").args([
+            "test",
+            "--release",
+            "-p",
+            "atomlens-core",
+            "-p",
+            "atomlens-io",
+            "-p",
+            "atomlens-tests",
+        ]))
     })?;
     build::wasm(root)?;
     e2e(root)?;

@@ -35,7 +35,8 @@ pub struct Args {
     #[arg(long)]
     thickness: Option<usize>,
     /// Align the projections first: `com` (each centre of mass to the image centre; the default
-    /// when given alone) or `axis` (the tilt axis's x offset found and moved to the centre).
+    /// when given alone), `axis` (the tilt axis's x offset found and moved to the centre) or `cc`
+    /// (cross-correlation between neighbouring tilts, then the axis offset).
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "com")]
     align: Option<AlignArg>,
     /// Output volume (MRC, 32-bit float, voxel size from the stack's calibration).
@@ -54,6 +55,7 @@ enum MethodArg {
 enum AlignArg {
     Com,
     Axis,
+    Cc,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,6 +104,7 @@ pub fn run(a: Args) -> Result<()> {
         None => Align::None,
         Some(AlignArg::Com) => Align::CenterOfMass,
         Some(AlignArg::Axis) => Align::AxisOffset,
+        Some(AlignArg::Cc) => Align::CrossCorrelation,
     };
     let nz = a.thickness.unwrap_or(s.width);
     let t = Instant::now();
@@ -112,7 +115,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         (Some(shifts), _) => {
             let worst = shifts.iter().map(|d| d[0].hypot(d[1])).fold(0.0, f64::max);
-            eprintln!("aligned {n} projections by their centre of mass; largest shift {worst:.2} px");
+            eprintln!("aligned {n} projections ({align:?}); largest shift {worst:.2} px");
         }
         (None, _) => {}
     }

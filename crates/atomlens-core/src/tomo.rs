@@ -98,6 +98,8 @@ pub enum Align {
     CenterOfMass,
     /// The tilt axis's offset along x estimated and moved to the image centre.
     AxisOffset,
+    /// Cross-correlation between neighbouring tilts, then the axis offset.
+    CrossCorrelation,
 }
 
 /// Largest volume the browser build accepts (voxels): 256³.
@@ -179,6 +181,10 @@ impl Plan {
             Align::AxisOffset => {
                 let d = align::estimate_axis_offset(series.images, series.angles_deg);
                 (Some(vec![[d, 0.0]; series.angles_deg.len()]), align::shift_x(series.images, d))
+            }
+            Align::CrossCorrelation => {
+                let (s, a) = align::align_cross_correlation(series.images, series.angles_deg)?;
+                (Some(s), a)
             }
         };
         let geometry = project::Geometry::new(nx, nz, series.angles_deg);

@@ -248,6 +248,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(debug_assertions, ignore = "minutes unoptimised: runs in the release step of `cargo xtask test`")]
     fn nonrigid_halves_the_position_error_of_a_distorted_series() {
         let (size, a, n) = (320usize, 16.0, 8);
         let ideal: Vec<[f64; 2]> = (1..20).flat_map(|i| (1..20).map(move |j| [i as f64 * a, j as f64 * a])).collect();

@@ -61,6 +61,45 @@ fn shifted(img: ArrayView2<f32>, d: [f64; 2], bg: f32) -> Array2<f32> {
     })
 }
 
+/// Coarse translation by cross-correlation between neighbouring tilts (`register::shift_of`,
+/// from the tilt nearest zero outward, accumulated; exact along the axis, and across it for an
+/// object near the axis), then the tilt axis's x offset ([`estimate_axis_offset`]) moved to the
+/// centre. Returns each projection's total shift and the aligned series.
+pub fn align_cross_correlation(
+    series: ndarray::ArrayView3<f32>,
+    angles_deg: &[f64],
+) -> Result<(Vec<[f64; 2]>, Array3<f32>), crate::CoreError> {
+    let (n, h, w) = series.dim();
+    let frame = |k: usize| series.index_axis(Axis(0), k);
+    let k0 = (0..n).min_by(|&i, &j| angles_deg[i].abs().total_cmp(&angles_deg[j].abs())).unwrap_or(0);
+    // The correlation's Hann window pulls a shift of an object that fills much of the frame
+    // towards zero; re-measuring the residual after applying the shift removes that bias.
+    let pair = |a: usize, b: usize| -> Result<[f64; 2], crate::CoreError> {
+        let mut d = crate::register::shift_of(frame(a), frame(b))?;
+        for _ in 0..3 {
+            let r = crate::register::shift_of(frame(a), shifted(frame(b), d, 0.0).view())?;
+            d = [d[0] + r[0], d[1] + r[1]];
+        }
+        Ok(d)
+    };
+    let mut shifts = vec![[0.0f64; 2]; n];
+    for k in k0 + 1..n {
+        let d = pair(k - 1, k)?;
+        shifts[k] = [shifts[k - 1][0] + d[0], shifts[k - 1][1] + d[1]];
+    }
+    for k in (0..k0).rev() {
+        let d = pair(k + 1, k)?;
+        shifts[k] = [shifts[k + 1][0] + d[0], shifts[k + 1][1] + d[1]];
+    }
+    let mut aligned = Array3::zeros((n, h, w));
+    for k in 0..n {
+        aligned.index_axis_mut(Axis(0), k).assign(&shifted(frame(k), shifts[k], 0.0));
+    }
+    let offset = estimate_axis_offset(aligned.view(), angles_deg);
+    shifts.iter_mut().for_each(|s| s[0] += offset);
+    Ok((shifts, shift_x(aligned.view(), offset)))
+}
+
 /// `series` shifted along x by `offset` px (output x reads input x + offset; linear, zero
 /// outside): moves a tilt axis at `cx + offset` to the image centre.
 pub fn shift_x(series: ndarray::ArrayView3<f32>, offset: f64) -> Array3<f32> {
@@ -77,20 +116,15 @@ pub fn shift_x(series: ndarray::ArrayView3<f32>, offset: f64) -> Array3<f32> {
 /// density (a wrong centre smears every feature into arcs with negative flanks), searched over
 /// ±w/8 px and refined to 0.1 px; the rows' offsets averaged, weighted by their signal.
 pub fn estimate_axis_offset(series: ndarray::ArrayView3<f32>, angles_deg: &[f64]) -> f64 {
-    let (n, h, w) = series.dim();
+    let (_, h, w) = series.dim();
     let g = super::project::Geometry::new(w, w, angles_deg);
     let rows: Vec<usize> = (0..9).map(|k| ((h as f64 * (0.2 + 0.075 * k as f64)) as usize).min(h - 1)).collect();
     let centre_of = |y: usize| -> (f64, f64) {
-        let sino_at = |offset: f64| {
-            Array2::from_shape_fn((n, w), |(k, x)| {
-                let sx = x as f64 + offset;
-                let (x0, t) = (sx.floor(), (sx - sx.floor()) as f32);
-                let at = |xx: f64| if xx < 0.0 || xx >= w as f64 { 0.0 } else { series[[k, y, xx as usize]] };
-                at(x0) * (1.0 - t) + at(x0 + 1.0) * t
-            })
-        };
+        let sino = series.slice(ndarray::s![.., y, ..]);
+        // The shift by a phase ramp inside the filter: interpolation would smooth half-pixel
+        // shifts and bias the search towards them.
         let negativity = |offset: f64| {
-            let slice = super::fbp::fbp_slice(&g, sino_at(offset).view(), super::fbp::Filter::Hann);
+            let slice = super::fbp::fbp_slice_shifted(&g, sino, super::fbp::Filter::Hann, offset);
             slice.iter().map(|&v| (v.min(0.0) as f64).powi(2)).sum::<f64>()
         };
         let search = |centre: f64, span: f64, step: f64| {
@@ -100,7 +134,7 @@ pub fn estimate_axis_offset(series: ndarray::ArrayView3<f32>, angles_deg: &[f64]
             c[(0..c.len()).min_by(|&i, &j| scores[i].total_cmp(&scores[j])).unwrap_or(k as usize)]
         };
         let coarse = search(0.0, (w / 8) as f64, 1.0);
-        let signal = series.slice(ndarray::s![.., y, ..]).iter().map(|&v| v.abs() as f64).sum::<f64>();
+        let signal = sino.iter().map(|&v| v.abs() as f64).sum::<f64>();
         (search(coarse, 1.0, 0.1), signal)
     };
     let found = crate::par::map(rows.len(), |i| centre_of(rows[i]));

@@ -50,9 +50,23 @@ fn response(size: usize, filter: Filter) -> Vec<f64> {
 
 /// The filtered sinogram (each row convolved with the apodised ramp).
 pub fn filter_sinogram(sino: ArrayView2<f32>, filter: Filter) -> Array2<f32> {
+    filter_shifted(sino, filter, 0.0)
+}
+
+/// The filtered sinogram with every row also moved by `shift` px (output x reads input
+/// x + shift) by a phase ramp: exact, without the smoothing of interpolation (which would favour
+/// half-pixel shifts in any sharpness search).
+pub fn filter_shifted(sino: ArrayView2<f32>, filter: Filter, shift: f64) -> Array2<f32> {
     let (n, nx) = sino.dim();
     let size = (2 * nx).next_power_of_two().max(64);
-    let resp = response(size, filter);
+    let resp: Vec<Complex<f64>> = response(size, filter)
+        .into_iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let f = if k <= size / 2 { k as f64 } else { k as f64 - size as f64 } / size as f64;
+            Complex::from_polar(r, 2.0 * std::f64::consts::PI * f * shift)
+        })
+        .collect();
     let mut planner = FftPlanner::new();
     let (fwd, inv): (Arc<dyn Fft<f64>>, Arc<dyn Fft<f64>>) =
         (planner.plan_fft_forward(size), planner.plan_fft_inverse(size));
@@ -75,7 +89,12 @@ pub fn filter_sinogram(sino: ArrayView2<f32>, filter: Filter) -> Array2<f32> {
 
 /// FBP of one slice from its sinogram (`tilts × nx`).
 pub fn fbp_slice(g: &Geometry, sino: ArrayView2<f32>, filter: Filter) -> Array2<f32> {
-    let mut q = filter_sinogram(sino, filter);
+    fbp_slice_shifted(g, sino, filter, 0.0)
+}
+
+/// FBP of one slice with the sinogram's rows moved by `shift` px first (see [`filter_shifted`]).
+pub fn fbp_slice_shifted(g: &Geometry, sino: ArrayView2<f32>, filter: Filter, shift: f64) -> Array2<f32> {
+    let mut q = filter_shifted(sino, filter, shift);
     for (mut row, &d) in q.rows_mut().into_iter().zip(&g.dtheta) {
         row.mapv_inplace(|v| v * d as f32);
     }
