@@ -430,6 +430,8 @@ test('tomography: phantom tilt series, reconstruct with progress, orthoslices, t
   // The phantom's tilt axis is the image centre: the offset found is a fraction of a pixel.
   assert.ok(Math.abs(v.shifts[0][0]) < 0.3, `axis offset ${v.shifts[0][0]}`);
   assert.ok(seen.some((t) => /slice \d+ \/ 96/.test(t)), `progress seen: ${seen.slice(0, 5)}`);
+  // Slices were drawn live while the rest were reconstructed.
+  assert.ok(await page.evaluate(() => window.__atomlens.tomoPreviews) > 5);
   assert.ok(await page.isVisible('[data-testid=tomo-view]'));
   // A threshold at half the particle's density selects about the particle: the phantom fills
   // 7.49 % of its 96³ grid (counted voxel by voxel); the missing wedge smears it a little along z.

@@ -38,7 +38,8 @@ export class TomoPanel {
     const done = this.busy('Reconstructing…');
     try {
       const t0 = performance.now();
-      this.volume = await this.bridge.call('reconstruct', { signal, angles, method, align: $('tomo-align').value });
+      this.state.tomoPreviews = 0;
+      this.volume = await this.bridge.call('reconstruct', { signal, angles, method, align: $('tomo-align').value }, [], (p) => this.preview(p));
       this.volume.seconds = (performance.now() - t0) / 1000;
       this.state.volume = { ...this.volume, method: name, frames };
       const v = this.volume;
@@ -50,6 +51,16 @@ export class TomoPanel {
       await this.drawSlices();
       await this.drawProjection();
     } catch (e) { if (!e.cancelled) this.showError(`Tomography: ${e.message}`); } finally { done(); }
+  }
+
+  /** A slice finished while the reconstruction runs: shown in the xz panel. */
+  preview(p) {
+    if (!p) return;
+    const $ = this.$;
+    $('tomo-view').hidden = false;
+    $('tomo-dims').textContent = `reconstructing… slice y = ${p.y}`;
+    paint($('tomo-xz'), p);
+    this.state.tomoPreviews = (this.state.tomoPreviews || 0) + 1;
   }
 
   async drawSlices() {

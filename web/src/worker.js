@@ -71,6 +71,8 @@ const ops = {
     for (let done = 0; done < dims.ny;) {
       done = session.tomo_step(chunk);
       progress(id, `reconstructing: slice ${done} / ${dims.ny}`);
+      // The latest slice, drawn live while the rest are reconstructed.
+      if (done < dims.ny) postMessage({ type: 'partial', id, data: session.tomo_preview('gray') });
     }
     return { ...session.tomo_volume(), shifts: dims.shifts };
   },

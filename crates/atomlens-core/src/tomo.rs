@@ -201,6 +201,11 @@ impl Plan {
         self.slices.len()
     }
 
+    /// The most recent slice done (`nz × nx`, at row `done() − 1`), for a live preview.
+    pub fn last_slice(&self) -> Option<&Array2<f32>> {
+        self.slices.last()
+    }
+
     /// Reconstruct the next `count` slices (rows along the tilt axis); returns the slices done.
     pub fn step(&mut self, count: usize) -> usize {
         let (y0, ny) = (self.slices.len(), self.images.dim().1);

@@ -129,6 +129,19 @@ impl Session {
         Ok(done)
     }
 
+    /// The most recent slice of the reconstruction in progress (an xz plane, its own limits):
+    /// `{width, height, rgba, y}`, or null before the first.
+    pub fn tomo_preview(&self, cmap: &str) -> Result<JsValue, JsError> {
+        let Some(plan) = self.tomo.as_ref().and_then(|t| t.plan.as_ref()) else { return Ok(JsValue::NULL) };
+        let Some(slice) = plan.last_slice() else { return Ok(JsValue::NULL) };
+        let (lo, hi) = slice.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let rgba = to_rgba(slice.view(), lo, if hi > lo { hi } else { lo + 1.0 }, crate::colormap(cmap)?);
+        let (h, w) = slice.dim();
+        let out = slice_reply(w, h, rgba, 0.0)?;
+        js_sys::Reflect::set(&out, &"y".into(), &(plan.done() - 1).into()).map_err(js)?;
+        Ok(out)
+    }
+
     /// The finished volume's size and display limits.
     pub fn tomo_volume(&self) -> Result<JsValue, JsError> {
         let (v, cal) = self.volume()?;
