@@ -5,7 +5,8 @@ its own sinograms with its own projector (`radon`, astra's forward projection), 
 reconstructs data consistent with it, and is scored against the same phantom. Prints one JSON
 object per method: seconds for all slices (reconstruction only) and the RMS error.
 
-Usage: python tomo_peers.py PHANTOM.tif START END COUNT SIRT_ITERATIONS SART_PASSES
+Usage: python tomo_peers.py PHANTOM.tif START END COUNT SIRT_ITERATIONS SART_PASSES [FULL_COUNT]
+(FULL_COUNT: also `iradon` on FULL_COUNT tilts evenly over 180°, the full-range comparison.)
 """
 import json
 import sys
@@ -43,6 +44,14 @@ for s in sinos:
         r = iradon_sart(s, theta=theta, image=r)
     recs.append(r)
 report(f"skimage iradon_sart ({sart_passes} passes)", time.perf_counter() - t, recs)
+
+if len(sys.argv) > 7:
+    full = int(sys.argv[7])
+    theta_full = -90.0 + 180.0 * np.arange(full) / full
+    fsinos = [radon(s, theta=theta_full, circle=True) for s in slices]
+    t = time.perf_counter()
+    recs = [iradon(s, theta=theta_full, filter_name="shepp-logan", circle=True, output_size=nx) for s in fsinos]
+    report("skimage iradon (full range)", time.perf_counter() - t, recs)
 
 try:
     import astra
