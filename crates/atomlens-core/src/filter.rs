@@ -27,8 +27,7 @@ pub(crate) fn reflect(i: i64, n: usize) -> usize {
 /// treated as the image mean. `sigma <= 0` returns a copy.
 pub fn gaussian_blur(img: ArrayView2<f32>, sigma: f64) -> Array2<f32> {
     let (h, w) = img.dim();
-    let mean = crate::stats::finite_mean(img) as f32;
-    let src = img.mapv(|v| if v.is_finite() { v } else { mean });
+    let src = crate::stats::filled_with_mean(img);
     if sigma <= 0.0 || h == 0 || w == 0 {
         return src;
     }

@@ -180,10 +180,7 @@ pub fn register_series(frames: &[ArrayView2<f32>]) -> Result<Registered, CoreErr
     // distortions differ can favour a wrong one: the frames blurred past their lattice give the
     // coarse shift, the full frames the fine one within half a spacing of it.
     let spacing = crate::peaks::estimate_spacing(frames[0]).ok();
-    let blurred = |f: ArrayView2<f32>, a: f64| {
-        let m = crate::stats::finite_mean(f) as f32;
-        crate::filter::gaussian_blur(f.mapv(|v| if v.is_finite() { v } else { m }).view(), a)
-    };
+    let blurred = crate::filter::gaussian_blur; // non-finite pixels count as the mean
     // Energy of the windowed, mean-subtracted frame (what the correlation sees).
     let energy = |a: ArrayView2<f32>| windowed_spectrum(a, &plan).iter().map(|c| c.norm_sqr() as f64).sum::<f64>();
     // Blurred past the lattice, a crystal filling the frame is nearly flat (the blurred frame's

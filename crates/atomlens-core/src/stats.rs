@@ -47,6 +47,12 @@ pub fn finite_mean(img: ArrayView2<f32>) -> f64 {
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
+/// `img` with every non-finite pixel replaced by the mean of the finite ones.
+pub fn filled_with_mean(img: ArrayView2<f32>) -> ndarray::Array2<f32> {
+    let mean = finite_mean(img) as f32;
+    img.mapv(|v| if v.is_finite() { v } else { mean })
+}
+
 /// Values at the given percentiles (0–100) of the finite pixels, by linear interpolation
 /// between order statistics (numpy's default). Images above 4 Mpx are sampled on a regular
 /// grid of about 4 M pixels: display limits do not need more.

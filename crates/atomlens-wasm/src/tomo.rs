@@ -146,10 +146,10 @@ impl Session {
     pub fn tomo_volume(&self) -> Result<JsValue, JsError> {
         let (v, cal) = self.volume()?;
         let (nx, ny, nz) = v.dims();
-        let mut sorted: Vec<f32> = v.data.iter().copied().filter(|x| x.is_finite()).step_by(7).collect();
-        sorted.sort_by(f32::total_cmp);
-        let pick = |q: f64| sorted.get(((sorted.len().max(1) - 1) as f64 * q) as usize).copied().unwrap_or(0.0);
-        let (lo, hi) = (pick(0.005), pick(0.995));
+        // The volume as one tall image: its x rows of every (z, y).
+        let rows = v.data.view().into_shape_with_order((nz * ny, nx)).map_err(err)?;
+        let p = atomlens_core::stats::percentiles(rows, &[0.5, 99.5]).map_err(err)?;
+        let (lo, hi) = (p[0], p[1]);
         to_js(&VolumeReply {
             nx,
             ny,

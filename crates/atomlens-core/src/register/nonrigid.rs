@@ -98,10 +98,7 @@ pub fn register_series_nonrigid(
 ) -> Result<NonrigidRegistered, CoreError> {
     let rigid = register_series(frames)?;
     let (h, w) = frames[0].dim();
-    let filled = |a: &Array2<f32>| {
-        let m = crate::stats::finite_mean(a.view()) as f32;
-        a.mapv(|v| if v.is_finite() { v } else { m })
-    };
+    let filled = |a: &Array2<f32>| crate::stats::filled_with_mean(a.view());
     let spacing = crate::peaks::estimate_spacing(filled(&rigid.average).view()).ok();
     let tile = p.tile.unwrap_or_else(|| spacing.map_or(64.0, |s| (4.0 * s).clamp(32.0, 128.0)) as usize);
     if tile < 16 || 2 * tile > h.min(w) {
@@ -278,8 +275,7 @@ mod tests {
             .filter(|p| p.iter().all(|&c| c > 40.0 && c < size as f64 - 40.0))
             .collect();
         let error = |avg: &Array2<f32>| {
-            let m = crate::stats::finite_mean(avg.view()) as f32;
-            let filled = avg.mapv(|v| if v.is_finite() { v } else { m });
+            let filled = crate::stats::filled_with_mean(avg.view());
             let r = find_and_fit(filled.view(), &ColumnParams::default()).unwrap();
             let found: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
             let m = crate::metrics::match_points(&truth, &found, a / 2.0);

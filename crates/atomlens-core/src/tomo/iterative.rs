@@ -27,12 +27,12 @@ pub fn sirt_slice(
 ) -> Array2<f32> {
     let (n, nx, nz) = (g.tilts(), g.nx, g.nz);
     let b: Vec<f32> = sino.iter().copied().collect();
-    let ones_pixels = vec![1.0f32; nz * nx];
+    let (ones_pixels, ones_bins) = (vec![1.0f32; nz * nx], vec![1.0f32; nx]);
     let mut ray = vec![0.0f32; n * nx];
     let mut pix = vec![0.0f32; nz * nx];
     for a in 0..n {
         g.forward_tilt(a, &ones_pixels, &mut ray[a * nx..(a + 1) * nx]);
-        g.adjoint_tilt(a, &vec![1.0; nx], &mut pix);
+        g.adjoint_tilt(a, &ones_bins, &mut pix);
     }
     let r: Vec<f32> = ray.iter().map(|&v| inverse(v)).collect();
     let c: Vec<f32> = pix.iter().map(|&v| inverse(v)).collect();
