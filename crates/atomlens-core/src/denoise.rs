@@ -297,6 +297,7 @@ mod tests {
                     sigma: 1.6,
                     peak: 10.0,
                     atoms: 1,
+                    m_atoms: 0,
                 });
             }
         }

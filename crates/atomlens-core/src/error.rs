@@ -44,6 +44,14 @@ pub enum CoreError {
         /// What was seen instead.
         reason: String,
     },
+    /// The image does not show what the analysis needs.
+    #[error("no {what} found: {reason}")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+        /// What was seen instead.
+        reason: String,
+    },
     /// Data of the wrong length for the stated shape.
     #[error("shape mismatch: {expected} values expected, {got} given")]
     ShapeMismatch {

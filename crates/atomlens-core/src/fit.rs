@@ -687,6 +687,7 @@ mod tests {
                 sigma: 2.2,
                 peak: 1.0,
                 atoms: 1,
+                m_atoms: 0,
             })
             .collect();
         let mut img = Array2::from_elem((80, 80), 0.1f32);

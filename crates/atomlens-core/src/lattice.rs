@@ -126,7 +126,7 @@ mod tests {
             for j in -40..40 {
                 let (x, y) = (200.0 + i as f64 * a[0] + j as f64 * b[0], 200.0 + i as f64 * a[1] + j as f64 * b[1]);
                 if (-10.0..410.0).contains(&x) && (-10.0..410.0).contains(&y) {
-                    cols.push(TrueColumn { x, y, sigma: 2.5, peak: 10.0, atoms: 1 });
+                    cols.push(TrueColumn { x, y, sigma: 2.5, peak: 10.0, atoms: 1, m_atoms: 0 });
                 }
             }
         }
@@ -159,7 +159,7 @@ mod tests {
                 let (u, v) = (i as f64 * a + j as f64 * a / 2.0, j as f64 * a * 3f64.sqrt() / 2.0);
                 let (x, y) = (200.0 + u * rot.cos() - v * rot.sin(), 200.0 + u * rot.sin() + v * rot.cos());
                 if (-10.0..410.0).contains(&x) && (-10.0..410.0).contains(&y) {
-                    cols.push(TrueColumn { x, y, sigma: 2.5, peak: 10.0, atoms: 1 });
+                    cols.push(TrueColumn { x, y, sigma: 2.5, peak: 10.0, atoms: 1, m_atoms: 0 });
                 }
             }
         }

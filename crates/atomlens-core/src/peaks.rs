@@ -224,6 +224,7 @@ mod tests {
                 sigma,
                 peak: 10.0,
                 atoms: 1,
+                m_atoms: 0,
             })
             .collect();
         let mut img = Array2::from_elem((size, size), 1.0f32);

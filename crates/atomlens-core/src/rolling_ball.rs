@@ -132,6 +132,7 @@ mod tests {
                     sigma: 1.5,
                     peak: 50.0,
                     atoms: 1,
+                    m_atoms: 0,
                 })
             })
             .collect();

@@ -23,6 +23,9 @@ pub struct TrueColumn {
     pub peak: f64,
     /// Atoms in the column.
     pub atoms: u32,
+    /// How many of `atoms` are the lighter alloying metal M (Co-like); 0 for pure Pt.
+    #[serde(default)]
+    pub m_atoms: u32,
 }
 
 /// A synthetic image: noisy pixels, the noise-free model and the truth.
@@ -55,6 +58,10 @@ pub struct NanoparticleParams {
     pub counts_per_atom: f64,
     /// Mean counts of the support.
     pub support_counts: f64,
+    /// Relative amplitude of the support's smooth thickness variation.
+    pub support_ripple: f64,
+    /// An ordered L1₀ PtM core (Pt and M alternating along [001]) under a one-atom Pt shell.
+    pub ordered: bool,
     /// Random seed.
     pub seed: u64,
 }
@@ -69,6 +76,8 @@ impl Default for NanoparticleParams {
             sigma_nm: 0.05,
             counts_per_atom: 10.0,
             support_counts: 15.0,
+            support_ripple: 0.25,
+            ordered: false,
             seed: 7,
         }
     }
@@ -76,6 +85,14 @@ impl Default for NanoparticleParams {
 
 /// Render a Pt nanoparticle (see [`NanoparticleParams`]).
 pub fn nanoparticle(p: &NanoparticleParams) -> Result<Synthetic, CoreError> {
+    check_particle(p)?;
+    let columns = particle_columns(p);
+    let mut rng = SmallRng::seed_from_u64(p.seed);
+    let support = Support::new(p, &mut rng);
+    Ok(render(p, columns, |x, y| support.at(x, y), &mut rng))
+}
+
+pub(crate) fn check_particle(p: &NanoparticleParams) -> Result<(), CoreError> {
     if p.size < 16 || p.size > 8192 {
         return Err(CoreError::InvalidParameter { name: "size", reason: format!("{} is outside 16–8192", p.size) });
     }
@@ -84,16 +101,27 @@ pub fn nanoparticle(p: &NanoparticleParams) -> Result<Synthetic, CoreError> {
             return Err(CoreError::InvalidParameter { name, reason: format!("{v} must be positive") });
         }
     }
-    const A: f64 = 0.3924; // Pt lattice constant, nm
-    let (du, dv) = (A / 2f64.sqrt(), A); // [1-10] and [001] repeats in the [110] projection
-    let along_beam = A / 2f64.sqrt(); // atom spacing along [110]
+    Ok(())
+}
+
+/// Pt lattice constant (nm).
+const PT_A: f64 = 0.3924;
+/// HAADF contrast of one M (Co, Z = 27) atom relative to one Pt (Z = 78): (Z_M / Z_Pt)^1.7.
+pub const M_CONTRAST: f64 = 0.164;
+
+/// The columns of the particle of `p`, centred in the image, with their atom counts.
+pub(crate) fn particle_columns(p: &NanoparticleParams) -> Vec<TrueColumn> {
+    let (du, dv) = (PT_A / 2f64.sqrt(), PT_A); // [1-10] and [001] repeats in the [110] projection
+    let along_beam = PT_A / 2f64.sqrt(); // atom spacing along [110]
     let r = p.diameter_nm / 2.0;
     // Truncated-octahedron outline in [110]: {111} facets (normals ±35.26° from [1-10]) and
     // {001} facets (normal along [001]).
     let n111 = (1.0f64 / 2f64.sqrt()).atan();
     let facets = [(n111, 0.92 * r), (-n111, 0.92 * r), (std::f64::consts::FRAC_PI_2, 0.85 * r)];
-    let inside = |u: f64, v: f64| facets.iter().all(|&(a, d)| (u * a.cos() + v * a.sin()).abs() <= d);
-
+    let inside = |u: f64, v: f64, inset: f64| {
+        u * u + v * v < (r - inset).powi(2)
+            && facets.iter().all(|&(a, d)| (u * a.cos() + v * a.sin()).abs() <= d - inset)
+    };
     let c = (p.size as f64 - 1.0) / 2.0;
     let (sr, cr) = p.rotation.sin_cos();
     let sigma = p.sigma_nm / p.pixel_size_nm;
@@ -103,51 +131,75 @@ pub fn nanoparticle(p: &NanoparticleParams) -> Result<Synthetic, CoreError> {
         for j in -2 * n..=2 * n {
             for (ou, ov) in [(0.0, 0.0), (0.5, 0.5)] {
                 let (u, v) = ((i as f64 + ou) * du, (j as f64 + ov) * dv);
-                let rr = u * u + v * v;
-                if rr >= r * r || !inside(u, v) {
+                if !inside(u, v, 0.0) {
                     continue;
                 }
-                let atoms = (2.0 * (r * r - rr).sqrt() / along_beam).round() as u32;
+                let atoms = (2.0 * (r * r - u * u - v * v).sqrt() / along_beam).round() as u32;
                 if atoms == 0 {
                     continue;
                 }
+                // L1₀ along [001]: the half-offset (001) planes are M, under a Pt cap at each end
+                // and all Pt within one nearest-neighbour distance of the outline.
+                let m_atoms = if p.ordered && ov > 0.0 && inside(u, v, 0.24) { atoms.saturating_sub(2) } else { 0 };
+                let pt = (atoms - m_atoms) as f64 + M_CONTRAST * m_atoms as f64;
                 // u → image x, v → image −y (up), then rotate.
                 let (xn, yn) = (u * cr - v * sr, -(u * sr + v * cr));
                 columns.push(TrueColumn {
                     x: c + xn / p.pixel_size_nm,
                     y: c + yn / p.pixel_size_nm,
                     sigma,
-                    peak: atoms as f64 * p.counts_per_atom,
+                    peak: pt * p.counts_per_atom,
                     atoms,
+                    m_atoms,
                 });
             }
         }
     }
+    columns
+}
 
-    let mut rng = SmallRng::seed_from_u64(p.seed);
-    let mut clean = support(p.size, p.support_counts, &mut rng);
+/// Draw `columns` over `support(x, y)` and add Poisson noise.
+pub(crate) fn render(
+    p: &NanoparticleParams,
+    columns: Vec<TrueColumn>,
+    support: impl Fn(f64, f64) -> f64,
+    rng: &mut SmallRng,
+) -> Synthetic {
+    let mut clean = Array2::from_shape_fn((p.size, p.size), |(y, x)| support(x as f64, y as f64) as f32);
     add_gaussians(&mut clean, &columns);
     let noisy = clean.mapv(|lam| {
         let lam = lam.max(0.0) as f64;
-        if lam == 0.0 { 0.0 } else { Poisson::new(lam).map(|d| d.sample(&mut rng) as f32).unwrap_or(lam as f32) }
+        if lam == 0.0 { 0.0 } else { Poisson::new(lam).map(|d| d.sample(rng) as f32).unwrap_or(lam as f32) }
     });
-    Ok(Synthetic { image: Image { data: noisy, calibration: Calibration::nm(p.pixel_size_nm) }, clean, columns })
+    Synthetic { image: Image { data: noisy, calibration: Calibration::nm(p.pixel_size_nm) }, clean, columns }
 }
 
-/// Amorphous-support background: a mean level with smooth random thickness variation (±25 %).
-fn support(size: usize, mean: f64, rng: &mut SmallRng) -> Array2<f32> {
-    let waves: Vec<(f64, f64, f64, f64)> = (0..24)
-        .map(|_| {
-            let k = rng.random_range(0.5..6.0) * std::f64::consts::TAU / size as f64;
-            let a = rng.random_range(0.0..std::f64::consts::TAU);
-            (k * a.cos(), k * a.sin(), rng.random_range(0.0..std::f64::consts::TAU), rng.random_range(0.5..1.0))
-        })
-        .collect();
-    let norm: f64 = waves.iter().map(|w| w.3).sum();
-    Array2::from_shape_fn((size, size), |(y, x)| {
-        let s: f64 = waves.iter().map(|&(kx, ky, ph, amp)| amp * (kx * x as f64 + ky * y as f64 + ph).cos()).sum();
-        (mean * (1.0 + 0.25 * s / norm * 2.0)) as f32
-    })
+/// Amorphous-support background: a mean level with smooth random thickness variation of
+/// relative amplitude `support_ripple`.
+pub(crate) struct Support {
+    waves: Vec<(f64, f64, f64, f64)>,
+    mean: f64,
+    ripple: f64,
+}
+
+impl Support {
+    pub(crate) fn new(p: &NanoparticleParams, rng: &mut SmallRng) -> Self {
+        let waves: Vec<(f64, f64, f64, f64)> = (0..24)
+            .map(|_| {
+                let k = rng.random_range(0.5..6.0) * std::f64::consts::TAU / p.size as f64;
+                let a = rng.random_range(0.0..std::f64::consts::TAU);
+                (k * a.cos(), k * a.sin(), rng.random_range(0.0..std::f64::consts::TAU), rng.random_range(0.5..1.0))
+            })
+            .collect();
+        let norm: f64 = waves.iter().map(|w| w.3).sum();
+        let waves = waves.into_iter().map(|(kx, ky, ph, amp)| (kx, ky, ph, 2.0 * amp / norm)).collect();
+        Self { waves, mean: p.support_counts, ripple: p.support_ripple }
+    }
+
+    pub(crate) fn at(&self, x: f64, y: f64) -> f64 {
+        let s: f64 = self.waves.iter().map(|&(kx, ky, ph, amp)| amp * (kx * x + ky * y + ph).cos()).sum();
+        self.mean * (1.0 + self.ripple * s)
+    }
 }
 
 /// Add round Gaussian columns (peak height `peak`) into `img`, each within ±5 σ.

@@ -153,7 +153,7 @@ pub fn strained_lattice(p: &StrainedLatticeParams) -> Result<StrainedLattice, Co
             let (x, y) = (r0[0] + u[0], r0[1] + u[1]);
             let lim = p.size as f64 - 1.0 + reach;
             if x > -reach && y > -reach && x < lim && y < lim {
-                columns.push(TrueColumn { x, y, sigma: p.sigma, peak: 1.0, atoms: 1 });
+                columns.push(TrueColumn { x, y, sigma: p.sigma, peak: 1.0, atoms: 1, m_atoms: 0 });
             }
         }
     }
