@@ -418,7 +418,7 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams,
             for d in 0..k {
                 a[d][d] += lambda * jtj[d][d].max(floor).max(1e-300);
             }
-            let Some(step) = solve(a, jtr, k) else {
+            let Some(step) = crate::linalg::solve(a, jtr, k) else {
                 lambda *= 10.0;
                 continue;
             };
@@ -513,38 +513,13 @@ fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7]
     (jtj, jtr, cost)
 }
 
-/// Solve `a·x = b` for the leading `k×k` block by Gaussian elimination with partial pivoting.
-fn solve(mut a: [[f64; 7]; 7], mut b: [f64; 7], k: usize) -> Option<[f64; 7]> {
-    for col in 0..k {
-        let piv = (col..k).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[piv][col].abs() < 1e-300 {
-            return None;
-        }
-        a.swap(col, piv);
-        b.swap(col, piv);
-        for row in col + 1..k {
-            let f = a[row][col] / a[col][col];
-            for c in col..k {
-                a[row][c] -= f * a[col][c];
-            }
-            b[row] -= f * b[col];
-        }
-    }
-    let mut x = [0.0; 7];
-    for row in (0..k).rev() {
-        let s: f64 = (row + 1..k).map(|c| a[row][c] * x[c]).sum();
-        x[row] = (b[row] - s) / a[row][row];
-    }
-    x.iter().all(|v| v.is_finite()).then_some(x)
-}
-
 /// Invert the leading `k×k` block (columns of the identity through `solve`).
 fn invert(a: [[f64; 7]; 7], k: usize) -> Option<[[f64; 7]; 7]> {
     let mut inv = [[0.0; 7]; 7];
     for c in 0..k {
         let mut e = [0.0; 7];
         e[c] = 1.0;
-        let x = solve(a, e, k)?;
+        let x = crate::linalg::solve(a, e, k)?;
         for r in 0..k {
             inv[r][c] = x[r];
         }

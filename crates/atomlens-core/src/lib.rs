@@ -19,6 +19,7 @@
 
 pub mod bm3d;
 pub mod column_strain;
+pub mod counting;
 pub mod columns;
 pub mod deformation;
 pub mod denoise;
@@ -29,6 +30,7 @@ pub mod fit;
 pub mod gpa;
 pub mod image;
 pub mod lattice;
+mod linalg;
 pub mod metrics;
 pub mod morphology;
 pub mod neighbours;
