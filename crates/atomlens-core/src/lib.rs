@@ -36,6 +36,8 @@ pub mod morphology;
 pub mod neighbours;
 pub mod nlm;
 mod par;
+pub mod ordering;
+pub mod particle_analysis;
 pub mod particles;
 pub mod peaks;
 pub mod register;
