@@ -19,6 +19,7 @@
 
 pub mod bm3d;
 pub mod column_strain;
+pub mod compare;
 pub mod counting;
 pub mod columns;
 pub mod deformation;

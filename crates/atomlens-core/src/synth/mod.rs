@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Calibration, CoreError, Image};
 
+mod il_pair;
 mod strain;
+pub use il_pair::{IlPair, IlPairParams, il_pair};
 pub use strain::{StrainField, StrainedLattice, StrainedLatticeParams, strained_lattice};
 
 /// One true column of a synthetic image.
@@ -109,10 +111,45 @@ const PT_A: f64 = 0.3924;
 /// HAADF contrast of one M (Co, Z = 27) atom relative to one Pt (Z = 78): (Z_M / Z_Pt)^1.7.
 pub const M_CONTRAST: f64 = 0.164;
 
+/// A lattice site of the [110] projection: lattice coordinates (nm), whether it is on the
+/// half-offset sublattice, and its image position (px) for a particle centred in the image.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LatticeSite {
+    pub u: f64,
+    pub v: f64,
+    pub offset: bool,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// Every site within `reach` nm of the image centre.
+pub(crate) fn lattice_sites(p: &NanoparticleParams, reach: f64) -> Vec<LatticeSite> {
+    let (du, dv) = (PT_A / 2f64.sqrt(), PT_A); // [1-10] and [001] repeats in the [110] projection
+    let c = (p.size as f64 - 1.0) / 2.0;
+    let (sr, cr) = p.rotation.sin_cos();
+    let n = (reach / du).ceil() as i64 + 2;
+    let mut out = Vec::new();
+    for i in -n..=n {
+        for j in -2 * n..=2 * n {
+            for (ou, ov) in [(0.0, 0.0), (0.5, 0.5)] {
+                let (u, v) = ((i as f64 + ou) * du, (j as f64 + ov) * dv);
+                if u.hypot(v) > reach {
+                    continue;
+                }
+                // u → image x, v → image −y (up), then rotate.
+                let (xn, yn) = (u * cr - v * sr, -(u * sr + v * cr));
+                out.push(LatticeSite { u, v, offset: ov > 0.0, x: c + xn / p.pixel_size_nm, y: c + yn / p.pixel_size_nm });
+            }
+        }
+    }
+    out
+}
+
+/// Atom spacing along the [110] beam direction (nm).
+pub const PT_110_SPACING_NM: f64 = PT_A / std::f64::consts::SQRT_2;
+
 /// The columns of the particle of `p`, centred in the image, with their atom counts.
 pub(crate) fn particle_columns(p: &NanoparticleParams) -> Vec<TrueColumn> {
-    let (du, dv) = (PT_A / 2f64.sqrt(), PT_A); // [1-10] and [001] repeats in the [110] projection
-    let along_beam = PT_A / 2f64.sqrt(); // atom spacing along [110]
     let r = p.diameter_nm / 2.0;
     // Truncated-octahedron outline in [110]: {111} facets (normals ±35.26° from [1-10]) and
     // {001} facets (normal along [001]).
@@ -122,40 +159,23 @@ pub(crate) fn particle_columns(p: &NanoparticleParams) -> Vec<TrueColumn> {
         u * u + v * v < (r - inset).powi(2)
             && facets.iter().all(|&(a, d)| (u * a.cos() + v * a.sin()).abs() <= d - inset)
     };
-    let c = (p.size as f64 - 1.0) / 2.0;
-    let (sr, cr) = p.rotation.sin_cos();
     let sigma = p.sigma_nm / p.pixel_size_nm;
-    let mut columns = Vec::new();
-    let n = (r / du).ceil() as i64 + 2;
-    for i in -n..=n {
-        for j in -2 * n..=2 * n {
-            for (ou, ov) in [(0.0, 0.0), (0.5, 0.5)] {
-                let (u, v) = ((i as f64 + ou) * du, (j as f64 + ov) * dv);
-                if !inside(u, v, 0.0) {
-                    continue;
-                }
-                let atoms = (2.0 * (r * r - u * u - v * v).sqrt() / along_beam).round() as u32;
-                if atoms == 0 {
-                    continue;
-                }
-                // L1₀ along [001]: the half-offset (001) planes are M, under a Pt cap at each end
-                // and all Pt within one nearest-neighbour distance of the outline.
-                let m_atoms = if p.ordered && ov > 0.0 && inside(u, v, 0.24) { atoms.saturating_sub(2) } else { 0 };
-                let pt = (atoms - m_atoms) as f64 + M_CONTRAST * m_atoms as f64;
-                // u → image x, v → image −y (up), then rotate.
-                let (xn, yn) = (u * cr - v * sr, -(u * sr + v * cr));
-                columns.push(TrueColumn {
-                    x: c + xn / p.pixel_size_nm,
-                    y: c + yn / p.pixel_size_nm,
-                    sigma,
-                    peak: pt * p.counts_per_atom,
-                    atoms,
-                    m_atoms,
-                });
-            }
-        }
-    }
-    columns
+    lattice_sites(p, r)
+        .into_iter()
+        .filter(|s| inside(s.u, s.v, 0.0))
+        .filter_map(|s| {
+            let atoms = (2.0 * (r * r - s.u * s.u - s.v * s.v).sqrt() / PT_110_SPACING_NM).round() as u32;
+            // L1₀ along [001]: the half-offset (001) planes are M, under a Pt cap at each end
+            // and all Pt within one nearest-neighbour distance of the outline.
+            let m_atoms = if p.ordered && s.offset && inside(s.u, s.v, 0.24) { atoms.saturating_sub(2) } else { 0 };
+            (atoms > 0).then(|| column(p, s.x, s.y, sigma, atoms, m_atoms))
+        })
+        .collect()
+}
+
+pub(crate) fn column(p: &NanoparticleParams, x: f64, y: f64, sigma: f64, atoms: u32, m_atoms: u32) -> TrueColumn {
+    let pt = (atoms - m_atoms) as f64 + M_CONTRAST * m_atoms as f64;
+    TrueColumn { x, y, sigma, peak: pt * p.counts_per_atom, atoms, m_atoms }
 }
 
 /// Draw `columns` over `support(x, y)` and add Poisson noise.
