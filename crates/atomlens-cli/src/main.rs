@@ -14,6 +14,7 @@ mod columns;
 mod denoise;
 mod files;
 mod gpa;
+mod particles;
 mod reconstruct;
 mod register;
 
@@ -58,6 +59,17 @@ enum Command {
     Register(register::Args),
     /// Reconstruct a volume from a single-axis tilt series (FBP, SIRT or SART) as MRC.
     Reconstruct(reconstruct::Args),
+    /// Segment nanoparticles: size, shape, surface columns, facets, cross-sections and ordering.
+    Particles(particles::ParticlesArgs),
+    /// Count the atoms in every column (statistical GMM + ICL, or a library) and write a 3-D model.
+    Count(particles::CountArgs),
+    /// Identical-location comparison of a before and an after image: kept, lost and new columns.
+    Compare(particles::CompareArgs),
+    /// Run the particle chain over every image in a folder with one recipe; summary table.
+    Batch(particles::BatchArgs),
+    /// Write synthetic test images with known truth (the demo particle, an ordered particle, an
+    /// identical-location pair).
+    Synth(particles::SynthArgs),
     /// Benchmarks against the peers, side by side in one run (needs ../shared).
     Bench(bench::Args),
 }
@@ -81,6 +93,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Register(args) => register::run(args),
         Command::Denoise(args) => denoise::run(args),
         Command::Reconstruct(args) => reconstruct::run(args),
+        Command::Particles(args) => particles::particles(args),
+        Command::Count(args) => particles::count(args),
+        Command::Compare(args) => particles::compare(args),
+        Command::Batch(args) => particles::batch(args),
+        Command::Synth(args) => particles::synth(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -18,6 +18,7 @@
 pub mod em;
 pub mod error;
 pub mod mrc_write;
+pub mod particle_tables;
 pub mod raster;
 pub mod signal;
 pub mod tables;
