@@ -285,34 +285,50 @@ pub fn batch(a: BatchArgs) -> Result<()> {
         "file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,seconds,error\n",
     );
     let t_all = Instant::now();
-    let (mut ok, n) = (0, files.len());
-    for (k, f) in files.iter().enumerate() {
-        let t = Instant::now();
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        match run_one(f, &recipe, &a.out.join(stem(f))) {
-            Ok((r, cal)) => {
-                ok += 1;
-                let diam: Vec<f64> = r.particles.iter().map(|q| q.particle.equivalent_diameter * cal.pixel_size).collect();
-                let mean = diam.iter().sum::<f64>() / diam.len().max(1) as f64;
-                let atoms: u64 = r.particles.iter().flat_map(|q| q.atoms.iter()).map(|&n| n as u64).sum();
-                let cols: usize = r.particles.iter().map(|q| q.columns.columns.len()).sum();
-                let ordered = r.particles.iter().map(|q| q.ordering.ordered_fraction * q.columns.columns.len() as f64).sum::<f64>()
-                    / cols.max(1) as f64;
-                summary.push_str(&format!(
-                    "{name},{},{cols},{mean:.4},{},{atoms},{ordered:.4},{:.3},\n",
-                    r.particles.len(),
-                    cal.unit,
-                    t.elapsed().as_secs_f64()
-                ));
-                eprintln!("[{}/{n}] {name}: {} particle(s), {cols} columns, {atoms} atoms ({:.2} s)", k + 1, r.particles.len(), t.elapsed().as_secs_f64());
+    let n = files.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    // Images in parallel (each analysis is parallel inside too; two images keep both cores busy
+    // through the serial parts). Rows keep the folder's order.
+    use rayon::prelude::*;
+    let rows: Vec<(bool, String)> = files
+        .par_iter()
+        .map(|f| {
+            let t = Instant::now();
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let result = run_one(f, &recipe, &a.out.join(stem(f)));
+            let secs = t.elapsed().as_secs_f64();
+            let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            match result {
+                Ok((r, cal)) => {
+                    let diam: Vec<f64> =
+                        r.particles.iter().map(|q| q.particle.equivalent_diameter * cal.pixel_size).collect();
+                    let mean = diam.iter().sum::<f64>() / diam.len().max(1) as f64;
+                    let atoms: u64 = r.particles.iter().flat_map(|q| q.atoms.iter()).map(|&n| n as u64).sum();
+                    let cols: usize = r.particles.iter().map(|q| q.columns.columns.len()).sum();
+                    let ordered = r
+                        .particles
+                        .iter()
+                        .map(|q| q.ordering.ordered_fraction * q.columns.columns.len() as f64)
+                        .sum::<f64>()
+                        / cols.max(1) as f64;
+                    eprintln!("[{k}/{n}] {name}: {} particle(s), {cols} columns, {atoms} atoms ({secs:.2} s)", r.particles.len());
+                    let row = format!(
+                        "{name},{},{cols},{mean:.4},{},{atoms},{ordered:.4},{secs:.3},\n",
+                        r.particles.len(),
+                        cal.unit
+                    );
+                    (true, row)
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}").replace('"', "'");
+                    eprintln!("[{k}/{n}] {name}: {msg}");
+                    (false, format!("{name},,,,,,,{secs:.3},\"{msg}\"\n"))
+                }
             }
-            Err(e) => {
-                let msg = format!("{e:#}").replace('"', "'");
-                summary.push_str(&format!("{name},,,,,,,{:.3},\"{msg}\"\n", t.elapsed().as_secs_f64()));
-                eprintln!("[{}/{n}] {name}: {msg}", k + 1);
-            }
-        }
-    }
+        })
+        .collect();
+    let ok = rows.iter().filter(|r| r.0).count();
+    rows.iter().for_each(|r| summary.push_str(&r.1));
     write(&a.out, "summary.csv", summary)?;
     let secs = t_all.elapsed().as_secs_f64();
     eprintln!("{ok} of {n} images analysed in {secs:.1} s ({:.2} images/s); summary.csv in {}", n as f64 / secs, a.out.display());

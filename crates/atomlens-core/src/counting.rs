@@ -206,9 +206,9 @@ impl CountMixture {
     }
 }
 
-/// Fit 1… `max_g` components and keep the lowest ICL. Every `g` is tried: with a dozen or
-/// so columns per thickness the ICL curve is bumpy (EM's local optima), and its global
-/// minimum often lies past a local one.
+/// Fit 1… `max_g` components and keep the lowest ICL. Every g is tried: with a dozen or so
+/// columns per thickness the ICL curve is bumpy (EM's local optima) and its global minimum
+/// often lies well past a local one.
 fn select_mixture(values: &[f64], max_g: usize) -> Result<CountMixture, CoreError> {
     let n = values.len();
     if n < 8 {
@@ -219,17 +219,14 @@ fn select_mixture(values: &[f64], max_g: usize) -> Result<CountMixture, CoreErro
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let mut best: Option<(f64, Fit)> = None;
-    let mut icl = Vec::new();
-    for g in 1..=max_g.min(n / 2).max(1) {
-        let Some(fit) = fit_shared(&sorted, g) else { break };
-        let score = fit.icl(&sorted);
-        icl.push((g, score));
-        if best.as_ref().is_none_or(|b| score < b.0) {
-            best = Some((score, fit));
-        }
-    }
-    let (_, fit) = best.ok_or_else(|| CoreError::InvalidParameter {
+    // Each g is independent: fit them in parallel, largest first so the longest jobs start
+    // early. A g whose EM empties a component is skipped.
+    let gs = max_g.min(n / 2).max(1);
+    let fits: Vec<(f64, Fit)> =
+        crate::par::map(gs, |k| fit_shared(&sorted, gs - k).map(|f| (f.icl(&sorted), f))).into_iter().flatten().collect();
+    let mut icl: Vec<(usize, f64)> = fits.iter().map(|(score, f)| (f.means.len(), *score)).collect();
+    icl.sort_by_key(|e| e.0);
+    let (_, fit) = fits.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).ok_or_else(|| CoreError::InvalidParameter {
         name: "cross-sections",
         reason: "no mixture could be fitted (are they all equal?)".into(),
     })?;
@@ -268,23 +265,33 @@ struct Fit {
     ll: f64,
 }
 
+/// Terms more than this far (in log) below the largest contribute < 1e-17 and are skipped.
+const NEGLIGIBLE: f64 = 40.0;
+
 impl Fit {
-    fn log_terms(&self, v: f64) -> impl Iterator<Item = f64> + '_ {
-        let norm = -self.sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln();
-        self.means.iter().zip(&self.weights).map(move |(m, w)| w.ln() + norm - 0.5 * ((v - m) / self.sigma).powi(2))
+    /// `ln(wⱼ) − ½((v − mⱼ)/σ)²` for every component into `out`; returns the largest.
+    fn terms(&self, ln_w: &[f64], v: f64, out: &mut [f64]) -> f64 {
+        let k = 0.5 / (self.sigma * self.sigma);
+        let mut mx = f64::MIN;
+        for ((o, &m), &lw) in out.iter_mut().zip(&self.means).zip(ln_w) {
+            *o = lw - k * (v - m) * (v - m);
+            mx = mx.max(*o);
+        }
+        mx
     }
 
     /// ICL = BIC + 2 × the entropy of the hard assignment (Biernacki et al. 2000).
     fn icl(&self, values: &[f64]) -> f64 {
         let g = self.means.len();
         let params = (2 * g) as f64; // g means, g − 1 weights, one width
+        let ln_w: Vec<f64> = self.weights.iter().map(|w| w.ln()).collect();
+        let mut t = vec![0.0; g];
         let entropy: f64 = values
             .iter()
             .map(|&v| {
-                let l: Vec<f64> = self.log_terms(v).collect();
-                let mx = l.iter().cloned().fold(f64::MIN, f64::max);
-                let sum: f64 = l.iter().map(|x| (x - mx).exp()).sum();
-                sum.ln() // −ln τ of the winning component (whose log term is mx)
+                let mx = self.terms(&ln_w, v, &mut t);
+                // −ln τ of the winning component (whose term is mx).
+                t.iter().filter(|&&x| x > mx - NEGLIGIBLE).map(|x| (x - mx).exp()).sum::<f64>().ln()
             })
             .sum();
         -2.0 * self.ll + params * (values.len() as f64).ln() + 2.0 * entropy
@@ -304,48 +311,86 @@ fn fit_shared(sorted: &[f64], g: usize) -> Option<Fit> {
     [quantiles, even].into_iter().filter_map(|m| em_shared(sorted, m)).max_by(|a, b| a.ll.total_cmp(&b.ll))
 }
 
-fn em_shared(v: &[f64], mut means: Vec<f64>) -> Option<Fit> {
+/// EM accumulating the sufficient statistics (Σr, Σrv, Σrv²) in the E-step, so memory is
+/// O(g) and each iteration one pass. Values and means are both sorted, so each value only
+/// visits the components within reach of it (a sliding window) — the rest are negligible.
+fn em_shared(v: &[f64], means: Vec<f64>) -> Option<Fit> {
     let (n, g) = (v.len(), means.len());
     let range = v[n - 1] - v[0];
-    let mut fit = Fit { weights: vec![1.0 / g as f64; g], sigma: range / (4.0 * g as f64), means: Vec::new(), ll: f64::MIN };
+    let mut fit = Fit { weights: vec![1.0 / g as f64; g], sigma: range / (4.0 * g as f64), means, ll: f64::MIN };
     let floor = 1e-4 * range;
-    let mut resp = vec![0.0; n * g];
+    let norm = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let mut t = vec![0.0; g];
+    let (mut s0, mut s1, mut s2) = (vec![0.0; g], vec![0.0; g], vec![0.0; g]);
     let mut ll_prev = f64::MIN;
-    for _ in 0..300 {
-        fit.means = means.clone();
-        let mut ll = 0.0;
-        for (i, &x) in v.iter().enumerate() {
-            let l: Vec<f64> = fit.log_terms(x).collect();
-            let mx = l.iter().cloned().fold(f64::MIN, f64::max);
-            let sum: f64 = l.iter().map(|t| (t - mx).exp()).sum();
-            ll += mx + sum.ln();
-            for j in 0..g {
-                resp[i * g + j] = (l[j] - mx).exp() / sum;
+    for _ in 0..500 {
+        sort_components(&mut fit);
+        let ln_w: Vec<f64> = fit.weights.iter().map(|w| w.ln()).collect();
+        let spread = ln_w.iter().cloned().fold(f64::MIN, f64::max) - ln_w.iter().cloned().fold(f64::MAX, f64::min);
+        let k = 0.5 / (fit.sigma * fit.sigma);
+        let reach = ((NEGLIGIBLE + spread) / k).sqrt();
+        s0.fill(0.0);
+        s1.fill(0.0);
+        s2.fill(0.0);
+        let (mut lo, mut hi, mut ll) = (0, 0, 0.0);
+        for &x in v {
+            while lo < g && fit.means[lo] < x - reach {
+                lo += 1;
+            }
+            while hi < g && fit.means[hi] <= x + reach {
+                hi += 1;
+            }
+            let (a, b) = if lo < hi { (lo, hi) } else { nearest_component(&fit.means, x) };
+            let mut mx = f64::MIN;
+            for j in a..b {
+                t[j] = ln_w[j] - k * (x - fit.means[j]).powi(2);
+                mx = mx.max(t[j]);
+            }
+            let mut sum = 0.0;
+            for tj in &mut t[a..b] {
+                *tj = if *tj > mx - NEGLIGIBLE { (*tj - mx).exp() } else { 0.0 };
+                sum += *tj;
+            }
+            ll += mx + sum.ln() - fit.sigma.ln() - norm;
+            for j in a..b {
+                let r = t[j] / sum;
+                s0[j] += r;
+                s1[j] += r * x;
+                s2[j] += r * x * x;
             }
         }
         fit.ll = ll;
+        if s0.iter().any(|&nj| nj < 1e-6) {
+            return None; // an empty component: this g is too many
+        }
         let mut var = 0.0;
         for j in 0..g {
-            let nj: f64 = (0..n).map(|i| resp[i * g + j]).sum();
-            if nj < 1e-6 {
-                return None; // an empty component: this g is too many
-            }
-            means[j] = (0..n).map(|i| resp[i * g + j] * v[i]).sum::<f64>() / nj;
-            var += (0..n).map(|i| resp[i * g + j] * (v[i] - means[j]).powi(2)).sum::<f64>();
-            fit.weights[j] = nj / n as f64;
+            fit.means[j] = s1[j] / s0[j];
+            var += (s2[j] - s1[j] * s1[j] / s0[j]).max(0.0);
+            fit.weights[j] = s0[j] / n as f64;
         }
         fit.sigma = (var / n as f64).sqrt().max(floor);
-        if (ll - ll_prev).abs() < 1e-10 * ll.abs().max(1.0) {
+        // ICLs that decide g differ by units; a thousandth of a log-likelihood unit is converged.
+        if (ll - ll_prev).abs() < 1e-3 {
             break;
         }
         ll_prev = ll;
     }
-    fit.means = means;
-    let mut order: Vec<usize> = (0..g).collect();
+    sort_components(&mut fit);
+    Some(fit)
+}
+
+/// The one component nearest `x` as a range (when none is within reach).
+fn nearest_component(means: &[f64], x: f64) -> (usize, usize) {
+    let j = (0..means.len()).min_by(|&a, &b| (means[a] - x).abs().total_cmp(&(means[b] - x).abs())).unwrap_or(0);
+    (j, j + 1)
+}
+
+fn sort_components(fit: &mut Fit) {
+    let mut order: Vec<usize> = (0..fit.means.len()).collect();
     order.sort_by(|&a, &b| fit.means[a].total_cmp(&fit.means[b]));
     fit.means = order.iter().map(|&j| fit.means[j]).collect();
     fit.weights = order.iter().map(|&j| fit.weights[j]).collect();
-    Some(fit)
 }
 
 /// A 3-D starting model: each column's atoms stacked along the beam (z) symmetrically about
