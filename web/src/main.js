@@ -6,6 +6,7 @@ import { drawHistogram, drawSpectrum, spectrumAt, spectrumLayout, fmt } from './
 import { ColumnsPanel } from './columns.js';
 import { StrainPanel } from './strain.js';
 import { TomoPanel } from './tomo.js';
+import { ParticlesPanel } from './particles.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -23,6 +24,18 @@ let spectrumBitmap = null;
 const viewer = new Viewer($('view'), hover, (c) => columns?.click(c));
 let columns = null; // the Columns panel, once the engine is ready
 let strain = null;  // the Strain panel
+// Particles, counting and the identical-location comparison.
+const particles = new ParticlesPanel({
+  bridge, viewer, state, busy, showError, download, baseName, $, current: () => current,
+  columnParams: () => columns?.params() ?? null,
+  async onSignals(signals, shown) {
+    state.signals = signals;
+    renderSignals(signals);
+    $('signal-box').hidden = false;
+    $('signal').value = shown;
+    await selectSignal(shown, 0);
+  },
+});
 
 // ---- banner, progress ------------------------------------------------------------------
 function showError(msg) {
@@ -91,6 +104,18 @@ async function loadDemo() {
   } catch (e) { if (!e.cancelled) showError(`Demo failed: ${e.message}`); } finally { done(); }
 }
 
+/** A synthetic particle demo (`ordered`, `pair`) with known truth, in place of the dataset. */
+async function loadParticleDemo(kind) {
+  const done = busy('Rendering the demo…');
+  try {
+    const r = await bridge.call('particleDemo', { kind });
+    datasets = datasets.filter((d) => d.files);
+    datasets.unshift({ primary: kind === 'pair' ? 'Demo: before/after pair' : 'Demo: ordered PtCo particle', names: [], files: null, demo: kind });
+    renderDatasets();
+    await showDataset(0, r);
+  } catch (e) { if (!e.cancelled) showError(`Demo failed: ${e.message}`); } finally { done(); }
+}
+
 async function addFiles(fileList) {
   const files = [...fileList].filter((f) => !f.name.startsWith('.'));
   if (!files.length) return;
@@ -108,7 +133,7 @@ async function addFiles(fileList) {
 async function openDataset(i, { quiet } = {}) {
   const d = datasets[i];
   if (!d) return;
-  if (!d.files) return loadDemo();
+  if (!d.files) return d.demo ? loadParticleDemo(d.demo) : loadDemo();
   const done = busy(`Reading ${d.primary}…`);
   try {
     const buffers = await Promise.all(d.files.map((f) => f.arrayBuffer()));
@@ -138,6 +163,7 @@ async function showDataset(i, { signals, image }) {
 
 /** The signal picker; derived signals (aligned averages, clean-ups) are appended to it. */
 function renderSignals(signals) {
+  particles.setSignals(signals, current?.signal ?? 0);
   $('signal').replaceChildren(...signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'} · ${s.width}×${s.height}${s.frames > 1 ? '×' + s.frames : ''} ${s.dtype}`, k)));
 }
 
@@ -154,6 +180,7 @@ async function showImage(image) {
   state.image = image;
   columns?.clear(); // columns and strain maps belong to the image they were measured on
   strain?.reset();
+  particles.onImage(current.signal);
   const s = state.signals[current.signal];
   $('frame-row').hidden = s.frames < 2;
   $('align-row').hidden = s.frames < 2;
@@ -312,6 +339,9 @@ $('align').onclick = async () => {
     await selectSignal(r.index, 0);
   } catch (e) { if (!e.cancelled) showError(`Align: ${e.message}`); } finally { done(); }
 };
+
+$('pa-demo-ordered').onclick = () => loadParticleDemo('ordered');
+$('pa-demo-pair').onclick = () => loadParticleDemo('pair');
 
 // Tomography: a phantom tilt series is appended as a signal and shown; the shown stack is
 // reconstructed.

@@ -21,6 +21,7 @@ export class Viewer {
     this.onHover = onHover;
     this.onClick = onClick;
     this.overlay = null; // {x, y, colors, selected}
+    this.paths = null;   // [{points: [x0, y0, …], color, closed, width}] drawn under the overlay
     this.layer = null;    // a map drawn over the image (same size), e.g. a strain map
     this.compare = null;  // {bitmap, split}: another image shown left of a draggable divider
     this.rect = null;     // a region drawn over the image {x0, y0, x1, y1} (GPA reference)
@@ -172,10 +173,21 @@ export class Viewer {
   }
 
   drawOverlay() {
-    const o = this.overlay;
-    if (!o) return;
     const { ctx } = this;
     const dpr = window.devicePixelRatio || 1;
+    // Paths (particle outlines, facets): flat [x0, y0, x1, y1, …] in image pixels.
+    for (const p of this.paths || []) {
+      ctx.strokeStyle = p.color; ctx.lineWidth = p.width * dpr;
+      ctx.beginPath();
+      for (let i = 0; i < p.points.length; i += 2) {
+        const cx = this.ox + p.points[i] * this.zoom, cy = this.oy + p.points[i + 1] * this.zoom;
+        i ? ctx.lineTo(cx, cy) : ctx.moveTo(cx, cy);
+      }
+      if (p.closed) ctx.closePath();
+      ctx.stroke();
+    }
+    const o = this.overlay;
+    if (!o) return;
     const r = Math.max(2.5 * dpr, Math.min(o.radius * this.zoom, 12 * dpr));
     ctx.lineWidth = Math.max(1, 1.5 * dpr);
     for (let i = 0; i < o.x.length; i++) {

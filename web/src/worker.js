@@ -60,6 +60,18 @@ const ops = {
     return { signals, image: session.select(0, 0) };
   },
   select: (a) => session.select(a.signal, a.frame),
+  particleDemo: (a) => ({ signals: session.load_particle_demo(a.kind), image: session.select(0, 0) }),
+  analyseParticles: (a, id) => {
+    progress(id, 'columns, particles, cross-sections, counts, ordering');
+    return session.analyse_particles(a.params);
+  },
+  particleModel: (a) => session.particle_model(a.step),
+  particleExport: (a) => session.particle_export(a.what, a.source),
+  compare: (a, id) => {
+    progress(id, 'analysing both images, registering, matching columns');
+    return session.compare_signals(a.before, a.after, a.params);
+  },
+  compareExport: (a) => session.compare_export(a.what, a.before || '', a.after || ''),
   tomoDemo: (a, id) => {
     progress(id, 'projecting the phantom');
     return session.tomo_demo(a.kind, a.n, a.start, a.end, a.count, a.dose);

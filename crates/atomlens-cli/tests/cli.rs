@@ -369,3 +369,75 @@ fn reconstruct_writes_an_mrc_volume_and_bad_angles_say_why() {
     let (ok, _, err) = atomlens(&base);
     assert!(!ok && err.contains("--tilt START,STEP"), "{err}");
 }
+
+/// The nanoparticle chain from the command line: a synthetic identical-location pair written by
+/// `synth`, then `particles`, `count` (statistical and with a library), `compare` and `batch`.
+#[test]
+fn particles_count_compare_and_batch_write_their_tables() {
+    let d = tmp("pair");
+    let (ok, _, err) = atomlens(&["synth", "pair", "--size", "256", "--diameter", "3", "--out", d.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (before, after) = (d.join("before.tif"), d.join("after.tif"));
+
+    let p = tmp("particles");
+    let (ok, _, err) = atomlens(&["particles", before.to_str().unwrap(), "--out", p.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("1 particle(s)"), "{err}");
+    let particles = std::fs::read_to_string(p.join("particles.csv")).unwrap();
+    assert_eq!(particles.lines().count(), 2, "{particles}");
+    for f in ["columns.csv", "facets.csv", "particles.json", "labels.tif"] {
+        assert!(p.join(f).exists(), "{f}");
+    }
+
+    let k = tmp("count");
+    let (ok, _, err) = atomlens(&["count", before.to_str().unwrap(), "--out", k.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let xyz = std::fs::read_to_string(k.join("model.xyz")).unwrap();
+    let atoms: usize = xyz.lines().next().unwrap().parse().unwrap();
+    assert_eq!(xyz.lines().count(), atoms + 2);
+    // A library of 393 counts per atom (10 counts peak × 2πσ², σ = 2.5 px) gives the same total
+    // within a few per cent.
+    let lib = tmp("lib.txt");
+    std::fs::write(&lib, (1..=40).map(|n| format!("{n},{}\n", 392.7 * n as f64)).collect::<String>()).unwrap();
+    let k2 = tmp("count-lib");
+    let (ok, _, err) =
+        atomlens(&["count", before.to_str().unwrap(), "--library", lib.to_str().unwrap(), "--out", k2.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let atoms_lib: usize = std::fs::read_to_string(k2.join("model.xyz")).unwrap().lines().next().unwrap().parse().unwrap();
+    assert!((atoms_lib as f64 / atoms as f64 - 1.0).abs() < 0.05, "{atoms_lib} vs {atoms}");
+    std::fs::write(&lib, "1,abc\n").unwrap();
+    let (ok, _, err) =
+        atomlens(&["count", before.to_str().unwrap(), "--library", lib.to_str().unwrap(), "--out", k2.to_str().unwrap()]);
+    assert!(!ok && err.starts_with("error: ") && err.contains("not a number"), "{err}");
+
+    let c = tmp("compare");
+    let (ok, _, err) = atomlens(&["compare", before.to_str().unwrap(), after.to_str().unwrap(), "--out", c.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.join("summary.json")).unwrap()).unwrap();
+    let rot = summary["summary"]["rotation_deg"].as_f64().unwrap();
+    assert!((rot - 0.8).abs() < 0.05, "rotation {rot}");
+    let cols = std::fs::read_to_string(c.join("columns.csv")).unwrap();
+    assert!(cols.lines().any(|l| l.starts_with("lost,")) && cols.lines().any(|l| l.starts_with("new,")));
+    assert!(c.join("change.tif").exists() && c.join("facets.csv").exists());
+    // An image of something else is refused with the confidence.
+    let flat = tmp("flat.tif");
+    write_tiff(&flat, 256, 256, 1, &Calibration::nm(0.02));
+    let (ok, _, err) = atomlens(&["compare", before.to_str().unwrap(), flat.to_str().unwrap(), "--out", c.to_str().unwrap()]);
+    assert!(!ok && err.starts_with("error: ") && err.lines().count() == 1, "{err}");
+
+    let b = tmp("batch");
+    let (ok, _, err) = atomlens(&["batch", d.to_str().unwrap(), "--out", b.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let s = std::fs::read_to_string(b.join("summary.csv")).unwrap();
+    assert_eq!(s.lines().count(), 3, "{s}"); // header, before.tif, after.tif (the truth CSVs are not images)
+    assert!(b.join("before").join("particles.csv").exists());
+    let recipe = tmp("recipe.json");
+    std::fs::write(&recipe, r#"{"denoise": {"method": "gaussian", "sigma": 0.7}, "bogus": 1}"#).unwrap();
+    let (ok, _, err) = atomlens(&["batch", d.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", b.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a valid recipe"), "{err}");
+    let empty = tmp("empty-dir");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (ok, _, err) = atomlens(&["batch", empty.to_str().unwrap(), "--out", b.to_str().unwrap()]);
+    assert!(!ok && err.contains("holds no image files"), "{err}");
+}

@@ -448,23 +448,33 @@ fn rotate(img: ArrayView2<f32>, theta: f64, centre: [f64; 2]) -> Array2<f32> {
     if theta == 0.0 {
         return img.to_owned();
     }
-    let (h, w) = img.dim();
+    // Output pixel q shows the source point rotated back by −theta.
+    let back = Affine::rotation_about(-theta, centre, [0.0, 0.0]);
+    resample(img, img.dim(), |q| back.apply(q))
+}
+
+/// The after image in the before image's frame (`h × w`): before pixel p shows after at `t(p)`.
+pub fn after_in_before_frame(after: ArrayView2<f32>, t: &Affine, h: usize, w: usize) -> Array2<f32> {
+    resample(after, (h, w), |q| t.apply(q))
+}
+
+/// An `h × w` image whose pixel q is `img` at `source(q)` (bilinear; outside and non-finite
+/// pixels read as the image mean).
+fn resample(img: ArrayView2<f32>, (h, w): (usize, usize), source: impl Fn([f64; 2]) -> [f64; 2]) -> Array2<f32> {
+    let (ih, iw) = img.dim();
     let mean = crate::stats::finite_mean(img) as f32;
-    let (s, c) = theta.sin_cos();
+    let v = |yy: usize, xx: usize| {
+        let v = img[[yy, xx]];
+        if v.is_finite() { v } else { mean }
+    };
     Array2::from_shape_fn((h, w), |(y, x)| {
-        // Source of output pixel (x, y): rotate back by −theta.
-        let (dx, dy) = (x as f64 - centre[0], y as f64 - centre[1]);
-        let (sx, sy) = (centre[0] + c * dx + s * dy, centre[1] - s * dx + c * dy);
+        let [sx, sy] = source([x as f64, y as f64]);
         let (x0, y0) = (sx.floor(), sy.floor());
-        if x0 < 0.0 || y0 < 0.0 || x0 + 1.0 >= w as f64 || y0 + 1.0 >= h as f64 {
+        if !(x0 >= 0.0 && y0 >= 0.0 && x0 + 1.0 < iw as f64 && y0 + 1.0 < ih as f64) {
             return mean;
         }
         let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
         let (x0, y0) = (x0 as usize, y0 as usize);
-        let v = |yy: usize, xx: usize| {
-            let v = img[[yy, xx]];
-            if v.is_finite() { v } else { mean }
-        };
         (1.0 - fy) * ((1.0 - fx) * v(y0, x0) + fx * v(y0, x0 + 1)) + fy * ((1.0 - fx) * v(y0 + 1, x0) + fx * v(y0 + 1, x0 + 1))
     })
 }

@@ -13,6 +13,7 @@ use js_sys::{Float32Array, Float64Array, Uint8Array, Uint32Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+mod particles;
 mod strain;
 mod tomo;
 
@@ -103,6 +104,8 @@ pub struct Session {
     gpa: Option<atomlens_core::gpa::GpaResult>,
     found: Option<(atomlens_core::peaks::Peaks, ColumnParams)>,
     tomo: Option<tomo::Tomo>,
+    particles: Option<particles::Particles>,
+    compared: Option<particles::Compared>,
 }
 
 #[wasm_bindgen]
@@ -118,6 +121,8 @@ impl Session {
             gpa: None,
             found: None,
             tomo: None,
+            particles: None,
+            compared: None,
         }
     }
 

@@ -1,0 +1,312 @@
+// The Particles and Compare sections: segmentation, facets, surface columns, cross-section
+// histogram with the counting mixture, ordering, a rotatable 3-D model, the identical-location
+// comparison (kept / lost / new, per-facet bars) and their exports. Science in Rust; this file
+// draws.
+import { fmt } from './plots.js';
+
+const SITE = ['interior', 'surface', 'edge'];
+const SITE_COLOURS = ['#9aa3ad', '#ffb347', '#ff6b6b'];
+const KIND = ['Pt-rich', 'M-rich', 'uniform'];
+const KIND_COLOURS = ['#ffe066', '#4dabf7', '#9aa3ad'];
+const STATUS = ['kept', 'lost', 'new'];
+const STATUS_COLOURS = ['rgba(255,255,255,0.55)', '#ff4d4f', '#51cf66'];
+
+function ramp(t) {
+  const u = Math.max(0, Math.min(1, t));
+  return `hsl(${Math.round(260 - 220 * u)}, 85%, ${Math.round(35 + 30 * u)}%)`;
+}
+
+function sizeCanvas(canvas) {
+  const dpr = window.devicePixelRatio || 1;
+  const r = canvas.getBoundingClientRect();
+  canvas.width = Math.max(1, Math.round(r.width * dpr));
+  canvas.height = Math.max(1, Math.round(r.height * dpr));
+  return dpr;
+}
+
+export class ParticlesPanel {
+  constructor({ bridge, viewer, state, busy, showError, download, baseName, current, onSignals, columnParams, $ }) {
+    Object.assign(this, { bridge, viewer, state, busy, showError, download, baseName, current, onSignals, columnParams, $ });
+    this.result = null;
+    this.compared = null;
+    this.model = null;
+    this.rot = { yaw: 0.6, pitch: 0.5 };
+    $('pa-run').onclick = () => this.run();
+    $('pa-color').onchange = () => this.paint();
+    $('pa-library').onchange = () => this.readLibrary();
+    for (const [id, what, ext] of [['pa-csv', 'particles_csv', 'particles.csv'], ['pa-cols', 'columns_csv', 'columns.csv'],
+      ['pa-facets', 'facets_csv', 'facets.csv'], ['pa-json', 'json', 'particles.json'], ['pa-xyz', 'xyz', 'model.xyz']]) {
+      $(id).onclick = () => this.export(what, ext);
+    }
+    $('cmp-run').onclick = () => this.compare();
+    for (const [id, what, ext] of [['cmp-csv', 'columns_csv', 'compare-columns.csv'], ['cmp-facets', 'facets_csv', 'compare-facets.csv'],
+      ['cmp-json', 'summary_json', 'compare-summary.json']]) {
+      $(id).onclick = () => this.compareExport(what, ext);
+    }
+    this.modelDrag(this.$('pa-model'));
+  }
+
+  /** The signal list changed: refill the before/after pickers (after = the next signal). */
+  setSignals(signals, shown) {
+    const opts = () => signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'}`, k));
+    this.$('cmp-before').replaceChildren(...opts());
+    this.$('cmp-after').replaceChildren(...opts());
+    this.$('cmp-before').value = shown;
+    this.$('cmp-after').value = signals.length > 1 ? (shown + 1) % signals.length : shown;
+  }
+
+  /** A new image is shown: particle results belong to the image they were measured on; the
+   * comparison overlay stays on the images in the before frame. */
+  onImage(signal) {
+    this.result = null;
+    this.$('pa-summary').textContent = '';
+    this.$('pa-panel').hidden = true;
+    for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-json', 'pa-xyz']) this.$(id).disabled = true;
+    this.viewer.paths = null;
+    const c = this.compared;
+    if (c && [c.before, c.registered, c.change].includes(signal)) this.paintCompare();
+  }
+
+  params() {
+    const v = (id) => (this.$(id).value === '' ? null : +this.$(id).value);
+    return { columns: this.columnParams(), smoothing: v('pa-smooth'), threshold: v('pa-thr'), no_split: !this.$('pa-split').checked,
+      library: this.library || [], max_components: v('pa-maxg') ?? 40 };
+  }
+
+  async readLibrary() {
+    const f = this.$('pa-library').files[0];
+    this.library = null;
+    if (!f) return;
+    const values = (await f.text()).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !/^[#a-zA-Z]/.test(l))
+      .map((l) => +l.split(/[,\s]+/).pop());
+    if (!values.length || values.some((x) => !Number.isFinite(x))) {
+      this.showError(`Library ${f.name}: expected one cross-section per line (or atoms,cross_section rows) for 1, 2, 3… atoms`);
+      this.$('pa-library').value = '';
+      return;
+    }
+    this.library = values;
+    this.$('pa-lib-label').textContent = `${values.length} entries`;
+  }
+
+  async run() {
+    const done = this.busy('Segmenting particles, counting atoms…');
+    try {
+      const t0 = performance.now();
+      const r = await this.bridge.call('analyseParticles', { params: this.params() });
+      r.seconds = (performance.now() - t0) / 1000;
+      this.show(r);
+    } catch (e) { if (!e.cancelled) this.showError(`Particles: ${e.message}`); } finally { done(); }
+  }
+
+  show(r) {
+    this.result = r;
+    const u = r.unit === 'nm' ? 'nm' : 'px', px = r.unit === 'nm' ? r.pixel_size : 1;
+    const atoms = r.particles.reduce((s, p) => s + p.atoms, 0);
+    this.state.particles = {
+      count: r.particles.length, columns: r.columns.x.length, atoms, seconds: r.seconds,
+      diameters: r.particles.map((p) => p.diameter_px * px), ordered: r.particles.map((p) => p.ordered_fraction),
+      facets: r.particles.reduce((s, p) => s + p.facets.length, 0), errors: r.particles.map((p) => p.counting_error).filter(Boolean),
+    };
+    const lines = [`${r.particles.length} particle(s), ${r.columns.x.length} of ${r.total_columns} columns inside, ${fmt(r.seconds)} s.`];
+    for (const p of r.particles) {
+      lines.push(`#${p.id}: ${fmt(p.diameter_px * px)} ${u} across, aspect ${fmt(p.aspect_ratio)}, ${p.columns} columns ` +
+        `(${p.surface} surface, ${p.edge} edge), ${p.facets.length} facets` +
+        (p.atoms ? `, ${p.atoms} atoms` : '') + (p.ordered_fraction > 0 ? `, ${fmt(100 * p.ordered_fraction)} % ordered` : '') +
+        (p.touches_border ? ' — touches the border (size and surface cut)' : ''));
+      if (p.counting_error) lines.push(`   not counted: ${p.counting_error}`);
+    }
+    this.$('pa-summary').textContent = lines.join('\n');
+    for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-json']) this.$(id).disabled = false;
+    this.$('pa-xyz').disabled = !atoms;
+    this.$('pa-panel').hidden = false;
+    this.paint();
+    this.drawHistogram();
+    this.loadModel(!!atoms);
+  }
+
+  /** Outline and facets as paths; columns coloured by the chosen property. */
+  paint() {
+    const r = this.result;
+    if (!r) return;
+    const by = this.$('pa-color').value, c = r.columns;
+    let colors, legend;
+    if (by === 'site') {
+      colors = Array.from(c.site, (s) => SITE_COLOURS[s]);
+      legend = SITE.map((s, k) => `<span style="color:${SITE_COLOURS[k]}">●</span> ${s}`).join(' ');
+    } else if (by === 'kind') {
+      colors = Array.from(c.kind, (s) => KIND_COLOURS[s]);
+      legend = KIND.map((s, k) => `<span style="color:${KIND_COLOURS[k]}">●</span> ${s}`).join(' ');
+    } else if (by === 'ordered') {
+      colors = Array.from(c.ordered, (o) => (o ? '#51cf66' : '#9aa3ad'));
+      legend = '<span style="color:#51cf66">●</span> ordered <span style="color:#9aa3ad">●</span> not';
+    } else {
+      const v = Array.from(by === 'atoms' ? c.atoms : c.cross_section);
+      const lo = Math.min(...v), hi = Math.max(...v);
+      colors = v.map((x) => ramp((x - lo) / (hi - lo || 1)));
+      legend = `${by === 'atoms' ? 'atoms' : 'cross-section'}: <span style="color:${ramp(0)}">●</span> ${fmt(lo)} … <span style="color:${ramp(1)}">●</span> ${fmt(hi)}`;
+    }
+    this.$('pa-legend').innerHTML = legend;
+    this.viewer.overlay = { x: c.x, y: c.y, colors, radius: 3.5, selected: null };
+    this.viewer.paths = r.particles.flatMap((p) => [
+      { points: p.outline, color: 'rgba(120,200,255,0.8)', closed: true, width: 1 },
+      ...p.facets.map((f) => ({ points: [...f.from, ...f.to], color: '#ff922b', closed: false, width: 2.5 })),
+    ]);
+    this.viewer.draw();
+  }
+
+  /** Cross-sections of the largest counted particle with the mixture's components. */
+  drawHistogram() {
+    const canvas = this.$('pa-hist');
+    const dpr = sizeCanvas(canvas);
+    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 16 * dpr;
+    ctx.clearRect(0, 0, W, H);
+    const r = this.result;
+    const p = r.particles.find((q) => q.mixture) || r.particles[0];
+    if (!p) return;
+    const v = Array.from(r.columns.cross_section).filter((_, i) => r.columns.particle[i] === p.id);
+    const lo = Math.min(...v), hi = Math.max(...v), bins = 60, bw = (hi - lo) / bins || 1;
+    const hist = new Array(bins).fill(0);
+    for (const x of v) hist[Math.min(bins - 1, Math.floor((x - lo) / bw))]++;
+    const top = Math.max(...hist, 1), xOf = (x) => ((x - lo) / (hi - lo || 1)) * W, yOf = (n) => H - pad - (n / top) * (H - pad - 4 * dpr);
+    ctx.fillStyle = '#6f8aa6';
+    hist.forEach((n, i) => ctx.fillRect(i * (W / bins), yOf(n), Math.max(1, W / bins - 0.5), H - pad - yOf(n)));
+    const m = p.mixture;
+    ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'center';
+    if (m) {
+      // Each component scaled to counts per bin: n·w·bw·N(x; μ, σ).
+      ctx.strokeStyle = '#ff922b'; ctx.lineWidth = 1.2 * dpr; ctx.fillStyle = '#ffb347';
+      m.means.forEach((mu, k) => {
+        ctx.beginPath();
+        for (let i = 0; i <= 200; i++) {
+          const x = lo + (hi - lo) * i / 200;
+          const y = v.length * m.weights[k] * bw * Math.exp(-0.5 * ((x - mu) / m.sigma) ** 2) / (m.sigma * Math.sqrt(2 * Math.PI));
+          i ? ctx.lineTo(xOf(x), yOf(y)) : ctx.moveTo(xOf(x), yOf(y));
+        }
+        ctx.stroke();
+        if (m.means.length <= 25 || k % 2 === 0) ctx.fillText(String(m.atoms[k]), xOf(mu), 10 * dpr);
+      });
+    }
+    ctx.fillStyle = '#8a939c'; ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, H - 3 * dpr);
+    ctx.textAlign = 'right'; ctx.fillText(fmt(hi), W - 2, H - 3 * dpr);
+    ctx.textAlign = 'center';
+    ctx.fillText(m ? `cross-section · ${m.means.length} components by ICL (atoms on top) · 1 atom = ${fmt(m.unit)}` : 'cross-section', W / 2, H - 3 * dpr);
+  }
+
+  async loadModel(counted) {
+    this.model = counted ? await this.bridge.call('particleModel', { step: 0.2775 }).catch(() => null) : null;
+    this.drawModel();
+  }
+
+  modelDrag(canvas) {
+    let last = null;
+    canvas.addEventListener('pointerdown', (e) => { last = [e.clientX, e.clientY]; canvas.setPointerCapture?.(e.pointerId); });
+    canvas.addEventListener('pointermove', (e) => {
+      if (!last) return;
+      this.rot.yaw += (e.clientX - last[0]) * 0.01;
+      this.rot.pitch = Math.max(-1.5, Math.min(1.5, this.rot.pitch + (e.clientY - last[1]) * 0.01));
+      last = [e.clientX, e.clientY];
+      this.drawModel();
+    });
+    canvas.addEventListener('pointerup', () => { last = null; });
+  }
+
+  /** The stacked-atom model as shaded spheres, back to front, rotated by dragging. */
+  drawModel() {
+    const canvas = this.$('pa-model');
+    const dpr = sizeCanvas(canvas);
+    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height;
+    ctx.fillStyle = '#0b0c0e'; ctx.fillRect(0, 0, W, H);
+    const m = this.model;
+    ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+    if (!m || !m.length) { ctx.fillText('no counted atoms', 8 * dpr, 16 * dpr); return; }
+    const n = m.length / 3;
+    let cx = 0, cy = 0;
+    for (let i = 0; i < n; i++) { cx += m[3 * i]; cy += m[3 * i + 1]; }
+    cx /= n; cy /= n;
+    const { yaw, pitch } = this.rot, [sy, cyw, sp, cp] = [Math.sin(yaw), Math.cos(yaw), Math.sin(pitch), Math.cos(pitch)];
+    const pts = [];
+    let extent = 1;
+    for (let i = 0; i < n; i++) {
+      const x = m[3 * i] - cx, y = m[3 * i + 1] - cy, z = m[3 * i + 2];
+      const x1 = cyw * x + sy * z, z1 = -sy * x + cyw * z;
+      const y2 = cp * y - sp * z1, z2 = sp * y + cp * z1;
+      pts.push([x1, y2, z2]);
+      extent = Math.max(extent, Math.abs(x1), Math.abs(y2));
+    }
+    pts.sort((a, b) => a[2] - b[2]);
+    const s = (Math.min(W, H) * 0.45) / extent, r = Math.max(1.5 * dpr, 1.3 * s);
+    const zmin = pts[0][2], zmax = pts[pts.length - 1][2];
+    for (const [x, y, z] of pts) {
+      const t = (z - zmin) / (zmax - zmin || 1);
+      ctx.fillStyle = `hsl(45, 70%, ${Math.round(25 + 45 * t)}%)`;
+      ctx.beginPath(); ctx.arc(W / 2 + x * s, H / 2 + y * s, r, 0, 2 * Math.PI); ctx.fill();
+    }
+    ctx.fillStyle = '#8a939c';
+    ctx.fillText(`${n} atoms · drag to rotate`, 8 * dpr, 16 * dpr);
+  }
+
+  async export(what, ext) {
+    try {
+      const text = await this.bridge.call('particleExport', { what, source: this.state.dataset || '' });
+      this.download(new Blob([text], { type: ext.endsWith('json') ? 'application/json' : 'text/plain' }), `${this.baseName()}-${ext}`);
+    } catch (e) { this.showError(`Export: ${e.message}`); }
+  }
+
+  async compare() {
+    const before = +this.$('cmp-before').value, after = +this.$('cmp-after').value;
+    const done = this.busy('Registering the pair and matching columns…');
+    try {
+      const t0 = performance.now();
+      const r = await this.bridge.call('compare', { before, after, params: this.params() });
+      r.seconds = (performance.now() - t0) / 1000;
+      this.compared = { ...r, before, after };
+      const s = r.summary;
+      this.state.compare = { ...s, seconds: r.seconds, facets: r.facets.length };
+      this.$('cmp-summary').textContent =
+        `Registered in ${fmt(r.seconds)} s: rotation ${s.rotation_deg.toFixed(3)}°, shift (${s.shift[0].toFixed(2)}, ${s.shift[1].toFixed(2)}) px, ` +
+        `residual ${fmt(s.residual_rms)} px, confidence ${fmt(s.confidence)}.\n${s.kept} kept, ${s.lost} lost, ${s.new} new columns; ` +
+        `atoms ${s.atoms_before} → ${s.atoms_after} (${s.atoms_after - s.atoms_before >= 0 ? '+' : ''}${s.atoms_after - s.atoms_before}).`;
+      for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = false;
+      this.$('cmp-panel').hidden = false;
+      this.drawFacetBars();
+      await this.onSignals(r.signals, before);
+      this.paintCompare();
+    } catch (e) { if (!e.cancelled) this.showError(`Compare: ${e.message}`); } finally { done(); }
+  }
+
+  paintCompare() {
+    const c = this.compared?.columns;
+    if (!c) return;
+    this.viewer.overlay = { x: c.x, y: c.y, colors: Array.from(c.status, (s) => STATUS_COLOURS[s]), radius: 3.5, selected: null };
+    this.$('cmp-legend').innerHTML = STATUS.map((s, k) => `<span style="color:${STATUS_COLOURS[k]}">●</span> ${s}`).join(' ');
+    this.viewer.draw();
+  }
+
+  /** Atoms lost (down, red) and gained (up, green) per facet of the before particle. */
+  drawFacetBars() {
+    const canvas = this.$('cmp-bars');
+    const dpr = sizeCanvas(canvas);
+    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height;
+    ctx.clearRect(0, 0, W, H);
+    const f = this.compared.facets;
+    if (!f.length) return;
+    const top = Math.max(1, ...f.map((x) => Math.max(x.atoms_lost, x.atoms_gained)));
+    const mid = H / 2, bw = W / f.length, scale = (mid - 14 * dpr) / top;
+    ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'center';
+    f.forEach((x, i) => {
+      ctx.fillStyle = '#51cf66'; ctx.fillRect(i * bw + 2, mid - x.atoms_gained * scale, bw - 4, x.atoms_gained * scale);
+      ctx.fillStyle = '#ff4d4f'; ctx.fillRect(i * bw + 2, mid, bw - 4, x.atoms_lost * scale);
+      ctx.fillStyle = '#8a939c'; ctx.fillText(`${Math.round(x.angle)}°`, i * bw + bw / 2, H - 2 * dpr);
+    });
+    ctx.strokeStyle = '#8a939c'; ctx.beginPath(); ctx.moveTo(0, mid); ctx.lineTo(W, mid); ctx.stroke();
+    ctx.textAlign = 'left'; ctx.fillStyle = '#8a939c'; ctx.fillText(`atoms gained ↑ / lost ↓ per facet (max ${top})`, 4 * dpr, 10 * dpr);
+  }
+
+  async compareExport(what, ext) {
+    try {
+      const names = this.state.signals;
+      const text = await this.bridge.call('compareExport', { what, before: names[this.compared.before]?.title, after: names[this.compared.after]?.title });
+      this.download(new Blob([text], { type: ext.endsWith('json') ? 'application/json' : 'text/csv' }), `${this.baseName()}-${ext}`);
+    } catch (e) { this.showError(`Export: ${e.message}`); }
+  }
+}
