@@ -24,18 +24,6 @@ let spectrumBitmap = null;
 const viewer = new Viewer($('view'), hover, (c) => columns?.click(c));
 let columns = null; // the Columns panel, once the engine is ready
 let strain = null;  // the Strain panel
-// Particles, counting and the identical-location comparison.
-const particles = new ParticlesPanel({
-  bridge, viewer, state, busy, showError, download, baseName, $, current: () => current,
-  columnParams: () => columns?.params() ?? null,
-  async onSignals(signals, shown) {
-    state.signals = signals;
-    renderSignals(signals);
-    $('signal-box').hidden = false;
-    $('signal').value = shown;
-    await selectSignal(shown, 0);
-  },
-});
 
 // ---- banner, progress ------------------------------------------------------------------
 function showError(msg) {
@@ -82,6 +70,19 @@ const bridge = new Bridge({
   },
   onProgress(p) { $('progress-text').textContent = p.text; },
   onCrash(msg) { showError(`The engine stopped (${msg}); it was restarted and your files are still listed.`); },
+});
+
+// Particles, counting and the identical-location comparison.
+const particles = new ParticlesPanel({
+  bridge, viewer, state, busy, showError, download, baseName, $, current: () => current,
+  columnParams: () => columns?.params() ?? null,
+  async onSignals(signals, shown) {
+    state.signals = signals;
+    renderSignals(signals);
+    $('signal-box').hidden = false;
+    $('signal').value = shown;
+    await selectSignal(shown, 0);
+  },
 });
 
 $('cancel').onclick = async () => {

@@ -188,8 +188,9 @@ export class ParticlesPanel {
     }
     ctx.fillStyle = '#8a939c'; ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, H - 3 * dpr);
     ctx.textAlign = 'right'; ctx.fillText(fmt(hi), W - 2, H - 3 * dpr);
-    ctx.textAlign = 'center';
-    ctx.fillText(m ? `cross-section · ${m.means.length} components by ICL (atoms on top) · 1 atom = ${fmt(m.unit)}` : 'cross-section', W / 2, H - 3 * dpr);
+    this.$('pa-hist-label').textContent = m
+      ? `Cross-sections of particle ${p.id}: ${m.means.length} classes by ICL (atoms on top), 1 atom = ${fmt(m.unit)}`
+      : `Cross-sections of particle ${p.id}${p.counting_error ? ' (not counted)' : ''}`;
   }
 
   async loadModel(counted) {
@@ -234,7 +235,7 @@ export class ParticlesPanel {
       extent = Math.max(extent, Math.abs(x1), Math.abs(y2));
     }
     pts.sort((a, b) => a[2] - b[2]);
-    const s = (Math.min(W, H) * 0.45) / extent, r = Math.max(1.5 * dpr, 1.3 * s);
+    const s = (Math.min(W, H) * 0.45) / extent, r = Math.max(1.5 * dpr, 0.9 * s);
     const zmin = pts[0][2], zmax = pts[pts.length - 1][2];
     for (const [x, y, z] of pts) {
       const t = (z - zmin) / (zmax - zmin || 1);
@@ -278,7 +279,13 @@ export class ParticlesPanel {
     const c = this.compared?.columns;
     if (!c) return;
     this.viewer.overlay = { x: c.x, y: c.y, colors: Array.from(c.status, (s) => STATUS_COLOURS[s]), radius: 3.5, selected: null };
-    this.$('cmp-legend').innerHTML = STATUS.map((s, k) => `<span style="color:${STATUS_COLOURS[k]}">●</span> ${s}`).join(' ');
+    this.$('cmp-legend').innerHTML = STATUS.map((s, k) => `<span style="color:${STATUS_COLOURS[k]}">●</span> ${s}`).join(' ') +
+      ' · facets: <span style="color:#ff4d4f">net loss</span> <span style="color:#51cf66">net gain</span>';
+    // Facet traces of the before particle, coloured by their net change (the bars' order).
+    this.viewer.paths = this.compared.facets.map((f) => {
+      const net = f.atoms_gained - f.atoms_lost;
+      return { points: [...f.from, ...f.to], color: net < 0 ? '#ff4d4f' : net > 0 ? '#51cf66' : 'rgba(154,163,173,0.7)', closed: false, width: 3 };
+    });
     this.viewer.draw();
   }
 
@@ -296,7 +303,7 @@ export class ParticlesPanel {
     f.forEach((x, i) => {
       ctx.fillStyle = '#51cf66'; ctx.fillRect(i * bw + 2, mid - x.atoms_gained * scale, bw - 4, x.atoms_gained * scale);
       ctx.fillStyle = '#ff4d4f'; ctx.fillRect(i * bw + 2, mid, bw - 4, x.atoms_lost * scale);
-      ctx.fillStyle = '#8a939c'; ctx.fillText(`${Math.round(x.angle)}°`, i * bw + bw / 2, H - 2 * dpr);
+      ctx.fillStyle = '#8a939c'; ctx.fillText(`#${x.facet} ${Math.round(x.angle)}°`, i * bw + bw / 2, H - 2 * dpr);
     });
     ctx.strokeStyle = '#8a939c'; ctx.beginPath(); ctx.moveTo(0, mid); ctx.lineTo(W, mid); ctx.stroke();
     ctx.textAlign = 'left'; ctx.fillStyle = '#8a939c'; ctx.fillText(`atoms gained ↑ / lost ↓ per facet (max ${top})`, 4 * dpr, 10 * dpr);

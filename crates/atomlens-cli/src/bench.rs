@@ -43,6 +43,8 @@ enum What {
     Denoise,
     /// Tomographic reconstruction against scikit-image and astra-toolbox (CPU).
     Tomo,
+    /// The particle chain over 50 synthetic 1024² images (no peer has it: images per second).
+    Batch,
 }
 
 struct Case {
@@ -107,6 +109,7 @@ pub fn run(a: Args) -> Result<()> {
         What::Gpa => return crate::bench_gpa::run(&a.shared, a.quick, a.no_peer, a.repeat),
         What::Denoise => return crate::bench_denoise::run(&a.shared, a.no_peer, a.repeat),
         What::Tomo => return crate::bench_tomo::run(&a.shared, a.no_peer),
+        What::Batch => return crate::bench_batch::run(50, 1024),
         What::Columns => {}
     }
     let cases: Vec<&Case> = CASES.iter().filter(|c| !(a.quick && c.id == "temul_mos2_se_adf")).collect();

@@ -7,6 +7,7 @@ use atomlens_io::{Limits, NamedFile, Signal};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_batch;
 mod bench_denoise;
 mod bench_gpa;
 mod bench_tomo;

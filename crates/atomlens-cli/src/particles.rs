@@ -270,17 +270,22 @@ pub fn batch(a: BatchArgs) -> Result<()> {
         }
         None => Recipe::default(),
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.dir)
-        .with_context(|| format!("reading folder {}", a.dir.display()))?
+    run_batch(&a.dir, &recipe, &a.out).map(|_| ())
+}
+
+/// Analyse every image of `dir` with `recipe` into `out`; returns (images analysed, images, seconds).
+pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usize, f64)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && is_image(p))
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("{} holds no image files (dm3, dm4, ser, emd, mrc, tif, png, jpg)", a.dir.display());
+        bail!("{} holds no image files (dm3, dm4, ser, emd, mrc, tif, png, jpg)", dir.display());
     }
-    out_dir(&a.out)?;
-    write(&a.out, "recipe.json", serde_json::to_string_pretty(&recipe)?)?;
+    out_dir(out)?;
+    write(out, "recipe.json", serde_json::to_string_pretty(recipe)?)?;
     let mut summary = String::from(
         "file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,seconds,error\n",
     );
@@ -295,7 +300,7 @@ pub fn batch(a: BatchArgs) -> Result<()> {
         .map(|f| {
             let t = Instant::now();
             let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let result = run_one(f, &recipe, &a.out.join(stem(f)));
+            let result = run_one(f, recipe, &out.join(stem(f)));
             let secs = t.elapsed().as_secs_f64();
             let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             match result {
@@ -329,14 +334,15 @@ pub fn batch(a: BatchArgs) -> Result<()> {
         .collect();
     let ok = rows.iter().filter(|r| r.0).count();
     rows.iter().for_each(|r| summary.push_str(&r.1));
-    write(&a.out, "summary.csv", summary)?;
+    write(out, "summary.csv", summary)?;
     let secs = t_all.elapsed().as_secs_f64();
-    eprintln!("{ok} of {n} images analysed in {secs:.1} s ({:.2} images/s); summary.csv in {}", n as f64 / secs, a.out.display());
+    eprintln!("{ok} of {n} images analysed in {secs:.1} s ({:.2} images/s); summary.csv in {}", n as f64 / secs, out.display());
     if ok == 0 {
         bail!("no image could be analysed (see summary.csv)");
     }
-    Ok(())
+    Ok((ok, n, secs))
 }
+
 
 fn run_one(path: &Path, recipe: &Recipe, dir: &Path) -> Result<(Analysis, Calibration)> {
     let mut img = load_image(path)?;

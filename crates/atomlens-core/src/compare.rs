@@ -184,6 +184,10 @@ pub struct FacetChange {
     pub angle: f64,
     /// Facet length (px).
     pub length: f64,
+    /// Trace end points `[x, y]` (px, before frame).
+    pub from: [f64; 2],
+    /// See `from`.
+    pub to: [f64; 2],
     /// Atoms removed (lost columns and columns that thinned).
     pub atoms_lost: u32,
     /// Atoms added (new columns and columns that thickened).
@@ -537,6 +541,8 @@ fn facet_changes(a: &Analysis, columns: &[ColumnChange], spacing: f64) -> Vec<Fa
             facet: k,
             angle: f.angle,
             length: f.length,
+            from: f.from,
+            to: f.to,
             atoms_lost: 0,
             atoms_gained: 0,
             columns_lost: 0,
