@@ -479,12 +479,13 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.ok(p.atoms > 300, `${p.atoms} Pt-equivalent atoms; ${p.errors}`);
   assert.ok(p.ordered[0] > 0.4, `ordered fraction ${p.ordered[0]}`);
   assert.ok(p.facets >= 6, `${p.facets} facets`);
+  assert.equal(p.defects, 0, 'a perfect synthetic crystal has no missing or extra columns');
   assert.ok(await page.isVisible('[data-testid=pa-panel]'));
   await page.selectOption('[data-testid=pa-color]', 'kind');
   saveArtifact('particles.png', await page.screenshot());
   const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-cols]')]);
   const lines = fs.readFileSync(await csv.path(), 'utf8').trim().split('\n');
-  assert.equal(lines[0], 'particle,column,x,y,site,cross_section,atoms,kind,contrast,ordered');
+  assert.equal(lines[0], 'particle,column,x,y,site,cross_section,atoms,kind,contrast,ordered,misfit');
   assert.equal(lines.length, p.columns + 1);
   assert.ok(lines.some((l) => l.includes(',m_rich,')) && lines.some((l) => l.includes(',pt_rich,')));
   const [xyz] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-xyz]')]);

@@ -35,7 +35,7 @@ export class ParticlesPanel {
     $('pa-color').onchange = () => this.paint();
     $('pa-library').onchange = () => this.readLibrary();
     for (const [id, what, ext] of [['pa-csv', 'particles_csv', 'particles.csv'], ['pa-cols', 'columns_csv', 'columns.csv'],
-      ['pa-facets', 'facets_csv', 'facets.csv'], ['pa-json', 'json', 'particles.json'], ['pa-xyz', 'xyz', 'model.xyz']]) {
+      ['pa-facets', 'facets_csv', 'facets.csv'], ['pa-defects', 'defects_csv', 'defects.csv'], ['pa-json', 'json', 'particles.json'], ['pa-xyz', 'xyz', 'model.xyz']]) {
       $(id).onclick = () => this.export(what, ext);
     }
     $('cmp-run').onclick = () => this.compare();
@@ -61,7 +61,7 @@ export class ParticlesPanel {
     this.result = null;
     this.$('pa-summary').textContent = '';
     this.$('pa-panel').hidden = true;
-    for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-json', 'pa-xyz']) this.$(id).disabled = true;
+    for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-defects', 'pa-json', 'pa-xyz']) this.$(id).disabled = true;
     this.viewer.paths = null;
     const c = this.compared;
     if (c && [c.before, c.registered, c.change].includes(signal)) this.paintCompare();
@@ -105,7 +105,8 @@ export class ParticlesPanel {
     this.state.particles = {
       count: r.particles.length, columns: r.columns.x.length, atoms, seconds: r.seconds,
       diameters: r.particles.map((p) => p.diameter_px * px), ordered: r.particles.map((p) => p.ordered_fraction),
-      facets: r.particles.reduce((s, p) => s + p.facets.length, 0), errors: r.particles.map((p) => p.counting_error).filter(Boolean),
+      facets: r.particles.reduce((s, p) => s + p.facets.length, 0),
+      defects: r.particles.reduce((s, p) => s + p.defects.length, 0), misfit: Array.from(r.columns.misfit).filter(Boolean).length, errors: r.particles.map((p) => p.counting_error).filter(Boolean),
     };
     const lines = [`${r.particles.length} particle(s), ${r.columns.x.length} of ${r.total_columns} columns inside, ${fmt(r.seconds)} s.`];
     for (const p of r.particles) {
@@ -114,9 +115,11 @@ export class ParticlesPanel {
         (p.atoms ? `, ${p.atoms} atoms` : '') + (p.ordered_fraction > 0 ? `, ${fmt(100 * p.ordered_fraction)} % ordered` : '') +
         (p.touches_border ? ' — touches the border (size and surface cut)' : ''));
       if (p.counting_error) lines.push(`   not counted: ${p.counting_error}`);
+      const miss = p.defects.filter((d) => d.kind === 'missing').length, extra = p.defects.length - miss;
+      if (p.defects.length) lines.push(`   defects: ${miss} missing, ${extra} extra columns (magenta)`);
     }
     this.$('pa-summary').textContent = lines.join('\n');
-    for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-json']) this.$(id).disabled = false;
+    for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-defects', 'pa-json']) this.$(id).disabled = false;
     this.$('pa-xyz').disabled = !atoms;
     this.$('pa-panel').hidden = false;
     this.paint();
@@ -136,6 +139,9 @@ export class ParticlesPanel {
     } else if (by === 'kind') {
       colors = Array.from(c.kind, (s) => KIND_COLOURS[s]);
       legend = KIND.map((s, k) => `<span style="color:${KIND_COLOURS[k]}">●</span> ${s}`).join(' ');
+    } else if (by === 'misfit') {
+      colors = Array.from(c.misfit, (o) => (o ? '#ff4d4f' : '#9aa3ad'));
+      legend = '<span style="color:#ff4d4f">●</span> off the lattice (twin / fault / boundary) <span style="color:#9aa3ad">●</span> on it · ◇ missing ✕ extra';
     } else if (by === 'ordered') {
       colors = Array.from(c.ordered, (o) => (o ? '#51cf66' : '#9aa3ad'));
       legend = '<span style="color:#51cf66">●</span> ordered <span style="color:#9aa3ad">●</span> not';
@@ -147,9 +153,14 @@ export class ParticlesPanel {
     }
     this.$('pa-legend').innerHTML = legend;
     this.viewer.overlay = { x: c.x, y: c.y, colors, radius: 3.5, selected: null };
+    const s = r.spacing * 0.3;
     this.viewer.paths = r.particles.flatMap((p) => [
       { points: p.outline, color: 'rgba(120,200,255,0.8)', closed: true, width: 1 },
       ...p.facets.map((f) => ({ points: [...f.from, ...f.to], color: '#ff922b', closed: false, width: 2.5 })),
+      // Missing columns as magenta diamonds, extra ones as crosses.
+      ...p.defects.map((d) => (d.kind === 'missing'
+        ? { points: [d.x, d.y - s, d.x + s, d.y, d.x, d.y + s, d.x - s, d.y], color: '#f06595', closed: true, width: 2.5 }
+        : { points: [d.x - s, d.y - s, d.x + s, d.y + s, d.x, d.y, d.x + s, d.y - s, d.x - s, d.y + s], color: '#f06595', closed: false, width: 2.5 })),
     ]);
     this.viewer.draw();
   }

@@ -55,7 +55,7 @@ pub struct ParticlesArgs {
     image: PathBuf,
     #[command(flatten)]
     common: Common,
-    /// Folder for particles.csv, columns.csv, facets.csv, particles.json and labels.tif.
+    /// Folder for particles.csv, columns.csv, facets.csv, defects.csv, particles.json and labels.tif.
     #[arg(long)]
     out: PathBuf,
 }
@@ -169,6 +169,16 @@ fn report(a: &Analysis, cal: &Calibration, secs: f64) {
         if let Some(e) = &r.counting_error {
             eprintln!("    not counted: {e}");
         }
+        let d = &r.defects;
+        let kind = |k| d.defects.iter().filter(|x| x.kind == k).count();
+        let misfit = d.misfit.iter().filter(|&&m| m).count();
+        if !d.defects.is_empty() || misfit > 0 {
+            eprintln!(
+                "    defects: {} missing, {} extra columns; {misfit} columns off the lattice (twin, fault or boundary)",
+                kind(atomlens_core::defects::DefectKind::Missing),
+                kind(atomlens_core::defects::DefectKind::Extra)
+            );
+        }
     }
 }
 
@@ -177,6 +187,7 @@ fn write_particles(dir: &Path, a: &Analysis, p: &AnalysisParams, img: &Image, so
     write(dir, "particles.csv", tables::particles_csv(a, cal))?;
     write(dir, "columns.csv", tables::particle_columns_csv(a))?;
     write(dir, "facets.csv", tables::facets_csv(a, cal))?;
+    write(dir, "defects.csv", tables::defects_csv(a))?;
     write(dir, "particles.json", tables::analysis_json(a, p, cal, source))?;
     let (h, w) = a.segmentation.labels.dim();
     let labels: Vec<f32> = a.segmentation.labels.iter().map(|&l| l as f32).collect();
@@ -191,7 +202,7 @@ pub fn particles(a: ParticlesArgs) -> Result<()> {
     report(&r, &img.calibration, t.elapsed().as_secs_f64());
     out_dir(&a.out)?;
     write_particles(&a.out, &r, &p, &img, &a.image.display().to_string())?;
-    eprintln!("wrote particles.csv, columns.csv, facets.csv, particles.json, labels.tif to {}", a.out.display());
+    eprintln!("wrote particles.csv, columns.csv, facets.csv, defects.csv, particles.json, labels.tif to {}", a.out.display());
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub mod bm3d;
 pub mod column_strain;
 pub mod compare;
 pub mod counting;
+pub mod defects;
 pub mod columns;
 pub mod deformation;
 pub mod denoise;

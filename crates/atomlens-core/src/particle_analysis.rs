@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::CoreError;
 use crate::columns::{ColumnParams, ColumnResult, find_and_fit};
 use crate::counting::{CountMixture, Counting, count_atoms, cross_sections};
+use crate::defects::{Defects, find_defects};
 use crate::ordering::{Ordering, ordering};
 use crate::particles::{Particle, ParticleColumns, ParticleParams, Segmentation, particle_columns, segment};
 
@@ -41,6 +42,8 @@ pub struct ParticleReport {
     pub ordering: Ordering,
     /// Support level under the particle.
     pub support_level: f64,
+    /// Ring analysis of its columns (defect columns and `misfit` index like `columns.columns`).
+    pub defects: Defects,
 }
 
 /// Everything [`analyse`] found.
@@ -80,6 +83,10 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
                 Err(e) => (Vec::new(), None, Some(e.to_string())),
             };
             let ordering = ordering(&pts, &cs.values, spacing);
+            let mut defects = find_defects(&pts, spacing);
+            for d in &mut defects.defects {
+                d.columns = d.columns.iter().map(|&k| pc.columns[k]).collect();
+            }
             Ok(ParticleReport {
                 particle: q.clone(),
                 columns: pc,
@@ -89,6 +96,7 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
                 counting_error,
                 ordering,
                 support_level: cs.support_level,
+                defects,
             })
         })
         .collect::<Result<Vec<_>, CoreError>>()?;
@@ -126,5 +134,8 @@ mod tests {
             .count();
         assert!(right as f64 >= 0.95 * s.columns.len() as f64, "{right} of {} true columns", s.columns.len());
         assert!(r.ordering.ordered_fraction > 0.4, "{}", r.ordering.ordered_fraction);
+        // A perfect crystal: no missing or extra columns, nothing off the lattice.
+        assert!(r.defects.defects.is_empty(), "{:?}", r.defects.defects);
+        assert_eq!(r.defects.misfit.iter().filter(|&&m| m).count(), 0);
     }
 }

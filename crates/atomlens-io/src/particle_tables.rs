@@ -49,14 +49,14 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
 
 /// One row per column of every particle: site, cross-section, atoms and ordering.
 pub fn particle_columns_csv(a: &Analysis) -> String {
-    let mut s = String::from("particle,column,x,y,site,cross_section,atoms,kind,contrast,ordered\n");
+    let mut s = String::from("particle,column,x,y,site,cross_section,atoms,kind,contrast,ordered,misfit\n");
     for r in &a.particles {
         for (k, &i) in r.columns.columns.iter().enumerate() {
             let c = &a.columns.columns[i];
             let atoms = r.atoms.get(k).map(|n| n.to_string()).unwrap_or_default();
             let _ = writeln!(
                 s,
-                "{},{},{:.4},{:.4},{},{:.6e},{},{},{:.4},{}",
+                "{},{},{:.4},{:.4},{},{:.6e},{},{},{:.4},{},{}",
                 r.particle.id,
                 i,
                 c.x,
@@ -66,8 +66,21 @@ pub fn particle_columns_csv(a: &Analysis) -> String {
                 atoms,
                 site_name(r.ordering.kind[k]),
                 r.ordering.contrast[k],
-                r.ordering.ordered[k]
+                r.ordering.ordered[k],
+                r.defects.misfit[k]
             );
+        }
+    }
+    s
+}
+
+/// One row per defect (missing or extra column) with the columns involved (`;`-separated).
+pub fn defects_csv(a: &Analysis) -> String {
+    let mut s = String::from("particle,kind,x,y,columns\n");
+    for r in &a.particles {
+        for d in &r.defects.defects {
+            let cols: Vec<String> = d.columns.iter().map(|c| c.to_string()).collect();
+            let _ = writeln!(s, "{},{},{:.3},{:.3},{}", r.particle.id, site_name(d.kind), d.x, d.y, cols.join(";"));
         }
     }
     s
@@ -215,6 +228,7 @@ mod tests {
             (particles_csv(&a, cal), a.particles.len()),
             (particle_columns_csv(&a), a.particles.iter().map(|r| r.columns.columns.len()).sum()),
             (facets_csv(&a, cal), a.particles.iter().map(|r| r.columns.facets.len()).sum()),
+            (defects_csv(&a), a.particles.iter().map(|r| r.defects.defects.len()).sum()),
         ] {
             let lines: Vec<&str> = csv.lines().collect();
             assert_eq!(lines.len(), rows + 1, "{csv}");

@@ -75,6 +75,7 @@ struct ParticleReply {
     counting_error: Option<String>,
     mixture: Option<atomlens_core::counting::CountMixture>,
     support_level: f64,
+    defects: Vec<atomlens_core::defects::Defect>,
 }
 
 /// Per column of every particle, flat arrays.
@@ -91,6 +92,7 @@ struct ColumnsReply {
     kind: Vec<u8>,
     contrast: Vec<f64>,
     ordered: Vec<u8>,
+    misfit: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +131,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> AnalysisReply {
                 });
                 cols.contrast.push(r.ordering.contrast[k]);
                 cols.ordered.push(r.ordering.ordered[k] as u8);
+                cols.misfit.push(r.defects.misfit[k] as u8);
             }
             let q = &r.particle;
             let count = |s: Site| r.columns.sites.iter().filter(|&&v| v == s).count();
@@ -148,6 +151,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> AnalysisReply {
                 counting_error: r.counting_error.clone(),
                 mixture: r.mixture.clone(),
                 support_level: r.support_level,
+                defects: r.defects.defects.clone(),
             }
         })
         .collect();
@@ -267,7 +271,7 @@ impl Session {
     }
 
     /// An export of the particle analysis: `particles_csv`, `columns_csv`, `facets_csv`,
-    /// `json` or `xyz`.
+    /// `defects_csv`, `json` or `xyz`.
     pub fn particle_export(&self, what: &str, source: &str) -> Result<String, JsError> {
         let r = self.particles.as_ref().ok_or_else(|| JsError::new("analyse the particles first"))?;
         let (a, cal) = (&r.analysis, &r.calibration);
@@ -275,6 +279,7 @@ impl Session {
             "particles_csv" => tables::particles_csv(a, cal),
             "columns_csv" => tables::particle_columns_csv(a),
             "facets_csv" => tables::facets_csv(a, cal),
+            "defects_csv" => tables::defects_csv(a),
             "json" => tables::analysis_json(a, &r.params, cal, source),
             "xyz" => tables::model_xyz(a, cal, synth::PT_110_SPACING_NM, "Pt")
                 .ok_or_else(|| JsError::new("no counted columns, or the image is not calibrated in nm"))?,
