@@ -518,3 +518,40 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   noErrors(errors);
   await page.close();
 });
+
+test('batch: every listed file analysed with a progress bar each, a summary table, plots and CSV; a blank image fails alone', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  // Two particles (square lattice of Gaussian columns, thickness of a sphere) and a blank image.
+  const particle = (radius) => {
+    const cols = [];
+    for (let i = -10; i <= 10; i++) for (let j = -10; j <= 10; j++) {
+      const x = 128 + 12 * i, y = 128 + 12 * j, d = Math.hypot(x - 128, y - 128);
+      if (d < radius) cols.push([x, y, 20 * (1 + Math.round(8 * Math.sqrt(1 - (d / radius) ** 2)))]);
+    }
+    return (x, y) => 10 + cols.reduce((s, [cx, cy, a]) => s + a * Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 12.5), 0);
+  };
+  await drop(page, [
+    { name: 'p1.tif', mimeType: 'image/tiff', buffer: tiff({ width: 256, height: 256, kind: 'f32', pixels: particle(70) }) },
+    { name: 'p2.tif', mimeType: 'image/tiff', buffer: tiff({ width: 256, height: 256, kind: 'f32', pixels: particle(50) }) },
+    { name: 'blank.tif', mimeType: 'image/tiff', buffer: tiff({ width: 256, height: 256, kind: 'f32', pixels: () => 5 }) },
+  ]);
+  await page.waitForFunction(() => window.__atomlens.image && !window.__atomlens.busy, null, { timeout: 60000 });
+  const shown = await page.evaluate(() => window.__atomlens.dataset);
+  await page.click('[data-testid=batch-run]');
+  await page.waitForFunction(() => window.__atomlens.batch?.done === 3 && window.__atomlens.batch.seconds, null, { timeout: 120000 });
+  const b = await page.evaluate(() => window.__atomlens.batch);
+  const byName = Object.fromEntries(b.rows.map((r) => [r.name, r]));
+  assert.equal(byName['p1.tif'].state, 'done', JSON.stringify(byName['p1.tif']));
+  assert.equal(byName['p2.tif'].state, 'done');
+  // The larger particle has more columns; 12-px lattice → ~107 and ~55 columns inside.
+  assert.ok(byName['p1.tif'].columns > byName['p2.tif'].columns, JSON.stringify(b.rows));
+  assert.equal(byName['blank.tif'].state, 'failed');
+  assert.ok(/uniform|no particle|no .*found/i.test(byName['blank.tif'].error), byName['blank.tif'].error);
+  assert.equal(await page.locator('#batch-rows tr:not(.why)').count(), 3);
+  assert.equal(await page.evaluate(() => window.__atomlens.dataset), shown, 'the shown image stays');
+  saveArtifact('batch.png', await page.screenshot());
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=batch-csv]')]);
+  assert.equal(fs.readFileSync(await csv.path(), 'utf8').trim().split('\n').length, 4);
+  noErrors(errors);
+  await page.close();
+});

@@ -7,6 +7,7 @@ import { ColumnsPanel } from './columns.js';
 import { StrainPanel } from './strain.js';
 import { TomoPanel } from './tomo.js';
 import { ParticlesPanel } from './particles.js';
+import { BatchPanel } from './batch.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -84,6 +85,9 @@ const particles = new ParticlesPanel({
     await selectSignal(shown, 0);
   },
 });
+
+new BatchPanel({ bridge, state, showError, download, $, params: () => particles.params(),
+  files: () => datasets.filter((d) => d.files && !d.series) });
 
 $('cancel').onclick = async () => {
   bridge.cancel();

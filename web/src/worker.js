@@ -71,6 +71,16 @@ const ops = {
     progress(id, 'analysing both images, registering, matching columns');
     return session.compare_signals(a.before, a.after, a.params);
   },
+  // One image of a batch in its own session, so the shown image stays: the particle summary.
+  batchOne: (a, id) => {
+    progress(id, `batch: ${a.primary}`);
+    const s = new pkg.Session();
+    try {
+      s.load_files(a.primary, a.names, a.buffers.map((b) => new Uint8Array(b)));
+      s.select(0, 0);
+      return s.batch_summary(a.params);
+    } finally { s.free(); }
+  },
   compareExport: (a) => session.compare_export(a.what, a.before || '', a.after || ''),
   tomoDemo: (a, id) => {
     progress(id, 'projecting the phantom');

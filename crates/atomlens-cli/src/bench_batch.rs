@@ -27,7 +27,8 @@ pub fn run(images: usize, size: usize) -> Result<()> {
         let bytes = atomlens_io::tiff_io::write_f32(size, size, &px, &s.image.calibration)?;
         std::fs::write(input.join(format!("particle_{k:03}.tif")), bytes)?;
     }
-    let recipe = Recipe { denoise: Some(atomlens_core::denoise::Method::Gaussian { sigma: 0.5 }), ..Default::default() };
+    let recipe =
+        Recipe { denoise: Some(atomlens_core::denoise::Method::Gaussian { sigma: 0.5 }), ..Default::default() };
     let (ok, n, secs) = run_batch(&input, &recipe, &dir.join("out"))?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("| images | size | threads | analysed | seconds | images/s |");

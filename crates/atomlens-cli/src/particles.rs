@@ -147,7 +147,12 @@ fn out_dir(dir: &Path) -> Result<()> {
 
 fn report(a: &Analysis, cal: &Calibration, secs: f64) {
     let u = &cal.unit;
-    eprintln!("{} columns, {} particle(s) in {secs:.2} s; column spacing {:.2} px", a.columns.columns.len(), a.particles.len(), a.spacing);
+    eprintln!(
+        "{} columns, {} particle(s) in {secs:.2} s; column spacing {:.2} px",
+        a.columns.columns.len(),
+        a.particles.len(),
+        a.spacing
+    );
     for r in &a.particles {
         let q = &r.particle;
         let atoms: u64 = r.atoms.iter().map(|&n| n as u64).sum();
@@ -202,7 +207,10 @@ pub fn particles(a: ParticlesArgs) -> Result<()> {
     report(&r, &img.calibration, t.elapsed().as_secs_f64());
     out_dir(&a.out)?;
     write_particles(&a.out, &r, &p, &img, &a.image.display().to_string())?;
-    eprintln!("wrote particles.csv, columns.csv, facets.csv, defects.csv, particles.json, labels.tif to {}", a.out.display());
+    eprintln!(
+        "wrote particles.csv, columns.csv, facets.csv, defects.csv, particles.json, labels.tif to {}",
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -221,9 +229,16 @@ pub fn count(a: CountArgs) -> Result<()> {
     }
     out_dir(&a.out)?;
     write(&a.out, "counts.csv", tables::particle_columns_csv(&r))?;
-    let mixtures: Vec<_> =
-        r.particles.iter().map(|q| serde_json::json!({"particle": q.particle.id, "mixture": q.mixture, "error": q.counting_error})).collect();
-    write(&a.out, "counting.json", serde_json::to_string_pretty(&serde_json::json!({ "parameters": p, "particles": mixtures }))?)?;
+    let mixtures: Vec<_> = r
+        .particles
+        .iter()
+        .map(|q| serde_json::json!({"particle": q.particle.id, "mixture": q.mixture, "error": q.counting_error}))
+        .collect();
+    write(
+        &a.out,
+        "counting.json",
+        serde_json::to_string_pretty(&serde_json::json!({ "parameters": p, "particles": mixtures }))?,
+    )?;
     match tables::model_xyz(&r, &img.calibration, a.beam_step, &a.element) {
         Some(m) => write(&a.out, "model.xyz", m)?,
         None => eprintln!("no model.xyz: the image is not calibrated in nm"),
@@ -297,9 +312,8 @@ pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usiz
     }
     out_dir(out)?;
     write(out, "recipe.json", serde_json::to_string_pretty(recipe)?)?;
-    let mut summary = String::from(
-        "file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,seconds,error\n",
-    );
+    let mut summary =
+        String::from("file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,seconds,error\n");
     let t_all = Instant::now();
     let n = files.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
@@ -327,7 +341,10 @@ pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usiz
                         .map(|q| q.ordering.ordered_fraction * q.columns.columns.len() as f64)
                         .sum::<f64>()
                         / cols.max(1) as f64;
-                    eprintln!("[{k}/{n}] {name}: {} particle(s), {cols} columns, {atoms} atoms ({secs:.2} s)", r.particles.len());
+                    eprintln!(
+                        "[{k}/{n}] {name}: {} particle(s), {cols} columns, {atoms} atoms ({secs:.2} s)",
+                        r.particles.len()
+                    );
                     let row = format!(
                         "{name},{},{cols},{mean:.4},{},{atoms},{ordered:.4},{secs:.3},\n",
                         r.particles.len(),
@@ -347,13 +364,16 @@ pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usiz
     rows.iter().for_each(|r| summary.push_str(&r.1));
     write(out, "summary.csv", summary)?;
     let secs = t_all.elapsed().as_secs_f64();
-    eprintln!("{ok} of {n} images analysed in {secs:.1} s ({:.2} images/s); summary.csv in {}", n as f64 / secs, out.display());
+    eprintln!(
+        "{ok} of {n} images analysed in {secs:.1} s ({:.2} images/s); summary.csv in {}",
+        n as f64 / secs,
+        out.display()
+    );
     if ok == 0 {
         bail!("no image could be analysed (see summary.csv)");
     }
     Ok((ok, n, secs))
 }
-
 
 fn run_one(path: &Path, recipe: &Recipe, dir: &Path) -> Result<(Analysis, Calibration)> {
     let mut img = load_image(path)?;

@@ -400,18 +400,32 @@ fn particles_count_compare_and_batch_write_their_tables() {
     let lib = tmp("lib.txt");
     std::fs::write(&lib, (1..=40).map(|n| format!("{n},{}\n", 392.7 * n as f64)).collect::<String>()).unwrap();
     let k2 = tmp("count-lib");
-    let (ok, _, err) =
-        atomlens(&["count", before.to_str().unwrap(), "--library", lib.to_str().unwrap(), "--out", k2.to_str().unwrap()]);
+    let (ok, _, err) = atomlens(&[
+        "count",
+        before.to_str().unwrap(),
+        "--library",
+        lib.to_str().unwrap(),
+        "--out",
+        k2.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
-    let atoms_lib: usize = std::fs::read_to_string(k2.join("model.xyz")).unwrap().lines().next().unwrap().parse().unwrap();
+    let atoms_lib: usize =
+        std::fs::read_to_string(k2.join("model.xyz")).unwrap().lines().next().unwrap().parse().unwrap();
     assert!((atoms_lib as f64 / atoms as f64 - 1.0).abs() < 0.05, "{atoms_lib} vs {atoms}");
     std::fs::write(&lib, "1,abc\n").unwrap();
-    let (ok, _, err) =
-        atomlens(&["count", before.to_str().unwrap(), "--library", lib.to_str().unwrap(), "--out", k2.to_str().unwrap()]);
+    let (ok, _, err) = atomlens(&[
+        "count",
+        before.to_str().unwrap(),
+        "--library",
+        lib.to_str().unwrap(),
+        "--out",
+        k2.to_str().unwrap(),
+    ]);
     assert!(!ok && err.starts_with("error: ") && err.contains("not a number"), "{err}");
 
     let c = tmp("compare");
-    let (ok, _, err) = atomlens(&["compare", before.to_str().unwrap(), after.to_str().unwrap(), "--out", c.to_str().unwrap()]);
+    let (ok, _, err) =
+        atomlens(&["compare", before.to_str().unwrap(), after.to_str().unwrap(), "--out", c.to_str().unwrap()]);
     assert!(ok, "{err}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.join("summary.json")).unwrap()).unwrap();
@@ -423,7 +437,8 @@ fn particles_count_compare_and_batch_write_their_tables() {
     // An image of something else is refused with the confidence.
     let flat = tmp("flat.tif");
     write_tiff(&flat, 256, 256, 1, &Calibration::nm(0.02));
-    let (ok, _, err) = atomlens(&["compare", before.to_str().unwrap(), flat.to_str().unwrap(), "--out", c.to_str().unwrap()]);
+    let (ok, _, err) =
+        atomlens(&["compare", before.to_str().unwrap(), flat.to_str().unwrap(), "--out", c.to_str().unwrap()]);
     assert!(!ok && err.starts_with("error: ") && err.lines().count() == 1, "{err}");
 
     let b = tmp("batch");
@@ -434,7 +449,8 @@ fn particles_count_compare_and_batch_write_their_tables() {
     assert!(b.join("before").join("particles.csv").exists());
     let recipe = tmp("recipe.json");
     std::fs::write(&recipe, r#"{"denoise": {"method": "gaussian", "sigma": 0.7}, "bogus": 1}"#).unwrap();
-    let (ok, _, err) = atomlens(&["batch", d.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", b.to_str().unwrap()]);
+    let (ok, _, err) =
+        atomlens(&["batch", d.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", b.to_str().unwrap()]);
     assert!(!ok && err.contains("not a valid recipe"), "{err}");
     let empty = tmp("empty-dir");
     std::fs::create_dir_all(&empty).unwrap();

@@ -117,10 +117,8 @@ pub fn fit_affine(src: &[[f64; 2]], dst: &[[f64; 2]]) -> Option<Affine> {
     let sx = crate::linalg::solve(ata, atx, 3)?;
     let sy = crate::linalg::solve(ata, aty, 3)?;
     let matrix = [[sx[1], sx[2]], [sy[1], sy[2]]];
-    let shift = [
-        sx[0] - (matrix[0][0] * cs[0] + matrix[0][1] * cs[1]),
-        sy[0] - (matrix[1][0] * cs[0] + matrix[1][1] * cs[1]),
-    ];
+    let shift =
+        [sx[0] - (matrix[0][0] * cs[0] + matrix[0][1] * cs[1]), sy[0] - (matrix[1][0] * cs[0] + matrix[1][1] * cs[1])];
     Some(Affine { matrix, shift })
 }
 
@@ -301,7 +299,9 @@ pub fn compare_analyses(
             t = f;
         }
     }
-    let inv = t.inverse().ok_or_else(|| CoreError::NotFound { what: "transform", reason: "the fitted map is singular".into() })?;
+    let inv = t
+        .inverse()
+        .ok_or_else(|| CoreError::NotFound { what: "transform", reason: "the fitted map is singular".into() })?;
     let residual_rms =
         (pairs.iter().map(|&(i, j)| dist2(t.apply(pa[i]), pb[j])).sum::<f64>() / pairs.len() as f64).sqrt();
     let atoms_a = atoms_per_column(&a);
@@ -440,7 +440,8 @@ fn lattice_rotation(a: &crate::lattice::Lattice, b: &crate::lattice::Lattice) ->
         .into_iter()
         .filter(|v| (len(*v) / len(target) - 1.0).abs() < 0.05)
         .map(|v| {
-            let d = (ang(target) - ang(v) + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
+            let d =
+                (ang(target) - ang(v) + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
             d
         })
         .min_by(|x, y| x.abs().total_cmp(&y.abs()))
@@ -479,7 +480,8 @@ fn resample(img: ArrayView2<f32>, (h, w): (usize, usize), source: impl Fn([f64; 
         }
         let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
         let (x0, y0) = (x0 as usize, y0 as usize);
-        (1.0 - fy) * ((1.0 - fx) * v(y0, x0) + fx * v(y0, x0 + 1)) + fy * ((1.0 - fx) * v(y0 + 1, x0) + fx * v(y0 + 1, x0 + 1))
+        (1.0 - fy) * ((1.0 - fx) * v(y0, x0) + fx * v(y0, x0 + 1))
+            + fy * ((1.0 - fx) * v(y0 + 1, x0) + fx * v(y0 + 1, x0 + 1))
     })
 }
 

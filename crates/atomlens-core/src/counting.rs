@@ -66,9 +66,10 @@ pub fn cross_sections(
             cell_pixels[k as usize] += 1;
         }
     }
-    let (n, sx, sy) = mask.indexed_iter().filter(|(_, m)| **m).fold((0.0, 0.0, 0.0), |a, ((y, x), _)| {
-        (a.0 + 1.0, a.1 + x as f64, a.2 + y as f64)
-    });
+    let (n, sx, sy) = mask
+        .indexed_iter()
+        .filter(|(_, m)| **m)
+        .fold((0.0, 0.0, 0.0), |a, ((y, x), _)| (a.0 + 1.0, a.1 + x as f64, a.2 + y as f64));
     let support_level = if n > 0.0 { support.at(sx / n, sy / n) } else { support.at(w as f64 / 2.0, h as f64 / 2.0) };
     Ok(CrossSections { values, cell_pixels, support_level })
 }
@@ -97,11 +98,8 @@ fn support_surface(img: ArrayView2<f32>, mask: ArrayView2<bool>, spacing: f64) -
     let (h, w) = img.dim();
     let d2 = distance_squared_to(mask);
     let (lo, hi) = ((1.5 * spacing).powi(2) as f32, (4.0 * spacing).powi(2) as f32);
-    let ring: Vec<(usize, usize)> = d2
-        .indexed_iter()
-        .filter(|&(p, &d)| d > lo && d <= hi && img[p].is_finite())
-        .map(|(p, _)| p)
-        .collect();
+    let ring: Vec<(usize, usize)> =
+        d2.indexed_iter().filter(|&(p, &d)| d > lo && d <= hi && img[p].is_finite()).map(|(p, _)| p).collect();
     if ring.len() < 64 {
         return Err(CoreError::NotFound {
             what: "support",
@@ -171,7 +169,10 @@ impl Default for Counting {
 /// Atoms per column from `values` (cross-sections); the mixture when statistical.
 pub fn count_atoms(values: &[f64], how: &Counting) -> Result<(Vec<u32>, Option<CountMixture>), CoreError> {
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(CoreError::InvalidParameter { name: "cross-sections", reason: "a value is NaN or infinite".into() });
+        return Err(CoreError::InvalidParameter {
+            name: "cross-sections",
+            reason: "a value is NaN or infinite".into(),
+        });
     }
     match how {
         Counting::Library(lib) => {
@@ -222,8 +223,10 @@ fn select_mixture(values: &[f64], max_g: usize) -> Result<CountMixture, CoreErro
     // Each g is independent: fit them in parallel, largest first so the longest jobs start
     // early. A g whose EM empties a component is skipped.
     let gs = max_g.min(n / 2).max(1);
-    let fits: Vec<(f64, Fit)> =
-        crate::par::map(gs, |k| fit_shared(&sorted, gs - k).map(|f| (f.icl(&sorted), f))).into_iter().flatten().collect();
+    let fits: Vec<(f64, Fit)> = crate::par::map(gs, |k| fit_shared(&sorted, gs - k).map(|f| (f.icl(&sorted), f)))
+        .into_iter()
+        .flatten()
+        .collect();
     let mut icl: Vec<(usize, f64)> = fits.iter().map(|(score, f)| (f.means.len(), *score)).collect();
     icl.sort_by_key(|e| e.0);
     let (_, fit) = fits.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).ok_or_else(|| CoreError::InvalidParameter {
@@ -252,7 +255,8 @@ fn atoms_of(means: &[f64]) -> (Vec<u32>, f64) {
     let mut atoms: Vec<u32> = Vec::new();
     for _ in 0..3 {
         atoms = means.iter().map(|m| (m / unit).round().max(1.0) as u32).collect();
-        let (num, den) = atoms.iter().zip(means).fold((0.0, 0.0), |a, (&k, &m)| (a.0 + k as f64 * m, a.1 + (k * k) as f64));
+        let (num, den) =
+            atoms.iter().zip(means).fold((0.0, 0.0), |a, (&k, &m)| (a.0 + k as f64 * m, a.1 + (k * k) as f64));
         unit = num / den;
     }
     (atoms, unit)

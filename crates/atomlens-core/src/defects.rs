@@ -133,7 +133,8 @@ pub fn find_defects(points: &[[f64; 2]], spacing: f64) -> Defects {
     counts.sort_unstable();
     let full = counts[counts.len() * 9 / 10];
     for i in 0..n {
-        let close: Vec<usize> = grid.within(points, points[i], 0.75 * spacing).into_iter().filter(|&j| j != i).collect();
+        let close: Vec<usize> =
+            grid.within(points, points[i], 0.75 * spacing).into_iter().filter(|&j| j != i).collect();
         if !close.is_empty() || bonds[i].len() >= full + 2 {
             let mut cols = close;
             cols.push(i);
@@ -163,7 +164,10 @@ fn common_bonds(points: &[[f64; 2]], bonds: &[Vec<usize>], spacing: f64, k: usiz
     let mut out = Vec::new();
     for _ in 0..k {
         let density = |c: (i64, i64), g: &std::collections::HashMap<(i64, i64), usize>| {
-            (-2..=2).flat_map(|dx| (-2..=2).map(move |dy| (dx, dy))).map(|(dx, dy)| g.get(&(c.0 + dx, c.1 + dy)).copied().unwrap_or(0)).sum::<usize>()
+            (-2..=2)
+                .flat_map(|dx| (-2..=2).map(move |dy| (dx, dy)))
+                .map(|(dx, dy)| g.get(&(c.0 + dx, c.1 + dy)).copied().unwrap_or(0))
+                .sum::<usize>()
         };
         let Some(best) = grid.keys().copied().max_by_key(|&c| (density(c, &grid), c)) else { break };
         if density(best, &grid) == 0 {
@@ -254,7 +258,13 @@ mod tests {
         let (sn, cs) = 25f64.to_radians().sin_cos();
         let q: Vec<[f64; 2]> = p
             .iter()
-            .map(|&[x, y]| if x > 230.0 { [230.0 + cs * (x - 230.0) - sn * (y - 200.0), 200.0 + sn * (x - 230.0) + cs * (y - 200.0)] } else { [x, y] })
+            .map(|&[x, y]| {
+                if x > 230.0 {
+                    [230.0 + cs * (x - 230.0) - sn * (y - 200.0), 200.0 + sn * (x - 230.0) + cs * (y - 200.0)]
+                } else {
+                    [x, y]
+                }
+            })
             .collect();
         let d = find_defects(&q, s);
         let right = (0..q.len()).filter(|&i| p[i][0] > 260.0).collect::<Vec<_>>();

@@ -19,10 +19,10 @@
 
 pub mod bm3d;
 pub mod column_strain;
+pub mod columns;
 pub mod compare;
 pub mod counting;
 pub mod defects;
-pub mod columns;
 pub mod deformation;
 pub mod denoise;
 pub mod error;
@@ -37,8 +37,8 @@ pub mod metrics;
 pub mod morphology;
 pub mod neighbours;
 pub mod nlm;
-mod par;
 pub mod ordering;
+mod par;
 pub mod particle_analysis;
 pub mod particles;
 pub mod peaks;

@@ -24,4 +24,3 @@ pub(crate) fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N], k: us
     }
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
-

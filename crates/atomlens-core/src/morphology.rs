@@ -110,8 +110,10 @@ pub fn open_close(mask: ArrayView2<bool>, r: f64) -> Array2<bool> {
 pub fn fill_holes(mask: ArrayView2<bool>) -> Array2<bool> {
     let (h, w) = mask.dim();
     let mut outside = Array2::from_elem((h, w), false);
-    let mut stack: Vec<(usize, usize)> =
-        (0..h).flat_map(|y| [(y, 0), (y, w.saturating_sub(1))]).chain((0..w).flat_map(|x| [(0, x), (h - 1, x)])).collect();
+    let mut stack: Vec<(usize, usize)> = (0..h)
+        .flat_map(|y| [(y, 0), (y, w.saturating_sub(1))])
+        .chain((0..w).flat_map(|x| [(0, x), (h - 1, x)]))
+        .collect();
     while let Some((y, x)) = stack.pop() {
         if mask[[y, x]] || outside[[y, x]] {
             continue;
@@ -231,7 +233,8 @@ pub fn split_touching(mask: ArrayView2<bool>, dynamic: f32) -> (Array2<u32>, u32
 /// its first pixel in raster order, as pixel centres `[x, y]`.
 pub fn trace_boundary(labels: ArrayView2<u32>, id: u32) -> Vec<[f64; 2]> {
     let (h, w) = labels.dim();
-    let inside = |y: i64, x: i64| y >= 0 && x >= 0 && y < h as i64 && x < w as i64 && labels[[y as usize, x as usize]] == id;
+    let inside =
+        |y: i64, x: i64| y >= 0 && x >= 0 && y < h as i64 && x < w as i64 && labels[[y as usize, x as usize]] == id;
     let Some(start) = (0..h * w).find(|&i| labels[[i / w, i % w]] == id) else { return Vec::new() };
     let start = ((start / w) as i64, (start % w) as i64);
     // Moore neighbourhood, clockwise in image coordinates (y down) starting west.
@@ -265,8 +268,10 @@ mod tests {
         let d = distance_squared_to(m.view());
         let pts: Vec<(usize, usize)> = m.indexed_iter().filter(|(_, v)| **v).map(|(p, _)| p).collect();
         for ((y, x), &v) in d.indexed_iter() {
-            let brute =
-                pts.iter().map(|&(py, px)| (py as f64 - y as f64).powi(2) + (px as f64 - x as f64).powi(2)).fold(f64::MAX, f64::min);
+            let brute = pts
+                .iter()
+                .map(|&(py, px)| (py as f64 - y as f64).powi(2) + (px as f64 - x as f64).powi(2))
+                .fold(f64::MAX, f64::min);
             assert_eq!(v as f64, brute, "at ({x}, {y})");
         }
         assert!(distance_squared_to(Array2::from_elem((3, 3), false).view()).iter().all(|v| v.is_infinite()));
@@ -274,7 +279,9 @@ mod tests {
 
     #[test]
     fn otsu_splits_two_levels() {
-        let v: Vec<f32> = (0..1000).map(|i| if i % 3 == 0 { 10.0 + (i % 7) as f32 * 0.1 } else { 2.0 + (i % 5) as f32 * 0.1 }).collect();
+        let v: Vec<f32> = (0..1000)
+            .map(|i| if i % 3 == 0 { 10.0 + (i % 7) as f32 * 0.1 } else { 2.0 + (i % 5) as f32 * 0.1 })
+            .collect();
         let t = otsu(v.iter().copied()).unwrap();
         assert!(t > 2.4 && t <= 10.0, "{t}"); // every low value below, every high value above
         assert!(otsu([1.0f32, 1.0].into_iter()).is_none());
@@ -286,7 +293,9 @@ mod tests {
         let (lab, n) = split_touching(two.view(), 3.0);
         assert_eq!(n, 2);
         assert_ne!(lab[[30, 25]], lab[[30, 67]]);
-        let ellipse = Array2::from_shape_fn((60, 100), |(y, x)| ((x as f64 - 50.0) / 40.0).powi(2) + ((y as f64 - 30.0) / 15.0).powi(2) <= 1.0);
+        let ellipse = Array2::from_shape_fn((60, 100), |(y, x)| {
+            ((x as f64 - 50.0) / 40.0).powi(2) + ((y as f64 - 30.0) / 15.0).powi(2) <= 1.0
+        });
         assert_eq!(split_touching(ellipse.view(), 3.0).1, 1);
     }
 

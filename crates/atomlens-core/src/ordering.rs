@@ -65,7 +65,11 @@ pub fn ordering(points: &[[f64; 2]], values: &[f64], spacing: f64) -> Ordering {
         .iter()
         .map(|&c| match &mixture {
             Some(m) if m.means.len() > 1 && m.means[0] < -0.15 => {
-                if c.is_finite() && m.classify(c.ln()) == 0 { Kind::MRich } else { Kind::PtRich }
+                if c.is_finite() && m.classify(c.ln()) == 0 {
+                    Kind::MRich
+                } else {
+                    Kind::PtRich
+                }
             }
             _ => Kind::Uniform,
         })
@@ -95,7 +99,8 @@ mod tests {
     /// True cross-sections of the ordered particle (so this tests the classification; the
     /// end-to-end chain from pixels is tested in `analysis`).
     fn truth(ordered: bool) -> (Vec<[f64; 2]>, Vec<f64>, Vec<Kind>) {
-        let s = nanoparticle(&NanoparticleParams { size: 384, diameter_nm: 4.0, ordered, ..Default::default() }).unwrap();
+        let s =
+            nanoparticle(&NanoparticleParams { size: 384, diameter_nm: 4.0, ordered, ..Default::default() }).unwrap();
         let pts = s.columns.iter().map(|c| [c.x, c.y]).collect();
         let vol = s.columns.iter().map(|c| c.peak * 2.0 * std::f64::consts::PI * c.sigma * c.sigma).collect();
         let kind = s.columns.iter().map(|c| if 2 * c.m_atoms > c.atoms { Kind::MRich } else { Kind::PtRich }).collect();
@@ -107,7 +112,10 @@ mod tests {
         let (pts, vol, truth) = truth(true);
         let o = ordering(&pts, &vol, 12.0);
         let right = o.kind.iter().zip(&truth).filter(|(a, b)| a == b).count();
-        let wrong: Vec<_> = (0..pts.len()).filter(|&i| o.kind[i] != truth[i]).map(|i| (truth[i], o.kind[i], (o.contrast[i] * 100.0).round())).collect();
+        let wrong: Vec<_> = (0..pts.len())
+            .filter(|&i| o.kind[i] != truth[i])
+            .map(|i| (truth[i], o.kind[i], (o.contrast[i] * 100.0).round()))
+            .collect();
         assert!(right as f64 >= 0.95 * pts.len() as f64, "{right} of {}: {:?} {wrong:?}", pts.len(), o.mixture);
         assert!(o.ordered_fraction > 0.5, "{}", o.ordered_fraction);
     }

@@ -120,7 +120,8 @@ mod tests {
         let a = analyse(s.image.view(), &AnalysisParams::default()).unwrap();
         assert_eq!(a.particles.len(), 1);
         let r = &a.particles[0];
-        let found: Vec<[f64; 2]> = r.columns.columns.iter().map(|&i| [a.columns.columns[i].x, a.columns.columns[i].y]).collect();
+        let found: Vec<[f64; 2]> =
+            r.columns.columns.iter().map(|&i| [a.columns.columns[i].x, a.columns.columns[i].y]).collect();
         let truth: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
         let m = match_points(&truth, &found, 4.0);
         let right = m

@@ -264,7 +264,8 @@ fn convex_hull(pts: &[[f64; 2]]) -> Vec<usize> {
     let mut hull: Vec<usize> = Vec::new();
     for pass in 0..2 {
         let start = hull.len();
-        let iter: Box<dyn Iterator<Item = &usize>> = if pass == 0 { Box::new(idx.iter()) } else { Box::new(idx.iter().rev()) };
+        let iter: Box<dyn Iterator<Item = &usize>> =
+            if pass == 0 { Box::new(idx.iter()) } else { Box::new(idx.iter().rev()) };
         for &i in iter {
             while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], i) <= 0.0 {
                 hull.pop();
@@ -278,7 +279,12 @@ fn convex_hull(pts: &[[f64; 2]]) -> Vec<usize> {
 
 /// Merge consecutive hull edges that run within 12° of each other into facet traces and keep
 /// those with at least three columns on them.
-fn facets_along(hull: &[usize], pts: &[[f64; 2]], spacing: f64, lattice: Option<&crate::lattice::Lattice>) -> Vec<Facet> {
+fn facets_along(
+    hull: &[usize],
+    pts: &[[f64; 2]],
+    spacing: f64,
+    lattice: Option<&crate::lattice::Lattice>,
+) -> Vec<Facet> {
     if hull.len() < 3 {
         return Vec::new();
     }
@@ -296,7 +302,9 @@ fn facets_along(hull: &[usize], pts: &[[f64; 2]], spacing: f64, lattice: Option<
         let from = (start + k) % n;
         let d0 = dir(hull[from], hull[(from + 1) % n]);
         let mut len = 1;
-        while k + len < n && angle_diff(d0, dir(hull[(start + k + len) % n], hull[(start + k + len + 1) % n])) < 12f64.to_radians() {
+        while k + len < n
+            && angle_diff(d0, dir(hull[(start + k + len) % n], hull[(start + k + len + 1) % n])) < 12f64.to_radians()
+        {
             len += 1;
         }
         runs.push((from, (start + k + len) % n));
@@ -332,7 +340,14 @@ fn facets_along(hull: &[usize], pts: &[[f64; 2]], spacing: f64, lattice: Option<
                     })
                     .fold(f64::MAX, f64::min)
             });
-            Some(Facet { from: p, to: q, length, angle, angle_to_lattice, columns: on.into_iter().map(|(_, i)| i).collect() })
+            Some(Facet {
+                from: p,
+                to: q,
+                length,
+                angle,
+                angle_to_lattice,
+                columns: on.into_iter().map(|(_, i)| i).collect(),
+            })
         })
         .collect()
 }
@@ -370,7 +385,14 @@ mod tests {
     }
 
     fn polygon_area(p: &[[f64; 2]]) -> f64 {
-        (0..p.len()).map(|i| { let (a, b) = (p[i], p[(i + 1) % p.len()]); a[0] * b[1] - b[0] * a[1] }).sum::<f64>().abs() / 2.0
+        (0..p.len())
+            .map(|i| {
+                let (a, b) = (p[i], p[(i + 1) % p.len()]);
+                a[0] * b[1] - b[0] * a[1]
+            })
+            .sum::<f64>()
+            .abs()
+            / 2.0
     }
 
     #[test]

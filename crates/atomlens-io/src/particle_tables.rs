@@ -150,9 +150,8 @@ pub fn analysis_json(a: &Analysis, p: &AnalysisParams, cal: &Calibration, source
 
 /// Identical-location comparison: one row per column.
 pub fn compare_columns_csv(c: &Comparison) -> String {
-    let mut s = String::from(
-        "status,x,y,before,after,dx,dy,atoms_before,atoms_after,d_atoms,d_cross_section,exx,eyy,exy\n",
-    );
+    let mut s =
+        String::from("status,x,y,before,after,dx,dy,atoms_before,atoms_after,d_atoms,d_cross_section,exx,eyy,exy\n");
     let idx = |v: Option<usize>| v.map(|i| i.to_string()).unwrap_or_default();
     for k in &c.columns {
         let _ = writeln!(
@@ -180,8 +179,7 @@ pub fn compare_columns_csv(c: &Comparison) -> String {
 /// Identical-location comparison: one row per facet of the before particle.
 pub fn compare_facets_csv(c: &Comparison, cal: &Calibration) -> String {
     let u = &cal.unit;
-    let mut s =
-        format!("facet,angle_deg,length_{u},atoms_lost,atoms_gained,net_atoms,columns_lost,columns_new\n");
+    let mut s = format!("facet,angle_deg,length_{u},atoms_lost,atoms_gained,net_atoms,columns_lost,columns_new\n");
     for f in &c.facets {
         let _ = writeln!(
             s,
@@ -221,7 +219,13 @@ mod tests {
 
     #[test]
     fn tables_have_one_row_per_item_and_matching_columns() {
-        let s = nanoparticle(&NanoparticleParams { size: 256, diameter_nm: 3.0, support_ripple: 0.05, ..Default::default() }).unwrap();
+        let s = nanoparticle(&NanoparticleParams {
+            size: 256,
+            diameter_nm: 3.0,
+            support_ripple: 0.05,
+            ..Default::default()
+        })
+        .unwrap();
         let a = analyse(s.image.view(), &AnalysisParams::default()).unwrap();
         let cal = &s.image.calibration;
         for (csv, rows) in [

@@ -199,7 +199,13 @@ impl Session {
     pub fn load_particle_demo(&mut self, kind: &str) -> Result<JsValue, JsError> {
         match kind {
             "ordered" => {
-                let p = NanoparticleParams { size: 384, diameter_nm: 4.0, ordered: true, support_ripple: 0.05, ..Default::default() };
+                let p = NanoparticleParams {
+                    size: 384,
+                    diameter_nm: 4.0,
+                    ordered: true,
+                    support_ripple: 0.05,
+                    ..Default::default()
+                };
                 let s = synth::nanoparticle(&p).map_err(err)?;
                 let m = s.columns.iter().filter(|c| 2 * c.m_atoms > c.atoms).count();
                 let info = synthetic_info(
@@ -220,7 +226,8 @@ impl Session {
                     pair.lost.len(),
                     pair.new.len()
                 );
-                let ib = synthetic_info("Before cycling (synthetic identical-location pair)", &pair.before, note.clone());
+                let ib =
+                    synthetic_info("Before cycling (synthetic identical-location pair)", &pair.before, note.clone());
                 let ia = synthetic_info("After cycling (synthetic identical-location pair)", &pair.after, note);
                 self.replace(vec![stack_of(pair.before)?, stack_of(pair.after)?], vec![ib, ia])
             }
@@ -247,6 +254,28 @@ impl Session {
         let out = to_js(&reply(&a, &cal))?;
         self.particles = Some(Particles { analysis: a, params: p, calibration: cal });
         Ok(out)
+    }
+
+    /// The particle chain on the shown image, summarised for a batch row: `{particles, columns,
+    /// mean_diameter, diameters, unit, atoms, ordered_fraction}` (diameters in the image's unit).
+    pub fn batch_summary(&mut self, params: JsValue) -> Result<JsValue, JsError> {
+        self.analyse_particles(params)?;
+        let r = self.particles.as_ref().ok_or_else(|| JsError::new("no analysis"))?;
+        let (a, cal) = (&r.analysis, &r.calibration);
+        let diameters: Vec<f64> = a.particles.iter().map(|q| q.particle.equivalent_diameter * cal.pixel_size).collect();
+        let columns: usize = a.particles.iter().map(|q| q.columns.columns.len()).sum();
+        let ordered =
+            a.particles.iter().map(|q| q.ordering.ordered_fraction * q.columns.columns.len() as f64).sum::<f64>()
+                / columns.max(1) as f64;
+        to_js(&serde_json::json!({
+            "particles": a.particles.len(),
+            "columns": columns,
+            "mean_diameter": diameters.iter().sum::<f64>() / diameters.len().max(1) as f64,
+            "diameters": diameters,
+            "unit": cal.unit,
+            "atoms": a.particles.iter().flat_map(|q| q.atoms.iter()).map(|&n| n as u64).sum::<u64>(),
+            "ordered_fraction": ordered,
+        }))
     }
 
     /// The counted columns stacked about the mid-plane: `[x, y, z, …]` in Å (nm images) or px,
@@ -308,10 +337,15 @@ impl Session {
         let title = |s: &str| format!("{s} ({} → {})", self.infos[before].title, self.infos[after].title);
         let info = |t: String, note: &str| SignalInfo {
             title: t,
-            metadata: Metadata { format: "atomlens comparison".into(), notes: vec![note.into()], ..Metadata::default() },
+            metadata: Metadata {
+                format: "atomlens comparison".into(),
+                notes: vec![note.into()],
+                ..Metadata::default()
+            },
             ..self.infos[before].clone()
         };
-        let ri = info(title("After, registered onto before"), "the after image resampled into the before image's frame");
+        let ri =
+            info(title("After, registered onto before"), "the after image resampled into the before image's frame");
         let ci = info(title("Change in atoms"), "atoms after − before per px², Gaussian of one column spacing");
         let reg = self.append(registered, ib.calibration.clone(), ri)?;
         let chg = self.append(change, ib.calibration.clone(), ci)?;

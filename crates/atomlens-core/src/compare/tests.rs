@@ -50,10 +50,7 @@ fn scores(pair: &IlPair, r: &Comparison) -> ((f64, f64), (f64, f64)) {
     };
     let lost: Vec<usize> = r.columns.iter().filter(|c| c.status == Status::Lost).filter_map(|c| c.before).collect();
     let new: Vec<usize> = r.columns.iter().filter(|c| c.status == Status::New).filter_map(|c| c.after).collect();
-    (
-        pr(&pair.lost, pts(&pair.before), fitted(&r.before), lost),
-        pr(&pair.new, pts(&pair.after), fitted(&r.after), new),
-    )
+    (pr(&pair.lost, pts(&pair.before), fitted(&r.before), lost), pr(&pair.new, pts(&pair.after), fitted(&r.after), new))
 }
 
 /// The bars: the transform within 0.1 px and 0.05°, lost and new columns with

@@ -8,8 +8,14 @@ use crate::synth::{NanoparticleParams, Synthetic, nanoparticle};
 /// single-atom cross-section of 393 counts — about 3×10⁴ e⁻/Å² for a Pt atom scattering 0.2 %
 /// of the beam into the HAADF detector, a typical dose for counting (De Backer et al. 2016).
 fn particle(seed: u64, ripple: f64) -> Synthetic {
-    nanoparticle(&NanoparticleParams { size: 384, diameter_nm: 4.0, support_ripple: ripple, seed, ..Default::default() })
-        .unwrap()
+    nanoparticle(&NanoparticleParams {
+        size: 384,
+        diameter_nm: 4.0,
+        support_ripple: ripple,
+        seed,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 /// Fitted columns, their cross-sections and the true atoms of each fitted column (by matching).
@@ -34,8 +40,11 @@ fn cross_sections_are_linear_in_the_atoms() {
     let s = particle(3, 0.05);
     let (values, atoms) = measured(&s);
     // 10 counts peak × 2π σ² (σ = 2.5 px) = 392.7 per atom, recovered within 3 %.
-    let (num, den) =
-        values.iter().zip(&atoms).filter(|(_, a)| **a > 0).fold((0.0, 0.0), |s, (v, &a)| (s.0 + v * a as f64, s.1 + (a * a) as f64));
+    let (num, den) = values
+        .iter()
+        .zip(&atoms)
+        .filter(|(_, a)| **a > 0)
+        .fold((0.0, 0.0), |s, (v, &a)| (s.0 + v * a as f64, s.1 + (a * a) as f64));
     let unit = num / den;
     assert!((unit / 392.7 - 1.0).abs() < 0.03, "unit {unit}");
 }
@@ -48,11 +57,16 @@ fn statistical_counting_is_exact_for_95_percent_of_columns() {
         let (values, truth) = measured(&s);
         let (counts, m) = count_atoms(&values, &Counting::default()).unwrap();
         let m = m.unwrap();
-        let scored: Vec<(u32, u32)> = counts.iter().zip(&truth).filter(|(_, t)| **t > 0).map(|(&c, &t)| (c, t)).collect();
+        let scored: Vec<(u32, u32)> =
+            counts.iter().zip(&truth).filter(|(_, t)| **t > 0).map(|(&c, &t)| (c, t)).collect();
         let exact = scored.iter().filter(|(c, t)| c == t).count();
         let frac = exact as f64 / scored.len() as f64;
         eprintln!("seed {seed}: {exact}/{} exact, {} components, unit {:.1}", scored.len(), m.means.len(), m.unit);
-        assert!(frac >= 0.95, "seed {seed}: {frac:.3} exact; {:?}", scored.iter().filter(|(c, t)| c != t).collect::<Vec<_>>());
+        assert!(
+            frac >= 0.95,
+            "seed {seed}: {frac:.3} exact; {:?}",
+            scored.iter().filter(|(c, t)| c != t).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -97,7 +111,10 @@ fn one_thickness_class_cannot_be_counted_statistically() {
 #[test]
 fn model_stacks_atoms_about_the_mid_plane() {
     let m = stack_atoms(&[[1.0, 2.0], [3.0, 4.0]], &[3, 2], 10.0, 2.0);
-    assert_eq!(m, vec![[10.0, 20.0, -2.0], [10.0, 20.0, 0.0], [10.0, 20.0, 2.0], [30.0, 40.0, -1.0], [30.0, 40.0, 1.0]]);
+    assert_eq!(
+        m,
+        vec![[10.0, 20.0, -2.0], [10.0, 20.0, 0.0], [10.0, 20.0, 2.0], [30.0, 40.0, -1.0], [30.0, 40.0, 1.0]]
+    );
     let x = xyz(&m, "Pt", "test");
     assert!(x.starts_with("5\ntest\nPt 10.0000 20.0000 -2.0000\n"));
 }

@@ -257,7 +257,14 @@ mod tests {
                     .map(|p| {
                         let d = distortion(k, p[0], p[1]);
                         let s = drift(k);
-                        TrueColumn { x: p[0] + d[0] + s[0], y: p[1] + d[1] + s[1], sigma: 2.2, peak: 150.0, atoms: 1, m_atoms: 0 }
+                        TrueColumn {
+                            x: p[0] + d[0] + s[0],
+                            y: p[1] + d[1] + s[1],
+                            sigma: 2.2,
+                            peak: 150.0,
+                            atoms: 1,
+                            m_atoms: 0,
+                        }
                     })
                     .collect();
                 let mut img = Array2::from_elem((size, size), 8.0f32);

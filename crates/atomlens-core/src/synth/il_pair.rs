@@ -27,12 +27,7 @@ pub struct IlPairParams {
 impl Default for IlPairParams {
     fn default() -> Self {
         Self {
-            particle: NanoparticleParams {
-                size: 384,
-                diameter_nm: 4.0,
-                support_ripple: 0.05,
-                ..Default::default()
-            },
+            particle: NanoparticleParams { size: 384, diameter_nm: 4.0, support_ripple: 0.05, ..Default::default() },
             shift: [6.3, -4.1],
             rotation_deg: 0.8,
             dissolved_nm: 0.45,

@@ -138,7 +138,13 @@ pub(crate) fn lattice_sites(p: &NanoparticleParams, reach: f64) -> Vec<LatticeSi
                 }
                 // u → image x, v → image −y (up), then rotate.
                 let (xn, yn) = (u * cr - v * sr, -(u * sr + v * cr));
-                out.push(LatticeSite { u, v, offset: ov > 0.0, x: c + xn / p.pixel_size_nm, y: c + yn / p.pixel_size_nm });
+                out.push(LatticeSite {
+                    u,
+                    v,
+                    offset: ov > 0.0,
+                    x: c + xn / p.pixel_size_nm,
+                    y: c + yn / p.pixel_size_nm,
+                });
             }
         }
     }

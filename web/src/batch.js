@@ -1,0 +1,129 @@
+// The Batch section: every listed file through the particle chain (in a second engine session, so
+// the shown image stays), a row per image with its own progress bar, the summary table, the size
+// distribution and atoms per image, and the summary as CSV (the columns of `atomlens batch`).
+import { fmt } from './plots.js';
+
+export class BatchPanel {
+  constructor({ bridge, state, showError, download, files, params, $ }) {
+    Object.assign(this, { bridge, state, showError, download, files, params, $ });
+    this.rows = [];
+    $('batch-run').onclick = () => this.run();
+    $('batch-csv').onclick = () => this.exportCsv();
+  }
+
+  async run() {
+    const $ = this.$, list = this.files();
+    if (!list.length) return this.showError('Batch: open some files (or a folder) first; they are listed under Open.');
+    this.rows = list.map((d) => ({ name: d.primary, state: 'waiting' }));
+    this.state.batch = { total: list.length, done: 0, rows: this.rows };
+    $('batch-box').hidden = false;
+    this.render();
+    $('batch-run').disabled = true;
+    const t0 = performance.now();
+    try {
+      for (const [k, d] of list.entries()) {
+        const row = this.rows[k];
+        row.state = 'running';
+        this.render();
+        const t = performance.now();
+        try {
+          const buffers = await Promise.all(d.files.map((f) => f.arrayBuffer()));
+          const r = await this.bridge.call('batchOne', { primary: d.primary, names: d.names, buffers, params: this.params() }, buffers);
+          Object.assign(row, r, { state: 'done' });
+        } catch (e) {
+          if (e.cancelled) throw e;
+          Object.assign(row, { state: 'failed', error: e.message });
+        }
+        row.seconds = (performance.now() - t) / 1000;
+        this.state.batch.done = k + 1;
+        this.render();
+      }
+      this.state.batch.seconds = (performance.now() - t0) / 1000;
+      $('batch-csv').disabled = false;
+      this.plot();
+    } catch (e) { if (!e.cancelled) this.showError(`Batch: ${e.message}`); } finally { $('batch-run').disabled = false; }
+  }
+
+  render() {
+    const body = this.rows.flatMap((r) => {
+      const tr = document.createElement('tr');
+      const bar = Object.assign(document.createElement('progress'), { max: 1 });
+      if (r.state === 'done' || r.state === 'failed') bar.value = 1;
+      else if (r.state === 'waiting') bar.value = 0; // running: indeterminate
+      const cells = [r.name, bar, r.state === 'done' ? `${r.particles}` : '', r.state === 'done' ? fmt(r.mean_diameter) : '',
+        r.state === 'done' ? `${r.atoms}` : '', r.state === 'done' ? fmt(100 * r.ordered_fraction) : ''];
+      for (const c of cells) {
+        const td = document.createElement('td');
+        if (c instanceof Node) td.append(c); else td.textContent = c;
+        tr.append(td);
+      }
+      tr.title = `${r.name}${r.seconds ? ` · ${fmt(r.seconds)} s` : ''}`;
+      if (r.state !== 'failed') return [tr];
+      // The reason on its own full-width row under the image's.
+      tr.className = 'failed';
+      const why = Object.assign(document.createElement('td'), { textContent: r.error, colSpan: 6 });
+      const tr2 = document.createElement('tr');
+      tr2.className = 'failed why';
+      tr2.append(why);
+      return [tr, tr2];
+    });
+    this.$('batch-rows').replaceChildren(...body);
+    const done = this.rows.filter((r) => r.state === 'done' || r.state === 'failed').length;
+    this.$('batch-status').textContent = `${done} / ${this.rows.length} images`;
+  }
+
+  /** Size distribution over every particle, and atoms per image. */
+  plot() {
+    const ok = this.rows.filter((r) => r.state === 'done');
+    const d = ok.flatMap((r) => r.diameters);
+    this.histogram(this.$('batch-sizes'), d, `equivalent diameter (${ok[0]?.unit ?? 'px'}) · ${d.length} particles`);
+    this.bars(this.$('batch-atoms'), ok.map((r) => r.atoms), 'atoms counted per image');
+  }
+
+  histogram(canvas, values, label) {
+    const { ctx, W, H, dpr } = setup(canvas);
+    if (!values.length) return;
+    const lo = Math.min(...values), hi = Math.max(...values), bins = 20, bw = (hi - lo) / bins || 1;
+    const h = new Array(bins).fill(0);
+    for (const v of values) h[Math.min(bins - 1, Math.floor((v - lo) / bw))]++;
+    const top = Math.max(...h), pad = 16 * dpr;
+    ctx.fillStyle = '#6f8aa6';
+    h.forEach((n, i) => ctx.fillRect(i * W / bins, H - pad - (n / top) * (H - 2 * pad), W / bins - 1, (n / top) * (H - 2 * pad)));
+    axis(ctx, W, H, dpr, fmt(lo), fmt(hi), label);
+  }
+
+  bars(canvas, values, label) {
+    const { ctx, W, H, dpr } = setup(canvas);
+    if (!values.length) return;
+    const top = Math.max(1, ...values), pad = 16 * dpr, bw = W / values.length;
+    ctx.fillStyle = '#ffb347';
+    values.forEach((v, i) => ctx.fillRect(i * bw, H - pad - (v / top) * (H - 2 * pad), Math.max(1, bw - 1), (v / top) * (H - 2 * pad)));
+    axis(ctx, W, H, dpr, '1', `${values.length}`, `${label} (max ${top})`);
+  }
+
+  exportCsv() {
+    const esc = (s) => `"${String(s ?? '').replace(/"/g, "'")}"`;
+    const lines = ['file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,seconds,error'];
+    for (const r of this.rows) {
+      lines.push(r.state === 'done'
+        ? `${esc(r.name)},${r.particles},${r.columns},${r.mean_diameter},${r.unit},${r.atoms},${r.ordered_fraction},${r.seconds.toFixed(3)},`
+        : `${esc(r.name)},,,,,,,${(r.seconds ?? 0).toFixed(3)},${esc(r.error)}`);
+    }
+    this.download(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }), 'batch-summary.csv');
+  }
+}
+
+function setup(canvas) {
+  const dpr = window.devicePixelRatio || 1, r = canvas.getBoundingClientRect();
+  canvas.width = Math.round(r.width * dpr); canvas.height = Math.round(r.height * dpr);
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  return { ctx, W: canvas.width, H: canvas.height, dpr };
+}
+
+function axis(ctx, W, H, dpr, lo, hi, label) {
+  ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+  ctx.textAlign = 'left'; ctx.fillText(lo, 2, H - 3 * dpr);
+  ctx.textAlign = 'right'; ctx.fillText(hi, W - 2, H - 3 * dpr);
+  ctx.textAlign = 'center'; ctx.fillText(label, W / 2, 11 * dpr);
+}
