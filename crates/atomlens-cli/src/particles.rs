@@ -121,7 +121,7 @@ fn read_library(path: &Path) -> Result<Vec<f64>> {
         if line.is_empty() || line.starts_with('#') || line.chars().next().is_some_and(|c| c.is_alphabetic()) {
             continue;
         }
-        let last = line.split([',', ' ', '\t']).filter(|t| !t.is_empty()).last().unwrap_or("");
+        let last = line.split([',', ' ', '\t']).rfind(|t| !t.is_empty()).unwrap_or("");
         let v: f64 = last.parse().with_context(|| format!("{}:{}: {last:?} is not a number", path.display(), n + 1))?;
         values.push(v);
     }

@@ -439,11 +439,7 @@ fn lattice_rotation(a: &crate::lattice::Lattice, b: &crate::lattice::Lattice) ->
     [a.a, a.b, [-a.a[0], -a.a[1]], [-a.b[0], -a.b[1]]]
         .into_iter()
         .filter(|v| (len(*v) / len(target) - 1.0).abs() < 0.05)
-        .map(|v| {
-            let d =
-                (ang(target) - ang(v) + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI;
-            d
-        })
+        .map(|v| (ang(target) - ang(v) + std::f64::consts::PI).rem_euclid(std::f64::consts::TAU) - std::f64::consts::PI)
         .min_by(|x, y| x.abs().total_cmp(&y.abs()))
         .unwrap_or(0.0)
 }

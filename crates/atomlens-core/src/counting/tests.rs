@@ -118,18 +118,3 @@ fn model_stacks_atoms_about_the_mid_plane() {
     let x = xyz(&m, "Pt", "test");
     assert!(x.starts_with("5\ntest\nPt 10.0000 20.0000 -2.0000\n"));
 }
-
-#[test]
-#[ignore = "diagnostic: COUNT_CSV=columns.csv"]
-fn diag_icl_curve() {
-    let text = std::fs::read_to_string(std::env::var("COUNT_CSV").unwrap()).unwrap();
-    let v: Vec<f64> = text.lines().skip(1).map(|l| l.split(',').nth(5).unwrap().parse().unwrap()).collect();
-    let mut sorted = v.clone();
-    sorted.sort_by(f64::total_cmp);
-    for g in [1, 2, 5, 10, 15, 20, 22, 25, 28, 30, 35, 40] {
-        match fit_shared(&sorted, g) {
-            Some(f) => eprintln!("g {g}: icl {:.1} ll {:.1} sigma {:.1}", f.icl(&sorted), f.ll, f.sigma),
-            None => eprintln!("g {g}: failed"),
-        }
-    }
-}
