@@ -496,8 +496,10 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   await page.waitForFunction(() => window.__atomlens.signals.length === 2 && !window.__atomlens.busy, null, { timeout: 60000 });
   assert.equal(await page.inputValue('[data-testid=cmp-after]'), '1');
   await page.click('[data-testid=cmp-run]');
-  await page.waitForFunction(() => window.__atomlens.compare && !window.__atomlens.busy, null, { timeout: 120000 });
-  const c = await page.evaluate(() => window.__atomlens.compare);
+  await page.waitForFunction(() => window.__atomlens.ilCompare && !window.__atomlens.busy, null, { timeout: 120000 });
+  const c = await page.evaluate(() => window.__atomlens.ilCompare);
+  // The registered after image is shown right of a divider, the before image left of it.
+  await page.waitForFunction(() => window.__atomlens.compare === true && /registered/.test(window.__atomlens.signals[+document.getElementById('signal').value].title), null, { timeout: 30000 });
   assert.ok(Math.abs(c.rotation_deg - 0.8) < 0.05 && Math.abs(c.shift[0] - 6.3) < 0.1 && Math.abs(c.shift[1] + 4.1) < 0.1, JSON.stringify(c));
   assert.ok(c.lost >= 10 && c.new >= 3 && c.kept > 150, JSON.stringify(c));
   assert.equal(await page.evaluate(() => window.__atomlens.signals.length), 4); // + registered after, change map

@@ -77,11 +77,17 @@ const bridge = new Bridge({
 const particles = new ParticlesPanel({
   bridge, viewer, state, busy, showError, download, baseName, $, current: () => current,
   columnParams: () => columns?.params() ?? null,
-  async onSignals(signals, shown) {
+  async onSignals(signals, shown, split) {
     state.signals = signals;
     renderSignals(signals);
     $('signal-box').hidden = false;
     $('signal').value = shown;
+    if (split) {
+      // The registered after image, with the before image left of the divider.
+      state.split = split;
+      $('dn-compare').disabled = false;
+      $('dn-compare').checked = true;
+    }
     await selectSignal(shown, 0);
   },
 });
@@ -377,14 +383,16 @@ function denoiseForm() {
 }
 $('dn-method').onchange = denoiseForm;
 // Before/after: the signal the last clean-up started from, at the shown image's display limits.
+/** The before/after split: `state.split` = {source: {signal, frame}, left, right} on the left of
+ * the divider, the shown image on the right (set by a clean-up and by a comparison). */
 async function showCompare() {
-  const d = state.denoised;
+  const d = state.split;
   if (!$('dn-compare').checked || !d || !state.view) { viewer.compare = null; viewer.draw(); return; }
   const src = state.signals[d.source.signal];
   if (src.width !== state.image.width || src.height !== state.image.height) { viewer.compare = null; viewer.draw(); return; }
   const rgba = await bridge.call('renderSignal', { ...d.source, lo: state.view.lo, hi: state.view.hi, cmap: $('cmap').value || 'gray' });
   const bitmap = await createImageBitmap(new ImageData(new Uint8ClampedArray(rgba.buffer), src.width, src.height));
-  viewer.compare = { bitmap, split: viewer.compare?.split ?? 0.5, left: 'before', right: 'shown' };
+  viewer.compare = { bitmap, split: viewer.compare?.split ?? 0.5, left: d.left, right: d.right };
   state.compare = true;
   viewer.draw();
 }
@@ -402,6 +410,7 @@ $('dn-apply').onclick = async () => {
     const r = await bridge.call('denoise', { method });
     state.signals = r.signals;
     state.denoised = { method: name, index: r.index, source: { signal: current.signal, frame: current.frame } };
+    state.split = { source: state.denoised.source, left: 'before', right: 'shown' };
     $('dn-compare').disabled = false;
     renderSignals(r.signals);
     $('signal-box').hidden = false;

@@ -273,7 +273,7 @@ export class ParticlesPanel {
       r.seconds = (performance.now() - t0) / 1000;
       this.compared = { ...r, before, after };
       const s = r.summary;
-      this.state.compare = { ...s, seconds: r.seconds, facets: r.facets.length };
+      this.state.ilCompare = { ...s, seconds: r.seconds, facets: r.facets.length };
       this.$('cmp-summary').textContent =
         `Registered in ${fmt(r.seconds)} s: rotation ${s.rotation_deg.toFixed(3)}°, shift (${s.shift[0].toFixed(2)}, ${s.shift[1].toFixed(2)}) px, ` +
         `residual ${fmt(s.residual_rms)} px, confidence ${fmt(s.confidence)}.\n${s.kept} kept, ${s.lost} lost, ${s.new} new columns; ` +
@@ -281,7 +281,7 @@ export class ParticlesPanel {
       for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = false;
       this.$('cmp-panel').hidden = false;
       this.drawFacetBars();
-      await this.onSignals(r.signals, before);
+      await this.onSignals(r.signals, r.registered, { source: { signal: before, frame: 0 }, left: 'before', right: 'after (registered)' });
       this.paintCompare();
     } catch (e) { if (!e.cancelled) this.showError(`Compare: ${e.message}`); } finally { done(); }
   }
