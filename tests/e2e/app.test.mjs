@@ -443,6 +443,11 @@ test('tomography: phantom tilt series, reconstruct with progress, orthoslices, t
   await page.fill('#tomo-rot', '40');
   await page.dispatchEvent('#tomo-rot', 'input');
   saveArtifact('tomography.png', await page.screenshot());
+  // The aligned series plays as a movie with the tilt axis drawn, and stays as a signal.
+  assert.ok(/Aligned tilt series/.test(await page.evaluate(() => window.__atomlens.signals.at(-1).title)));
+  await page.click('[data-testid=tomo-movie]');
+  await page.waitForFunction(() => window.__atomlens.tomoMovie?.shown === 71 && !window.__atomlens.busy, null, { timeout: 60000 });
+  saveArtifact('tomography-movie.png', await page.screenshot());
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=tomo-mrc]')]);
   const size = fs.statSync(await download.path()).size;
   assert.equal(size, 1024 + 4 * 96 ** 3);

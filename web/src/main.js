@@ -357,7 +357,12 @@ $('pa-demo-pair').onclick = () => loadParticleDemo('pair');
 // Tomography: a phantom tilt series is appended as a signal and shown; the shown stack is
 // reconstructed.
 new TomoPanel({
-  bridge, state, busy, showError, download, baseName, $, current: () => current,
+  bridge, state, busy, showError, download, baseName, $, current: () => current, viewer,
+  onSignals(signals) { state.signals = signals; renderSignals(signals); $('signal').value = current.signal; },
+  async showFrame(signal, frame) {
+    if (current.signal !== signal) { $('signal-box').hidden = false; $('signal').value = signal; }
+    await selectSignal(signal, frame);
+  },
   async onSeries(r) {
     state.signals = r.signals;
     renderSignals(r.signals);

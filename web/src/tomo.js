@@ -4,12 +4,13 @@
 import { fmt } from './plots.js';
 
 export class TomoPanel {
-  constructor({ bridge, state, busy, showError, download, baseName, current, onSeries, $ }) {
-    Object.assign(this, { bridge, state, busy, showError, download, baseName, current, onSeries, $ });
+  constructor({ bridge, state, busy, showError, download, baseName, current, onSeries, onSignals, showFrame, viewer, $ }) {
+    Object.assign(this, { bridge, state, busy, showError, download, baseName, current, onSeries, onSignals, showFrame, viewer, $ });
     this.volume = null;
     $('tomo-demo').onclick = () => this.demo();
     $('tomo-run').onclick = () => this.run();
     $('tomo-mrc').onclick = () => this.exportMrc();
+    $('tomo-movie').onclick = () => this.play();
     for (const [axis, plane] of [['z', 'xy'], ['y', 'xz'], ['x', 'yz']]) $(`tomo-${axis}`).oninput = () => this.drawSlice(plane);
     $('tomo-rot').oninput = () => this.drawProjection();
     $('tomo-thr').onchange = () => this.drawSlices();
@@ -43,6 +44,9 @@ export class TomoPanel {
       this.volume.seconds = (performance.now() - t0) / 1000;
       this.state.volume = { ...this.volume, method: name, frames };
       const v = this.volume;
+      this.aligned = v.aligned ?? null;
+      $('tomo-movie').hidden = this.aligned === null;
+      if (this.aligned !== null) this.onSignals(v.signals);
       $('tomo-view').hidden = false;
       $('tomo-mrc').disabled = false;
       const shift = v.shifts ? ` · aligned, shifts up to ${fmt(Math.max(...v.shifts.map(([x, y]) => Math.hypot(x, y))))} px` : '';
@@ -84,6 +88,24 @@ export class TomoPanel {
     const angle = +$('tomo-rot').value;
     $('tomo-rot-label').textContent = `${angle}°`;
     paint($('tomo-proj'), await this.bridge.call('tomoProjection', { angle, cmap: 'inferno' }));
+  }
+
+  /** The aligned series as a movie (every tilt in turn) with the tilt axis drawn: after a good
+   * alignment features turn about the dashed line without wandering. */
+  async play() {
+    const { frames, width, height } = this.state.signals[this.aligned];
+    const axis = [{ points: [(width - 1) / 2, 0, (width - 1) / 2, height - 1], color: '#ffe066', closed: false, width: 1.5 }];
+    this.state.tomoMovie = { frames, shown: 0 };
+    this.$('tomo-movie').disabled = true;
+    try {
+      for (let k = 0; k < frames; k++) {
+        await this.showFrame(this.aligned, k);
+        this.viewer.paths = axis;
+        this.viewer.draw();
+        this.state.tomoMovie.shown = k + 1;
+        await new Promise((r) => setTimeout(r, 60));
+      }
+    } catch (e) { this.showError(`Tomography: ${e.message}`); } finally { this.$('tomo-movie').disabled = false; }
   }
 
   async exportMrc() {

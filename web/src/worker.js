@@ -96,7 +96,7 @@ const ops = {
       // The latest slice, drawn live while the rest are reconstructed.
       if (done < dims.ny) postMessage({ type: 'partial', id, data: session.tomo_preview('gray') });
     }
-    return { ...session.tomo_volume(), shifts: dims.shifts };
+    return { ...session.tomo_volume(), shifts: dims.shifts, aligned: dims.aligned, signals: dims.signals };
   },
   tomoSlice: (a) => session.tomo_slice(a.plane, a.index, a.lo, a.hi, a.cmap, a.threshold ?? NaN),
   tomoProjection: (a) => session.tomo_projection(a.angle, a.cmap),

@@ -191,6 +191,11 @@ impl Plan {
         Ok(Self { images, geometry, method, slices: Vec::with_capacity(ny), shifts })
     }
 
+    /// The projections as reconstructed (aligned when asked), `[[tilt, y, x]]`.
+    pub fn images(&self) -> ndarray::ArrayView3<'_, f32> {
+        self.images.view()
+    }
+
     /// `(nx, ny, nz)` of the volume.
     pub fn dims(&self) -> (usize, usize, usize) {
         (self.geometry.nx, self.images.dim().1, self.geometry.nz)

@@ -104,17 +104,39 @@ impl Session {
         }
         let plan = Plan::new(&series, nz, method, align).map_err(err)?;
         let calibration = stack.calibration.clone();
+        // The aligned series as a signal, to play as a movie with the tilt axis drawn.
+        let aligned = match plan.shifts {
+            Some(_) => {
+                let info = SignalInfo {
+                    title: format!("Aligned tilt series ({})", self.infos[signal].title),
+                    frames: plan.images().dim().0,
+                    metadata: Metadata {
+                        format: "atomlens alignment".into(),
+                        notes: vec!["tilt axis vertical through the image centre".into()],
+                        ..Metadata::default()
+                    },
+                    ..self.infos[signal].clone()
+                };
+                self.stacks.push(Stack { frames: plan.images().to_owned(), calibration: calibration.clone() });
+                self.infos.push(info);
+                Some(self.stacks.len() - 1)
+            }
+            None => None,
+        };
         self.tomo = Some(Tomo { plan: Some(plan), volume: None, calibration });
         #[derive(serde::Serialize)]
-        struct Dims {
+        struct Dims<'a> {
             nx: usize,
             ny: usize,
             nz: usize,
             /// `(dx, dy)` px per projection applied by the alignment.
             shifts: Option<Vec<[f64; 2]>>,
+            /// The aligned series' signal, when aligned.
+            aligned: Option<usize>,
+            signals: &'a [SignalInfo],
         }
         let shifts = self.tomo.as_ref().and_then(|t| t.plan.as_ref()).and_then(|p| p.shifts.clone());
-        to_js(&Dims { nx, ny, nz, shifts })
+        to_js(&Dims { nx, ny, nz, shifts, aligned, signals: &self.infos })
     }
 
     /// Reconstruct the next `count` slices; returns the number done. When all are done the
