@@ -486,6 +486,7 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.ok(p.facets >= 6, `${p.facets} facets`);
   assert.equal(p.defects, 0, 'a perfect synthetic crystal has no missing or extra columns');
   assert.ok(await page.isVisible('[data-testid=pa-panel]'));
+  assert.match(await page.textContent('[data-testid=pa-order-label]'), /M-rich \(blue\)/);
   await page.selectOption('[data-testid=pa-color]', 'kind');
   saveArtifact('particles.png', await page.screenshot());
   const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-cols]')]);

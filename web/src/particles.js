@@ -124,6 +124,7 @@ export class ParticlesPanel {
     this.$('pa-panel').hidden = false;
     this.paint();
     this.drawHistogram();
+    this.drawOrdering();
     this.loadModel(!!atoms);
   }
 
@@ -202,6 +203,48 @@ export class ParticlesPanel {
     this.$('pa-hist-label').textContent = m
       ? `Cross-sections of particle ${p.id}: ${m.means.length} classes by ICL (atoms on top), 1 atom = ${fmt(m.unit)}`
       : `Cross-sections of particle ${p.id}${p.counting_error ? ' (not counted)' : ''}`;
+  }
+
+  /** ln(contrast) of the largest particle's columns with the ordering mixture: M-rich on the
+   * left, Pt-rich (and any pure shell) to the right; one component means no ordering. */
+  drawOrdering() {
+    const canvas = this.$('pa-order');
+    const dpr = sizeCanvas(canvas);
+    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 16 * dpr;
+    ctx.clearRect(0, 0, W, H);
+    const r = this.result, p = r.particles[0];
+    if (!p) return;
+    const v = Array.from(r.columns.contrast).filter((c, i) => r.columns.particle[i] === p.id && c > 0).map(Math.log);
+    if (!v.length) return;
+    const lo = Math.min(...v), hi = Math.max(...v), bins = 50, bw = (hi - lo) / bins || 1;
+    const hist = new Array(bins).fill(0);
+    for (const x of v) hist[Math.min(bins - 1, Math.floor((x - lo) / bw))]++;
+    const top = Math.max(...hist, 1), xOf = (x) => ((x - lo) / (hi - lo || 1)) * W, yOf = (n) => H - pad - (n / top) * (H - pad - 4 * dpr);
+    hist.forEach((n, i) => {
+      const mid = lo + (i + 0.5) * bw;
+      ctx.fillStyle = p.ordering_mixture?.means.length > 1 && mid < (p.ordering_mixture.means[0] + p.ordering_mixture.means[1]) / 2 ? '#4dabf7' : '#ffe066';
+      ctx.fillRect(i * (W / bins), yOf(n), Math.max(1, W / bins - 0.5), H - pad - yOf(n));
+    });
+    const m = p.ordering_mixture;
+    if (m) {
+      ctx.strokeStyle = '#ff922b'; ctx.lineWidth = 1.2 * dpr;
+      m.means.forEach((mu, k) => {
+        ctx.beginPath();
+        for (let i = 0; i <= 200; i++) {
+          const x = lo + (hi - lo) * i / 200;
+          const y = v.length * m.weights[k] * bw * Math.exp(-0.5 * ((x - mu) / m.sigmas[k]) ** 2) / (m.sigmas[k] * Math.sqrt(2 * Math.PI));
+          i ? ctx.lineTo(xOf(x), yOf(y)) : ctx.moveTo(xOf(x), yOf(y));
+        }
+        ctx.stroke();
+      });
+    }
+    ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+    ctx.textAlign = 'left'; ctx.fillText(fmt(Math.exp(lo)), 2, H - 3 * dpr);
+    ctx.textAlign = 'right'; ctx.fillText(fmt(Math.exp(hi)), W - 2, H - 3 * dpr);
+    ctx.textAlign = 'center'; ctx.fillText('contrast (log scale)', W / 2, H - 3 * dpr);
+    this.$('pa-order-label').textContent = m && m.means.length > 1
+      ? `Ordering of particle ${p.id}: ${m.means.length} populations; M-rich (blue) at ${fmt(Math.exp(m.means[0]))}× the local mean; ${fmt(100 * p.ordered_fraction)} % of columns in ordered neighbourhoods`
+      : `Ordering of particle ${p.id}: one population — no ordering visible`;
   }
 
   async loadModel(counted) {

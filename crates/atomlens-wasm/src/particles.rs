@@ -76,6 +76,8 @@ struct ParticleReply {
     mixture: Option<atomlens_core::counting::CountMixture>,
     support_level: f64,
     defects: Vec<atomlens_core::defects::Defect>,
+    /// The mixture on ln(contrast) that split Pt-rich from M-rich columns.
+    ordering_mixture: Option<atomlens_core::sublattice::Mixture>,
 }
 
 /// Per column of every particle, flat arrays.
@@ -152,6 +154,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> AnalysisReply {
                 mixture: r.mixture.clone(),
                 support_level: r.support_level,
                 defects: r.defects.defects.clone(),
+                ordering_mixture: r.ordering.mixture.clone(),
             }
         })
         .collect();
