@@ -279,7 +279,7 @@ pub fn compare_analyses(
         (Some(la), Some(lb)) => lattice_rotation(la, lb),
         _ => 0.0,
     };
-    let rotated = rotate(before, theta, centre);
+    let rotated = crate::warp::rotate(before, theta, centre, crate::stats::finite_mean(before) as f32);
     let blur = |img: ArrayView2<f32>| crate::filter::gaussian_blur(img, spacing);
     let shift = crate::register::shift_of(blur(rotated.view()).view(), blur(after).view())?;
     let mut t = Affine::rotation_about(theta, centre, shift);
@@ -444,41 +444,9 @@ fn lattice_rotation(a: &crate::lattice::Lattice, b: &crate::lattice::Lattice) ->
         .unwrap_or(0.0)
 }
 
-/// `img` rotated by `theta` about `centre` (bilinear; outside filled with the mean).
-fn rotate(img: ArrayView2<f32>, theta: f64, centre: [f64; 2]) -> Array2<f32> {
-    if theta == 0.0 {
-        return img.to_owned();
-    }
-    // Output pixel q shows the source point rotated back by −theta.
-    let back = Affine::rotation_about(-theta, centre, [0.0, 0.0]);
-    resample(img, img.dim(), |q| back.apply(q))
-}
-
 /// The after image in the before image's frame (`h × w`): before pixel p shows after at `t(p)`.
 pub fn after_in_before_frame(after: ArrayView2<f32>, t: &Affine, h: usize, w: usize) -> Array2<f32> {
-    resample(after, (h, w), |q| t.apply(q))
-}
-
-/// An `h × w` image whose pixel q is `img` at `source(q)` (bilinear; outside and non-finite
-/// pixels read as the image mean).
-fn resample(img: ArrayView2<f32>, (h, w): (usize, usize), source: impl Fn([f64; 2]) -> [f64; 2]) -> Array2<f32> {
-    let (ih, iw) = img.dim();
-    let mean = crate::stats::finite_mean(img) as f32;
-    let v = |yy: usize, xx: usize| {
-        let v = img[[yy, xx]];
-        if v.is_finite() { v } else { mean }
-    };
-    Array2::from_shape_fn((h, w), |(y, x)| {
-        let [sx, sy] = source([x as f64, y as f64]);
-        let (x0, y0) = (sx.floor(), sy.floor());
-        if !(x0 >= 0.0 && y0 >= 0.0 && x0 + 1.0 < iw as f64 && y0 + 1.0 < ih as f64) {
-            return mean;
-        }
-        let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
-        let (x0, y0) = (x0 as usize, y0 as usize);
-        (1.0 - fy) * ((1.0 - fx) * v(y0, x0) + fx * v(y0, x0 + 1))
-            + fy * ((1.0 - fx) * v(y0 + 1, x0) + fx * v(y0 + 1, x0 + 1))
-    })
+    crate::warp::resample(after, (h, w), crate::stats::finite_mean(after) as f32, |q| t.apply(q))
 }
 
 fn atoms_per_column(a: &Analysis) -> Vec<u32> {

@@ -52,6 +52,7 @@ pub mod sublattice;
 pub mod synth;
 pub mod tomo;
 pub mod unwrap;
+pub mod warp;
 
 pub use error::CoreError;
 pub use image::{Calibration, Image, Stack};

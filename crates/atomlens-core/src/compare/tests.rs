@@ -30,7 +30,7 @@ fn rotating_an_image_moves_a_point_like_the_affine_map() {
         &[crate::synth::TrueColumn { x: 50.0, y: 31.5, sigma: 2.0, peak: 1.0, atoms: 1, m_atoms: 0 }],
     );
     let c = [31.5, 31.5];
-    let rot = rotate(img.view(), 10f64.to_radians(), c);
+    let rot = crate::warp::rotate(img.view(), 10f64.to_radians(), c, 0.0);
     let want = Affine::rotation_about(10f64.to_radians(), c, [0.0, 0.0]).apply([50.0, 31.5]);
     let (mut sx, mut sy, mut s) = (0.0, 0.0, 0.0);
     for ((y, x), &v) in rot.indexed_iter().filter(|(_, v)| **v > 0.01) {
