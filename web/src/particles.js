@@ -116,7 +116,10 @@ export class ParticlesPanel {
         (p.touches_border ? ' — touches the border (size and surface cut)' : ''));
       if (p.counting_error) lines.push(`   not counted: ${p.counting_error}`);
       const miss = p.defects.filter((d) => d.kind === 'missing').length, extra = p.defects.length - miss;
-      if (p.defects.length) lines.push(`   defects: ${miss} missing, ${extra} extra columns (magenta)`);
+      const faults = p.regions.filter((g) => g.kind === 'stacking_fault').length, twins = p.regions.length - faults;
+      if (p.defects.length || p.regions.length) {
+        lines.push(`   defects: ${miss} missing, ${extra} extra columns (magenta); ${faults} stacking fault(s), ${twins} twin domain(s) (colour by defects)`);
+      }
     }
     this.$('pa-summary').textContent = lines.join('\n');
     for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-defects', 'pa-json']) this.$(id).disabled = false;

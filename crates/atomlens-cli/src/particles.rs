@@ -178,10 +178,13 @@ fn report(a: &Analysis, cal: &Calibration, secs: f64) {
         let kind = |k| d.defects.iter().filter(|x| x.kind == k).count();
         let misfit = d.misfit.iter().filter(|&&m| m).count();
         if !d.defects.is_empty() || misfit > 0 {
+            let region = |k| d.regions.iter().filter(|g| g.kind == k).count();
             eprintln!(
-                "    defects: {} missing, {} extra columns; {misfit} columns off the lattice (twin, fault or boundary)",
+                "    defects: {} missing, {} extra columns; {misfit} columns off the lattice: {} stacking fault(s), {} twin domain(s)",
                 kind(atomlens_core::defects::DefectKind::Missing),
-                kind(atomlens_core::defects::DefectKind::Extra)
+                kind(atomlens_core::defects::DefectKind::Extra),
+                region(atomlens_core::defects::RegionKind::StackingFault),
+                region(atomlens_core::defects::RegionKind::Twin)
             );
         }
     }

@@ -236,8 +236,9 @@ fn select_mixture(values: &[f64], max_g: usize) -> Result<CountMixture, CoreErro
     if fit.means.len() < 2 {
         return Err(CoreError::NotFound {
             what: "thickness steps",
-            reason: "the cross-sections form one class: statistical counting needs columns of several \
-                     thicknesses (or give a library)"
+            reason: "the cross-sections form one class: statistical counting needs thickness steps that \
+                     stand out from the noise (columns of several thicknesses, at a higher dose for thick \
+                     particles), or a library of cross-sections per atom count"
                 .into(),
         });
     }

@@ -35,6 +35,30 @@ pub struct Defect {
     pub columns: Vec<usize>,
 }
 
+/// A connected region of misfit columns, typed by its width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MisfitRegion {
+    /// A band at most 1.5 spacings wide (a stacking fault: one faulted layer, or a boundary
+    /// line), or a wider domain (a twin or misoriented grain, whose edge is the boundary).
+    pub kind: RegionKind,
+    /// Its columns (indices into the points).
+    pub columns: Vec<usize>,
+    /// Extent along and across its main axis (px, ≈ 3.46 standard deviations each).
+    pub length: f64,
+    /// See `length`.
+    pub width: f64,
+}
+
+/// What a misfit region looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionKind {
+    /// A thin band.
+    StackingFault,
+    /// A wide domain.
+    Twin,
+}
+
 /// The ring analysis of a set of columns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Defects {
@@ -44,14 +68,22 @@ pub struct Defects {
     pub rings: Vec<(usize, usize)>,
     /// The lattice's ring size (the most common).
     pub typical_ring: usize,
-    /// Per column: most of its bonds fit no lattice vector (only with a lattice).
+    /// Per column: most of its bonds fit none of the lattice's bond vectors.
     pub misfit: Vec<bool>,
+    /// Connected misfit regions of three or more columns.
+    pub regions: Vec<MisfitRegion>,
 }
 
 /// Ring analysis of `points` (px) with nearest-neighbour distance `spacing` (px).
 pub fn find_defects(points: &[[f64; 2]], spacing: f64) -> Defects {
     let n = points.len();
-    let empty = Defects { defects: Vec::new(), rings: Vec::new(), typical_ring: 0, misfit: vec![false; n] };
+    let empty = Defects {
+        defects: Vec::new(),
+        rings: Vec::new(),
+        typical_ring: 0,
+        misfit: vec![false; n],
+        regions: Vec::new(),
+    };
     if n < 3 || !(spacing.is_finite() && spacing > 0.0) {
         return empty;
     }
@@ -143,7 +175,46 @@ pub fn find_defects(points: &[[f64; 2]], spacing: f64) -> Defects {
     }
     let reference = common_bonds(points, &bonds, spacing, full);
     let misfit = misfits(points, &bonds, &reference, spacing);
-    Defects { defects, rings: hist.into_iter().collect(), typical_ring, misfit }
+    let regions = regions(points, &bonds, &misfit, spacing);
+    Defects { defects, rings: hist.into_iter().collect(), typical_ring, misfit, regions }
+}
+
+/// Connected misfit columns (through bonds), measured by their second moments.
+fn regions(points: &[[f64; 2]], bonds: &[Vec<usize>], misfit: &[bool], spacing: f64) -> Vec<MisfitRegion> {
+    let mut seen = vec![false; points.len()];
+    let mut out = Vec::new();
+    for start in 0..points.len() {
+        if !misfit[start] || seen[start] {
+            continue;
+        }
+        let (mut cols, mut stack) = (Vec::new(), vec![start]);
+        seen[start] = true;
+        while let Some(i) = stack.pop() {
+            cols.push(i);
+            for &j in &bonds[i] {
+                if misfit[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        if cols.len() < 3 {
+            continue;
+        }
+        let n = cols.len() as f64;
+        let (mx, my) = cols.iter().fold((0.0, 0.0), |a, &i| (a.0 + points[i][0] / n, a.1 + points[i][1] / n));
+        let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
+        for &i in &cols {
+            let (dx, dy) = (points[i][0] - mx, points[i][1] - my);
+            (sxx, syy, sxy) = (sxx + dx * dx / n, syy + dy * dy / n, sxy + dx * dy / n);
+        }
+        let disc = ((sxx - syy).powi(2) / 4.0 + sxy * sxy).sqrt();
+        let (l1, l2) = ((sxx + syy) / 2.0 + disc, ((sxx + syy) / 2.0 - disc).max(0.0));
+        let (length, width) = (12f64.sqrt() * l1.sqrt(), 12f64.sqrt() * l2.sqrt());
+        let kind = if width <= 1.5 * spacing { RegionKind::StackingFault } else { RegionKind::Twin };
+        out.push(MisfitRegion { kind, columns: cols, length, width });
+    }
+    out
 }
 
 /// The `k` most common bond vectors: densest cells of a fine grid over all bond vectors (each
@@ -271,5 +342,32 @@ mod tests {
         let left = (0..q.len()).filter(|&i| p[i][0] < 200.0).collect::<Vec<_>>();
         let frac = |ids: &[usize]| ids.iter().filter(|&&i| d.misfit[i]).count() as f64 / ids.len() as f64;
         assert!(frac(&right) > 0.8 && frac(&left) < 0.05, "right {} left {}", frac(&right), frac(&left));
+        // One wide region: a twin (or misoriented grain), not a fault.
+        assert!(
+            d.regions.iter().any(|r| r.kind == RegionKind::Twin && r.columns.len() > 50),
+            "{:?}",
+            d.regions.iter().map(|r| (r.kind, r.columns.len(), r.width)).collect::<Vec<_>>()
+        );
+        assert!(!d.regions.iter().any(|r| r.kind == RegionKind::StackingFault && r.columns.len() > 5));
+    }
+
+    #[test]
+    fn a_slipped_layer_is_a_stacking_fault() {
+        // One (001) layer of the centred lattice slipped by a quarter period along it: a thin band
+        // of bonds that fit nothing, across the whole crystal.
+        let (mut p, s) = lattice_points(7);
+        for q in p.iter_mut().filter(|q| (q[1] - 200.0).abs() < 1.0) {
+            q[0] += 13.875 / 4.0;
+        }
+        let d = find_defects(&p, s);
+        let faults: Vec<&MisfitRegion> = d.regions.iter().filter(|r| r.kind == RegionKind::StackingFault).collect();
+        assert_eq!(
+            faults.len(),
+            1,
+            "{:?}",
+            d.regions.iter().map(|r| (r.kind, r.columns.len(), r.width)).collect::<Vec<_>>()
+        );
+        assert!(faults[0].length > 10.0 * s && faults[0].width < s, "{:?}", (faults[0].length, faults[0].width));
+        assert!(!d.regions.iter().any(|r| r.kind == RegionKind::Twin));
     }
 }

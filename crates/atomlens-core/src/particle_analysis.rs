@@ -87,6 +87,9 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
             for d in &mut defects.defects {
                 d.columns = d.columns.iter().map(|&k| pc.columns[k]).collect();
             }
+            for r in &mut defects.regions {
+                r.columns = r.columns.iter().map(|&k| pc.columns[k]).collect();
+            }
             Ok(ParticleReport {
                 particle: q.clone(),
                 columns: pc,

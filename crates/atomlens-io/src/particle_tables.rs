@@ -74,13 +74,31 @@ pub fn particle_columns_csv(a: &Analysis) -> String {
     s
 }
 
-/// One row per defect (missing or extra column) with the columns involved (`;`-separated).
+/// One row per defect (missing or extra column) and per misfit region (stacking fault or twin,
+/// at its centroid, with its length and width in px), with the columns involved (`;`-separated).
 pub fn defects_csv(a: &Analysis) -> String {
-    let mut s = String::from("particle,kind,x,y,columns\n");
+    let mut s = String::from("particle,kind,x,y,length_px,width_px,columns\n");
+    let joined = |c: &[usize]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(";");
     for r in &a.particles {
         for d in &r.defects.defects {
-            let cols: Vec<String> = d.columns.iter().map(|c| c.to_string()).collect();
-            let _ = writeln!(s, "{},{},{:.3},{:.3},{}", r.particle.id, site_name(d.kind), d.x, d.y, cols.join(";"));
+            let _ =
+                writeln!(s, "{},{},{:.3},{:.3},,,{}", r.particle.id, site_name(d.kind), d.x, d.y, joined(&d.columns));
+        }
+        for g in &r.defects.regions {
+            let n = g.columns.len() as f64;
+            let (x, y) = g
+                .columns
+                .iter()
+                .fold((0.0, 0.0), |p, &i| (p.0 + a.columns.columns[i].x / n, p.1 + a.columns.columns[i].y / n));
+            let _ = writeln!(
+                s,
+                "{},{},{x:.3},{y:.3},{:.3},{:.3},{}",
+                r.particle.id,
+                site_name(g.kind),
+                g.length,
+                g.width,
+                joined(&g.columns)
+            );
         }
     }
     s
@@ -232,7 +250,7 @@ mod tests {
             (particles_csv(&a, cal), a.particles.len()),
             (particle_columns_csv(&a), a.particles.iter().map(|r| r.columns.columns.len()).sum()),
             (facets_csv(&a, cal), a.particles.iter().map(|r| r.columns.facets.len()).sum()),
-            (defects_csv(&a), a.particles.iter().map(|r| r.defects.defects.len()).sum()),
+            (defects_csv(&a), a.particles.iter().map(|r| r.defects.defects.len() + r.defects.regions.len()).sum()),
         ] {
             let lines: Vec<&str> = csv.lines().collect();
             assert_eq!(lines.len(), rows + 1, "{csv}");

@@ -76,6 +76,8 @@ struct ParticleReply {
     mixture: Option<atomlens_core::counting::CountMixture>,
     support_level: f64,
     defects: Vec<atomlens_core::defects::Defect>,
+    /// Stacking faults and twin domains.
+    regions: Vec<atomlens_core::defects::MisfitRegion>,
     /// The mixture on ln(contrast) that split Pt-rich from M-rich columns.
     ordering_mixture: Option<atomlens_core::sublattice::Mixture>,
 }
@@ -154,6 +156,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> AnalysisReply {
                 mixture: r.mixture.clone(),
                 support_level: r.support_level,
                 defects: r.defects.defects.clone(),
+                regions: r.defects.regions.clone(),
                 ordering_mixture: r.ordering.mixture.clone(),
             }
         })
