@@ -36,7 +36,8 @@ pub struct Args {
     thickness: Option<usize>,
     /// Align the projections first: `com` (each centre of mass to the image centre; the default
     /// when given alone), `axis` (the tilt axis's x offset found and moved to the centre) or `cc`
-    /// (cross-correlation between neighbouring tilts, then the axis offset).
+    /// (cross-correlation between neighbouring tilts, then the axis offset) or `reproj` (`cc`, then
+    /// three rounds of registering each projection to the re-projected reconstruction).
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "com")]
     align: Option<AlignArg>,
     /// Output volume (MRC, 32-bit float, voxel size from the stack's calibration).
@@ -56,6 +57,7 @@ enum AlignArg {
     Com,
     Axis,
     Cc,
+    Reproj,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,6 +107,7 @@ pub fn run(a: Args) -> Result<()> {
         Some(AlignArg::Com) => Align::CenterOfMass,
         Some(AlignArg::Axis) => Align::AxisOffset,
         Some(AlignArg::Cc) => Align::CrossCorrelation,
+        Some(AlignArg::Reproj) => Align::Reprojection,
     };
     let nz = a.thickness.unwrap_or(s.width);
     let t = Instant::now();

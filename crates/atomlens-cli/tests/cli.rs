@@ -356,6 +356,18 @@ fn reconstruct_writes_an_mrc_volume_and_bad_angles_say_why() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     assert!(offset.abs() < 0.3, "{err}");
+    // Re-projection refinement on the same series: nothing to correct, so it moves nothing much.
+    let mut args = base.to_vec();
+    args.extend(["--angles", list.to_str().unwrap(), "--method", "fbp", "--align", "reproj"]);
+    let (ok, _, err) = atomlens(&args);
+    assert!(ok, "{err}");
+    let worst: f64 = err
+        .split("largest shift ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    assert!(worst < 0.5, "{err}");
     // Wrong counts, disorder and no angles at all are refused with the reason.
     std::fs::write(&list, "0\n10\n5\n").unwrap();
     let mut args = base.to_vec();

@@ -100,6 +100,8 @@ pub enum Align {
     AxisOffset,
     /// Cross-correlation between neighbouring tilts, then the axis offset.
     CrossCorrelation,
+    /// Cross-correlation and the axis offset, then three rounds of refinement by re-projection.
+    Reprojection,
 }
 
 /// Largest volume the browser build accepts (voxels): 256³.
@@ -185,6 +187,11 @@ impl Plan {
             Align::CrossCorrelation => {
                 let (s, a) = align::align_cross_correlation(series.images, series.angles_deg)?;
                 (Some(s), a)
+            }
+            Align::Reprojection => {
+                let (s0, a) = align::align_cross_correlation(series.images, series.angles_deg)?;
+                let (s1, b) = align::refine_by_reprojection(a.view(), series.angles_deg, 3)?;
+                (Some(s0.iter().zip(&s1).map(|(p, q)| [p[0] + q[0], p[1] + q[1]]).collect()), b)
             }
         };
         let geometry = project::Geometry::new(nx, nz, series.angles_deg);

@@ -144,3 +144,41 @@ pub fn estimate_axis_offset(series: ndarray::ArrayView3<f32>, angles_deg: &[f64]
     }
     found.iter().map(|(d, wt)| d * wt).sum::<f64>() / total
 }
+
+/// Refine every projection's shift by re-projection, `rounds` times: reconstruct the current
+/// series (FBP, non-negative), project the volume back at each tilt, and register each
+/// projection to its re-projection (`register::shift_of`). Each projection is then judged
+/// against all the others at once, not only its neighbours. Shifts are relative to the tilt
+/// nearest zero, which keeps its place. Returns the total shifts applied and the aligned series.
+pub fn refine_by_reprojection(
+    series: ndarray::ArrayView3<f32>,
+    angles_deg: &[f64],
+    rounds: usize,
+) -> Result<(Vec<[f64; 2]>, Array3<f32>), crate::CoreError> {
+    let (n, h, w) = series.dim();
+    let g = super::project::Geometry::new(w, w, angles_deg);
+    let k0 = (0..n).min_by(|&i, &j| angles_deg[i].abs().total_cmp(&angles_deg[j].abs())).unwrap_or(0);
+    let mut shifts = vec![[0.0f64; 2]; n];
+    let mut current = series.to_owned();
+    for _ in 0..rounds {
+        // Sinogram of each row's reconstruction: `sinos[y][[tilt, x]]`.
+        let sinos = crate::par::map(h, |y| {
+            let slice = super::fbp::fbp_slice(&g, current.slice(ndarray::s![.., y, ..]), super::fbp::Filter::Hann);
+            g.forward(slice.mapv(|v| v.max(0.0)).view())
+        });
+        let measured: Vec<Result<[f64; 2], crate::CoreError>> = crate::par::map(n, |k| {
+            let reprojection = Array2::from_shape_fn((h, w), |(y, x)| sinos[y][[k, x]]);
+            crate::register::shift_of(reprojection.view(), current.index_axis(Axis(0), k))
+        });
+        for (s, d) in shifts.iter_mut().zip(measured) {
+            let d = d?;
+            *s = [s[0] + d[0], s[1] + d[1]];
+        }
+        let anchor = shifts[k0];
+        shifts.iter_mut().for_each(|s| *s = [s[0] - anchor[0], s[1] - anchor[1]]);
+        for (k, s) in shifts.iter().enumerate() {
+            current.index_axis_mut(Axis(0), k).assign(&shifted(series.index_axis(Axis(0), k), *s, 0.0));
+        }
+    }
+    Ok((shifts, current))
+}
