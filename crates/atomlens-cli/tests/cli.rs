@@ -11,6 +11,11 @@ fn atomlens(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
+/// The number printed right after `prefix` in `text` (NaN when absent).
+fn number_after(text: &str, prefix: &str) -> f64 {
+    text.split(prefix).nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("atomlens-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -349,24 +354,14 @@ fn reconstruct_writes_an_mrc_volume_and_bad_angles_say_why() {
     let (ok, _, err) = atomlens(&args);
     assert!(ok, "{err}");
     // The phantom sits on the axis: the offset found is a fraction of a pixel.
-    let offset: f64 = err
-        .split("tilt axis ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
+    let offset = number_after(&err, "tilt axis ");
     assert!(offset.abs() < 0.3, "{err}");
     // Re-projection refinement on the same series: nothing to correct, so it moves nothing much.
     let mut args = base.to_vec();
     args.extend(["--angles", list.to_str().unwrap(), "--method", "fbp", "--align", "reproj"]);
     let (ok, _, err) = atomlens(&args);
     assert!(ok, "{err}");
-    let worst: f64 = err
-        .split("largest shift ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
+    let worst = number_after(&err, "largest shift ");
     assert!(worst < 0.5, "{err}");
     // Wrong counts, disorder and no angles at all are refused with the reason.
     std::fs::write(&list, "0\n10\n5\n").unwrap();
