@@ -1,7 +1,7 @@
 // The Batch section: every listed file through the particle chain (in a second engine session, so
 // the shown image stays), a row per image with its own progress bar, the summary table, the size
 // distribution and atoms per image, and the summary as CSV (the columns of `atomlens batch`).
-import { fmt } from './plots.js';
+import { fitCanvas, fmt } from './plots.js';
 
 export class BatchPanel {
   constructor({ bridge, state, showError, download, files, params, $ }) {
@@ -114,8 +114,7 @@ export class BatchPanel {
 }
 
 function setup(canvas) {
-  const dpr = window.devicePixelRatio || 1, r = canvas.getBoundingClientRect();
-  canvas.width = Math.round(r.width * dpr); canvas.height = Math.round(r.height * dpr);
+  const dpr = fitCanvas(canvas);
   const ctx = canvas.getContext('2d');
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   return { ctx, W: canvas.width, H: canvas.height, dpr };

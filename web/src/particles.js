@@ -2,7 +2,7 @@
 // histogram with the counting mixture, ordering, a rotatable 3-D model, the identical-location
 // comparison (kept / lost / new, per-facet bars) and their exports. Science in Rust; this file
 // draws.
-import { fmt } from './plots.js';
+import { fitCanvas, fmt } from './plots.js';
 
 const SITE = ['interior', 'surface', 'edge'];
 const SITE_COLOURS = ['#9aa3ad', '#ffb347', '#ff6b6b'];
@@ -14,14 +14,6 @@ const STATUS_COLOURS = ['rgba(255,255,255,0.55)', '#ff4d4f', '#51cf66'];
 function ramp(t) {
   const u = Math.max(0, Math.min(1, t));
   return `hsl(${Math.round(260 - 220 * u)}, 85%, ${Math.round(35 + 30 * u)}%)`;
-}
-
-function sizeCanvas(canvas) {
-  const dpr = window.devicePixelRatio || 1;
-  const r = canvas.getBoundingClientRect();
-  canvas.width = Math.max(1, Math.round(r.width * dpr));
-  canvas.height = Math.max(1, Math.round(r.height * dpr));
-  return dpr;
 }
 
 export class ParticlesPanel {
@@ -172,7 +164,7 @@ export class ParticlesPanel {
   /** Cross-sections of the largest counted particle with the mixture's components. */
   drawHistogram() {
     const canvas = this.$('pa-hist');
-    const dpr = sizeCanvas(canvas);
+    const dpr = fitCanvas(canvas);
     const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 16 * dpr;
     ctx.clearRect(0, 0, W, H);
     const r = this.result;
@@ -212,7 +204,7 @@ export class ParticlesPanel {
    * left, Pt-rich (and any pure shell) to the right; one component means no ordering. */
   drawOrdering() {
     const canvas = this.$('pa-order');
-    const dpr = sizeCanvas(canvas);
+    const dpr = fitCanvas(canvas);
     const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 16 * dpr;
     ctx.clearRect(0, 0, W, H);
     const r = this.result, p = r.particles[0];
@@ -271,7 +263,7 @@ export class ParticlesPanel {
   /** The stacked-atom model as shaded spheres, back to front, rotated by dragging. */
   drawModel() {
     const canvas = this.$('pa-model');
-    const dpr = sizeCanvas(canvas);
+    const dpr = fitCanvas(canvas);
     const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height;
     ctx.fillStyle = '#0b0c0e'; ctx.fillRect(0, 0, W, H);
     const m = this.model;
@@ -349,7 +341,7 @@ export class ParticlesPanel {
   /** Atoms lost (down, red) and gained (up, green) per facet of the before particle. */
   drawFacetBars() {
     const canvas = this.$('cmp-bars');
-    const dpr = sizeCanvas(canvas);
+    const dpr = fitCanvas(canvas);
     const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height;
     ctx.clearRect(0, 0, W, H);
     const f = this.compared.facets;

@@ -22,6 +22,15 @@ export function drawHistogram(canvas, { hist, min, max, lo, hi }) {
   ctx.textAlign = 'center'; ctx.fillText('log count', W / 2, H - 3 * dpr);
 }
 
+/** Size `canvas`'s backing store to its CSS box × devicePixelRatio; returns the ratio. */
+export function fitCanvas(canvas) {
+  const dpr = window.devicePixelRatio || 1;
+  const r = canvas.getBoundingClientRect();
+  canvas.width = Math.max(1, Math.round(r.width * dpr));
+  canvas.height = Math.max(1, Math.round(r.height * dpr));
+  return dpr;
+}
+
 export function fmt(v) {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);

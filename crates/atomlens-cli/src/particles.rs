@@ -333,17 +333,9 @@ pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usiz
             let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             match result {
                 Ok((r, cal)) => {
-                    let diam: Vec<f64> =
-                        r.particles.iter().map(|q| q.particle.equivalent_diameter * cal.pixel_size).collect();
-                    let mean = diam.iter().sum::<f64>() / diam.len().max(1) as f64;
-                    let atoms: u64 = r.particles.iter().flat_map(|q| q.atoms.iter()).map(|&n| n as u64).sum();
-                    let cols: usize = r.particles.iter().map(|q| q.columns.columns.len()).sum();
-                    let ordered = r
-                        .particles
-                        .iter()
-                        .map(|q| q.ordering.ordered_fraction * q.columns.columns.len() as f64)
-                        .sum::<f64>()
-                        / cols.max(1) as f64;
+                    let t = r.totals();
+                    let mean = t.diameters.iter().sum::<f64>() / t.diameters.len().max(1) as f64 * cal.pixel_size;
+                    let (cols, atoms, ordered) = (t.columns, t.atoms, t.ordered_fraction);
                     eprintln!(
                         "[{k}/{n}] {name}: {} particle(s), {cols} columns, {atoms} atoms ({secs:.2} s)",
                         r.particles.len()

@@ -407,27 +407,23 @@ fn particles_count_compare_and_batch_write_their_tables() {
     let lib = tmp("lib.txt");
     std::fs::write(&lib, (1..=40).map(|n| format!("{n},{}\n", 392.7 * n as f64)).collect::<String>()).unwrap();
     let k2 = tmp("count-lib");
-    let (ok, _, err) = atomlens(&[
-        "count",
-        before.to_str().unwrap(),
-        "--library",
-        lib.to_str().unwrap(),
-        "--out",
-        k2.to_str().unwrap(),
-    ]);
+    let count_with_library = || {
+        atomlens(&[
+            "count",
+            before.to_str().unwrap(),
+            "--library",
+            lib.to_str().unwrap(),
+            "--out",
+            k2.to_str().unwrap(),
+        ])
+    };
+    let (ok, _, err) = count_with_library();
     assert!(ok, "{err}");
     let atoms_lib: usize =
         std::fs::read_to_string(k2.join("model.xyz")).unwrap().lines().next().unwrap().parse().unwrap();
     assert!((atoms_lib as f64 / atoms as f64 - 1.0).abs() < 0.05, "{atoms_lib} vs {atoms}");
     std::fs::write(&lib, "1,abc\n").unwrap();
-    let (ok, _, err) = atomlens(&[
-        "count",
-        before.to_str().unwrap(),
-        "--library",
-        lib.to_str().unwrap(),
-        "--out",
-        k2.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = count_with_library();
     assert!(!ok && err.starts_with("error: ") && err.contains("not a number"), "{err}");
 
     let c = tmp("compare");

@@ -304,65 +304,48 @@ pub fn compare_analyses(
         .ok_or_else(|| CoreError::NotFound { what: "transform", reason: "the fitted map is singular".into() })?;
     let residual_rms =
         (pairs.iter().map(|&(i, j)| dist2(t.apply(pa[i]), pb[j])).sum::<f64>() / pairs.len() as f64).sqrt();
-    let atoms_a = atoms_per_column(&a);
-    let atoms_b = atoms_per_column(&b);
-    let cs_a = cross_section_per_column(&a);
-    let cs_b = cross_section_per_column(&b);
+    let atoms_of = |a: &Analysis| a.per_column(|r, k| r.atoms.get(k).copied().unwrap_or(0));
+    let cs_of = |a: &Analysis| a.per_column(|r, k| r.cross_sections[k]);
+    let (atoms_a, atoms_b, cs_a, cs_b) = (atoms_of(&a), atoms_of(&b), cs_of(&a), cs_of(&b));
     let inside = |q: [f64; 2], w: usize, h: usize| {
         let m = 0.5 * spacing;
         q[0] >= m && q[1] >= m && q[0] <= w as f64 - 1.0 - m && q[1] <= h as f64 - 1.0 - m
     };
     let (hb, wb) = after.dim();
-    let mut columns = Vec::new();
+    // A column in the before image (i), the after image (j) or both; positions in the before frame.
+    let change = |status: Status, i: Option<usize>, j: Option<usize>| {
+        let back = j.map(|j| inv.apply(pb[j]));
+        let at = i.map(|i| pa[i]).or(back).unwrap_or_default();
+        let (dx, dy) = match (i, back) {
+            (Some(i), Some(q)) => (q[0] - pa[i][0], q[1] - pa[i][1]),
+            _ => (0.0, 0.0),
+        };
+        ColumnChange {
+            status,
+            x: at[0],
+            y: at[1],
+            before: i,
+            after: j,
+            dx,
+            dy,
+            atoms_before: i.map_or(0, |i| atoms_a[i]),
+            atoms_after: j.map_or(0, |j| atoms_b[j]),
+            d_cross_section: j.map_or(0.0, |j| cs_b[j]) - i.map_or(0.0, |i| cs_a[i]),
+            strain: [f64::NAN; 3],
+        }
+    };
     let (mut matched_a, mut matched_b) = (vec![false; pa.len()], vec![false; pb.len()]);
+    let mut columns = Vec::new();
     for &(i, j) in &pairs {
         matched_a[i] = true;
         matched_b[j] = true;
-        let back = inv.apply(pb[j]);
-        columns.push(ColumnChange {
-            status: Status::Kept,
-            x: pa[i][0],
-            y: pa[i][1],
-            before: Some(i),
-            after: Some(j),
-            dx: back[0] - pa[i][0],
-            dy: back[1] - pa[i][1],
-            atoms_before: atoms_a[i],
-            atoms_after: atoms_b[j],
-            d_cross_section: cs_b[j] - cs_a[i],
-            strain: [f64::NAN; 3],
-        });
+        columns.push(change(Status::Kept, Some(i), Some(j)));
     }
     for i in (0..pa.len()).filter(|&i| !matched_a[i] && inside(t.apply(pa[i]), wb, hb)) {
-        columns.push(ColumnChange {
-            status: Status::Lost,
-            x: pa[i][0],
-            y: pa[i][1],
-            before: Some(i),
-            after: None,
-            dx: 0.0,
-            dy: 0.0,
-            atoms_before: atoms_a[i],
-            atoms_after: 0,
-            d_cross_section: -cs_a[i],
-            strain: [f64::NAN; 3],
-        });
+        columns.push(change(Status::Lost, Some(i), None));
     }
     for j in (0..pb.len()).filter(|&j| !matched_b[j] && inside(inv.apply(pb[j]), w, h)) {
-        let back = inv.apply(pb[j]);
-        columns.push(ColumnChange {
-            status: Status::New,
-            x: back[0],
-            y: back[1],
-            before: None,
-            after: Some(j),
-            dx: 0.0,
-            dy: 0.0,
-            atoms_before: 0,
-            atoms_after: atoms_b[j],
-            d_cross_section: cs_b[j],
-            strain: [f64::NAN; 3],
-        });
+        columns.push(change(Status::New, None, Some(j)));
     }
     let confidence = agreement(&columns, &cs_a);
     if confidence < p.min_confidence {
@@ -447,26 +430,6 @@ fn lattice_rotation(a: &crate::lattice::Lattice, b: &crate::lattice::Lattice) ->
 /// The after image in the before image's frame (`h × w`): before pixel p shows after at `t(p)`.
 pub fn after_in_before_frame(after: ArrayView2<f32>, t: &Affine, h: usize, w: usize) -> Array2<f32> {
     crate::warp::resample(after, (h, w), crate::stats::finite_mean(after) as f32, |q| t.apply(q))
-}
-
-fn atoms_per_column(a: &Analysis) -> Vec<u32> {
-    let mut out = vec![0u32; a.columns.columns.len()];
-    for r in &a.particles {
-        for (k, &i) in r.columns.columns.iter().enumerate() {
-            out[i] = r.atoms.get(k).copied().unwrap_or(0);
-        }
-    }
-    out
-}
-
-fn cross_section_per_column(a: &Analysis) -> Vec<f64> {
-    let mut out = vec![0.0; a.columns.columns.len()];
-    for r in &a.particles {
-        for (k, &i) in r.columns.columns.iter().enumerate() {
-            out[i] = r.cross_sections[k];
-        }
-    }
-    out
 }
 
 /// Strain of the displacement field at each kept column: the linear part of the affine map

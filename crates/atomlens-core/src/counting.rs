@@ -9,7 +9,6 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::morphology::distance_squared_to;
 
 /// Cross-sections of the columns at `points` (px) of one particle (`mask`), and the support
 /// level model used.
@@ -24,22 +23,23 @@ pub struct CrossSections {
     pub support_level: f64,
 }
 
-/// Cross-sections of `points` in `img`; `mask` marks the particle (its surroundings give the
-/// support level); `spacing` is the nearest-neighbour distance (px).
+/// Cross-sections of `points` in `img`; `near` is the squared distance to the particle
+/// (`morphology::distance_squared_to` of its mask; its surroundings give the support level);
+/// `spacing` is the nearest-neighbour distance (px).
 pub fn cross_sections(
     img: ArrayView2<f32>,
     points: &[[f64; 2]],
-    mask: ArrayView2<bool>,
+    near: ArrayView2<f32>,
     spacing: f64,
 ) -> Result<CrossSections, CoreError> {
     crate::image::check_usable(img)?;
-    if img.dim() != mask.dim() {
-        return Err(CoreError::ShapeMismatch { expected: img.len(), got: mask.len() });
+    if img.dim() != near.dim() {
+        return Err(CoreError::ShapeMismatch { expected: img.len(), got: near.len() });
     }
     if !(spacing.is_finite() && spacing > 1.0) {
         return Err(CoreError::InvalidParameter { name: "spacing", reason: format!("{spacing} px must exceed 1") });
     }
-    let support = support_surface(img, mask, spacing)?;
+    let support = support_surface(img, near, spacing)?;
     let (h, w) = img.dim();
     // Nearest column within one spacing, by painting each column's disk with its distance.
     let mut owner = vec![(u32::MAX, f64::MAX); h * w];
@@ -66,9 +66,9 @@ pub fn cross_sections(
             cell_pixels[k as usize] += 1;
         }
     }
-    let (n, sx, sy) = mask
+    let (n, sx, sy) = near
         .indexed_iter()
-        .filter(|(_, m)| **m)
+        .filter(|(_, d)| **d == 0.0)
         .fold((0.0, 0.0, 0.0), |a, ((y, x), _)| (a.0 + 1.0, a.1 + x as f64, a.2 + y as f64));
     let support_level = if n > 0.0 { support.at(sx / n, sy / n) } else { support.at(w as f64 / 2.0, h as f64 / 2.0) };
     Ok(CrossSections { values, cell_pixels, support_level })
@@ -94,9 +94,8 @@ impl Surface {
 /// Least-squares quadratic through the support pixels between 1.5 and 4 spacings outside the
 /// particle (near enough to follow the support's slope under it, far enough to miss the
 /// columns' tails).
-fn support_surface(img: ArrayView2<f32>, mask: ArrayView2<bool>, spacing: f64) -> Result<Surface, CoreError> {
+fn support_surface(img: ArrayView2<f32>, d2: ArrayView2<f32>, spacing: f64) -> Result<Surface, CoreError> {
     let (h, w) = img.dim();
-    let d2 = distance_squared_to(mask);
     let (lo, hi) = ((1.5 * spacing).powi(2) as f32, (4.0 * spacing).powi(2) as f32);
     let ring: Vec<(usize, usize)> =
         d2.indexed_iter().filter(|&(p, &d)| d > lo && d <= hi && img[p].is_finite()).map(|(p, _)| p).collect();

@@ -8,6 +8,7 @@ use crate::CoreError;
 use crate::columns::{ColumnParams, ColumnResult, find_and_fit};
 use crate::counting::{CountMixture, Counting, count_atoms, cross_sections};
 use crate::defects::{Defects, find_defects};
+use crate::morphology::distance_squared_to;
 use crate::ordering::{Ordering, ordering};
 use crate::particles::{Particle, ParticleColumns, ParticleParams, Segmentation, particle_columns, segment};
 
@@ -59,6 +60,61 @@ pub struct Analysis {
     pub spacing: f64,
 }
 
+/// Totals of an analysis (a row of a batch summary).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Particles found.
+    pub particles: usize,
+    /// Columns inside particles.
+    pub columns: usize,
+    /// Equivalent diameter of each particle (px).
+    pub diameters: Vec<f64>,
+    /// Atoms counted.
+    pub atoms: u64,
+    /// Ordered fraction over all particle columns.
+    pub ordered_fraction: f64,
+}
+
+impl Analysis {
+    /// `f(report, k)` for the k-th column of each particle, placed at that column's index among
+    /// all columns; `T::default()` for columns in no particle.
+    pub fn per_column<T: Copy + Default>(&self, f: impl Fn(&ParticleReport, usize) -> T) -> Vec<T> {
+        let mut out = vec![T::default(); self.columns.columns.len()];
+        for r in &self.particles {
+            for (k, &i) in r.columns.columns.iter().enumerate() {
+                out[i] = f(r, k);
+            }
+        }
+        out
+    }
+
+    /// Positions (px) and atoms of every counted column.
+    pub fn counted_columns(&self) -> (Vec<[f64; 2]>, Vec<u32>) {
+        let (mut pts, mut atoms) = (Vec::new(), Vec::new());
+        for r in self.particles.iter().filter(|r| !r.atoms.is_empty()) {
+            for (k, &i) in r.columns.columns.iter().enumerate() {
+                pts.push([self.columns.columns[i].x, self.columns.columns[i].y]);
+                atoms.push(r.atoms[k]);
+            }
+        }
+        (pts, atoms)
+    }
+
+    /// The totals.
+    pub fn totals(&self) -> Totals {
+        let columns: usize = self.particles.iter().map(|r| r.columns.columns.len()).sum();
+        let ordered: f64 =
+            self.particles.iter().map(|r| r.ordering.ordered_fraction * r.columns.columns.len() as f64).sum();
+        Totals {
+            particles: self.particles.len(),
+            columns,
+            diameters: self.particles.iter().map(|r| r.particle.equivalent_diameter).collect(),
+            atoms: self.particles.iter().flat_map(|r| r.atoms.iter()).map(|&n| n as u64).sum(),
+            ordered_fraction: ordered / columns.max(1) as f64,
+        }
+    }
+}
+
 /// Find and fit the columns of `img`, segment its particles and analyse each.
 pub fn analyse(img: ArrayView2<f32>, p: &AnalysisParams) -> Result<Analysis, CoreError> {
     let columns = find_and_fit(img, &p.columns)?;
@@ -74,10 +130,11 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
         .particles
         .iter()
         .map(|q| {
-            let pc = particle_columns(segmentation.labels.view(), q.id, &points, spacing, columns.lattice.as_ref());
+            // Squared distance to the particle: its columns and its support ring both come from it.
+            let near = distance_squared_to(segmentation.labels.mapv(|l| l == q.id).view());
+            let pc = particle_columns(near.view(), &points, spacing, columns.lattice.as_ref());
             let pts: Vec<[f64; 2]> = pc.columns.iter().map(|&i| points[i]).collect();
-            let mask = segmentation.labels.mapv(|l| l == q.id);
-            let cs = cross_sections(img, &pts, mask.view(), spacing)?;
+            let cs = cross_sections(img, &pts, near.view(), spacing)?;
             let (atoms, mixture, counting_error) = match count_atoms(&cs.values, &p.counting) {
                 Ok((a, m)) => (a, m, None),
                 Err(e) => (Vec::new(), None, Some(e.to_string())),

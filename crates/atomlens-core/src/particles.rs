@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::filter::gaussian_blur;
-use crate::morphology::{distance_squared_to, fill_holes, label, open_close, otsu, split_touching, trace_boundary};
+use crate::morphology::{fill_holes, label, open_close, otsu, split_touching, trace_boundary};
 
 /// Segmentation parameters; `None` means estimated from the image.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -203,19 +203,17 @@ pub struct Facet {
     pub columns: Vec<usize>,
 }
 
-/// Sites and facets of the columns (`points`, px) inside particle `id` of `labels`. `spacing`
-/// is the nearest-neighbour distance (px); `lattice` directions label the facets.
+/// Sites and facets of the columns (`points`, px) of a particle, given `near`, the squared
+/// distance to it (`morphology::distance_squared_to` of its mask). `spacing` is the
+/// nearest-neighbour distance (px); `lattice` directions label the facets.
 pub fn particle_columns(
-    labels: ArrayView2<u32>,
-    id: u32,
+    near: ArrayView2<f32>,
     points: &[[f64; 2]],
     spacing: f64,
     lattice: Option<&crate::lattice::Lattice>,
 ) -> ParticleColumns {
-    let (h, w) = labels.dim();
+    let (h, w) = near.dim();
     // Columns just outside the thresholded outline still belong to it: grow it by one spacing.
-    let own = labels.mapv(|l| l == id);
-    let near = distance_squared_to(own.view());
     let reach = (spacing * spacing) as f32;
     let columns: Vec<usize> = (0..points.len())
         .filter(|&i| {
@@ -375,7 +373,12 @@ mod tests {
         // Every true column lies inside (or within a spacing of) the mask; the area is that of
         // the columns' hull within 15 % (the dim one-atom edge columns fall below Otsu's level).
         let pts: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
-        let pc = particle_columns(seg.labels.view(), 1, &pts, 12.0, None);
+        let pc = particle_columns(
+            crate::morphology::distance_squared_to(seg.labels.mapv(|l| l == 1).view()).view(),
+            &pts,
+            12.0,
+            None,
+        );
         assert_eq!(pc.columns.len(), pts.len());
         let hull_area = polygon_area(&convex_hull(&pts).iter().map(|&i| pts[i]).collect::<Vec<_>>());
         assert!(q.area > 0.85 * hull_area && q.area < 1.5 * hull_area, "area {} vs hull {hull_area}", q.area);
@@ -399,8 +402,8 @@ mod tests {
     fn surface_columns_and_facets_of_the_truncated_octahedron() {
         let s = demo();
         let pts: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
-        let labels = Array2::from_elem((384, 384), 1u32);
-        let pc = particle_columns(labels.view(), 1, &pts, 12.0, None);
+        let inside = Array2::<f32>::zeros((384, 384)); // the whole image is the particle
+        let pc = particle_columns(inside.view(), &pts, 12.0, None);
         assert_eq!(pc.interior_coordination, 6, "[110] fcc: 4 nearest + 2 along [1-10]");
         // The outline's columns are the thin ones; interior columns are thick.
         for (&i, &site) in pc.columns.iter().zip(&pc.sites) {

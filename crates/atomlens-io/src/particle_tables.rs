@@ -137,13 +137,7 @@ pub fn model_xyz(a: &Analysis, cal: &Calibration, beam_step_nm: f64, element: &s
     if cal.unit != "nm" {
         return None;
     }
-    let (mut pts, mut atoms) = (Vec::new(), Vec::new());
-    for r in a.particles.iter().filter(|r| !r.atoms.is_empty()) {
-        for (k, &i) in r.columns.columns.iter().enumerate() {
-            pts.push([a.columns.columns[i].x, a.columns.columns[i].y]);
-            atoms.push(r.atoms[k]);
-        }
-    }
+    let (pts, atoms) = a.counted_columns();
     if atoms.iter().all(|&n| n == 0) {
         return None;
     }

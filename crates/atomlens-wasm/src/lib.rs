@@ -129,27 +129,9 @@ impl Session {
     /// Replace the dataset by the built-in synthetic Pt nanoparticle; returns the signal list.
     pub fn load_demo(&mut self) -> Result<JsValue, JsError> {
         let s = synth::nanoparticle(&synth::NanoparticleParams::default()).map_err(err)?;
-        let (h, w) = s.image.data.dim();
-        let info = SignalInfo {
-            title: "Demo: Pt nanoparticle [110] (synthetic)".into(),
-            width: w,
-            height: h,
-            frames: 1,
-            dtype: "float32",
-            pixel_size: s.image.calibration.pixel_size,
-            unit: s.image.calibration.unit.clone(),
-            metadata: Metadata {
-                format: "atomlens synthetic".into(),
-                voltage_kv: Some(300.0),
-                detector: Some("HAADF (simulated)".into()),
-                mode: Some("STEM".into()),
-                notes: vec![format!("{} columns, Poisson noise; ground truth in core::synth", s.columns.len())],
-                ..Metadata::default()
-            },
-        };
-        let stack =
-            Stack::from_vec(w, h, 1, s.image.data.into_raw_vec_and_offset().0, s.image.calibration).map_err(err)?;
-        self.replace(vec![stack], vec![info])
+        let note = format!("{} columns, Poisson noise; ground truth in core::synth", s.columns.len());
+        let info = particles::synthetic_info("Demo: Pt nanoparticle [110] (synthetic)", &s, note);
+        self.replace(vec![particles::stack_of(s)?], vec![info])
     }
 
     /// Read several dropped images as the frames of one series (the first frame of each file's

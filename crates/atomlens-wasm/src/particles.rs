@@ -171,7 +171,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> AnalysisReply {
     }
 }
 
-fn synthetic_info(title: &str, s: &synth::Synthetic, note: String) -> SignalInfo {
+pub(crate) fn synthetic_info(title: &str, s: &synth::Synthetic, note: String) -> SignalInfo {
     let (h, w) = s.image.data.dim();
     SignalInfo {
         title: title.into(),
@@ -192,7 +192,7 @@ fn synthetic_info(title: &str, s: &synth::Synthetic, note: String) -> SignalInfo
     }
 }
 
-fn stack_of(s: synth::Synthetic) -> Result<Stack, JsError> {
+pub(crate) fn stack_of(s: synth::Synthetic) -> Result<Stack, JsError> {
     let (h, w) = s.image.data.dim();
     Stack::from_vec(w, h, 1, s.image.data.into_raw_vec_and_offset().0, s.image.calibration).map_err(err)
 }
@@ -267,20 +267,16 @@ impl Session {
     pub fn batch_summary(&mut self, params: JsValue) -> Result<JsValue, JsError> {
         self.analyse_particles(params)?;
         let r = self.particles.as_ref().ok_or_else(|| JsError::new("no analysis"))?;
-        let (a, cal) = (&r.analysis, &r.calibration);
-        let diameters: Vec<f64> = a.particles.iter().map(|q| q.particle.equivalent_diameter * cal.pixel_size).collect();
-        let columns: usize = a.particles.iter().map(|q| q.columns.columns.len()).sum();
-        let ordered =
-            a.particles.iter().map(|q| q.ordering.ordered_fraction * q.columns.columns.len() as f64).sum::<f64>()
-                / columns.max(1) as f64;
+        let (t, cal) = (r.analysis.totals(), &r.calibration);
+        let diameters: Vec<f64> = t.diameters.iter().map(|d| d * cal.pixel_size).collect();
         to_js(&serde_json::json!({
-            "particles": a.particles.len(),
-            "columns": columns,
+            "particles": t.particles,
+            "columns": t.columns,
             "mean_diameter": diameters.iter().sum::<f64>() / diameters.len().max(1) as f64,
             "diameters": diameters,
             "unit": cal.unit,
-            "atoms": a.particles.iter().flat_map(|q| q.atoms.iter()).map(|&n| n as u64).sum::<u64>(),
-            "ordered_fraction": ordered,
+            "atoms": t.atoms,
+            "ordered_fraction": t.ordered_fraction,
         }))
     }
 
@@ -293,14 +289,7 @@ impl Session {
         } else {
             (1.0, beam_step_nm / r.calibration.pixel_size)
         };
-        let a = &r.analysis;
-        let (mut pts, mut atoms) = (Vec::new(), Vec::new());
-        for q in a.particles.iter().filter(|q| !q.atoms.is_empty()) {
-            for (k, &i) in q.columns.columns.iter().enumerate() {
-                pts.push([a.columns.columns[i].x, a.columns.columns[i].y]);
-                atoms.push(q.atoms[k]);
-            }
-        }
+        let (pts, atoms) = r.analysis.counted_columns();
         let model = atomlens_core::counting::stack_atoms(&pts, &atoms, scale, step);
         Ok(model.iter().flat_map(|p| [p[0] as f32, p[1] as f32, p[2] as f32]).collect())
     }

@@ -25,7 +25,8 @@ fn measured(s: &Synthetic) -> (Vec<f64>, Vec<u32>) {
     let spacing = r.spacing.unwrap();
     let seg = segment(s.image.view(), Some(spacing), &ParticleParams::default()).unwrap();
     let mask = seg.labels.mapv(|l| l == 1);
-    let cs = cross_sections(s.image.view(), &found, mask.view(), spacing).unwrap();
+    let near = crate::morphology::distance_squared_to(mask.view());
+    let cs = cross_sections(s.image.view(), &found, near.view(), spacing).unwrap();
     let truth: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
     let m = match_points(&truth, &found, 4.0);
     let mut atoms = vec![0u32; found.len()];
