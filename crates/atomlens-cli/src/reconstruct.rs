@@ -1,11 +1,12 @@
 //! `atomlens reconstruct`: a volume from a single-axis tilt series (tilt axis along the image's
-//! y), by filtered back-projection, SIRT or SART (`core::tomo`), written as MRC.
+//! y, turned by a given or estimated angle), by filtered back-projection, SIRT or SART
+//! (`core::tomo`), written as MRC.
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::tomo::fbp::Filter;
-use atomlens_core::tomo::{Align, Method, Plan, TiltSeries};
+use atomlens_core::tomo::{Align, Method, Plan, Preparation, TiltAxis, TiltSeries};
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -13,7 +14,8 @@ pub struct Args {
     /// The tilt series: a stack (MRC, TIFF, DM, EMD…), one projection per frame.
     stack: PathBuf,
     /// Tilt angles in degrees, one per projection, in a text file (one per line, or separated by
-    /// commas or spaces).
+    /// commas or spaces). Default: the stack's own (an MRC's FEI or SerialEM extended header,
+    /// or the SerialEM `STACK.mdoc` beside it).
     #[arg(long, conflicts_with = "tilt")]
     angles: Option<PathBuf>,
     /// Tilt angles as START,STEP in degrees (projection k at START + k·STEP).
@@ -40,6 +42,14 @@ pub struct Args {
     /// three rounds of registering each projection to the re-projected reconstruction).
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "com")]
     align: Option<AlignArg>,
+    /// The tilt axis's direction in the images: degrees from the image's y axis (turning from
+    /// +x towards +y), or `auto` to estimate it from the common line. Default 0 (along y).
+    #[arg(long, value_parser = axis_arg, allow_hyphen_values = true)]
+    axis: Option<TiltAxis>,
+    /// Stretch neighbouring tilts by their cosine ratio before correlating them (`--align cc` or
+    /// `reproj`): for a thin, wide specimen such as particles on a support film.
+    #[arg(long)]
+    stretch: bool,
     /// Output volume (MRC, 32-bit float, voxel size from the stack's calibration).
     #[arg(long)]
     out: PathBuf,
@@ -67,6 +77,16 @@ enum FilterArg {
     Hann,
 }
 
+fn axis_arg(s: &str) -> Result<TiltAxis, String> {
+    if s == "auto" {
+        return Ok(TiltAxis::Estimate);
+    }
+    match s.parse::<f64>() {
+        Ok(a) if a.is_finite() && a.abs() <= 90.0 => Ok(TiltAxis::Angle(a)),
+        _ => Err(format!("{s}: expected an angle in degrees within ±90, or `auto`")),
+    }
+}
+
 fn start_step(s: &str) -> Result<(f64, f64), String> {
     let v: Vec<f64> =
         s.split(',').map(|t| t.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
@@ -89,7 +109,16 @@ pub fn run(a: Args) -> Result<()> {
             .map(|t| t.parse::<f64>().with_context(|| format!("{}: {t:?} is not an angle", path.display())))
             .collect::<Result<_>>()?,
         (None, Some((start, step))) => (0..n).map(|k| start + k as f64 * step).collect(),
-        (None, None) => bail!("give the tilt angles: --angles FILE or --tilt START,STEP (degrees)"),
+        (None, None) => match &s.metadata.tilt_angles_deg {
+            Some(a) => {
+                eprintln!("tilt angles from the file: {:.2}° to {:.2}°", a[0], a[a.len() - 1]);
+                a.clone()
+            }
+            None => bail!(
+                "{} records no tilt angles: give them with --angles FILE or --tilt START,STEP (degrees)",
+                a.stack.display()
+            ),
+        },
     };
     let method = match a.method {
         MethodArg::Fbp => Method::Fbp {
@@ -111,7 +140,16 @@ pub fn run(a: Args) -> Result<()> {
     };
     let nz = a.thickness.unwrap_or(s.width);
     let t = Instant::now();
-    let mut plan = Plan::new(&TiltSeries { images: stack.frames.view(), angles_deg: &angles }, nz, method, align)?;
+    let prep = Preparation { align, axis: a.axis.unwrap_or_default(), stretch: a.stretch };
+    let mut plan = Plan::new(&TiltSeries { images: stack.frames.view(), angles_deg: &angles }, nz, method, prep)?;
+    match plan.axis_contrast {
+        Some(c) if plan.notes.is_empty() => {
+            eprintln!("tilt axis {:+.2}° from the image's y axis (common-line contrast {c:.3}); turned to y", plan.axis_deg)
+        }
+        _ if plan.axis_deg != 0.0 => eprintln!("tilt axis {:+.2}° from y as given; turned to y", plan.axis_deg),
+        _ => {}
+    }
+    plan.notes.iter().for_each(|n| eprintln!("note: {n}"));
     match (&plan.shifts, align) {
         (Some(shifts), Align::AxisOffset) => {
             eprintln!("tilt axis {:+.2} px from the image centre along x; moved to the centre", shifts[0][0]);

@@ -13,7 +13,8 @@ fn atomlens(args: &[&str]) -> (bool, String, String) {
 
 /// The number printed right after `prefix` in `text` (NaN when absent).
 fn number_after(text: &str, prefix: &str) -> f64 {
-    text.split(prefix).nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+    let word = text.split(prefix).nth(1).and_then(|t| t.split(' ').next());
+    word.and_then(|v| v.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()).unwrap_or(f64::NAN)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -375,6 +376,27 @@ fn reconstruct_writes_an_mrc_volume_and_bad_angles_say_why() {
     assert!(!ok && err.contains("increase strictly"), "{err}");
     let (ok, _, err) = atomlens(&base);
     assert!(!ok && err.contains("--tilt START,STEP"), "{err}");
+}
+
+#[test]
+fn reconstruct_takes_angles_from_the_mrc_and_finds_a_turned_axis() {
+    use atomlens_core::tomo::axis::make_vertical;
+    use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
+    let angles = tilt_range(-60.0, 60.0, 41);
+    let turned = make_vertical(tilt_series(&phantom(Phantom::Cluster, 64), &angles, None, 0).view(), -6.0);
+    let px: Vec<f32> = turned.iter().copied().collect();
+    let stack = tmp("turned.mrc");
+    let bytes = atomlens_io::mrc_write::write_tilt_series(64, 64, &px, &angles, &Calibration::nm(0.2), "test").unwrap();
+    std::fs::write(&stack, bytes).unwrap();
+    let out = tmp("turned-volume.mrc");
+    let args = ["reconstruct", stack.to_str().unwrap(), "--method", "fbp", "--axis", "auto", "--out", out.to_str().unwrap()];
+    let (ok, _, err) = atomlens(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("tilt angles from the file: -60.00° to 60.00°"), "{err}");
+    let axis = number_after(&err, "tilt axis ");
+    assert!((axis - 6.0).abs() < 0.3, "{err}");
+    let (ok, _, err) = atomlens(&["reconstruct", stack.to_str().unwrap(), "--axis", "95", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("within ±90"), "{err}");
 }
 
 /// The nanoparticle chain from the command line: a synthetic identical-location pair written by

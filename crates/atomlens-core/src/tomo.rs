@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::CoreError;
 
 pub mod align;
+pub mod axis;
 pub mod fbp;
 pub mod iterative;
 pub mod phantom;
@@ -104,6 +105,40 @@ pub enum Align {
     Reprojection,
 }
 
+/// The tilt axis's direction in the images (see [`axis`] for the angle's sense).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TiltAxis {
+    /// At this angle from the image's y axis (degrees; 0 = along y, as the conventions assume).
+    Angle(f64),
+    /// Estimated from the common line ([`axis::estimate_direction`]).
+    Estimate,
+}
+
+impl Default for TiltAxis {
+    fn default() -> Self {
+        Self::Angle(0.0)
+    }
+}
+
+/// How a tilt series is prepared before reconstruction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Preparation {
+    /// Translation alignment.
+    pub align: Align,
+    /// The tilt axis's direction in the images.
+    pub axis: TiltAxis,
+    /// Stretch neighbouring tilts by their cosine ratio before correlating them (a thin,
+    /// wide specimen such as particles on a support film; not a compact particle, whose
+    /// projections do not shrink with the tilt).
+    pub stretch: bool,
+}
+
+/// Above this common-line contrast no direction stands out (a centred, round object): the
+/// estimate is not used.
+const AXIS_CONTRAST_LIMIT: f64 = 0.5;
+
 /// Largest volume the browser build accepts (voxels): 256³.
 pub const MAX_BROWSER_VOXELS: usize = 256 * 256 * 256;
 
@@ -149,13 +184,28 @@ pub struct Plan {
     geometry: project::Geometry,
     method: Method,
     slices: Vec<Array2<f32>>,
-    /// Shifts applied by the alignment (`(dx, dy)` px per projection), when aligned.
+    /// Shifts applied by the alignment (`(dx, dy)` px per projection, in the images turned to
+    /// a vertical axis), when aligned.
     pub shifts: Option<Vec<[f64; 2]>>,
+    /// The tilt axis's angle the projections were turned from (degrees, 0 = along y).
+    pub axis_deg: f64,
+    /// Common-line contrast of an estimated axis ([`axis::Direction::contrast`]).
+    pub axis_contrast: Option<f64>,
+    /// What the user should know about how the series was prepared.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
-    /// Check `series` and prepare a volume of thickness `nz`, aligning the projections first.
-    pub fn new(series: &TiltSeries, nz: usize, method: Method, align: Align) -> Result<Self, CoreError> {
+    /// Check `series` and prepare a volume of thickness `nz`: turn the projections so the tilt
+    /// axis is vertical (estimating its direction when asked, on the series aligned by
+    /// cross-correlation, since shifts along the axis would blur the common line), then align.
+    pub fn new(
+        series: &TiltSeries,
+        nz: usize,
+        method: Method,
+        prep: Preparation,
+    ) -> Result<Self, CoreError> {
+        let Preparation { align, axis, stretch } = prep;
         check(series)?;
         let (_, ny, nx) = series.images.dim();
         if nz == 0 || nz > 4 * nx.max(ny) {
@@ -174,28 +224,57 @@ impl Plan {
                 reason: format!("{iterations} is outside 1–10000"),
             });
         }
+        let angles = series.angles_deg;
+        let mut notes = Vec::new();
+        let (axis_deg, axis_contrast) = match axis {
+            TiltAxis::Angle(a) if a.is_finite() && a.abs() <= 90.0 => (a, None),
+            TiltAxis::Angle(a) => {
+                return Err(CoreError::InvalidParameter {
+                    name: "tilt axis",
+                    reason: format!("{a}° is outside ±90°"),
+                });
+            }
+            TiltAxis::Estimate => {
+                let found = match align {
+                    Align::None => axis::estimate_direction(series.images)?,
+                    _ => axis::estimate_direction(align::align_cross_correlation(series.images, angles, false)?.1.view())?,
+                };
+                if found.contrast > AXIS_CONTRAST_LIMIT {
+                    notes.push(format!(
+                        "no tilt-axis direction stands out (common-line contrast {:.2}; a round object \
+                         centred on the axis looks alike about every axis): the axis is kept along y",
+                        found.contrast
+                    ));
+                    (0.0, Some(found.contrast))
+                } else {
+                    (found.angle_deg, Some(found.contrast))
+                }
+            }
+        };
+        let turned = if axis_deg == 0.0 { series.images.to_owned() } else { axis::make_vertical(series.images, axis_deg) };
+        let view = turned.view();
         let (shifts, images) = match align {
-            Align::None => (None, series.images.to_owned()),
+            Align::None => (None, turned),
             Align::CenterOfMass => {
-                let (s, a) = align::align_center_of_mass(series.images);
+                let (s, a) = align::align_center_of_mass(view);
                 (Some(s), a)
             }
             Align::AxisOffset => {
-                let d = align::estimate_axis_offset(series.images, series.angles_deg);
-                (Some(vec![[d, 0.0]; series.angles_deg.len()]), align::shift_x(series.images, d))
+                let d = align::estimate_axis_offset(view, angles);
+                (Some(vec![[d, 0.0]; angles.len()]), align::shift_x(view, d))
             }
             Align::CrossCorrelation => {
-                let (s, a) = align::align_cross_correlation(series.images, series.angles_deg)?;
+                let (s, a) = align::align_cross_correlation(view, angles, stretch)?;
                 (Some(s), a)
             }
             Align::Reprojection => {
-                let (s0, a) = align::align_cross_correlation(series.images, series.angles_deg)?;
-                let (s1, b) = align::refine_by_reprojection(a.view(), series.angles_deg, 3)?;
+                let (s0, a) = align::align_cross_correlation(view, angles, stretch)?;
+                let (s1, b) = align::refine_by_reprojection(a.view(), angles, 3)?;
                 (Some(s0.iter().zip(&s1).map(|(p, q)| [p[0] + q[0], p[1] + q[1]]).collect()), b)
             }
         };
-        let geometry = project::Geometry::new(nx, nz, series.angles_deg);
-        Ok(Self { images, geometry, method, slices: Vec::with_capacity(ny), shifts })
+        let geometry = project::Geometry::new(nx, nz, angles);
+        Ok(Self { images, geometry, method, slices: Vec::with_capacity(ny), shifts, axis_deg, axis_contrast, notes })
     }
 
     /// The projections as reconstructed (aligned when asked), `[[tilt, y, x]]`.
@@ -254,7 +333,7 @@ pub fn reconstruct(
     method: &Method,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Volume, CoreError> {
-    let mut plan = Plan::new(series, nz, *method, Align::None)?;
+    let mut plan = Plan::new(series, nz, *method, Preparation::default())?;
     let ny = plan.dims().1;
     while plan.done() < ny {
         progress(plan.step(16), ny);

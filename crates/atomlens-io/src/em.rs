@@ -111,6 +111,7 @@ fn read_image(
     let calibration =
         im.physical_size.x.and_then(|um| Calibration::from_length(um, "µm")).unwrap_or_else(Calibration::uncalibrated);
     let mut metadata = metadata_of(im, format);
+    metadata.tilt_angles_deg = tilt_angles(ds, im.index, frames as usize);
     if matches!(dtype, DType::C64 | DType::C128) {
         metadata.notes.push("complex data: shown and analysed as magnitude".into());
     }
@@ -124,6 +125,18 @@ fn read_image(
         calibration,
         metadata,
     })
+}
+
+/// The tilt angle of each of `frames` frames from the reader's per-frame records (SerialEM's
+/// `tilt_angle_deg`, FEI's `alpha_tilt`, both in degrees), when every frame has one.
+fn tilt_angles(ds: &dyn Dataset, image: u32, frames: usize) -> Option<Vec<f64>> {
+    let (_, records) = ds.frames(image, Some(frames)).ok()?;
+    let angles: Vec<f64> = records
+        .iter()
+        .filter_map(|r| r.get("tilt_angle_deg").or_else(|| r.get("alpha_tilt")).and_then(Value::as_f64))
+        .filter(|a| a.is_finite() && a.abs() <= 90.0)
+        .collect();
+    (frames > 1 && angles.len() == frames).then_some(angles)
 }
 
 fn transpose_planes(data: &[u8], w: usize, h: usize, size: usize) -> Vec<u8> {
@@ -176,6 +189,7 @@ fn metadata_of(im: &ImageInfo, format: &str) -> Metadata {
         dwell_time_us: find_dwell_us(extra),
         acquired: im.acquired_at.clone(),
         notes: Vec::new(),
+        tilt_angles_deg: None,
     }
 }
 

@@ -61,6 +61,32 @@ pub fn write_f32(
     Ok(h)
 }
 
+/// An MRC image stack (ISPG 0) of `angles.len()` projections of `nx × ny`, with each one's tilt
+/// angle in a SerialEM extended header (EXTTYP `SERI`, NREAL bit 1: hundredths of a degree as a
+/// 16-bit integer per section), which IMOD, SerialEM and atomlens read back.
+pub fn write_tilt_series(
+    nx: usize,
+    ny: usize,
+    frames: &[f32],
+    angles_deg: &[f64],
+    cal: &Calibration,
+    label: &str,
+) -> Result<Vec<u8>, IoError> {
+    if angles_deg.iter().any(|a| !(a.abs() <= 90.0)) {
+        return Err(IoError::Write { what: "MRC".into(), detail: "tilt angles must lie within ±90°".into() });
+    }
+    let n = angles_deg.len();
+    let mut b = write_f32(nx, ny, n, frames, cal, label)?;
+    b[88..92].copy_from_slice(&0i32.to_le_bytes()); // ISPG 0: a stack of images
+    b[92..96].copy_from_slice(&(2 * n as i32).to_le_bytes()); // NSYMBT
+    b[104..108].copy_from_slice(b"SERI");
+    b[128..130].copy_from_slice(&2i16.to_le_bytes()); // NINT: bytes per section
+    b[130..132].copy_from_slice(&1i16.to_le_bytes()); // NREAL: which items (1 = tilt angle)
+    let ext: Vec<u8> = angles_deg.iter().flat_map(|a| ((a * 100.0).round() as i16).to_le_bytes()).collect();
+    b.splice(1024..1024, ext);
+    Ok(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +103,24 @@ mod tests {
         assert!((s[0].calibration.pixel_size - 0.25).abs() < 1e-6, "{:?}", s[0].calibration);
         assert_eq!(s[0].to_f32(), vox);
         assert!(write_f32(2, 2, 2, &vox, &Calibration::nm(1.0), "").is_err());
+    }
+
+    #[test]
+    fn tilt_angles_come_from_a_serialem_header_or_its_mdoc() {
+        let angles = [-60.0, -29.5, 0.0, 30.25, 60.0];
+        let bytes = write_tilt_series(4, 4, &[1.0; 80], &angles, &Calibration::nm(0.5), "tilts").unwrap();
+        let s = read_one(NamedFile::new("t.mrc", bytes), &Limits::NATIVE).unwrap();
+        assert_eq!(s[0].metadata.tilt_angles_deg.as_deref(), Some(&angles[..]));
+        assert_eq!(s[0].to_f32(), vec![1.0; 80]);
+
+        let plain = write_f32(4, 4, 3, &[2.0; 48], &Calibration::nm(0.5), "").unwrap();
+        let mdoc = "PixelSpacing = 5\nImageFile = p.mrc\n\n[ZValue = 0]\nTiltAngle = -45.01\n\n\
+                    [ZValue = 1]\nTiltAngle = 0.02\n\n[ZValue = 2]\nTiltAngle = 44.98\n";
+        let files = vec![NamedFile::new("p.mrc", plain.clone()), NamedFile::new("p.mrc.mdoc", mdoc.as_bytes().to_vec())];
+        let s = crate::read("p.mrc", files, &Limits::NATIVE).unwrap();
+        assert_eq!(s[0].metadata.tilt_angles_deg.as_deref(), Some(&[-45.01, 0.02, 44.98][..]));
+        // Without either, none.
+        let s = read_one(NamedFile::new("p.mrc", plain), &Limits::NATIVE).unwrap();
+        assert_eq!(s[0].metadata.tilt_angles_deg, None);
     }
 }

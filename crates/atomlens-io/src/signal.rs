@@ -82,6 +82,10 @@ pub struct Metadata {
     /// Reader remarks the user should see (e.g. "complex data shown as magnitude").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Tilt angle of every frame (degrees), where the file records one for each: an MRC's FEI
+    /// or SerialEM extended header, or the SerialEM `.mdoc` dropped with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tilt_angles_deg: Option<Vec<f64>>,
 }
 
 /// One image or stack read from a file.

@@ -64,31 +64,44 @@ fn shifted(img: ArrayView2<f32>, d: [f64; 2], bg: f32) -> Array2<f32> {
 /// Coarse translation by cross-correlation between neighbouring tilts (`register::shift_of`,
 /// from the tilt nearest zero outward, accumulated; exact along the axis, and across it for an
 /// object near the axis), then the tilt axis's x offset ([`estimate_axis_offset`]) moved to the
-/// centre. Returns each projection's total shift and the aligned series.
+/// centre. With `stretch`, the more tilted of each pair is first stretched across the axis
+/// (about the image centre) by the ratio of the cosines, as IMOD's `tiltxcorr` does: a thin
+/// specimen's features move towards the axis as `cos θ`, which otherwise blurs the correlation
+/// of a wide field at high tilt. Returns each projection's total shift and the aligned series.
 pub fn align_cross_correlation(
     series: ndarray::ArrayView3<f32>,
     angles_deg: &[f64],
+    stretch: bool,
 ) -> Result<(Vec<[f64; 2]>, Array3<f32>), crate::CoreError> {
     let (n, h, w) = series.dim();
     let frame = |k: usize| series.index_axis(Axis(0), k);
     let k0 = (0..n).min_by(|&i, &j| angles_deg[i].abs().total_cmp(&angles_deg[j].abs())).unwrap_or(0);
     // The correlation's Hann window pulls a shift of an object that fills much of the frame
     // towards zero; re-measuring the residual after applying the shift removes that bias.
-    let pair = |a: usize, b: usize| -> Result<[f64; 2], crate::CoreError> {
-        let mut d = crate::register::shift_of(frame(a), frame(b))?;
-        for _ in 0..3 {
-            let r = crate::register::shift_of(frame(a), shifted(frame(b), d, 0.0).view())?;
-            d = [d[0] + r[0], d[1] + r[1]];
+    // Frame b stretched by `s` about `pivot` (where frame a shows the anchor frame's centre, on
+    // the axis as far as anything is known yet), then moved by d; a shift r measured in
+    // stretched coordinates is r/s in b's own.
+    let cx = (w as f64 - 1.0) / 2.0;
+    let pair = |a: usize, b: usize, pivot: f64| -> Result<[f64; 2], crate::CoreError> {
+        let (ca, cb) = (angles_deg[a].to_radians().cos(), angles_deg[b].to_radians().cos());
+        let s = if stretch && cb > 0.05 { ca / cb } else { 1.0 };
+        let moved = |d: [f64; 2]| {
+            crate::warp::resample(frame(b), (h, w), 0.0, |[x, y]| [pivot + (x - pivot) / s + d[0], y + d[1]])
+        };
+        let mut d = [0.0, 0.0];
+        for _ in 0..4 {
+            let r = crate::register::shift_of(frame(a), moved(d).view())?;
+            d = [d[0] + r[0] / s, d[1] + r[1]];
         }
         Ok(d)
     };
     let mut shifts = vec![[0.0f64; 2]; n];
     for k in k0 + 1..n {
-        let d = pair(k - 1, k)?;
+        let d = pair(k - 1, k, cx + shifts[k - 1][0])?;
         shifts[k] = [shifts[k - 1][0] + d[0], shifts[k - 1][1] + d[1]];
     }
     for k in (0..k0).rev() {
-        let d = pair(k + 1, k)?;
+        let d = pair(k + 1, k, cx + shifts[k + 1][0])?;
         shifts[k] = [shifts[k + 1][0] + d[0], shifts[k + 1][1] + d[1]];
     }
     let mut aligned = Array3::zeros((n, h, w));

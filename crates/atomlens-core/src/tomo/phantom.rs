@@ -21,7 +21,21 @@ pub enum Phantom {
     CoreShell,
     /// Modified Shepp–Logan (densities 0–1).
     SheppLogan,
+    /// Seven particles of different sizes scattered off-centre (density 1), as supported
+    /// catalyst particles: no symmetry, and inside the field at every tilt and any in-plane turn.
+    Cluster,
 }
+
+/// `(x, y, z, radius)` of the cluster's particles (grid units, −1…1).
+const CLUSTER: [(f64, f64, f64, f64); 7] = [
+    (-0.35, -0.40, 0.05, 0.16),
+    (0.30, -0.30, -0.10, 0.12),
+    (0.05, 0.00, 0.15, 0.20),
+    (-0.40, 0.25, -0.15, 0.10),
+    (0.40, 0.35, 0.10, 0.14),
+    (0.10, 0.50, -0.05, 0.08),
+    (-0.10, -0.10, -0.40, 0.09),
+];
 
 /// The phantom on an `n³` grid (coordinates −1…1 across the grid, voxel centres).
 pub fn phantom(kind: Phantom, n: usize) -> Volume {
@@ -45,6 +59,10 @@ pub fn phantom(kind: Phantom, n: usize) -> Volume {
                 }
             }
             Phantom::SheppLogan => shepp_logan(x, y, z),
+            Phantom::Cluster => {
+                let inside = CLUSTER.iter().any(|p| (x - p.0).powi(2) + (y - p.1).powi(2) + (z - p.2).powi(2) <= p.3 * p.3);
+                if inside { 1.0 } else { 0.0 }
+            }
         }) as f32
     });
     Volume { data }
@@ -89,13 +107,18 @@ pub fn tilt_series(volume: &Volume, angles_deg: &[f64], dose: Option<f64>, seed:
         out.index_axis_mut(Axis(1), y).assign(s);
     }
     if let Some(d) = dose {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        out.mapv_inplace(|v| {
-            let lam = (v.max(0.0) as f64) * d;
-            if lam > 0.0 { Poisson::new(lam).map(|p| p.sample(&mut rng) / d).unwrap_or(v as f64) as f32 } else { 0.0 }
-        });
+        add_poisson(&mut out, d, seed);
     }
     out
+}
+
+/// Replace every value `v` by Poisson counts of mean `v × dose`, divided by `dose`.
+pub fn add_poisson(series: &mut Array3<f32>, dose: f64, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    series.mapv_inplace(|v| {
+        let lam = (v.max(0.0) as f64) * dose;
+        if lam > 0.0 { Poisson::new(lam).map(|p| p.sample(&mut rng) / dose).unwrap_or(v as f64) as f32 } else { 0.0 }
+    });
 }
 
 /// `count` tilts evenly from `start` to `end` degrees.
