@@ -21,7 +21,8 @@ export class TomoPanel {
     const [start, end, count] = [-70, 70, 71];
     const done = this.busy('Projecting the phantom…');
     try {
-      const r = await this.bridge.call('tomoDemo', { kind: $('tomo-kind').value, n: 96, start, end, count, dose: 500 });
+      const kind = $('tomo-kind').value;
+      const r = await this.bridge.call('tomoDemo', { kind, n: 96, start, end, count, dose: 500, axis: kind === 'cluster' ? 8 : 0 });
       $('tomo-start').value = start;
       $('tomo-step').value = (end - start) / (count - 1);
       await this.onSeries(r);
@@ -33,14 +34,18 @@ export class TomoPanel {
     const { signal } = this.current();
     const frames = this.state.signals[signal]?.frames ?? 1;
     const [start, step] = [+$('tomo-start').value, +$('tomo-step').value];
-    const angles = Array.from({ length: frames }, (_, k) => start + k * step);
+    const recorded = this.state.signals[signal]?.metadata?.tilt_angles_deg;
+    const fromFile = recorded?.length === frames;
+    const angles = fromFile ? recorded : Array.from({ length: frames }, (_, k) => start + k * step);
+    const axis = $('tomo-axis-auto').checked ? 'estimate' : { angle: +$('tomo-axis').value };
+    const prep = { align: $('tomo-align').value, axis, stretch: $('tomo-stretch').checked };
     const name = $('tomo-method').value, iterations = Math.round(+$('tomo-iter').value);
     const method = name === 'fbp' ? { method: 'fbp', filter: 'shepp_logan' } : { method: name, iterations, nonnegative: true };
     const done = this.busy('Reconstructing…');
     try {
       const t0 = performance.now();
       this.state.tomoPreviews = 0;
-      this.volume = await this.bridge.call('reconstruct', { signal, angles, method, align: $('tomo-align').value }, [], (p) => this.preview(p));
+      this.volume = await this.bridge.call('reconstruct', { signal, angles, method, prep }, [], (p) => this.preview(p));
       this.volume.seconds = (performance.now() - t0) / 1000;
       this.state.volume = { ...this.volume, method: name, frames };
       const v = this.volume;
@@ -50,7 +55,11 @@ export class TomoPanel {
       $('tomo-view').hidden = false;
       $('tomo-mrc').disabled = false;
       const shift = v.shifts ? ` · aligned, shifts up to ${fmt(Math.max(...v.shifts.map(([x, y]) => Math.hypot(x, y))))} px` : '';
-      $('tomo-dims').textContent = `${v.nx}×${v.ny}×${v.nz} from ${frames} tilts · ${name.toUpperCase()} · ${fmt(v.seconds)} s${shift}`;
+      const source = fromFile ? ' (angles recorded with the series)' : '';
+      const turned = v.axis_contrast != null && !v.notes.length ? ` · tilt axis ${fmt(v.axis_deg)}° (estimated)`
+        : v.axis_deg ? ` · tilt axis ${fmt(v.axis_deg)}°` : '';
+      $('tomo-dims').textContent = `${v.nx}×${v.ny}×${v.nz} from ${frames} tilts${source} · ${name.toUpperCase()} · ${fmt(v.seconds)} s${shift}${turned}`;
+      $('tomo-notes').textContent = v.notes.join(' ');
       for (const [axis, n] of [['z', v.nz], ['y', v.ny], ['x', v.nx]]) { $(`tomo-${axis}`).max = n - 1; $(`tomo-${axis}`).value = Math.floor(n / 2); }
       await this.drawSlices();
       await this.drawProjection();

@@ -84,11 +84,11 @@ const ops = {
   compareExport: (a) => session.compare_export(a.what, a.before || '', a.after || ''),
   tomoDemo: (a, id) => {
     progress(id, 'projecting the phantom');
-    return session.tomo_demo(a.kind, a.n, a.start, a.end, a.count, a.dose);
+    return session.tomo_demo(a.kind, a.n, a.start, a.end, a.count, a.dose, a.axis || 0);
   },
   // Slices in steps, so progress reaches the page while the engine works.
   reconstruct: (a, id) => {
-    const dims = session.tomo_begin(a.signal, Float64Array.from(a.angles), a.method, a.thickness || 0, a.align || 'none');
+    const dims = session.tomo_begin(a.signal, Float64Array.from(a.angles), a.method, a.thickness || 0, a.prep || {});
     const chunk = Math.max(1, Math.ceil(dims.ny / 32));
     for (let done = 0; done < dims.ny;) {
       done = session.tomo_step(chunk);
@@ -96,7 +96,8 @@ const ops = {
       // The latest slice, drawn live while the rest are reconstructed.
       if (done < dims.ny) postMessage({ type: 'partial', id, data: session.tomo_preview('gray') });
     }
-    return { ...session.tomo_volume(), shifts: dims.shifts, aligned: dims.aligned, signals: dims.signals };
+    const { shifts, axis_deg, axis_contrast, notes, aligned, signals } = dims;
+    return { ...session.tomo_volume(), shifts, axis_deg, axis_contrast, notes, aligned, signals };
   },
   tomoSlice: (a) => session.tomo_slice(a.plane, a.index, a.lo, a.hi, a.cmap, a.threshold ?? NaN),
   tomoProjection: (a) => session.tomo_projection(a.angle, a.cmap),

@@ -4,7 +4,7 @@
 use atomlens_core::render::to_rgba;
 use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
 use atomlens_core::tomo::project::Geometry;
-use atomlens_core::tomo::{Align, MAX_BROWSER_VOXELS, Method, Plan, TiltSeries, Volume};
+use atomlens_core::tomo::{MAX_BROWSER_VOXELS, Method, Plan, Preparation, TiltSeries, Volume};
 use atomlens_core::{Calibration, Stack};
 use atomlens_io::Metadata;
 use js_sys::{Float64Array, Uint8Array};
@@ -33,9 +33,11 @@ struct VolumeReply {
 
 #[wasm_bindgen]
 impl Session {
-    /// Append the tilt series of a phantom (`faceted_particle`, `core_shell`, `shepp_logan`) of
-    /// `n`³ voxels, `count` tilts from `start` to `end` degrees, with Poisson noise at `dose`
-    /// counts per unit density (0 = none): `{signals, index, angles}`.
+    /// Append the tilt series of a phantom (`faceted_particle`, `core_shell`, `shepp_logan`,
+    /// `cluster`) of `n`³ voxels, `count` tilts from `start` to `end` degrees, about an axis
+    /// turned by `axis_deg` from y, with Poisson noise at `dose` counts per unit density (0 =
+    /// none): `{signals, index, angles}`.
+    #[allow(clippy::too_many_arguments)]
     pub fn tomo_demo(
         &mut self,
         kind: &str,
@@ -44,6 +46,7 @@ impl Session {
         end: f64,
         count: usize,
         dose: f64,
+        axis_deg: f64,
     ) -> Result<JsValue, JsError> {
         let kind: Phantom = serde_wasm_bindgen::from_value(JsValue::from_str(kind)).map_err(err)?;
         if !(16..=256).contains(&n) || !(2..=361).contains(&count) {
@@ -51,7 +54,13 @@ impl Session {
         }
         let angles = tilt_range(start, end, count);
         let vol = phantom(kind, n);
-        let series = tilt_series(&vol, &angles, (dose > 0.0).then_some(dose), 1);
+        let mut series = tilt_series(&vol, &angles, None, 1);
+        if axis_deg != 0.0 {
+            series = atomlens_core::tomo::axis::make_vertical(series.view(), -axis_deg);
+        }
+        if dose > 0.0 {
+            atomlens_core::tomo::phantom::add_poisson(&mut series, dose, 1);
+        }
         let cal = Calibration::nm(0.05);
         let info = SignalInfo {
             title: format!("tilt series of a {kind:?} phantom ({start}° to {end}°, {count} tilts)"),
@@ -63,7 +72,11 @@ impl Session {
             unit: cal.unit.clone(),
             metadata: Metadata {
                 format: "atomlens synthetic".into(),
-                notes: vec![format!("tilt axis along y; angles {start}° + k·{}°", (end - start) / (count - 1) as f64)],
+                notes: vec![format!(
+                    "tilt axis {axis_deg}° from y; angles {start}° + k·{}°",
+                    (end - start) / (count - 1) as f64
+                )],
+                tilt_angles_deg: Some(angles.clone()),
                 ..Metadata::default()
             },
         };
@@ -77,18 +90,19 @@ impl Session {
     }
 
     /// Prepare the reconstruction of signal `signal` (a tilt series) at `angles` (degrees) with
-    /// `method` (see `core::tomo::Method`), `thickness` px (0 = the width), aligned by `align`
-    /// (`none`, `center_of_mass`, `axis_offset`): `{nx, ny, nz, shifts}`.
+    /// `method` (see `core::tomo::Method`), `thickness` px (0 = the width), prepared by `prep`
+    /// (`core::tomo::Preparation`: `{align, axis, stretch}`): `{nx, ny, nz, shifts, axis_deg,
+    /// axis_contrast, notes, aligned, signals}`.
     pub fn tomo_begin(
         &mut self,
         signal: usize,
         angles: Vec<f64>,
         method: JsValue,
         thickness: usize,
-        align: &str,
+        prep: JsValue,
     ) -> Result<JsValue, JsError> {
         let method: Method = serde_wasm_bindgen::from_value(method).map_err(err)?;
-        let align: Align = serde_wasm_bindgen::from_value(JsValue::from_str(align)).map_err(err)?;
+        let prep: Preparation = serde_wasm_bindgen::from_value(prep).map_err(err)?;
         let stack = self.stacks.get(signal).ok_or_else(|| JsError::new(&format!("no signal {signal}")))?;
         let (_, ny, nx) = stack.frames.dim();
         let nz = if thickness == 0 { nx } else { thickness };
@@ -102,17 +116,18 @@ impl Session {
                 MAX_BROWSER_VOXELS as f64 / 1e6
             )));
         }
-        let plan = Plan::new(&series, nz, method, align).map_err(err)?;
+        let plan = Plan::new(&series, nz, method, prep).map_err(err)?;
         let calibration = stack.calibration.clone();
         // The aligned series as a signal, to play as a movie with the tilt axis drawn.
-        let aligned = match plan.shifts {
-            Some(_) => {
+        let aligned = match plan.shifts.is_some() || plan.axis_deg != 0.0 {
+            true => {
                 let info = SignalInfo {
                     title: format!("Aligned tilt series ({})", self.infos[signal].title),
                     frames: plan.images().dim().0,
                     metadata: Metadata {
                         format: "atomlens alignment".into(),
                         notes: vec!["tilt axis vertical through the image centre".into()],
+                        tilt_angles_deg: Some(angles.clone()),
                         ..Metadata::default()
                     },
                     ..self.infos[signal].clone()
@@ -121,8 +136,9 @@ impl Session {
                 self.infos.push(info);
                 Some(self.stacks.len() - 1)
             }
-            None => None,
+            false => None,
         };
+        let (axis_deg, axis_contrast, notes) = (plan.axis_deg, plan.axis_contrast, plan.notes.clone());
         self.tomo = Some(Tomo { plan: Some(plan), volume: None, calibration });
         #[derive(serde::Serialize)]
         struct Dims<'a> {
@@ -131,12 +147,17 @@ impl Session {
             nz: usize,
             /// `(dx, dy)` px per projection applied by the alignment.
             shifts: Option<Vec<[f64; 2]>>,
-            /// The aligned series' signal, when aligned.
+            /// The tilt axis's angle from y the projections were turned from (degrees).
+            axis_deg: f64,
+            /// Common-line contrast, when the axis was estimated.
+            axis_contrast: Option<f64>,
+            notes: Vec<String>,
+            /// The aligned series' signal, when aligned or turned.
             aligned: Option<usize>,
             signals: &'a [SignalInfo],
         }
         let shifts = self.tomo.as_ref().and_then(|t| t.plan.as_ref()).and_then(|p| p.shifts.clone());
-        to_js(&Dims { nx, ny, nz, shifts, aligned, signals: &self.infos })
+        to_js(&Dims { nx, ny, nz, shifts, axis_deg, axis_contrast, notes, aligned, signals: &self.infos })
     }
 
     /// Reconstruct the next `count` slices; returns the number done. When all are done the
