@@ -488,8 +488,20 @@ fn jacobian_row(m: &Model, x: f64, y: f64, circ: bool) -> ([f64; 7], f64) {
 // a wrong background step in release builds only (B ended at exactly 0; `release_regression` catches it,
 // debug builds and opt-level 2 were right). The release-mode core tests in CI guard this.
 #[inline(never)]
-/// `JᵀJ`, `Jᵀr` and the cost `Σr²` at `q`, in one pass over the window.
+/// `JᵀJ`, `Jᵀr` and the cost `Σr²` at `q`, in one pass over the window, for the leading `k`
+/// parameters (4, 5 or 7: joint passes, circular, elliptical).
 fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7], [f64; 7], f64) {
+    // A constant size lets the compiler unroll the 10–28 products per pixel.
+    match k {
+        ..=4 => normal_equations_of::<4>(win, q, circ),
+        5 => normal_equations_of::<5>(win, q, circ),
+        6 => normal_equations_of::<6>(win, q, circ),
+        _ => normal_equations_of::<7>(win, q, circ),
+    }
+}
+
+#[inline(never)]
+fn normal_equations_of<const K: usize>(win: &Window, q: &P, circ: bool) -> ([[f64; 7]; 7], [f64; 7], f64) {
     let mut jtj = [[0.0; 7]; 7];
     let mut jtr = [0.0; 7];
     let mut cost = 0.0;
@@ -498,14 +510,14 @@ fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7]
         let (j, ag) = jacobian_row(&m, win.xs[i], win.ys[i], circ);
         let r = win.data[i] - q.0[3] - ag;
         cost += r * r;
-        for a in 0..k {
+        for a in 0..K {
             jtr[a] += j[a] * r;
             for b in 0..=a {
                 jtj[a][b] += j[a] * j[b];
             }
         }
     }
-    for a in 0..k {
+    for a in 0..K {
         for b in 0..a {
             jtj[b][a] = jtj[a][b];
         }
