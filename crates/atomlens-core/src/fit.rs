@@ -160,17 +160,20 @@ struct Model {
     a: f64,
     s: f64,
     c: f64,
-    sx: f64,
-    sy: f64,
     isx2: f64,
     isy2: f64,
+    /// `1/σx³`, `1/σy³`: the width derivatives multiply by them (a division per pixel was
+    /// a quarter of the normal equations' time).
+    isx3: f64,
+    isy3: f64,
 }
 
 impl Model {
     fn new(q: &P) -> Self {
         let [x0, y0, a, _, sx, sy, t] = q.0;
         let (s, c) = t.sin_cos();
-        Self { x0, y0, a, s, c, sx, sy, isx2: 1.0 / (sx * sx), isy2: 1.0 / (sy * sy) }
+        let (isx2, isy2) = (1.0 / (sx * sx), 1.0 / (sy * sy));
+        Self { x0, y0, a, s, c, isx2, isy2, isx3: isx2 / sx, isy3: isy2 / sy }
     }
 
     #[cfg(test)]
@@ -367,18 +370,23 @@ fn max_sigma(params: &[Option<P>]) -> f64 {
 fn center_of_mass(img: ArrayView2<f32>, seed: [f64; 2], r: f64) -> [f64; 2] {
     let mut c = seed;
     for _ in 0..5 {
-        let win = window(img, c, r, &[], &[]);
-        if win.data.len() < 3 {
+        // The window's pixels visited twice in place (minimum, then weighted sums): this runs up
+        // to five times per column, so it builds no `Window`.
+        let (mut n, mut lo) = (0usize, f64::MAX);
+        for_window(img, c, r, |_, _, v| {
+            n += 1;
+            lo = lo.min(v);
+        });
+        if n < 3 {
             return c;
         }
-        let lo = win.data.iter().cloned().fold(f64::MAX, f64::min);
         let (mut sw, mut sx, mut sy) = (0.0, 0.0, 0.0);
-        for k in 0..win.data.len() {
-            let wgt = win.data[k] - lo;
+        for_window(img, c, r, |x, y, v| {
+            let wgt = v - lo;
             sw += wgt;
-            sx += wgt * win.xs[k];
-            sy += wgt * win.ys[k];
-        }
+            sx += wgt * x;
+            sy += wgt * y;
+        });
         if !(sw > 0.0) {
             return c;
         }
@@ -396,17 +404,38 @@ fn center_of_mass(img: ArrayView2<f32>, seed: [f64; 2], r: f64) -> [f64; 2] {
     c
 }
 
-/// The finite pixels within `r` of `c`, minus the Gaussians of `others` (from `params`).
-fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &[Option<P>]) -> Window {
+/// `f(x, y, value)` for the finite pixels within `r` of `c`, row by row.
+fn for_window(img: ArrayView2<f32>, c: [f64; 2], r: f64, mut f: impl FnMut(f64, f64, f64)) {
     let (h, w) = img.dim();
+    if c[0] + r < 0.0 || c[1] + r < 0.0 {
+        return;
+    }
     let (x0, x1) =
         ((c[0] - r).ceil().max(0.0) as usize, ((c[0] + r).floor().max(0.0) as usize).min(w.saturating_sub(1)));
     let (y0, y1) =
         ((c[1] - r).ceil().max(0.0) as usize, ((c[1] + r).floor().max(0.0) as usize).min(h.saturating_sub(1)));
-    let mut win = Window { xs: Vec::new(), ys: Vec::new(), data: Vec::new(), sub: Vec::new(), centre: c, radius: r };
-    if c[0] + r < 0.0 || c[1] + r < 0.0 {
-        return win;
+    for y in y0..=y1 {
+        let yf = y as f64;
+        for x in x0..=x1 {
+            let (xf, v) = (x as f64, img[[y, x]]);
+            if v.is_finite() && (xf - c[0]).powi(2) + (yf - c[1]).powi(2) <= r * r {
+                f(xf, yf, v as f64);
+            }
+        }
     }
+}
+
+/// The finite pixels within `r` of `c`, minus the Gaussians of `others` (from `params`).
+fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &[Option<P>]) -> Window {
+    let cap = ((2.0 * r + 2.0).powi(2) as usize).min(img.len());
+    let mut win = Window {
+        xs: Vec::with_capacity(cap),
+        ys: Vec::with_capacity(cap),
+        data: Vec::with_capacity(cap),
+        sub: Vec::with_capacity(cap),
+        centre: c,
+        radius: r,
+    };
     // Only neighbours whose Gaussian reaches the window (5σ) matter; beyond 5σ a pixel's share is
     // below 4e-6 of the peak, so it is skipped without evaluating the exponential.
     let near: Vec<(Model, f64)> = others
@@ -417,25 +446,18 @@ fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &
         .collect();
     let mut walks: Vec<GaussWalk> =
         near.iter().map(|(m, _)| GaussWalk::new(m, (m.x0 - c[0]).hypot(m.y0 - c[1]) + r + 1.0)).collect();
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            let (xf, yf) = (x as f64, y as f64);
-            let v = img[[y, x]];
-            if !v.is_finite() || (xf - c[0]).powi(2) + (yf - c[1]).powi(2) > r * r {
-                continue;
-            }
-            let sub: f64 = near
-                .iter()
-                .zip(walks.iter_mut())
-                .filter(|((m, reach2), _)| (xf - m.x0).powi(2) + (yf - m.y0).powi(2) <= *reach2)
-                .map(|((m, _), walk)| m.a * walk.at(xf, yf))
-                .sum();
-            win.xs.push(xf);
-            win.ys.push(yf);
-            win.data.push(v as f64 - sub);
-            win.sub.push(sub);
-        }
-    }
+    for_window(img, c, r, |xf, yf, v| {
+        let sub: f64 = near
+            .iter()
+            .zip(walks.iter_mut())
+            .filter(|((m, reach2), _)| (xf - m.x0).powi(2) + (yf - m.y0).powi(2) <= *reach2)
+            .map(|((m, _), walk)| m.a * walk.at(xf, yf))
+            .sum();
+        win.xs.push(xf);
+        win.ys.push(yf);
+        win.data.push(v - sub);
+        win.sub.push(sub);
+    });
     win
 }
 
@@ -539,10 +561,10 @@ fn jacobian_row(m: &Model, x: f64, y: f64, g: f64, circ: bool) -> ([f64; 7], f64
     j[2] = g;
     j[3] = 1.0;
     if circ {
-        j[4] = ag * (dx * dx + dy * dy) * m.isx2 / m.sx;
+        j[4] = ag * (dx * dx + dy * dy) * m.isx3;
     } else {
-        j[4] = ag * u * u * m.isx2 / m.sx;
-        j[5] = ag * v * v * m.isy2 / m.sy;
+        j[4] = ag * u * u * m.isx3;
+        j[5] = ag * v * v * m.isy3;
         j[6] = -ag * u * v * (m.isx2 - m.isy2);
     }
     (j, ag)
