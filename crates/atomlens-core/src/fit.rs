@@ -520,8 +520,9 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams,
             }
             let (jtj1, jtr1, c1) = normal_equations(win, &t, k, circ);
             if c1.is_finite() && c1 < c0 {
-                // Converged: the position moves by less than 1e-4 px and the cost by < 1e-8.
-                let small = step[0].abs() < 1e-4 && step[1].abs() < 1e-4 && (c0 - c1) <= 1e-8 * c0.max(1e-300);
+                // Converged: the position moves by less than 1e-3 px (a tenth of the best
+                // Cramér–Rao bound seen) and the cost by < 1e-6.
+                let small = step[0].abs() < 1e-3 && step[1].abs() < 1e-3 && (c0 - c1) <= 1e-6 * c0.max(1e-300);
                 (q, jtj, jtr, c0) = (t, jtj1, jtr1, c1);
                 lambda = (lambda / 10.0).max(1e-9);
                 improved = true;
