@@ -144,7 +144,10 @@ pub fn run(a: Args) -> Result<()> {
     let mut plan = Plan::new(&TiltSeries { images: stack.frames.view(), angles_deg: &angles }, nz, method, prep)?;
     match plan.axis_contrast {
         Some(c) if plan.notes.is_empty() => {
-            eprintln!("tilt axis {:+.2}° from the image's y axis (common-line contrast {c:.3}); turned to y", plan.axis_deg)
+            eprintln!(
+                "tilt axis {:+.2}° from the image's y axis (common-line contrast {c:.3}); turned to y",
+                plan.axis_deg
+            )
         }
         _ if plan.axis_deg != 0.0 => eprintln!("tilt axis {:+.2}° from y as given; turned to y", plan.axis_deg),
         _ => {}

@@ -389,13 +389,15 @@ fn reconstruct_takes_angles_from_the_mrc_and_finds_a_turned_axis() {
     let bytes = atomlens_io::mrc_write::write_tilt_series(64, 64, &px, &angles, &Calibration::nm(0.2), "test").unwrap();
     std::fs::write(&stack, bytes).unwrap();
     let out = tmp("turned-volume.mrc");
-    let args = ["reconstruct", stack.to_str().unwrap(), "--method", "fbp", "--axis", "auto", "--out", out.to_str().unwrap()];
+    let args =
+        ["reconstruct", stack.to_str().unwrap(), "--method", "fbp", "--axis", "auto", "--out", out.to_str().unwrap()];
     let (ok, _, err) = atomlens(&args);
     assert!(ok, "{err}");
     assert!(err.contains("tilt angles from the file: -60.00° to 60.00°"), "{err}");
     let axis = number_after(&err, "tilt axis ");
     assert!((axis - 6.0).abs() < 0.3, "{err}");
-    let (ok, _, err) = atomlens(&["reconstruct", stack.to_str().unwrap(), "--axis", "95", "--out", out.to_str().unwrap()]);
+    let (ok, _, err) =
+        atomlens(&["reconstruct", stack.to_str().unwrap(), "--axis", "95", "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("within ±90"), "{err}");
 }
 

@@ -199,12 +199,7 @@ impl Plan {
     /// Check `series` and prepare a volume of thickness `nz`: turn the projections so the tilt
     /// axis is vertical (estimating its direction when asked, on the series aligned by
     /// cross-correlation, since shifts along the axis would blur the common line), then align.
-    pub fn new(
-        series: &TiltSeries,
-        nz: usize,
-        method: Method,
-        prep: Preparation,
-    ) -> Result<Self, CoreError> {
+    pub fn new(series: &TiltSeries, nz: usize, method: Method, prep: Preparation) -> Result<Self, CoreError> {
         let Preparation { align, axis, stretch } = prep;
         check(series)?;
         let (_, ny, nx) = series.images.dim();
@@ -230,14 +225,15 @@ impl Plan {
             TiltAxis::Angle(a) if a.is_finite() && a.abs() <= 90.0 => (a, None),
             TiltAxis::Angle(a) => {
                 return Err(CoreError::InvalidParameter {
-                    name: "tilt axis",
-                    reason: format!("{a}° is outside ±90°"),
+                    name: "tilt axis", reason: format!("{a}° is outside ±90°")
                 });
             }
             TiltAxis::Estimate => {
                 let found = match align {
                     Align::None => axis::estimate_direction(series.images)?,
-                    _ => axis::estimate_direction(align::align_cross_correlation(series.images, angles, false)?.1.view())?,
+                    _ => axis::estimate_direction(
+                        align::align_cross_correlation(series.images, angles, false)?.1.view(),
+                    )?,
                 };
                 if found.contrast > AXIS_CONTRAST_LIMIT {
                     notes.push(format!(
@@ -251,7 +247,8 @@ impl Plan {
                 }
             }
         };
-        let turned = if axis_deg == 0.0 { series.images.to_owned() } else { axis::make_vertical(series.images, axis_deg) };
+        let turned =
+            if axis_deg == 0.0 { series.images.to_owned() } else { axis::make_vertical(series.images, axis_deg) };
         let view = turned.view();
         let (shifts, images) = match align {
             Align::None => (None, turned),

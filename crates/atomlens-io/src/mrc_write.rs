@@ -116,7 +116,8 @@ mod tests {
         let plain = write_f32(4, 4, 3, &[2.0; 48], &Calibration::nm(0.5), "").unwrap();
         let mdoc = "PixelSpacing = 5\nImageFile = p.mrc\n\n[ZValue = 0]\nTiltAngle = -45.01\n\n\
                     [ZValue = 1]\nTiltAngle = 0.02\n\n[ZValue = 2]\nTiltAngle = 44.98\n";
-        let files = vec![NamedFile::new("p.mrc", plain.clone()), NamedFile::new("p.mrc.mdoc", mdoc.as_bytes().to_vec())];
+        let files =
+            vec![NamedFile::new("p.mrc", plain.clone()), NamedFile::new("p.mrc.mdoc", mdoc.as_bytes().to_vec())];
         let s = crate::read("p.mrc", files, &Limits::NATIVE).unwrap();
         assert_eq!(s[0].metadata.tilt_angles_deg.as_deref(), Some(&[-45.01, 0.02, 44.98][..]));
         // Without either, none.

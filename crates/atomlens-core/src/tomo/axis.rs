@@ -76,7 +76,13 @@ pub fn estimate_direction(series: ArrayView3<f32>) -> Result<Direction, CoreErro
     let angle = (a + b) / 2.0;
     let at = f(angle);
     // Fold into (−90, 90]: a direction and its opposite are the same axis.
-    let angle_deg = if angle <= -90.0 { angle + 180.0 } else if angle > 90.0 { angle - 180.0 } else { angle };
+    let angle_deg = if angle <= -90.0 {
+        angle + 180.0
+    } else if angle > 90.0 {
+        angle - 180.0
+    } else {
+        angle
+    };
     Ok(Direction { angle_deg, contrast: if across > 0.0 { at / across } else { 1.0 } })
 }
 
@@ -85,8 +91,9 @@ pub fn estimate_direction(series: ArrayView3<f32>) -> Result<Direction, CoreErro
 pub fn make_vertical(series: ArrayView3<f32>, angle_deg: f64) -> Array3<f32> {
     let (n, h, w) = series.dim();
     let centre = [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0];
-    let turned =
-        crate::par::map(n, |k| crate::warp::rotate(series.index_axis(Axis(0), k), -angle_deg.to_radians(), centre, 0.0));
+    let turned = crate::par::map(n, |k| {
+        crate::warp::rotate(series.index_axis(Axis(0), k), -angle_deg.to_radians(), centre, 0.0)
+    });
     let mut out = Array3::zeros((n, h, w));
     for (k, t) in turned.into_iter().enumerate() {
         out.index_axis_mut(Axis(0), k).assign(&t);

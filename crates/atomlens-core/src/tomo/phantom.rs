@@ -60,7 +60,8 @@ pub fn phantom(kind: Phantom, n: usize) -> Volume {
             }
             Phantom::SheppLogan => shepp_logan(x, y, z),
             Phantom::Cluster => {
-                let inside = CLUSTER.iter().any(|p| (x - p.0).powi(2) + (y - p.1).powi(2) + (z - p.2).powi(2) <= p.3 * p.3);
+                let inside =
+                    CLUSTER.iter().any(|p| (x - p.0).powi(2) + (y - p.1).powi(2) + (z - p.2).powi(2) <= p.3 * p.3);
                 if inside { 1.0 } else { 0.0 }
             }
         }) as f32

@@ -262,9 +262,14 @@ fn tilt_axis_direction_from_the_common_line() {
     // Scatter over seeds (measured): ±0.15° at dose 2 (≈ 40 counts at a particle's centre),
     // ±0.25° at dose 0.5, no bias; noise-free within 0.002°.
     let angles = tilt_range(-60.0, 60.0, 61);
-    for (truth, dose, tolerance) in
-        [(0.0, None, 0.01), (7.3, None, 0.01), (7.3, Some(2.0), 0.3), (-11.6, Some(2.0), 0.3), (84.0, Some(2.0), 0.3), (-2.4, Some(0.5), 0.5)]
-    {
+    for (truth, dose, tolerance) in [
+        (0.0, None, 0.01),
+        (7.3, None, 0.01),
+        (7.3, Some(2.0), 0.3),
+        (-11.6, Some(2.0), 0.3),
+        (84.0, Some(2.0), 0.3),
+        (-2.4, Some(0.5), 0.5),
+    ] {
         let series = turned_series(Phantom::Cluster, 96, &angles, truth, dose);
         let found = axis::estimate_direction(series.view()).unwrap();
         eprintln!("axis {truth}°, dose {dose:?}: found {:.3}° (contrast {:.3})", found.angle_deg, found.contrast);
@@ -317,7 +322,8 @@ fn cosine_stretching_sharpens_alignment_of_a_wide_thin_specimen() {
         .collect();
     let moved = jittered(&series, &jitter);
     let plain = shift_error(&align::align_cross_correlation(moved.view(), &angles, false).unwrap().0, &jitter, &angles);
-    let stretched = shift_error(&align::align_cross_correlation(moved.view(), &angles, true).unwrap().0, &jitter, &angles);
+    let stretched =
+        shift_error(&align::align_cross_correlation(moved.view(), &angles, true).unwrap().0, &jitter, &angles);
     eprintln!("cross-correlation shift error: plain {plain:.3} px, cosine-stretched {stretched:.3} px RMS");
     assert!(stretched < 0.5 * plain && stretched < 0.3, "plain {plain}, stretched {stretched}");
 }
@@ -354,6 +360,8 @@ fn a_turned_series_reconstructs_with_an_estimated_axis() {
     let given = diff(&volume(&turned, TiltAxis::default()));
     let estimated = diff(&volume(&turned, TiltAxis::Estimate));
     let known = diff(&volume(&turned, TiltAxis::Angle(6.0)));
-    eprintln!("volume RMS from the series about y: axis as given {given:.4}, estimated {estimated:.4}, known {known:.4}");
+    eprintln!(
+        "volume RMS from the series about y: axis as given {given:.4}, estimated {estimated:.4}, known {known:.4}"
+    );
     assert!(estimated < 0.3 * given && estimated < 1.5 * known, "given {given}, estimated {estimated}, known {known}");
 }
