@@ -31,7 +31,8 @@ pub fn align_center_of_mass(series: ndarray::ArrayView3<f32>) -> (Vec<[f64; 2]>,
     (shifts, out)
 }
 
-fn border_median(img: ArrayView2<f32>) -> f32 {
+/// The median of an image's border pixels (its background, for an object inside the field).
+pub(super) fn border_median(img: ArrayView2<f32>) -> f32 {
     let (h, w) = img.dim();
     let mut v: Vec<f32> = (0..w)
         .flat_map(|x| [img[[0, x]], img[[h - 1, x]]])

@@ -105,8 +105,8 @@ pub fn make_vertical(series: ArrayView3<f32>, angle_deg: f64) -> Array3<f32> {
 fn normalised(series: ArrayView3<f32>) -> Result<Array3<f64>, CoreError> {
     let mut out = series.mapv(f64::from);
     let mut totals = Vec::new();
-    for mut img in out.axis_iter_mut(Axis(0)) {
-        let bg = border_median(img.view());
+    for (k, mut img) in out.axis_iter_mut(Axis(0)).enumerate() {
+        let bg = f64::from(super::align::border_median(series.index_axis(Axis(0), k)));
         img.mapv_inplace(|v| v - bg);
         totals.push(img.sum());
     }
@@ -121,16 +121,6 @@ fn normalised(series: ArrayView3<f32>) -> Result<Array3<f64>, CoreError> {
         img.mapv_inplace(|v| v * mean / t);
     }
     Ok(out)
-}
-
-fn border_median(img: ArrayView2<f64>) -> f64 {
-    let (h, w) = img.dim();
-    let mut v: Vec<f64> = (0..w)
-        .flat_map(|x| [img[[0, x]], img[[h - 1, x]]])
-        .chain((0..h).flat_map(|y| [img[[y, 0]], img[[y, w - 1]]]))
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Sum `factor × factor` blocks (the same smoothing at every trial angle for the signal; its
