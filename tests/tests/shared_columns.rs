@@ -12,11 +12,12 @@ fn synthetic_sets_meet_the_column_bars() {
     let Some(shared) = shared_dir() else { return skip("synthetic_sets_meet_the_column_bars") };
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(shared.join("reference/atomap/summary.json")).unwrap()).unwrap();
-    // (set, largest mean-width error allowed). The bar is 5 %; on the densest set the widths
-    // come from the first, independent pass and are still 5–6 % low (see the issue notes).
+    // (set, largest mean-width error allowed): the bar, 5 %. Measured: the dense set −2.1 %
+    // (the geometric mean √(σx σy); each axis alone reads +1.9 % / −6.1 % only because the
+    // reported axes are ordered and noise elongates round columns), the others within 0.4 %.
     let sets = [
         ("syn_cubic_sub_px", 0.05),
-        ("syn_dense_overlap", 0.08),
+        ("syn_dense_overlap", 0.05),
         ("syn_perovskite_two_sublattice", 0.05),
         ("syn_nanoparticle_poisson", 0.05),
         ("atomap_dummy_simple_cubic", 0.05),
@@ -63,6 +64,7 @@ fn synthetic_sets_meet_the_column_bars() {
             .map(|p| ((r.columns[p.1].sigma_x * r.columns[p.1].sigma_y).sqrt(), (truth[p.0][2] * truth[p.0][3]).sqrt()))
             .collect();
         let ratio = fitted.iter().map(|(f, t)| f / t).sum::<f64>() / fitted.len() as f64;
+        eprintln!("{id}: mean width {:+.2} %", (ratio - 1.0) * 100.0);
         assert!((ratio - 1.0).abs() <= sigma_tol, "{id}: mean width {:.1} % off", (ratio - 1.0) * 100.0);
 
         // Two sublattices by intensity: every matched column in the one its true amplitude says
