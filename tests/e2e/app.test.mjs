@@ -470,19 +470,20 @@ test('tomography: phantom tilt series, reconstruct with progress, orthoslices, t
   assert.ok(/angles recorded with the series/.test(dims) && /tilt axis [78]\.\d+° \(estimated\)/.test(dims), dims);
   saveArtifact('tomography-axis.png', await page.screenshot());
   await page.uncheck('[data-testid=tomo-axis-auto]');
+  // The recorded angles can be overridden: then start and step count (step 0 is refused).
+  await page.uncheck('[data-testid=tomo-file-angles]');
+  await page.click('[data-testid=tomo-run]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Tomography: .*increase strictly/.test(e)), null, { timeout: 30000 });
+  await page.check('[data-testid=tomo-file-angles]');
   // A single image is not a tilt series.
   await page.selectOption('[data-testid=signal]', '0');
   await page.waitForFunction(() => !window.__atomlens.busy, null, { timeout: 30000 });
   await page.fill('#tomo-step', '2');
   await page.click('[data-testid=tomo-run]');
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Tomography: .*at least 2/.test(e)), null, { timeout: 30000 });
-  // A stack that records no angles takes start and step: angles that do not increase are refused.
+  // A stack that records no angles takes start and step; a volume beyond the browser's 256³
+  // says how large is possible.
   await drop(page, [{ name: 'wide.tif', mimeType: 'image/tiff', buffer: tiff({ width: 320, height: 320, kind: 'f32', frames: 2, pixels: (x, y) => x + y }) }]);
-  await page.fill('#tomo-step', '0');
-  await page.click('[data-testid=tomo-run]');
-  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Tomography: .*increase strictly/.test(e)), null, { timeout: 30000 });
-  // A volume beyond the browser's 256³ says how large is possible.
-  await page.fill('#tomo-step', '2');
   await page.click('[data-testid=tomo-run]');
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /320×320×320 volume .* larger than the browser handles \(256³/.test(e)), null, { timeout: 30000 });
   noErrors(errors);

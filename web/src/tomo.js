@@ -35,7 +35,7 @@ export class TomoPanel {
     const frames = this.state.signals[signal]?.frames ?? 1;
     const [start, step] = [+$('tomo-start').value, +$('tomo-step').value];
     const recorded = this.state.signals[signal]?.metadata?.tilt_angles_deg;
-    const fromFile = recorded?.length === frames;
+    const fromFile = $('tomo-file-angles').checked && recorded?.length === frames;
     const angles = fromFile ? recorded : Array.from({ length: frames }, (_, k) => start + k * step);
     const axis = $('tomo-axis-auto').checked ? 'estimate' : { angle: +$('tomo-axis').value };
     const prep = { align: $('tomo-align').value, axis, stretch: $('tomo-stretch').checked };
