@@ -474,7 +474,13 @@ test('tomography: phantom tilt series, reconstruct with progress, orthoslices, t
   await page.uncheck('[data-testid=tomo-file-angles]');
   await page.click('[data-testid=tomo-run]');
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Tomography: .*increase strictly/.test(e)), null, { timeout: 30000 });
+  assert.ok(await page.isVisible('[data-testid=banner]'));
+  // With the file's angles again it succeeds, and the old error no longer shows.
   await page.check('[data-testid=tomo-file-angles]');
+  await page.waitForTimeout(1600);
+  await page.click('[data-testid=tomo-run]');
+  await page.waitForFunction(() => !window.__atomlens.busy, null, { timeout: 120000 });
+  assert.ok(!(await page.isVisible('[data-testid=banner]')), 'the earlier error banner stays after a success');
   // A single image is not a tilt series.
   await page.selectOption('[data-testid=signal]', '0');
   await page.waitForFunction(() => !window.__atomlens.busy, null, { timeout: 30000 });

@@ -27,15 +27,20 @@ let columns = null; // the Columns panel, once the engine is ready
 let strain = null;  // the Strain panel
 
 // ---- banner, progress ------------------------------------------------------------------
+let bannerShownAt = 0;
 function showError(msg) {
   state.errors.push(msg);
   $('banner-text').textContent = msg;
   $('banner').hidden = false;
+  bannerShownAt = performance.now();
 }
 $('banner-close').onclick = () => { $('banner').hidden = true; };
 
 let progressDepth = 0;
 function busy(text) {
+  // A new action retires an error the user has had time to read (a step chained straight after
+  // the error, like reopening after a cancel, keeps it; the message stays in state.errors).
+  if (performance.now() - bannerShownAt > 1500) $('banner').hidden = true;
   progressDepth++;
   state.busy = true;
   $('progress-text').textContent = text;
