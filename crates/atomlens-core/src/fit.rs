@@ -446,8 +446,7 @@ fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &
         .map(|q| (Model::new(&q), (5.0 * q.0[4].max(q.0[5])).powi(2)))
         .filter(|(m, reach2)| (m.x0 - c[0]).hypot(m.y0 - c[1]) <= r + reach2.sqrt())
         .collect();
-    let mut walks: Vec<GaussWalk> =
-        near.iter().map(|(m, _)| GaussWalk::new(m, (m.x0 - c[0]).hypot(m.y0 - c[1]) + r + 1.0)).collect();
+    let mut walks: Vec<GaussWalk> = near.iter().map(|(m, _)| GaussWalk::new(m, win.reach(m))).collect();
     for_window(img, c, r, |xf, yf, v| {
         let sub: f64 = near
             .iter()

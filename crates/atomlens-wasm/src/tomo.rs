@@ -119,24 +119,23 @@ impl Session {
         let plan = Plan::new(&series, nz, method, prep).map_err(err)?;
         let calibration = stack.calibration.clone();
         // The aligned series as a signal, to play as a movie with the tilt axis drawn.
-        let aligned = match plan.shifts.is_some() || plan.axis_deg != 0.0 {
-            true => {
-                let info = SignalInfo {
-                    title: format!("Aligned tilt series ({})", self.infos[signal].title),
-                    frames: plan.images().dim().0,
-                    metadata: Metadata {
-                        format: "atomlens alignment".into(),
-                        notes: vec!["tilt axis vertical through the image centre".into()],
-                        tilt_angles_deg: Some(angles.clone()),
-                        ..Metadata::default()
-                    },
-                    ..self.infos[signal].clone()
-                };
-                self.stacks.push(Stack { frames: plan.images().to_owned(), calibration: calibration.clone() });
-                self.infos.push(info);
-                Some(self.stacks.len() - 1)
-            }
-            false => None,
+        let aligned = if plan.shifts.is_some() || plan.axis_deg != 0.0 {
+            let info = SignalInfo {
+                title: format!("Aligned tilt series ({})", self.infos[signal].title),
+                frames: plan.images().dim().0,
+                metadata: Metadata {
+                    format: "atomlens alignment".into(),
+                    notes: vec!["tilt axis vertical through the image centre".into()],
+                    tilt_angles_deg: Some(angles.clone()),
+                    ..Metadata::default()
+                },
+                ..self.infos[signal].clone()
+            };
+            self.stacks.push(Stack { frames: plan.images().to_owned(), calibration: calibration.clone() });
+            self.infos.push(info);
+            Some(self.stacks.len() - 1)
+        } else {
+            None
         };
         let (axis_deg, axis_contrast, notes) = (plan.axis_deg, plan.axis_contrast, plan.notes.clone());
         self.tomo = Some(Tomo { plan: Some(plan), volume: None, calibration });

@@ -66,7 +66,8 @@ fn shifted(img: ArrayView2<f32>, d: [f64; 2], bg: f32) -> Array2<f32> {
 /// from the tilt nearest zero outward, accumulated; exact along the axis, and across it for an
 /// object near the axis), then the tilt axis's x offset ([`estimate_axis_offset`]) moved to the
 /// centre. With `stretch`, the more tilted of each pair is first stretched across the axis
-/// (about the image centre) by the ratio of the cosines, as IMOD's `tiltxcorr` does: a thin
+/// (about where the other shows the anchor tilt's centre) by the ratio of the cosines, as
+/// IMOD's `tiltxcorr` does: a thin
 /// specimen's features move towards the axis as `cos θ`, which otherwise blurs the correlation
 /// of a wide field at high tilt. Returns each projection's total shift and the aligned series.
 pub fn align_cross_correlation(
