@@ -152,9 +152,67 @@ impl P {
     }
 }
 
-/// A parameter vector with its trigonometry and inverse widths computed once, for the per-pixel
-/// loops (they dominate the run time).
+/// The parameters the fit moves: x0, y0, A, B and the exponent's quadratic form (the inverse
+/// covariance) `Q = (a·dx² + 2b·dx·dy + c·dy²)/2` in slots 4–6; a circular column has `b = 0`,
+/// `c = a` and moves slot 4 only. Unlike (σx, σy, rotation) this has no flat direction at a round
+/// column, where turning the axes changes nothing and Levenberg–Marquardt zig-zagged between
+/// swapped axes (MoS2's near-round columns took ~15 evaluations each).
+#[derive(Debug, Clone, Copy)]
+struct Form([f64; 7]);
+
+impl Form {
+    fn of(q: &P) -> Self {
+        let [x0, y0, a, b, sx, sy, t] = q.0;
+        let (s, c) = t.sin_cos();
+        let (ix, iy) = (1.0 / (sx * sx), 1.0 / (sy * sy));
+        Self([x0, y0, a, b, c * c * ix + s * s * iy, c * s * (ix - iy), s * s * ix + c * c * iy])
+    }
+
+    /// Widths and rotation back from the form; `None` unless it is positive definite.
+    fn axes(&self) -> Option<P> {
+        let [x0, y0, a, b, qa, qb, qc] = self.0;
+        let (mean, half) = ((qa + qc) / 2.0, ((qa - qc) / 2.0).hypot(qb));
+        // Eigenvalues mean ± half are 1/σ² along and across `t`.
+        let t = 0.5 * (2.0 * qb).atan2(qa - qc);
+        (qa > 0.0 && qc > 0.0 && qa * qc > qb * qb && mean - half > 0.0)
+            .then(|| P([x0, y0, a, b, 1.0 / (mean + half).sqrt(), 1.0 / (mean - half).sqrt(), t]))
+    }
+}
+
+/// A column's Gaussian `A·exp(−Q)` for the per-pixel loops (they dominate the run time).
 struct Model {
+    x0: f64,
+    y0: f64,
+    a: f64,
+    /// The quadratic form of `Q` ([`Form`] slots 4–6).
+    qa: f64,
+    qb: f64,
+    qc: f64,
+}
+
+impl Model {
+    fn new(q: &P) -> Self {
+        Self::of(&Form::of(q))
+    }
+
+    fn of(f: &Form) -> Self {
+        let [x0, y0, a, _, qa, qb, qc] = f.0;
+        Self { x0, y0, a, qa, qb, qc }
+    }
+
+    fn q(&self, x: f64, y: f64) -> f64 {
+        let (dx, dy) = (x - self.x0, y - self.y0);
+        (self.qa * dx * dx + 2.0 * self.qb * dx * dy + self.qc * dy * dy) / 2.0
+    }
+
+    #[cfg(test)]
+    fn gauss(&self, x: f64, y: f64) -> f64 {
+        self.a * (-self.q(x, y)).exp()
+    }
+}
+
+/// A column's axes and their trigonometry, for the error bars in (σx, σy) (once per column).
+struct Axes {
     x0: f64,
     y0: f64,
     a: f64,
@@ -162,36 +220,27 @@ struct Model {
     c: f64,
     isx2: f64,
     isy2: f64,
-    /// `1/σx³`, `1/σy³`: the width derivatives multiply by them (a division per pixel was
-    /// a quarter of the normal equations' time).
     isx3: f64,
     isy3: f64,
 }
 
-impl Model {
+impl Axes {
     fn new(q: &P) -> Self {
         let [x0, y0, a, _, sx, sy, t] = q.0;
         let (s, c) = t.sin_cos();
         let (isx2, isy2) = (1.0 / (sx * sx), 1.0 / (sy * sy));
         Self { x0, y0, a, s, c, isx2, isy2, isx3: isx2 / sx, isy3: isy2 / sy }
     }
-
-    #[cfg(test)]
-    fn gauss(&self, x: f64, y: f64) -> f64 {
-        let (dx, dy) = (x - self.x0, y - self.y0);
-        let (u, v) = (self.c * dx + self.s * dy, -self.s * dx + self.c * dy);
-        self.a * (-(u * u * self.isx2 + v * v * self.isy2) / 2.0).exp()
-    }
 }
 
 /// `exp(−Q)` of a [`Model`] at pixels visited in row order, by recurrence along each row: Q is
 /// quadratic, so from one pixel to the next the ratio `exp(−ΔQ)` changes by the constant factor
-/// `exp(−2a)` (`a` the x² coefficient of Q), three products instead of an `exp` per pixel (the
+/// `exp(−a)` (`a/2` the x² coefficient of Q), three products instead of an `exp` per pixel (the
 /// exponential was a quarter of the fitting time). A row (or a gap in it) restarts from two
 /// exact exponentials; over a window's rows the relative drift stays below 1e-13.
 struct GaussWalk<'m> {
     m: &'m Model,
-    /// `exp(−2a)`.
+    /// `exp(−a)`.
     k: f64,
     last: [f64; 2],
     e: f64,
@@ -204,30 +253,23 @@ impl<'m> GaussWalk<'m> {
     /// where `Q` could leave the exponential's range there (a degenerate, tiny width) every
     /// pixel is evaluated exactly instead.
     fn new(m: &'m Model, reach: f64) -> Self {
-        let a = (m.c * m.c * m.isx2 + m.s * m.s * m.isy2) / 2.0;
-        let exact = !(m.isx2.max(m.isy2) * reach * reach < 600.0);
-        Self { m, k: (-2.0 * a).exp(), last: [f64::NAN; 2], e: 0.0, r: 0.0, exact }
-    }
-
-    fn q(&self, x: f64, y: f64) -> f64 {
-        let m = self.m;
-        let (dx, dy) = (x - m.x0, y - m.y0);
-        let (u, v) = (m.c * dx + m.s * dy, -m.s * dx + m.c * dy);
-        (u * u * m.isx2 + v * v * m.isy2) / 2.0
+        let largest = (m.qa + m.qc) / 2.0 + ((m.qa - m.qc) / 2.0).hypot(m.qb);
+        let exact = !(largest * reach * reach < 600.0);
+        Self { m, k: (-m.qa).exp(), last: [f64::NAN; 2], e: 0.0, r: 0.0, exact }
     }
 
     #[inline]
     fn at(&mut self, x: f64, y: f64) -> f64 {
         if self.exact {
-            return (-self.q(x, y)).exp();
+            return (-self.m.q(x, y)).exp();
         }
         if y == self.last[1] && x == self.last[0] + 1.0 {
             self.e *= self.r;
             self.r *= self.k;
         } else {
-            let q0 = self.q(x, y);
+            let q0 = self.m.q(x, y);
             self.e = (-q0).exp();
-            self.r = (q0 - self.q(x + 1.0, y)).exp();
+            self.r = (q0 - self.m.q(x + 1.0, y)).exp();
         }
         self.last = [x, y];
         self.e
@@ -303,13 +345,20 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
     };
     for _ in 0..if p.joint { p.passes } else { 0 } {
         let prev = params.clone();
+        let fitted = neighbours_of(&prev);
         params = map(seeds.len(), |i| {
             let centre = prev[i].map(|q| [q.0[0], q.0[1]]).unwrap_or(com[i]);
-            let win = window(img, centre, radius[i], &neighbours[i], &prev);
             // Columns whose window the neighbours barely reach (< 0.5 % of this column's height)
-            // keep their independent fit: nothing to fit jointly there.
-            let overlap = win.sub.iter().cloned().fold(0.0, f64::max);
-            if !reset[i] && prev[i].is_some_and(|q| overlap < 0.005 * q.0[2]) {
+            // keep their independent fit: nothing to fit jointly there. A bound first, which
+            // spares most such windows being built.
+            let negligible = |overlap: f64| !reset[i] && prev[i].is_some_and(|q| overlap < 0.005 * q.0[2]);
+            let bound: f64 =
+                neighbours[i].iter().filter_map(|&j| fitted[j].as_ref()).map(|n| n.reaches(centre, radius[i])).sum();
+            if negligible(bound) {
+                return prev[i];
+            }
+            let win = window(img, centre, radius[i], &neighbours[i], &fitted);
+            if negligible(win.sub.iter().cloned().fold(0.0, f64::max)) {
                 return prev[i];
             }
             // Under-relaxed Jacobi: strongly overlapping neighbours would otherwise swap
@@ -321,9 +370,10 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
         });
     }
 
+    let fitted = neighbours_of(&params);
     Ok(map(seeds.len(), |i| {
         let centre = params[i].map(|q| [q.0[0], q.0[1]]).unwrap_or(com[i]);
-        let win = window(img, centre, radius[i], &neighbours[i], &params);
+        let win = window(img, centre, radius[i], &neighbours[i], &fitted);
         finish(&win, seeds[i], com[i], params[i], poisson, p.shape)
     }))
 }
@@ -427,8 +477,35 @@ fn for_window(img: ArrayView2<f32>, c: [f64; 2], r: f64, mut f: impl FnMut(f64, 
     }
 }
 
-/// The finite pixels within `r` of `c`, minus the Gaussians of `others` (from `params`).
-fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &[Option<P>]) -> Window {
+/// A fitted neighbour as a window subtracts it: its Gaussian, and the squared distance beyond
+/// which it is skipped (5 of its largest σ: below 4e-6 of its peak there).
+struct Neighbour {
+    m: Model,
+    reach2: f64,
+    /// `1/σ²` along its widest axis.
+    lmin: f64,
+}
+
+impl Neighbour {
+    fn new(q: &P) -> Self {
+        let smax = q.0[4].max(q.0[5]);
+        Self { m: Model::new(q), reach2: (5.0 * smax).powi(2), lmin: 1.0 / (smax * smax) }
+    }
+
+    /// An upper bound on its height anywhere within `r` of `c` (it falls off at least as fast
+    /// as a round Gaussian of its largest σ).
+    fn reaches(&self, c: [f64; 2], r: f64) -> f64 {
+        let gap = ((self.m.x0 - c[0]).hypot(self.m.y0 - c[1]) - r).max(0.0);
+        self.m.a * (-self.lmin * gap * gap / 2.0).exp()
+    }
+}
+
+fn neighbours_of(params: &[Option<P>]) -> Vec<Option<Neighbour>> {
+    map(params.len(), |i| params[i].as_ref().map(Neighbour::new))
+}
+
+/// The finite pixels within `r` of `c`, minus the Gaussians of `others` (in `all`).
+fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], all: &[Option<Neighbour>]) -> Window {
     let cap = ((2.0 * r + 2.0).powi(2) as usize).min(img.len());
     let mut win = Window {
         xs: Vec::with_capacity(cap),
@@ -438,21 +515,18 @@ fn window(img: ArrayView2<f32>, c: [f64; 2], r: f64, others: &[usize], params: &
         centre: c,
         radius: r,
     };
-    // Only neighbours whose Gaussian reaches the window (5σ) matter; beyond 5σ a pixel's share is
-    // below 4e-6 of the peak, so it is skipped without evaluating the exponential.
-    let near: Vec<(Model, f64)> = others
+    let near: Vec<&Neighbour> = others
         .iter()
-        .filter_map(|&j| params[j])
-        .map(|q| (Model::new(&q), (5.0 * q.0[4].max(q.0[5])).powi(2)))
-        .filter(|(m, reach2)| (m.x0 - c[0]).hypot(m.y0 - c[1]) <= r + reach2.sqrt())
+        .filter_map(|&j| all[j].as_ref())
+        .filter(|n| (n.m.x0 - c[0]).powi(2) + (n.m.y0 - c[1]).powi(2) <= (r + n.reach2.sqrt()).powi(2))
         .collect();
-    let mut walks: Vec<GaussWalk> = near.iter().map(|(m, _)| GaussWalk::new(m, win.reach(m))).collect();
+    let mut walks: Vec<GaussWalk> = near.iter().map(|n| GaussWalk::new(&n.m, win.reach(&n.m))).collect();
     for_window(img, c, r, |xf, yf, v| {
         let sub: f64 = near
             .iter()
             .zip(walks.iter_mut())
-            .filter(|((m, reach2), _)| (xf - m.x0).powi(2) + (yf - m.y0).powi(2) <= *reach2)
-            .map(|((m, _), walk)| m.a * walk.at(xf, yf))
+            .filter(|(n, _)| (xf - n.m.x0).powi(2) + (yf - n.m.y0).powi(2) <= n.reach2)
+            .map(|(n, walk)| n.m.a * walk.at(xf, yf))
             .sum();
         win.xs.push(xf);
         win.ys.push(yf);
@@ -486,49 +560,55 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams,
         let sigma = if sw > 0.0 { (s2 / (2.0 * sw)).sqrt().clamp(0.5, r / 1.5) } else { r / 2.5 };
         P([com[0], com[1], (hi - lo).max(1e-12), lo, sigma, sigma, 0.0])
     });
-    if p.shape == Shape::Circular {
+    if circ {
         q.0[5] = q.0[4];
         q.0[6] = 0.0;
     }
+    let mut f = Form::of(&q);
     // Each trial point's normal equations come with its cost, so an accepted step costs one
     // pass over the window, not two.
-    let (mut jtj, mut jtr, mut c0) = normal_equations(win, &q, k, circ);
+    let mut scratch = Scratch::default();
+    let (mut jtj, mut jtr, mut c0) = normal_equations(win, &mut f, k, circ, &mut scratch);
     let mut lambda = 1e-3;
     for _ in 0..p.max_iterations {
         let mut improved = false;
         for _ in 0..8 {
-            // Marquardt's scaling, with a floor: for a near-round column the rotation has almost
-            // no curvature, and damping proportional to it alone would never tame its step.
-            let floor = 1e-6 * (0..k).map(|d| jtj[d][d]).fold(0.0, f64::max);
+            // Marquardt's scaling on the projected problem: the shape and position are damped by
+            // their curvature with A and B eliminated (the Schur complement's diagonal), A and B
+            // not at all (they are solved, not stepped). Damped by the raw diagonal, a width tied
+            // to A and B could only crawl until λ fell below 1e-7. A floor guards a parameter
+            // without curvature.
+            let scale = projected_diagonal(&jtj, k);
+            let floor = 1e-6 * scale.iter().cloned().fold(0.0, f64::max);
             let mut a = jtj;
-            for d in 0..k {
-                a[d][d] += lambda * jtj[d][d].max(floor).max(1e-300);
+            for d in (0..k).filter(|d| !LINEAR.contains(d)) {
+                a[d][d] += lambda * scale[d].max(floor).max(1e-300);
             }
             let Some(step) = crate::linalg::solve(a, jtr, k) else {
                 lambda *= 10.0;
                 continue;
             };
-            let mut t = q;
+            let mut t = f;
             for (d, s) in step.iter().enumerate().take(k) {
                 t.0[d] += s;
             }
             if circ {
-                t.0[5] = t.0[4];
+                (t.0[5], t.0[6]) = (0.0, t.0[4]);
             }
-            if !(t.0[4] > 0.0 && t.0[5] > 0.0) {
+            if t.axes().is_none() {
                 lambda *= 10.0;
                 continue;
             }
-            let (jtj1, jtr1, c1) = normal_equations(win, &t, k, circ);
+            let (jtj1, jtr1, c1) = normal_equations(win, &mut t, k, circ, &mut scratch);
             if c1.is_finite() && c1 < c0 {
                 // Converged: the position moves by less than 1e-3 px (a tenth of the best
                 // Cramér–Rao bound seen) and the cost by < 1e-6.
                 let small = step[0].abs() < 1e-3 && step[1].abs() < 1e-3 && (c0 - c1) <= 1e-6 * c0.max(1e-300);
-                (q, jtj, jtr, c0) = (t, jtj1, jtr1, c1);
+                (f, jtj, jtr, c0) = (t, jtj1, jtr1, c1);
                 lambda = (lambda / 10.0).max(1e-9);
                 improved = true;
                 if small {
-                    return accept(q, com, r);
+                    return accept(f, com, r);
                 }
                 break;
             }
@@ -538,10 +618,30 @@ fn fit_one(win: &Window, com: [f64; 2], r: f64, start: Option<P>, p: &FitParams,
             break;
         }
     }
-    accept(q, com, r)
+    accept(f, com, r)
 }
 
-fn accept(q: P, com: [f64; 2], r: f64) -> Option<P> {
+/// The parameters the model is linear in (A, B): [`normal_equations`] solves them.
+const LINEAR: [usize; 2] = [2, 3];
+
+/// The diagonal of `JᵀJ` with A and B eliminated (`J_dd − J_dL J_LL⁻¹ J_Ld`): each nonlinear
+/// parameter's curvature when A and B follow it; 0 in the A and B slots.
+fn projected_diagonal(jtj: &[[f64; 7]; 7], k: usize) -> [f64; 7] {
+    let [p, q] = LINEAR;
+    let (a, b, c) = (jtj[p][p], jtj[p][q], jtj[q][q]);
+    let det = a * c - b * b;
+    std::array::from_fn(|d| {
+        if d >= k || LINEAR.contains(&d) {
+            return 0.0;
+        }
+        let (u, v) = (jtj[d][p], jtj[d][q]);
+        let explained = if det > 0.0 { (c * u * u - 2.0 * b * u * v + a * v * v) / det } else { 0.0 };
+        (jtj[d][d] - explained).max(0.0)
+    })
+}
+
+fn accept(f: Form, com: [f64; 2], r: f64) -> Option<P> {
+    let q = f.axes()?;
     let v = &q.0;
     let sane_widths = (0.2..2.0 * r).contains(&v[4]) && (0.2..2.0 * r).contains(&v[5]);
     let near = (v[0] - com[0]).hypot(v[1] - com[1]) < 0.5 * r;
@@ -553,7 +653,7 @@ fn accept(q: P, com: [f64; 2], r: f64) -> Option<P> {
 /// models return ∂/∂s in slot 4.
 /// `g` is `exp(−Q)` at the pixel (from a [`GaussWalk`]).
 #[inline]
-fn jacobian_row(m: &Model, x: f64, y: f64, g: f64, circ: bool) -> ([f64; 7], f64) {
+fn jacobian_row(m: &Axes, x: f64, y: f64, g: f64, circ: bool) -> ([f64; 7], f64) {
     let (dx, dy) = (x - m.x0, y - m.y0);
     let (u, v) = (m.c * dx + m.s * dy, -m.s * dx + m.c * dy);
     let ag = m.a * g;
@@ -572,47 +672,95 @@ fn jacobian_row(m: &Model, x: f64, y: f64, g: f64, circ: bool) -> ([f64; 7], f64
     (j, ag)
 }
 
+/// Per-pixel working arrays of the normal equations, kept as structure of arrays so the
+/// sums over pixels run as packed (SIMD) dot products: `exp(−Q)`, the Jacobian's columns in
+/// parameter order (x0, y0, A, B, σx or σ, σy, rot) and the residuals. One per fit, reused by
+/// every step.
+#[derive(Default)]
+struct Scratch {
+    g: Vec<f64>,
+    j: [Vec<f64>; 7],
+    r: Vec<f64>,
+}
+
 // Kept out of line on purpose: inlined into `fit_one`, rustc 1.95 (LLVM, opt-level 3) produced
 // a wrong background step in release builds only (B ended at exactly 0; `release_regression` catches it,
 // debug builds and opt-level 2 were right). The release-mode core tests in CI guard this.
 #[inline(never)]
-/// `JᵀJ`, `Jᵀr` and the cost `Σr²` at `q`, in one pass over the window, for the leading `k`
-/// parameters (4, 5 or 7: joint passes, circular, elliptical).
-fn normal_equations(win: &Window, q: &P, k: usize, circ: bool) -> ([[f64; 7]; 7], [f64; 7], f64) {
-    // A constant size lets the compiler unroll the 10–28 products per pixel.
-    match k {
-        ..=4 => normal_equations_of::<4>(win, q, circ),
-        5 => normal_equations_of::<5>(win, q, circ),
-        6 => normal_equations_of::<6>(win, q, circ),
-        _ => normal_equations_of::<7>(win, q, circ),
+/// `JᵀJ`, `Jᵀr` and the cost `Σr²` at `f` with its A and B replaced by their least-squares
+/// values, for its leading `k` parameters (4, 5 or 7: joint passes, circular, elliptical).
+fn normal_equations(
+    win: &Window,
+    f: &mut Form,
+    k: usize,
+    circ: bool,
+    s: &mut Scratch,
+) -> ([[f64; 7]; 7], [f64; 7], f64) {
+    let n = win.data.len();
+    // exp(−Q) first, on its own: the row recurrence is sequential, everything after it is not.
+    s.g.clear();
+    let shape = Model::of(f);
+    let mut walk = GaussWalk::new(&shape, win.reach(&shape));
+    s.g.extend(win.xs.iter().zip(&win.ys).map(|(&x, &y)| walk.at(x, y)));
+    // Variable projection (Golub–Pereyra, with Kaufman's Jacobian): the model is linear in A and
+    // B, so every point takes them by least squares for its position and shape; the step then is
+    // Gauss–Newton's on the rest. Stepped along with the shape instead, A and B crawled down the
+    // A–B–σ valley of windows that end before a column's tail does (MoS2: ~15 evaluations a fit).
+    let (sg, sgg, sd, sgd) =
+        (s.g.iter().sum::<f64>(), dot(&s.g, &s.g), win.data.iter().sum::<f64>(), dot(&s.g, &win.data));
+    let nf = n as f64;
+    let height = (sgd * nf - sg * sd) / (sgg * nf - sg * sg);
+    if height.is_finite() && height > 0.0 {
+        (f.0[2], f.0[3]) = (height, (sd - height * sg) / nf);
     }
-}
-
-#[inline(never)]
-fn normal_equations_of<const K: usize>(win: &Window, q: &P, circ: bool) -> ([[f64; 7]; 7], [f64; 7], f64) {
+    let m = Model::of(f);
+    for c in s.j.iter_mut().chain([&mut s.r]) {
+        c.resize(n, 0.0);
+    }
+    let [j0, j1, j2, j3, j4, j5, j6] = &mut s.j;
+    let (xs, ys, data, g, r) = (&win.xs[..n], &win.ys[..n], &win.data[..n], &s.g[..n], &mut s.r[..n]);
+    for i in 0..n {
+        let (dx, dy) = (xs[i] - m.x0, ys[i] - m.y0);
+        let ag = m.a * g[i];
+        j0[i] = ag * (m.qa * dx + m.qb * dy);
+        j1[i] = ag * (m.qb * dx + m.qc * dy);
+        j2[i] = g[i];
+        j3[i] = 1.0;
+        if circ {
+            j4[i] = -0.5 * ag * (dx * dx + dy * dy);
+        } else {
+            j4[i] = -0.5 * ag * dx * dx;
+            j5[i] = -ag * dx * dy;
+            j6[i] = -0.5 * ag * dy * dy;
+        }
+        r[i] = data[i] - f.0[3] - ag;
+    }
     let mut jtj = [[0.0; 7]; 7];
     let mut jtr = [0.0; 7];
-    let mut cost = 0.0;
-    let m = Model::new(q);
-    let mut walk = GaussWalk::new(&m, win.reach(&m));
-    for i in 0..win.data.len() {
-        let (x, y) = (win.xs[i], win.ys[i]);
-        let (j, ag) = jacobian_row(&m, x, y, walk.at(x, y), circ);
-        let r = win.data[i] - q.0[3] - ag;
-        cost += r * r;
-        for a in 0..K {
-            jtr[a] += j[a] * r;
-            for b in 0..=a {
-                jtj[a][b] += j[a] * j[b];
-            }
-        }
-    }
-    for a in 0..K {
-        for b in 0..a {
+    for a in 0..k {
+        jtr[a] = dot(&s.j[a], &s.r);
+        for b in 0..=a {
+            jtj[a][b] = dot(&s.j[a], &s.j[b]);
             jtj[b][a] = jtj[a][b];
         }
     }
-    (jtj, jtr, cost)
+    (jtj, jtr, dot(&s.r, &s.r))
+}
+
+/// `Σ aᵢbᵢ` in eight interleaved partial sums: independent lanes the compiler packs into SIMD
+/// registers (a single running sum is one long dependency chain and stays scalar).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    const L: usize = 8;
+    let ((ca, ra), (cb, rb)) = (a.as_chunks::<L>(), b.as_chunks::<L>());
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    let mut acc = [0.0; L];
+    for (x, y) in ca.iter().zip(cb) {
+        for l in 0..L {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Invert the leading `k×k` block (columns of the identity through `solve`).
@@ -662,11 +810,11 @@ fn finish(win: &Window, seed: [f64; 2], com: [f64; 2], q: Option<P>, poisson: bo
     let k = if circ { 5 } else { 6 };
     let mut fisher = [[0.0; 7]; 7];
     let mut rss = 0.0;
-    let model = Model::new(&q);
+    let (model, axes) = (Model::new(&q), Axes::new(&q));
     let mut walk = GaussWalk::new(&model, win.reach(&model));
     for t in 0..win.data.len() {
         let (x, y) = (win.xs[t], win.ys[t]);
-        let (j, ag) = jacobian_row(&model, x, y, walk.at(x, y), circ);
+        let (j, ag) = jacobian_row(&axes, x, y, walk.at(x, y), circ);
         let model = q.0[3] + ag;
         rss += (win.data[t] - model).powi(2);
         // Poisson: the variance of a pixel is its whole expected count, neighbours included.
@@ -753,6 +901,79 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn normal_equations_match_numerical_derivatives() {
+        // A noisy turned column with a NaN pixel (a gap in a row), every parameter count: the
+        // packed sums of the analytic Jacobian against central differences of the residuals,
+        // and A and B at their least-squares values (no gradient left along them).
+        let mut img = Array2::from_shape_fn((30, 30), |(y, x)| ((x * 7 + y * 13) % 11) as f32 * 0.1);
+        elliptical(&mut img, 14.6, 15.2, 4.0, 2.6, 1.7, 0.4);
+        img[[15, 12]] = f32::NAN;
+        let win = window(img.view(), [15.0, 15.0], 9.0, &[], &[]);
+        for (k, circ) in [(4, false), (5, true), (7, false)] {
+            let mut f =
+                Form::of(&P([14.9, 15.0, 3.5, 0.3, 2.2, if circ { 2.2 } else { 1.9 }, if circ { 0.0 } else { 0.3 }]));
+            // The sums come at `f` with A and B replaced by their least-squares values.
+            let (jtj, jtr, cost) = normal_equations(&win, &mut f, k, circ, &mut Scratch::default());
+            assert!((f.0[2] - 3.5).abs() > 1e-3, "A was projected");
+            let residuals = |f: &Form| -> Vec<f64> {
+                let m = Model::of(f);
+                (0..win.data.len()).map(|i| win.data[i] - f.0[3] - m.a * (-m.q(win.xs[i], win.ys[i])).exp()).collect()
+            };
+            let r = residuals(&f);
+            // Columns of J = −∂r/∂p; a circular model moves slot 6 with slot 4.
+            let jac: Vec<Vec<f64>> = (0..k)
+                .map(|d| {
+                    let h = 1e-6 * f.0[d].abs().max(1e-2);
+                    let (mut up, mut down) = (f, f);
+                    up.0[d] += h;
+                    down.0[d] -= h;
+                    if circ {
+                        (up.0[6], down.0[6]) = (up.0[4], down.0[4]);
+                    }
+                    let (ru, rd) = (residuals(&up), residuals(&down));
+                    ru.iter().zip(&rd).map(|(u, d)| -(u - d) / (2.0 * h)).collect()
+                })
+                .collect();
+            let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+            assert!((cost - dot(&r, &r)).abs() <= 1e-12 * cost, "k={k}: cost {cost}");
+            for d in LINEAR {
+                let scale = (dot(&jac[d], &jac[d]) * cost).sqrt();
+                assert!(jtr[d].abs() <= 1e-9 * scale, "k={k}: A and B are optimal, Jᵀr[{d}] = {}", jtr[d]);
+            }
+            for a in 0..k {
+                let scale = (dot(&jac[a], &jac[a]) * cost).sqrt();
+                let expect = dot(&jac[a], &r);
+                assert!((jtr[a] - expect).abs() <= 1e-6 * scale, "k={k}: Jᵀr[{a}] {} vs {expect}", jtr[a]);
+                for b in 0..k {
+                    let scale = (dot(&jac[a], &jac[a]) * dot(&jac[b], &jac[b])).sqrt();
+                    let expect = dot(&jac[a], &jac[b]);
+                    assert!(
+                        (jtj[a][b] - expect).abs() <= 1e-6 * scale,
+                        "k={k}: JᵀJ[{a}][{b}] {} vs {expect}",
+                        jtj[a][b]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_quadratic_form_round_trips_to_axes() {
+        for q in [
+            P([1.0, 2.0, 3.0, 0.5, 2.6, 1.7, 0.4]),
+            P([1.0, 2.0, 3.0, 0.5, 1.7, 2.6, 2.9]),
+            P([0.0, 0.0, 1.0, 0.0, 2.0, 2.0, 0.0]),
+        ] {
+            let back = Form::of(&q).axes().unwrap();
+            let (m1, m2) = (Model::new(&q), Model::new(&back));
+            for (x, y) in [(0.3, 4.0), (-2.0, 1.5), (3.1, -0.7)] {
+                assert!((m1.gauss(x, y) - m2.gauss(x, y)).abs() < 1e-12, "{q:?} → {back:?}");
+            }
+        }
+        assert!(Form([0.0, 0.0, 1.0, 0.0, 1.0, 2.0, 1.0]).axes().is_none(), "indefinite form");
     }
 
     #[test]
