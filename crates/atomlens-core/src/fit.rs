@@ -706,8 +706,7 @@ fn normal_equations(
     // B, so every point takes them by least squares for its position and shape; the step then is
     // Gauss–Newton's on the rest. Stepped along with the shape instead, A and B crawled down the
     // A–B–σ valley of windows that end before a column's tail does (MoS2: ~15 evaluations a fit).
-    let (sg, sgg, sd, sgd) =
-        (s.g.iter().sum::<f64>(), dot(&s.g, &s.g), win.data.iter().sum::<f64>(), dot(&s.g, &win.data));
+    let (sg, sgg, sd, sgd) = (sum(&s.g), dot(&s.g, &s.g), sum(&win.data), dot(&s.g, &win.data));
     let nf = n as f64;
     let height = (sgd * nf - sg * sd) / (sgg * nf - sg * sg);
     if height.is_finite() && height > 0.0 {
@@ -717,34 +716,62 @@ fn normal_equations(
     for c in s.j.iter_mut().chain([&mut s.r]) {
         c.resize(n, 0.0);
     }
-    let [j0, j1, j2, j3, j4, j5, j6] = &mut s.j;
+    // Columns 2 (∂/∂A = exp(−Q)) and 3 (∂/∂B = 1) are `g` and ones: not stored. Separate loops
+    // per shape keep each branch-free (vectorised).
+    let [j0, j1, _, _, j4, j5, j6] = &mut s.j;
     let (xs, ys, data, g, r) = (&win.xs[..n], &win.ys[..n], &win.data[..n], &s.g[..n], &mut s.r[..n]);
+    let (j0, j1, j4, j5, j6) = (&mut j0[..n], &mut j1[..n], &mut j4[..n], &mut j5[..n], &mut j6[..n]);
+    let b = f.0[3];
     for i in 0..n {
         let (dx, dy) = (xs[i] - m.x0, ys[i] - m.y0);
         let ag = m.a * g[i];
         j0[i] = ag * (m.qa * dx + m.qb * dy);
         j1[i] = ag * (m.qb * dx + m.qc * dy);
-        j2[i] = g[i];
-        j3[i] = 1.0;
-        if circ {
-            j4[i] = -0.5 * ag * (dx * dx + dy * dy);
-        } else {
+        r[i] = data[i] - b - ag;
+    }
+    if k > 4 && circ {
+        for i in 0..n {
+            let (dx, dy) = (xs[i] - m.x0, ys[i] - m.y0);
+            j4[i] = -0.5 * m.a * g[i] * (dx * dx + dy * dy);
+        }
+    } else if k > 4 {
+        for i in 0..n {
+            let (dx, dy, ag) = (xs[i] - m.x0, ys[i] - m.y0, m.a * g[i]);
             j4[i] = -0.5 * ag * dx * dx;
             j5[i] = -ag * dx * dy;
             j6[i] = -0.5 * ag * dy * dy;
         }
-        r[i] = data[i] - f.0[3] - ag;
     }
+    let col = |a: usize| if a == 2 { &s.g } else { &s.j[a] };
+    let product = |a: usize, b: usize| match (a == 3, b == 3) {
+        (true, true) => nf,
+        (true, false) => sum(col(b)),
+        (false, true) => sum(col(a)),
+        (false, false) => dot(col(a), col(b)),
+    };
     let mut jtj = [[0.0; 7]; 7];
     let mut jtr = [0.0; 7];
     for a in 0..k {
-        jtr[a] = dot(&s.j[a], &s.r);
+        jtr[a] = if a == 3 { sum(&s.r) } else { dot(col(a), &s.r) };
         for b in 0..=a {
-            jtj[a][b] = dot(&s.j[a], &s.j[b]);
+            jtj[a][b] = product(a, b);
             jtj[b][a] = jtj[a][b];
         }
     }
     (jtj, jtr, dot(&s.r, &s.r))
+}
+
+/// `Σ aᵢ` in eight interleaved partial sums (see [`dot`]).
+fn sum(a: &[f64]) -> f64 {
+    const L: usize = 8;
+    let (chunks, rest) = a.as_chunks::<L>();
+    let mut acc = [0.0; L];
+    for x in chunks {
+        for l in 0..L {
+            acc[l] += x[l];
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().sum::<f64>()
 }
 
 /// `Σ aᵢbᵢ` in eight interleaved partial sums: independent lanes the compiler packs into SIMD
