@@ -305,6 +305,26 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
     if seeds.is_empty() {
         return Ok(Vec::new());
     }
+    // Columns are fitted in scan order (bands of about one spacing, left to right), so each
+    // thread's next window lies on image rows already in cache; in the finder's order (by
+    // height) loading the window's pixels was ~40 % of building it on a 1024² image. The
+    // results go back in the seeds' order.
+    let (h, w) = img.dim();
+    let band = ((h * w) as f64 / seeds.len() as f64).sqrt().max(1.0);
+    let mut order: Vec<usize> = (0..seeds.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| ((seeds[i][1] / band).floor(), seeds[i][0]);
+        let ((ya, xa), (yb, xb)) = (key(a), key(b));
+        ya.total_cmp(&yb).then(xa.total_cmp(&xb))
+    });
+    let scan: Vec<[f64; 2]> = order.iter().map(|&i| seeds[i]).collect();
+    let mut fitted: Vec<(usize, AtomColumn)> = order.into_iter().zip(fit_in_order(img, &scan, p)).collect();
+    fitted.sort_by_key(|(i, _)| *i);
+    Ok(fitted.into_iter().map(|(_, c)| c).collect())
+}
+
+/// [`fit_columns`] on usable input, in the order given.
+fn fit_in_order(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> Vec<AtomColumn> {
     let (h, w) = img.dim();
     let poisson = p.noise.is_poisson(img);
     let typical = ((h * w) as f64 / seeds.len() as f64).sqrt();
@@ -371,11 +391,11 @@ pub fn fit_columns(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> R
     }
 
     let fitted = neighbours_of(&params);
-    Ok(map(seeds.len(), |i| {
+    map(seeds.len(), |i| {
         let centre = params[i].map(|q| [q.0[0], q.0[1]]).unwrap_or(com[i]);
         let win = window(img, centre, radius[i], &neighbours[i], &fitted);
         finish(&win, seeds[i], com[i], params[i], poisson, p.shape)
-    }))
+    })
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
