@@ -141,6 +141,12 @@ const RELAX: f64 = 0.6;
 /// widths grow in turn), as the noisy dense-lattice test showed.
 const JOINT_FREE: Option<usize> = Some(4);
 
+/// `√(x² + y²)` for pixel distances and quadratic-form coefficients, which cannot overflow
+/// (`hypot`'s care for that costs several times more).
+fn norm(x: f64, y: f64) -> f64 {
+    (x * x + y * y).sqrt()
+}
+
 /// Internal parameters: x0, y0, A, B, sx, sy, rot.
 #[derive(Debug, Clone, Copy)]
 struct P([f64; 7]);
@@ -171,7 +177,7 @@ impl Form {
     /// Widths and rotation back from the form; `None` unless it is positive definite.
     fn axes(&self) -> Option<P> {
         let [x0, y0, a, b, qa, qb, qc] = self.0;
-        let (mean, half) = ((qa + qc) / 2.0, ((qa - qc) / 2.0).hypot(qb));
+        let (mean, half) = ((qa + qc) / 2.0, norm((qa - qc) / 2.0, qb));
         // Eigenvalues mean ± half are 1/σ² along and across `t`.
         let t = 0.5 * (2.0 * qb).atan2(qa - qc);
         (qa > 0.0 && qc > 0.0 && qa * qc > qb * qb && mean - half > 0.0)
@@ -253,7 +259,7 @@ impl<'m> GaussWalk<'m> {
     /// where `Q` could leave the exponential's range there (a degenerate, tiny width) every
     /// pixel is evaluated exactly instead.
     fn new(m: &'m Model, reach: f64) -> Self {
-        let largest = (m.qa + m.qc) / 2.0 + ((m.qa - m.qc) / 2.0).hypot(m.qb);
+        let largest = (m.qa + m.qc) / 2.0 + norm((m.qa - m.qc) / 2.0, m.qb);
         let exact = !(largest * reach * reach < 600.0);
         Self { m, k: (-m.qa).exp(), last: [f64::NAN; 2], e: 0.0, r: 0.0, exact }
     }
@@ -290,7 +296,7 @@ struct Window {
 impl Window {
     /// The farthest a window pixel can be from `m`'s centre.
     fn reach(&self, m: &Model) -> f64 {
-        (m.x0 - self.centre[0]).hypot(m.y0 - self.centre[1]) + self.radius + 1.0
+        norm(m.x0 - self.centre[0], m.y0 - self.centre[1]) + self.radius + 1.0
     }
 }
 
@@ -341,7 +347,7 @@ fn fit_in_order(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> Vec<
         let first = fit_one(&win, com[i], radius[i], None, p, None)?;
         // Re-centre the window on the fitted column and fit again when it moved: an
         // off-centre window weighs the background unevenly and pulls the position.
-        if (first.0[0] - com[i][0]).hypot(first.0[1] - com[i][1]) < 0.25 {
+        if norm(first.0[0] - com[i][0], first.0[1] - com[i][1]) < 0.25 {
             return Some(first);
         }
         let win = window(img, [first.0[0], first.0[1]], radius[i], &[], &[]);
@@ -464,10 +470,10 @@ fn center_of_mass(img: ArrayView2<f32>, seed: [f64; 2], r: f64) -> [f64; 2] {
         }
         let n = [sx / sw, sy / sw];
         // Never let the centroid walk further than the window from the seed.
-        if (n[0] - seed[0]).hypot(n[1] - seed[1]) > r {
+        if norm(n[0] - seed[0], n[1] - seed[1]) > r {
             return c;
         }
-        let moved = (n[0] - c[0]).hypot(n[1] - c[1]);
+        let moved = norm(n[0] - c[0], n[1] - c[1]);
         c = n;
         if moved < 1e-3 {
             break;
@@ -515,7 +521,7 @@ impl Neighbour {
     /// An upper bound on its height anywhere within `r` of `c` (it falls off at least as fast
     /// as a round Gaussian of its largest σ).
     fn reaches(&self, c: [f64; 2], r: f64) -> f64 {
-        let gap = ((self.m.x0 - c[0]).hypot(self.m.y0 - c[1]) - r).max(0.0);
+        let gap = (norm(self.m.x0 - c[0], self.m.y0 - c[1]) - r).max(0.0);
         self.m.a * (-self.lmin * gap * gap / 2.0).exp()
     }
 }
@@ -664,7 +670,7 @@ fn accept(f: Form, com: [f64; 2], r: f64) -> Option<P> {
     let q = f.axes()?;
     let v = &q.0;
     let sane_widths = (0.2..2.0 * r).contains(&v[4]) && (0.2..2.0 * r).contains(&v[5]);
-    let near = (v[0] - com[0]).hypot(v[1] - com[1]) < 0.5 * r;
+    let near = norm(v[0] - com[0], v[1] - com[1]) < 0.5 * r;
     let ok = v.iter().all(|x| x.is_finite()) && v[2] > 0.0 && sane_widths && near;
     if ok { Some(q) } else { None }
 }
