@@ -6,6 +6,9 @@
 //! axes are ordered so `sigma_x ≥ sigma_y` and `rotation ∈ [0, π)`. `amplitude` is the peak
 //! height `A`; `volume = 2π·A·σx·σy`.
 //!
+//! The fit itself moves the quadratic form of `Q` (`Form`) and solves A and B by least squares
+//! at every point (variable projection; see `normal_equations`).
+//!
 //! Joint fitting: every pass refits each column on its window with the current Gaussians of all
 //! neighbours subtracted (a block Jacobi iteration on the whole-image model, as StatSTEM fits it
 //! at once). Jacobi, not Gauss–Seidel, so results do not depend on the number of threads.
