@@ -47,15 +47,28 @@ pub fn fit_mixture(values: &[f64], k: usize) -> Option<Mixture> {
     let floor = 1e-3 * spread;
     let mut ll_prev = f64::MIN;
     let mut resp = vec![0.0; n * k];
+    let mut logs = vec![0.0; k];
+    let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
     for _ in 0..500 {
         let mut ll = 0.0;
+        // Per component once: ln w − ln σ − ½ ln 2π and 1/σ (this loop runs up to 500 times over
+        // every column, and a logarithm per value and component was most of a `columns` run).
+        let lead: Vec<f64> = (0..k).map(|j| weights[j].ln() - sigmas[j].ln() - half_ln_2pi).collect();
+        let inv: Vec<f64> = sigmas.iter().map(|s| 1.0 / s).collect();
         for (i, &x) in v.iter().enumerate() {
-            let logs: Vec<f64> = (0..k).map(|j| weights[j].ln() + log_normal(x, means[j], sigmas[j])).collect();
-            let mx = logs.iter().cloned().fold(f64::MIN, f64::max);
-            let sum: f64 = logs.iter().map(|l| (l - mx).exp()).sum();
-            ll += mx + sum.ln();
             for j in 0..k {
-                resp[i * k + j] = (logs[j] - mx).exp() / sum;
+                let z = (x - means[j]) * inv[j];
+                logs[j] = lead[j] - 0.5 * z * z;
+            }
+            let mx = logs.iter().cloned().fold(f64::MIN, f64::max);
+            let r = &mut resp[i * k..][..k];
+            for j in 0..k {
+                r[j] = (logs[j] - mx).exp();
+            }
+            let sum: f64 = r.iter().sum();
+            ll += mx + sum.ln();
+            for e in r.iter_mut() {
+                *e /= sum;
             }
         }
         for j in 0..k {
