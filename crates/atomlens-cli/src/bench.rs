@@ -217,7 +217,8 @@ fn time_refine(
     Ok((times, cols))
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median (sorts `v`).
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

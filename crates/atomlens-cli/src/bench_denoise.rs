@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::bench::median;
+
 use anyhow::{Context, Result};
 use atomlens_core::columns::{ColumnParams, find_and_fit};
 use atomlens_core::denoise::{Method, denoise};
@@ -33,8 +35,9 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
     let mut rows = Vec::new();
     for c in &cases {
         let img = crate::bench::load_image(&c.path)?;
-        let (nlm_s, nlm) = timed(repeat, || denoise(img.view(), &NLM))?;
-        let (bm3d_s, bm3d) = timed(repeat, || denoise(img.view(), &BM3D))?;
+        let (nlm_t, nlm) = timed(repeat, || denoise(img.view(), &NLM))?;
+        let (bm3d_t, bm3d) = timed(repeat, || denoise(img.view(), &BM3D))?;
+        let (nlm_s, bm3d_s) = (median(&mut nlm_t.clone()), median(&mut bm3d_t.clone()));
         eprintln!("atomlens {}: NLM {:.0} ms, BM3D {:.0} ms", c.id, nlm_s * 1e3, bm3d_s * 1e3);
         let q = |a: &Array2<f32>| psnr(a.view(), c.clean.view(), c.offset);
         let positions = |a: &Array2<f32>| -> Result<f64> {
@@ -45,12 +48,22 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
         rows.push(Row {
             noisy: q(&img.data),
             ours: [(q(&nlm), nlm_s), (q(&bm3d), bm3d_s)],
+            times: [nlm_t, bm3d_t],
             positions: [positions(&img.data)?, positions(&bm3d)?],
             peer: [None, None],
         });
     }
     if !no_peer {
         peers(shared, &cases, repeat.min(3), &mut rows)?;
+        // Time atomlens again after the peers and take the median of both sets: the machine's
+        // load drifts over the minutes the peers take, and one burst should not decide a ratio.
+        for (c, r) in cases.iter().zip(&mut rows) {
+            let img = crate::bench::load_image(&c.path)?;
+            for (k, method) in [NLM, BM3D].iter().enumerate() {
+                r.times[k].extend(timed(repeat, || denoise(img.view(), method))?.0);
+                r.ours[k].1 = median(&mut r.times[k]);
+            }
+        }
     }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
@@ -92,11 +105,17 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
 struct Row {
     noisy: f64,
     ours: [(f64, f64); 2],
+    /// Every timed run of ours (seconds), per method.
+    times: [Vec<f64>; 2],
     peer: [Option<(f64, f64)>; 2],
     positions: [f64; 2],
 }
 
-fn timed(repeat: usize, f: impl Fn() -> Result<Array2<f32>, atomlens_core::CoreError>) -> Result<(f64, Array2<f32>)> {
+/// `repeat` timed runs (seconds) and the last result.
+fn timed(
+    repeat: usize,
+    f: impl Fn() -> Result<Array2<f32>, atomlens_core::CoreError>,
+) -> Result<(Vec<f64>, Array2<f32>)> {
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..repeat.max(1) {
@@ -104,8 +123,7 @@ fn timed(repeat: usize, f: impl Fn() -> Result<Array2<f32>, atomlens_core::CoreE
         last = Some(f()?);
         times.push(t.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], last.context("no run")?))
+    Ok((times, last.context("no run")?))
 }
 
 fn cases(shared: &Path) -> Result<Vec<Case>> {
