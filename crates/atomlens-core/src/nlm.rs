@@ -105,6 +105,20 @@ impl Nlm<'_> {
         &self.padded[((y + self.m) as usize) * self.pw + (x + self.m) as usize..][..len]
     }
 
+    /// The weights of a row from its column sums: each box-summed along the row over `SIDE`
+    /// (a constant, so the sum unrolls and the loop over the row vectorises with the `exp`).
+    fn weigh<const SIDE: usize>(&self, down: &[f32], row: &mut [f32]) {
+        self.weigh_over(SIDE, down, row);
+    }
+
+    #[inline(always)]
+    fn weigh_over(&self, side: usize, down: &[f32], row: &mut [f32]) {
+        for (x, o) in row.iter_mut().enumerate() {
+            let d: f32 = down[x..x + side].iter().sum();
+            *o = exp_neg((d * self.inv_area - self.two_s2).max(0.0) * self.inv_h2);
+        }
+    }
+
     /// The denoised rows `y0..` into `out` (whole rows of width `w`).
     fn band(&self, y0: usize, out: &mut [f32]) {
         let (w, s, p) = (self.w, self.search as i64, self.patch as i64);
@@ -144,14 +158,13 @@ impl Nlm<'_> {
                 }
                 let Some(wr) = (r + 1).checked_sub(side) else { continue };
                 let row = &mut weights[wr * ww..][..ww];
-                row.copy_from_slice(&down[..ww]);
-                for k in 1..side {
-                    for (o, v) in row.iter_mut().zip(&down[k..]) {
-                        *o += v;
-                    }
-                }
-                for o in row.iter_mut() {
-                    *o = exp_neg((*o * self.inv_area - self.two_s2).max(0.0) * self.inv_h2);
+                match side {
+                    3 => self.weigh::<3>(&down, row),
+                    5 => self.weigh::<5>(&down, row),
+                    7 => self.weigh::<7>(&down, row),
+                    9 => self.weigh::<9>(&down, row),
+                    11 => self.weigh::<11>(&down, row),
+                    _ => self.weigh_over(side, &down, row),
                 }
             }
             // Pixel `q` takes `q + o` with weight W(q), and `q − o` with weight W(q − o).
