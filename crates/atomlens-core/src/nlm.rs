@@ -3,8 +3,8 @@
 //! squared difference image is box-filtered over the patch, so each offset costs O(pixels).
 //! Weight `exp(−max(d² − 2σ², 0) / h²)` with `d²` the mean squared patch difference; σ is the
 //! noise level (estimated by Immerkær's Laplacian method when not given), `h = 1.4 σ` by default
-//! (on the six shared test images, 1.2–1.4 σ gave the highest PSNR on five; 0.8 σ, scikit-image's
-//! documented choice with its larger wavelet estimate of σ, smoothed too little with an accurate σ).
+//! (with an accurate σ, scikit-image's documented 0.8 σ smoothed too little: 1.4 σ beats it on
+//! five of the six shared test images, and the lattices lose beyond; BENCHMARKS.md).
 use ndarray::{Array2, ArrayView2};
 
 use crate::filter::reflect;
