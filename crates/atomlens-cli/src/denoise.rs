@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long)]
     large: Option<f64>,
     /// Non-local means: patch half-width (2), search distance (5; BM3D: 8, plus lattice translations) in px and strength h
-    /// (default 1.4 × the estimated noise).
+    /// (default 0.8 × the estimated noise).
     #[arg(long)]
     patch: Option<usize>,
     #[arg(long)]

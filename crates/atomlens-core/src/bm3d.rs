@@ -579,7 +579,7 @@ mod tests {
         let q = |a: ArrayView2<f32>| crate::metrics::psnr(a, s.clean.view(), 0.0);
         let out = bm3d(img, Noise::Auto, 8);
         let sigma = crate::nlm::estimate_noise(img);
-        let nlm = crate::nlm::nl_means(img, 2, 5, sigma, 1.4 * sigma);
+        let nlm = crate::nlm::nl_means(img, 2, 5, sigma, 0.8 * sigma);
         let (noisy, ours, theirs) = (q(img), q(out.view()), q(nlm.view()));
         eprintln!("PSNR noisy {noisy:.2}, BM3D {ours:.2}, NLM {theirs:.2} dB");
         assert!(ours > noisy + 8.0 && ours > theirs + 3.0, "noisy {noisy}, BM3D {ours}, NLM {theirs}");

@@ -68,7 +68,7 @@ pub enum Method {
         patch: usize,
         /// Largest offset searched (px).
         search: usize,
-        /// Filtering strength; `None` = 1.4 × the estimated noise (see [`crate::nlm`]).
+        /// Filtering strength; `None` = 0.8 × the estimated noise (see [`crate::nlm`]).
         h: Option<f64>,
     },
     /// Block-matching 3D filtering (see [`crate::bm3d`]), Poisson-aware.
@@ -151,7 +151,7 @@ pub fn denoise(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, Cor
                 positive("h", v)?;
             }
             let sigma = crate::nlm::estimate_noise(img);
-            Ok(crate::nlm::nl_means(img, patch, search, sigma, h.unwrap_or(1.4 * sigma)))
+            Ok(crate::nlm::nl_means(img, patch, search, sigma, h.unwrap_or(0.8 * sigma)))
         }
         Method::RollingBall { radius } => {
             if !(2..=200).contains(&radius) {
