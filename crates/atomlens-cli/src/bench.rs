@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use atomlens_core::columns::ColumnParams;
 use atomlens_core::fit::{FitStatus, fit_columns};
 use atomlens_core::metrics::match_points;
-use atomlens_core::peaks::find_columns;
+use atomlens_core::peaks::{Peaks, find_columns};
 use atomlens_io::{Limits, NamedFile};
 use serde_json::Value;
 
@@ -115,17 +115,27 @@ pub fn run(a: Args) -> Result<()> {
         What::Columns => {}
     }
     let cases: Vec<&Case> = CASES.iter().filter(|c| !(a.quick && c.id == "temul_mos2_se_adf")).collect();
-    let mut ours: Vec<Side> = cases.iter().map(|c| ours(&a.shared, c, a.repeat)).collect::<Result<_>>()?;
+    let p = ColumnParams::default();
+    let inputs: Vec<(atomlens_core::Image, Peaks)> = cases
+        .iter()
+        .map(|c| {
+            let img = load(&a.shared, c.image)?;
+            let peaks = find_columns(img.view(), &p.find)?;
+            Ok((img, peaks))
+        })
+        .collect::<Result<_>>()?;
+    let mut ours: Vec<Side> = cases
+        .iter()
+        .zip(&inputs)
+        .map(|(c, (img, peaks))| ours(&a.shared, c, img, peaks, &p, a.repeat))
+        .collect::<Result<_>>()?;
     let peer: Vec<Option<Side>> = if a.no_peer {
         cases.iter().map(|_| None).collect()
     } else {
         let peer = atomap(&a.shared, &cases)?;
         // Time atomlens again after the peer and take the median of both sets: the machine's
         // load drifts over the minutes Atomap takes, and one burst should not decide the ratio.
-        for (c, side) in cases.iter().zip(&mut ours) {
-            let img = load(&a.shared, c.image)?;
-            let p = ColumnParams::default();
-            let peaks = find_columns(img.view(), &p.find)?;
+        for ((img, peaks), side) in inputs.iter().zip(&mut ours) {
             side.times.extend(time_refine(&img.view(), &peaks.points, &p, a.repeat)?.0);
             side.refine_s = median(&mut side.times);
         }
@@ -223,11 +233,15 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn ours(shared: &Path, c: &Case, repeat: usize) -> Result<Side> {
-    let img = load(shared, c.image)?;
-    let p = ColumnParams::default();
-    let peaks = find_columns(img.view(), &p.find)?;
-    let (mut times, cols) = time_refine(&img.view(), &peaks.points, &p, repeat)?;
+fn ours(
+    shared: &Path,
+    c: &Case,
+    img: &atomlens_core::Image,
+    peaks: &Peaks,
+    p: &ColumnParams,
+    repeat: usize,
+) -> Result<Side> {
+    let (mut times, cols) = time_refine(&img.view(), &peaks.points, p, repeat)?;
     let mut side = Side { columns: cols.len(), refine_s: median(&mut times), times, ..Default::default() };
     if let Some(t) = c.truth {
         let truth = read_truth(&shared.join(t))?;

@@ -32,9 +32,10 @@ const BM3D: Method = Method::Bm3d { search: 8, noise: Noise::Auto };
 
 pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
     let cases = cases(shared)?;
+    let images: Vec<atomlens_core::Image> =
+        cases.iter().map(|c| crate::bench::load_image(&c.path)).collect::<Result<_>>()?;
     let mut rows = Vec::new();
-    for c in &cases {
-        let img = crate::bench::load_image(&c.path)?;
+    for (c, img) in cases.iter().zip(&images) {
         let (nlm_t, nlm) = timed(repeat, || denoise(img.view(), &NLM))?;
         let (bm3d_t, bm3d) = timed(repeat, || denoise(img.view(), &BM3D))?;
         let (nlm_s, bm3d_s) = (median(&mut nlm_t.clone()), median(&mut bm3d_t.clone()));
@@ -57,8 +58,7 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
         peers(shared, &cases, repeat.min(3), &mut rows)?;
         // Time atomlens again after the peers and take the median of both sets: the machine's
         // load drifts over the minutes the peers take, and one burst should not decide a ratio.
-        for (c, r) in cases.iter().zip(&mut rows) {
-            let img = crate::bench::load_image(&c.path)?;
+        for (img, r) in images.iter().zip(&mut rows) {
             for (k, method) in [NLM, BM3D].iter().enumerate() {
                 r.times[k].extend(timed(repeat, || denoise(img.view(), method))?.0);
                 r.ours[k].1 = median(&mut r.times[k]);

@@ -229,6 +229,7 @@ struct Axes {
     c: f64,
     isx2: f64,
     isy2: f64,
+    /// `1/σx³`, `1/σy³`: the width derivatives multiply by them.
     isx3: f64,
     isy3: f64,
 }
@@ -703,8 +704,8 @@ fn jacobian_row(m: &Axes, x: f64, y: f64, g: f64, circ: bool) -> ([f64; 7], f64)
 
 /// Per-pixel working arrays of the normal equations, kept as structure of arrays so the
 /// sums over pixels run as packed (SIMD) dot products: `exp(−Q)`, the Jacobian's columns in
-/// parameter order (x0, y0, A, B, σx or σ, σy, rot) and the residuals. One per fit, reused by
-/// every step.
+/// [`Form`] order (slots 2 and 3, `exp(−Q)` and ones, stay empty) and the residuals. One per
+/// fit, reused by every step.
 #[derive(Default)]
 struct Scratch {
     g: Vec<f64>,
@@ -742,9 +743,10 @@ fn normal_equations(
         (f.0[2], f.0[3]) = (height, (sd - height * sg) / nf);
     }
     let m = Model::of(f);
-    for c in s.j.iter_mut().chain([&mut s.r]) {
-        c.resize(n, 0.0);
+    for d in [0, 1, 4, 5, 6] {
+        s.j[d].resize(n, 0.0);
     }
+    s.r.resize(n, 0.0);
     // Columns 2 (∂/∂A = exp(−Q)) and 3 (∂/∂B = 1) are `g` and ones: not stored. Separate loops
     // per shape keep each branch-free (vectorised).
     let [j0, j1, _, _, j4, j5, j6] = &mut s.j;

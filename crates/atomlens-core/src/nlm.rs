@@ -193,7 +193,7 @@ impl Nlm<'_> {
 /// 2⁻⁶⁴: such a weight cannot matter next to the centre's 1, and products with it would be
 /// subnormal (two to three times slower over a whole image of tiny values).
 #[inline]
-pub(crate) fn exp_neg(t: f32) -> f32 {
+fn exp_neg(t: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: x + ROUND holds round(x) in its last bits
     // `if` rather than `f32::max`, whose NaN rule costs three more instructions per lane.
     let x = -t * std::f32::consts::LOG2_E;
