@@ -406,6 +406,16 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   await page.check('[data-testid=dn-compare]');
   await page.waitForFunction(() => window.__atomlens.compare && !window.__atomlens.busy, null, { timeout: 30000 });
   saveArtifact('cleanup-bm3d.png', await page.screenshot());
+  await page.uncheck('[data-testid=dn-compare]');
+  // Non-local means (Anscombe plane, lattice translations searched) likewise.
+  await page.selectOption('[data-testid=signal]', '0');
+  await page.waitForFunction(() => window.__atomlens.image && !window.__atomlens.busy, null, { timeout: 30000 });
+  await page.selectOption('[data-testid=dn-method]', 'non_local_means');
+  await page.click('[data-testid=dn-apply]');
+  await page.waitForFunction(() => window.__atomlens.denoised?.method === 'non_local_means' && !window.__atomlens.busy, null, { timeout: 60000 });
+  const n = await page.evaluate(() => ({ title: window.__atomlens.signals.at(-2).title, summary: window.__atomlens.image.summary }));
+  assert.match(n.title, /non_local_means filtered/);
+  assert.ok(n.summary.std < before && Math.abs(n.summary.mean / mean0 - 1) < 0.01, `NLM std ${n.summary.std} (before ${before}), mean ${n.summary.mean} vs ${mean0}`);
   noErrors(errors);
   await page.close();
 });

@@ -381,7 +381,7 @@ new TomoPanel({
 const DENOISE = {
   wiener: [['radius', 'radius px', 2]], gaussian: [['sigma', 'σ px', 1]], median: [['radius', 'radius px', 1]],
   bandpass: [['small', 'small px', 1], ['large', 'large px', 20]], bragg: [['radius', 'radius ×|g|', 0.15]],
-  background: [['sigma', 'σ px', 30]], non_local_means: [['patch', 'patch px', 2], ['search', 'search px', 5]],
+  background: [['sigma', 'σ px', 30]], non_local_means: [['patch', 'patch px', 2], ['search', 'search px', 2]],
   bm3d: [['search', 'search px', 8]], rolling_ball: [['radius', 'ball radius px', 20]],
 };
 function denoiseForm() {
@@ -414,7 +414,7 @@ $('dn-apply').onclick = async () => {
   DENOISE[name].forEach(([key], i) => { method[key] = +$(`dn-${'ab'[i]}`).value; });
   if (name === 'wiener') method.noise = null;
   if (name === 'non_local_means') method.h = null;
-  if (name === 'bm3d') method.noise = 'auto';
+  if (name === 'bm3d' || name === 'non_local_means') method.noise = 'auto';
   const done = busy('Cleaning up…');
   try {
     const r = await bridge.call('denoise', { method });

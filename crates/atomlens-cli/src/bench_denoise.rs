@@ -27,7 +27,7 @@ struct Case {
     truth: Vec<[f64; 2]>,
 }
 
-const NLM: Method = Method::NonLocalMeans { patch: 2, search: 5, h: None };
+const NLM: Method = Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto };
 const BM3D: Method = Method::Bm3d { search: 8, noise: Noise::Auto };
 
 pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
@@ -50,7 +50,7 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
             noisy: q(&img.data),
             ours: [(q(&nlm), nlm_s), (q(&bm3d), bm3d_s)],
             times: [nlm_t, bm3d_t],
-            positions: [positions(&img.data)?, positions(&bm3d)?],
+            positions: [positions(&img.data)?, positions(&nlm)?, positions(&bm3d)?],
             peer: [None, None],
         });
     }
@@ -72,7 +72,7 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
     );
     println!("PSNR (dB) against the clean image; median times; position RMS (px) of fitted columns\n");
     println!(
-        "| image | noisy | NLM al / skimage | BM3D al / bm3d | NLM time al / skimage | BM3D time al / bm3d | positions raw → BM3D |"
+        "| image | noisy | NLM al / skimage | BM3D al / bm3d | NLM time al / skimage | BM3D time al / bm3d | positions raw → NLM / BM3D |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (c, r) in cases.iter().zip(&rows) {
@@ -85,7 +85,7 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
             }
         };
         println!(
-            "| {} | {:.2} | {:.2} / {} | {:.2} / {} | {} | {} | {:.4} → {:.4} |",
+            "| {} | {:.2} | {:.2} / {} | {:.2} / {} | {} | {} | {:.4} → {:.4} / {:.4} |",
             c.id,
             r.noisy,
             r.ours[0].0,
@@ -95,20 +95,22 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
             time(0),
             time(1),
             r.positions[0],
-            r.positions[1]
+            r.positions[1],
+            r.positions[2]
         );
     }
     Ok(())
 }
 
-/// PSNR and seconds per method (NLM, BM3D), ours and the peer's; position RMS raw and after BM3D.
+/// PSNR and seconds per method (NLM, BM3D), ours and the peer's; position RMS raw, after NLM and
+/// after BM3D.
 struct Row {
     noisy: f64,
     ours: [(f64, f64); 2],
     /// Every timed run of ours (seconds), per method.
     times: [Vec<f64>; 2],
     peer: [Option<(f64, f64)>; 2],
-    positions: [f64; 2],
+    positions: [f64; 3],
 }
 
 /// `repeat` timed runs (seconds) and the last result.
@@ -152,6 +154,10 @@ fn cases(shared: &Path) -> Result<Vec<Case>> {
         let (h, w) = s.image.data.dim();
         let px: Vec<f32> = s.image.data.iter().copied().collect();
         std::fs::write(&path, atomlens_io::tiff_io::write_f32(w, h, &px, &s.image.calibration)?)?;
+        // The clean image beside it, so a peer's output can be scored outside this run too.
+        let clean: Vec<f32> = s.clean.iter().copied().collect();
+        let clean_path = out.join(format!("{id}_clean.tif"));
+        std::fs::write(clean_path, atomlens_io::tiff_io::write_f32(w, h, &clean, &s.image.calibration)?)?;
         let truth = s.columns.iter().map(|c| [c.x, c.y]).collect();
         cases.push(Case { id: format!("{id} (whole counts)"), path, clean: s.clean, offset: 0.0, truth });
     }

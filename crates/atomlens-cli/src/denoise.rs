@@ -30,15 +30,15 @@ pub struct Args {
     /// Band-pass: largest kept scale in px (20).
     #[arg(long)]
     large: Option<f64>,
-    /// Non-local means: patch half-width (2), search distance (5; BM3D: 8, plus lattice translations) in px and strength h
-    /// (default 0.8 × the estimated noise).
+    /// Non-local means: patch half-width (2) and search window (2; BM3D: 8) in px (both also
+    /// search the lattice translations), and strength h in units of the noise σ (0.8).
     #[arg(long)]
     patch: Option<usize>,
     #[arg(long)]
     search: Option<usize>,
     #[arg(long)]
     h: Option<f64>,
-    /// BM3D: noise model (auto: Poisson when every pixel is a whole count).
+    /// NLM and BM3D: noise model (auto: Poisson when every pixel is a whole count).
     #[arg(long, value_enum, default_value = "auto")]
     noise_model: NoiseArg,
     /// Output (32-bit float TIFF with the input's calibration).
@@ -77,6 +77,14 @@ fn window(r: Option<f64>, default: usize) -> Result<usize> {
     }
 }
 
+fn noise(n: NoiseArg) -> Noise {
+    match n {
+        NoiseArg::Auto => Noise::Auto,
+        NoiseArg::Poisson => Noise::Poisson,
+        NoiseArg::Gaussian => Noise::Gaussian,
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     let method = match a.method {
         MethodArg::Gaussian => Method::Gaussian { sigma: a.sigma.unwrap_or(1.0) },
@@ -84,15 +92,13 @@ pub fn run(a: Args) -> Result<()> {
         MethodArg::Wiener => Method::Wiener { radius: window(a.radius, 2)?, noise: a.noise },
         MethodArg::Bandpass => Method::Bandpass { small: a.small.unwrap_or(1.0), large: a.large.unwrap_or(20.0) },
         MethodArg::Bragg => Method::Bragg { radius: a.radius.unwrap_or(0.15) },
-        MethodArg::Nlm => Method::NonLocalMeans { patch: a.patch.unwrap_or(2), search: a.search.unwrap_or(5), h: a.h },
-        MethodArg::Bm3d => Method::Bm3d {
-            search: a.search.unwrap_or(8),
-            noise: match a.noise_model {
-                NoiseArg::Auto => Noise::Auto,
-                NoiseArg::Poisson => Noise::Poisson,
-                NoiseArg::Gaussian => Noise::Gaussian,
-            },
+        MethodArg::Nlm => Method::NonLocalMeans {
+            patch: a.patch.unwrap_or(2),
+            search: a.search.unwrap_or(2),
+            h: a.h,
+            noise: noise(a.noise_model),
         },
+        MethodArg::Bm3d => Method::Bm3d { search: a.search.unwrap_or(8), noise: noise(a.noise_model) },
         MethodArg::RollingBall => Method::RollingBall { radius: window(a.radius, 20)? },
         MethodArg::Background => Method::Background { sigma: a.sigma.unwrap_or(30.0) },
     };

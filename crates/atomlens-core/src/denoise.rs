@@ -62,14 +62,17 @@ pub enum Method {
         /// Window radius around each reciprocal-lattice point, as a fraction of the shorter |g|.
         radius: f64,
     },
-    /// Non-local means (see [`crate::nlm`]), noise estimated from the image.
+    /// Non-local means (see [`crate::nlm`]), Poisson-aware, noise estimated from the image.
     NonLocalMeans {
         /// Patch half-width (px): patches are (2p+1)².
         patch: usize,
-        /// Largest offset searched (px).
+        /// Window searched around each pixel (px); lattice translations are searched as well.
         search: usize,
-        /// Filtering strength; `None` = 0.8 × the estimated noise (see [`crate::nlm`]).
+        /// Filtering strength in units of the noise σ; `None` = [`crate::nlm::STRENGTH`].
         h: Option<f64>,
+        /// Poisson counts (Anscombe transform) or additive Gaussian noise (estimated).
+        #[serde(default)]
+        noise: crate::fit::Noise,
     },
     /// Block-matching 3D filtering (see [`crate::bm3d`]), Poisson-aware.
     Bm3d {
@@ -143,15 +146,14 @@ pub fn denoise(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, Cor
             let level = finite_mean(bg.view()) as f32;
             Ok(img.mapv(|v| if v.is_finite() { v } else { f32::NAN }) - &bg + level)
         }
-        Method::NonLocalMeans { patch, search, h } => {
+        Method::NonLocalMeans { patch, search, h, noise } => {
             if !(1..=5).contains(&patch) || !(1..=15).contains(&search) {
                 return Err(invalid("patch", format!("patch {patch} px (1–5) and search {search} px (1–15)")));
             }
             if let Some(v) = h {
                 positive("h", v)?;
             }
-            let sigma = crate::nlm::estimate_noise(img);
-            Ok(crate::nlm::nl_means(img, patch, search, sigma, h.unwrap_or(0.8 * sigma)))
+            Ok(crate::nlm::denoise(img, patch, search, h.unwrap_or(crate::nlm::STRENGTH), noise))
         }
         Method::RollingBall { radius } => {
             if !(2..=200).contains(&radius) {
@@ -285,6 +287,7 @@ fn bragg(img: ArrayView2<f32>, radius: f64) -> Result<Array2<f32>, CoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::Noise;
     use crate::synth::{TrueColumn, add_gaussians};
 
     fn lattice(noise: f32, seed: u64) -> (Array2<f32>, Array2<f32>) {
@@ -332,7 +335,7 @@ mod tests {
             (Method::Wiener { radius: 2, noise: None }, 3.0),
             (Method::Bandpass { small: 1.0, large: 20.0 }, 3.0),
             (Method::Bragg { radius: 0.2 }, 8.0),
-            (Method::NonLocalMeans { patch: 2, search: 5, h: None }, 5.0),
+            (Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto }, 5.0),
         ] {
             let out = denoise(noisy.view(), &m).unwrap();
             let p = psnr(&out, &clean);

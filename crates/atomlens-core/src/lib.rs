@@ -45,6 +45,7 @@ pub mod peaks;
 pub mod register;
 pub mod render;
 pub mod rolling_ball;
+pub mod similar;
 pub mod sites;
 pub mod spectrum;
 pub mod stats;
