@@ -63,7 +63,7 @@ fn denoisers_reach_the_peers_and_bm3d_keeps_positions() {
         assert!(q >= bm3d_peer - 1.0 && q >= nlm_peer, "{id}: BM3D {q} dB");
         assert!(q_nlm >= nlm_peer, "{id}: NLM {q_nlm} dB");
         // Not biased: at least as close to the truth, to within 5 % (the perovskite, near its
-        // Cramér–Rao bound, moves from 0.0086 to 0.0088 px after NLM and 0.0089 px after BM3D).
+        // Cramér–Rao bound, moves from 0.0086 to 0.0089 px after either).
         for (name, rms) in [("BM3D", cleaned), ("NLM", cleaned_nlm)] {
             assert!(rms <= 1.05 * raw, "{id}: positions {raw} → {rms} px after {name}");
         }

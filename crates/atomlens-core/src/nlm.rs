@@ -76,13 +76,13 @@ pub fn nl_means(img: ArrayView2<f32>, patch: usize, offsets: &Offsets, sigma: f6
     let (ph, pw) = (h + 2 * m, w + 2 * m);
     let columns: Vec<usize> = (0..pw).map(|x| reflect(x as i64 - m as i64, w)).collect();
     let mut padded = vec![0.0f32; ph * pw];
-    for (py, row) in padded.chunks_mut(pw).enumerate() {
+    crate::par::rows(&mut padded, pw, |py, row| {
         let src = img.row(reflect(py as i64 - m as i64, h));
         for (o, &x) in row.iter_mut().zip(&columns) {
             let v = src[x];
             *o = if v.is_finite() { v } else { 0.0 };
         }
-    }
+    });
     let nlm = Nlm {
         padded: &padded,
         pw,
@@ -101,7 +101,11 @@ pub fn nl_means(img: ArrayView2<f32>, patch: usize, offsets: &Offsets, sigma: f6
     out.par_chunks_mut(BAND * w).enumerate().for_each(band);
     #[cfg(not(feature = "parallel"))]
     out.chunks_mut(BAND * w).enumerate().for_each(band);
-    Array2::from_shape_fn((h, w), |(y, x)| if img[[y, x]].is_finite() { out[y * w + x] } else { f32::NAN })
+    let mut out = Array2::from_shape_vec((h, w), out).expect("h × w pixels");
+    if img.iter().any(|v| !v.is_finite()) {
+        out.zip_mut_with(&img, |o, v| *o = if v.is_finite() { *o } else { f32::NAN });
+    }
+    out
 }
 
 /// Rows per parallel band.

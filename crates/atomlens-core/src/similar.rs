@@ -118,7 +118,7 @@ fn translations(img: ArrayView2<f32>, window: usize) -> Vec<[isize; 2]> {
 pub const NO_LATTICE_WINDOW: usize = 5;
 
 /// Side of the central crop whose autocorrelation gives the translations (px).
-const CROP: usize = 256;
+const CROP: usize = 128;
 /// Translations searched (each with its opposite): a square lattice's ±a, ±b, ±(a+b), ±(a−b),
 /// ±2a, ±2b.
 const TRANSLATIONS: usize = 6;
@@ -133,7 +133,8 @@ pub struct Stabilised {
     pub w: usize,
     poisson: bool,
     sigma: f32,
-    finite: Vec<bool>,
+    /// Which pixels were finite, when not all were.
+    finite: Option<Vec<bool>>,
 }
 
 impl Stabilised {
@@ -146,13 +147,18 @@ impl Stabilised {
         if !(sigma > 0.0) {
             return None;
         }
-        let mean = crate::stats::finite_mean(img) as f32;
-        let finite: Vec<bool> = img.iter().map(|v| v.is_finite()).collect();
-        let px = img
-            .iter()
-            .map(|&v| if v.is_finite() { v } else { mean })
-            .map(|v| if poisson { 2.0 * (v.max(0.0) + 0.375).sqrt() } else { v / sigma })
-            .collect();
+        let img = img.as_standard_layout();
+        let src = img.as_slice().expect("standard layout");
+        let finite =
+            if src.iter().all(|v| v.is_finite()) { None } else { Some(src.iter().map(|v| v.is_finite()).collect()) };
+        let fill = if finite.is_some() { crate::stats::finite_mean(img.view()) as f32 } else { 0.0 };
+        let mut px = vec![0.0f32; h * w];
+        crate::par::rows(&mut px, w, |y, row| {
+            for (o, &v) in row.iter_mut().zip(&src[y * w..][..w]) {
+                let v = if v.is_finite() { v } else { fill };
+                *o = if poisson { 2.0 * (v.max(0.0) + 0.375).sqrt() } else { v / sigma };
+            }
+        });
         Some(Stabilised { px, h, w, poisson, sigma, finite })
     }
 
@@ -163,9 +169,18 @@ impl Stabilised {
 
     /// A filtered plane `z` (same size) back in image units; NaN where the image was not finite.
     pub fn restore(&self, z: &[f32]) -> Array2<f32> {
-        let back = |v: f32| if self.poisson { inverse_anscombe(v) } else { v * self.sigma };
-        let px = z.iter().zip(&self.finite).map(|(&v, &ok)| if ok { back(v) } else { f32::NAN }).collect();
-        Array2::from_shape_vec((self.h, self.w), px).expect("h × w pixels")
+        let w = self.w;
+        let mut px = vec![0.0f32; self.h * w];
+        crate::par::rows(&mut px, w, |y, row| {
+            for (x, (o, &v)) in row.iter_mut().zip(&z[y * w..][..w]).enumerate() {
+                *o = match &self.finite {
+                    Some(f) if !f[y * w + x] => f32::NAN,
+                    _ if self.poisson => inverse_anscombe(v),
+                    _ => v * self.sigma,
+                };
+            }
+        });
+        Array2::from_shape_vec((self.h, w), px).expect("h × w pixels")
     }
 }
 
