@@ -3,7 +3,7 @@ its own documentation: 5x5 patches, distance 6, h = 0.8 sigma) and the `bm3d` pa
 Azzari & Foi), both with sigma from `skimage.restoration.estimate_sigma`. Images of whole counts
 (Poisson) go through the same Anscombe transform and closed-form unbiased inverse as atomlens's
 BM3D, so both sides denoise the same thing. Writes each result as float32 TIFF into OUT and prints
-one JSON object per image with the median time of `repeat` runs.
+one JSON object per image with the median time of `repeat` runs after one untimed warm-up.
 
 Usage: python denoise_peers.py OUT REPEAT id=image.tif ...
 """
@@ -44,7 +44,8 @@ def bm3d_peer(img):
 
 
 def timed(f, img):
-    times, result = [], None
+    result = f(img)  # untimed warm-up, as atomlens's side does
+    times = []
     for _ in range(repeat):
         t = time.perf_counter()
         result = f(img)

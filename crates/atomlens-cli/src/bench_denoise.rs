@@ -113,13 +113,14 @@ struct Row {
     positions: [f64; 3],
 }
 
-/// `repeat` timed runs (seconds) and the last result.
+/// `repeat` timed runs (seconds) after one untimed warm-up (first-touch page faults, thread
+/// start-up; the peer script warms up the same way), and the last result.
 fn timed(
     repeat: usize,
     f: impl Fn() -> Result<Array2<f32>, atomlens_core::CoreError>,
 ) -> Result<(Vec<f64>, Array2<f32>)> {
     let mut times = Vec::new();
-    let mut last = None;
+    let mut last = Some(f()?);
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
         last = Some(f()?);

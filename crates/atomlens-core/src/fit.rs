@@ -49,7 +49,11 @@ impl Noise {
         match self {
             Noise::Poisson => true,
             Noise::Gaussian => false,
-            Noise::Auto => img.iter().all(|&v| v.is_finite() && v >= 0.0 && v.fract() == 0.0),
+            // Whole: at or above 2²⁴ every f32 is; below, the round trip through u32 is exact
+            // only for whole values (cheaper than `fract`, a library call on baseline x86-64).
+            Noise::Auto => {
+                img.iter().all(|&v| v.is_finite() && v >= 0.0 && (v >= 16_777_216.0 || (v as u32) as f32 == v))
+            }
         }
     }
 }
@@ -936,6 +940,15 @@ mod tests {
     use ndarray::Array2;
     use rand::{SeedableRng, rngs::SmallRng};
     use rand_distr::{Distribution, Poisson};
+
+    #[test]
+    fn auto_noise_means_whole_non_negative_counts() {
+        let is = |v: &[f32]| Noise::Auto.is_poisson(ndarray::ArrayView2::from_shape((1, v.len()), v).unwrap());
+        assert!(is(&[0.0, 3.0, 17.0, 4_194_305.0, 3.0e9]));
+        for bad in [0.5, -1.0, f32::NAN, f32::INFINITY, 8_388_607.5, 1e-3] {
+            assert!(!is(&[2.0, bad]), "{bad}");
+        }
+    }
 
     fn elliptical(img: &mut Array2<f32>, x0: f64, y0: f64, a: f64, sx: f64, sy: f64, t: f64) {
         let q = P([x0, y0, a, 0.0, sx, sy, t]);

@@ -186,12 +186,12 @@ impl Stabilised {
 
 /// Mäkitalo & Foi's closed-form approximation of the exact unbiased inverse Anscombe transform.
 pub(crate) fn inverse_anscombe(d: f32) -> f32 {
-    let d = d as f64;
-    if d < 2.0 * 0.375f64.sqrt() {
-        return 0.0;
+    const S: f32 = 1.224_744_9; // √1.5
+    if !(d >= 1.224_744_9) {
+        return 0.0; // 2√(3/8) = √1.5: the transform of 0 counts, and below
     }
-    let s = 1.5f64.sqrt();
-    (0.25 * d * d + 0.25 * s / d - 1.375 / (d * d) + 0.625 * s / (d * d * d) - 0.125).max(0.0) as f32
+    let r = 1.0 / d;
+    (0.25 * d * d - 0.125 + r * (0.25 * S + r * (-1.375 + r * (0.625 * S)))).max(0.0)
 }
 
 #[cfg(test)]
