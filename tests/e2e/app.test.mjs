@@ -416,6 +416,9 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   const n = await page.evaluate(() => ({ title: window.__atomlens.signals.at(-2).title, summary: window.__atomlens.image.summary }));
   assert.match(n.title, /non_local_means filtered/);
   assert.ok(n.summary.std < before && Math.abs(n.summary.mean / mean0 - 1) < 0.01, `NLM std ${n.summary.std} (before ${before}), mean ${n.summary.mean} vs ${mean0}`);
+  await page.check('[data-testid=dn-compare]');
+  await page.waitForFunction(() => window.__atomlens.compare && !window.__atomlens.busy, null, { timeout: 30000 });
+  saveArtifact('cleanup-nlm.png', await page.screenshot());
   noErrors(errors);
   await page.close();
 });
