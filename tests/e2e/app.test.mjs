@@ -419,6 +419,11 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   await page.check('[data-testid=dn-compare]');
   await page.waitForFunction(() => window.__atomlens.compare && !window.__atomlens.busy, null, { timeout: 30000 });
   saveArtifact('cleanup-nlm.png', await page.screenshot());
+  // The lattice search can be turned off (for work on displacements).
+  const last = await page.evaluate(() => window.__atomlens.denoised.index);
+  await page.uncheck('[data-testid=dn-lattice]');
+  await page.click('[data-testid=dn-apply]');
+  await page.waitForFunction((i) => window.__atomlens.denoised?.index > i && !window.__atomlens.busy, last, { timeout: 60000 });
   noErrors(errors);
   await page.close();
 });

@@ -386,6 +386,7 @@ const DENOISE = {
 };
 function denoiseForm() {
   const p = DENOISE[$('dn-method').value];
+  $('dn-lattice-row').hidden = !['non_local_means', 'bm3d'].includes($('dn-method').value);
   ['a', 'b'].forEach((k, i) => {
     $(`dn-${k}`).hidden = $(`dn-${k}-label`).hidden = !p[i];
     if (p[i]) { $(`dn-${k}-label`).textContent = p[i][1]; $(`dn-${k}`).value = p[i][2]; }
@@ -414,7 +415,7 @@ $('dn-apply').onclick = async () => {
   DENOISE[name].forEach(([key], i) => { method[key] = +$(`dn-${'ab'[i]}`).value; });
   if (name === 'wiener') method.noise = null;
   if (name === 'non_local_means') method.h = null;
-  if (name === 'bm3d' || name === 'non_local_means') method.noise = 'auto';
+  if (name === 'bm3d' || name === 'non_local_means') Object.assign(method, { noise: 'auto', lattice: $('dn-lattice').checked });
   const done = busy('Cleaning up…');
   try {
     const r = await bridge.call('denoise', { method });

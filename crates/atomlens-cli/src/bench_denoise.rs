@@ -27,8 +27,8 @@ struct Case {
     truth: Vec<[f64; 2]>,
 }
 
-const NLM: Method = Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto };
-const BM3D: Method = Method::Bm3d { search: 8, noise: Noise::Auto };
+const NLM: Method = Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: true };
+const BM3D: Method = Method::Bm3d { search: 8, noise: Noise::Auto, lattice: true };
 
 pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
     let cases = cases(shared)?;

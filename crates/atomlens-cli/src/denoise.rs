@@ -38,6 +38,10 @@ pub struct Args {
     search: Option<usize>,
     #[arg(long)]
     h: Option<f64>,
+    /// NLM and BM3D: search only the window, not the lattice translations (for work on
+    /// displacements: patches of other columns pull each column slightly towards them).
+    #[arg(long)]
+    no_lattice: bool,
     /// NLM and BM3D: noise model (auto: Poisson when every pixel is a whole count).
     #[arg(long, value_enum, default_value = "auto")]
     noise_model: NoiseArg,
@@ -97,8 +101,11 @@ pub fn run(a: Args) -> Result<()> {
             search: a.search.unwrap_or(2),
             h: a.h,
             noise: noise(a.noise_model),
+            lattice: !a.no_lattice,
         },
-        MethodArg::Bm3d => Method::Bm3d { search: a.search.unwrap_or(8), noise: noise(a.noise_model) },
+        MethodArg::Bm3d => {
+            Method::Bm3d { search: a.search.unwrap_or(8), noise: noise(a.noise_model), lattice: !a.no_lattice }
+        }
         MethodArg::RollingBall => Method::RollingBall { radius: window(a.radius, 20)? },
         MethodArg::Background => Method::Background { sigma: a.sigma.unwrap_or(30.0) },
     };

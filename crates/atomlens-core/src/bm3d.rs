@@ -44,7 +44,7 @@ const LAMBDA: f32 = 2.7;
 
 /// BM3D of `img` with block matching over ±`search` px (see the module docs). Non-finite pixels
 /// are treated as the image mean and come back NaN.
-pub fn bm3d(img: ArrayView2<f32>, noise: Noise, search: usize) -> Array2<f32> {
+pub fn bm3d(img: ArrayView2<f32>, noise: Noise, search: usize, lattice: bool) -> Array2<f32> {
     let (h, w) = img.dim();
     if h < B || w < B {
         return img.to_owned();
@@ -52,7 +52,7 @@ pub fn bm3d(img: ArrayView2<f32>, noise: Noise, search: usize) -> Array2<f32> {
     let Some(plane) = Stabilised::new(img, noise) else {
         return img.to_owned(); // noise-free (or constant): nothing to remove
     };
-    let offsets = Offsets::with_lattice(img, search);
+    let offsets = Offsets::searched(img, search, lattice);
     let noisy = Plane { px: &plane.px, h, w };
     let basic = run_stage(noisy, noisy, &HARD, &offsets);
     let fine = run_stage(noisy, Plane { px: &basic, h, w }, &WIENER, &offsets);
@@ -519,8 +519,8 @@ mod tests {
         .unwrap();
         let img = s.image.data.view();
         let q = |a: ArrayView2<f32>| crate::metrics::psnr(a, s.clean.view(), 0.0);
-        let out = bm3d(img, Noise::Auto, 8);
-        let nlm = crate::nlm::denoise(img, 2, 2, crate::nlm::STRENGTH, Noise::Auto);
+        let out = bm3d(img, Noise::Auto, 8, true);
+        let nlm = crate::nlm::denoise(img, 2, 2, true, crate::nlm::STRENGTH, Noise::Auto);
         let (noisy, ours, theirs) = (q(img), q(out.view()), q(nlm.view()));
         eprintln!("PSNR noisy {noisy:.2}, BM3D {ours:.2}, NLM {theirs:.2} dB");
         // NLM searches the same lattice translations on the same Anscombe plane (35.3 dB here).
@@ -533,10 +533,10 @@ mod tests {
     #[test]
     fn flat_images_and_nan_pixels_come_back_safely() {
         let flat = Array2::from_elem((32, 32), 3.0f32);
-        assert_eq!(bm3d(flat.view(), Noise::Gaussian, 8), flat);
+        assert_eq!(bm3d(flat.view(), Noise::Gaussian, 8, true), flat);
         let mut img = Array2::from_shape_fn((40, 40), |(y, x)| ((x * 7 + y * 13) % 5) as f32);
         img[[5, 5]] = f32::NAN;
-        let out = bm3d(img.view(), Noise::Gaussian, 8);
+        let out = bm3d(img.view(), Noise::Gaussian, 8, true);
         assert!(out[[5, 5]].is_nan());
         assert_eq!(out.iter().filter(|v| !v.is_finite()).count(), 1, "{out:?}");
     }

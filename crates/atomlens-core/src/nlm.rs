@@ -6,7 +6,7 @@
 //! transform, anything else divided by its Immerkær σ), so the weight is
 //! `exp(−max(d² − 2, 0) / h²)` with `d²` the mean squared patch difference and `h` a strength in
 //! units of σ ([`STRENGTH`] by default, scikit-image's documented choice). The offsets are a small
-//! window plus ±1 px around the lattice translations ([`Offsets::with_lattice`]): in a crystal the
+//! window plus ±1 px around the lattice translations ([`Offsets::searched`]): in a crystal the
 //! most similar patches are a lattice vector away, and searching there is both better and
 //! cheaper than a wide window.
 use ndarray::{Array2, ArrayView2};
@@ -51,11 +51,11 @@ pub fn estimate_noise(img: ArrayView2<f32>) -> f64 {
 pub const STRENGTH: f64 = 0.8;
 
 /// Non-local means of `img` under the noise model `noise`: patches of `(2·patch+1)²`, the
-/// ±`search` px window and the lattice translations searched, strength `h` (σ units). An image
-/// that shows no noise comes back unchanged.
-pub fn denoise(img: ArrayView2<f32>, patch: usize, search: usize, h: f64, noise: Noise) -> Array2<f32> {
+/// ±`search` px window and (when `lattice`) the lattice translations searched, strength `h`
+/// (σ units). An image that shows no noise comes back unchanged.
+pub fn denoise(img: ArrayView2<f32>, patch: usize, search: usize, lattice: bool, h: f64, noise: Noise) -> Array2<f32> {
     let Some(plane) = Stabilised::new(img, noise) else { return img.to_owned() };
-    let offsets = Offsets::with_lattice(img, search);
+    let offsets = Offsets::searched(img, search, lattice);
     let out = nl_means(plane.view(), patch, &offsets, 1.0, h);
     plane.restore(out.as_slice().expect("standard layout"))
 }

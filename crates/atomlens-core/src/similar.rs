@@ -5,7 +5,11 @@
 //! (the strongest autocorrelation peaks, when the image shows a lattice). A crystal's most
 //! similar patches sit one or two lattice vectors away, usually beyond any window one could
 //! afford: on the shared test images this is worth 1–6 dB to NLM at fewer offsets than a ±5 px
-//! window (BENCHMARKS.md).
+//! window (BENCHMARKS.md). The price: other columns take part in each column's average, so where
+//! columns are displaced from the ideal lattice (jitter, strain gradients), each is pulled a
+//! little towards its neighbours (about 1 % of the relative displacement on the 49-dB perovskite
+//! set, more at low dose where patches match within the noise). Callers can turn the search off
+//! for work on displacements.
 //!
 //! Plane: the image in units of its noise, σ = 1. Whole counts go through the Anscombe transform
 //! `2√(x + 3/8)` (Poisson noise becomes σ ≈ 1 everywhere, so one filtering strength fits the
@@ -34,10 +38,11 @@ impl Offsets {
         Offsets::from_list((-r..=r).flat_map(|dy| (-r..=r).map(move |dx| [dy, dx])).collect())
     }
 
-    /// The ±`window` px window and ±1 px around the lattice translations of `img`; when no
-    /// lattice shows, a window of at least ±[`NO_LATTICE_WINDOW`] px instead.
-    pub fn with_lattice(img: ArrayView2<f32>, window: usize) -> Offsets {
-        let found = translations(img, window);
+    /// The ±`window` px window and, when `lattice`, ±1 px around the lattice translations of
+    /// `img`; without translations (turned off, or no lattice shows) a window of at least
+    /// ±[`NO_LATTICE_WINDOW`] px instead.
+    pub fn searched(img: ArrayView2<f32>, window: usize, lattice: bool) -> Offsets {
+        let found = if lattice { translations(img, window) } else { Vec::new() };
         if found.is_empty() {
             return Offsets::window(window.max(NO_LATTICE_WINDOW));
         }
@@ -215,7 +220,8 @@ mod tests {
             let (dy, dx) = ((y % 10) as f32 - 5.0, (x % 10) as f32 - 5.0);
             (-(dx * dx + dy * dy) / 4.0).exp()
         });
-        let o = Offsets::with_lattice(img.view(), 2);
+        let o = Offsets::searched(img.view(), 2, true);
+        assert_eq!(Offsets::searched(img.view(), 2, false).list, Offsets::window(NO_LATTICE_WINDOW).list);
         for t in [[0, 10], [10, 0], [10, 10], [-10, 10], [0, 20], [19, 1], [-11, -9]] {
             assert!(o.list.contains(&t), "{t:?} not searched");
         }
@@ -229,7 +235,7 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 40) as f32
         });
-        let o = Offsets::with_lattice(noise.view(), 2);
+        let o = Offsets::searched(noise.view(), 2, true);
         assert_eq!((o.list.len(), o.margin), (121, NO_LATTICE_WINDOW));
     }
 
