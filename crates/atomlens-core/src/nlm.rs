@@ -66,9 +66,9 @@ pub fn denoise(img: ArrayView2<f32>, patch: usize, search: usize, lattice: bool,
 /// The patch distance is symmetric, so each offset `o` and its opposite share one weight: the
 /// weight of `q + o` in the mean at `q` is also the weight of `q` in the mean at `q + o`. Half
 /// the offsets are computed. Bands of rows run in parallel, each doing every offset for its own
-/// rows, one weight row at a time: the row is added forwards (into `q`) and backwards (into
-/// `q + o`) while it is in cache, and the threads never meet. Every loop runs over plain rows
-/// (vectorised), with [`exp_neg`] for the weights.
+/// rows (its weights reach `dy` rows above the band), so the work stays in cache and the
+/// threads never meet. Every loop runs over plain rows (vectorised), with [`exp_neg`] for the
+/// weights.
 pub fn nl_means(img: ArrayView2<f32>, patch: usize, offsets: &Offsets, sigma: f64, h_param: f64) -> Array2<f32> {
     let (h, w) = img.dim();
     // Mirrored once into a padded copy, so the inner loops run over plain slices.
@@ -150,66 +150,66 @@ macro_rules! kernels {
         impl Nlm<'_> {
             $(#[target_feature(enable = $feature)])?
             fn $band(&self, y0: usize, out: &mut [f32]) {
-        let (w, p) = (self.w, self.patch as i64);
-        let rows = out.len() / w;
-        let side = 2 * self.patch + 1;
-        let widest = w + self.margin + 2 * self.patch;
-        // The last `side` rows of squared differences, and their sum down the columns.
-        let mut ring = vec![0.0f32; side * widest];
-        let mut down = vec![0.0f32; widest];
-        let mut weights = vec![0.0f32; (rows + self.margin) * (w + self.margin)];
-        // The offset 0 has weight 1.
-        let mut den = vec![1.0f32; rows * w];
-        for (r, o) in out.chunks_mut(w).enumerate() {
-            o.copy_from_slice(self.at((y0 + r) as i64, 0, w));
-        }
-        for &[dy, dx] in &self.half {
-            let (dy, dx) = (dy as i64, dx as i64);
-            // The weights W(q) of every `q` with `q` or `q + o` in the band: rows `top..` (`dy`
-            // above the band), columns `c0..c0 + cw`.
-            let (top, c0, cw) = (y0 as i64 - dy, (-dx).min(0), w + dx.unsigned_abs() as usize);
-            let wide = cw + 2 * self.patch;
-            down[..wide].fill(0.0);
-            ring[..side * wide].fill(0.0);
-            for r in 0..rows + dy as usize + 2 * self.patch {
-                // One pass down the rows a patch touches: each row's squared differences enter
-                // the running column sums (and the row `side` above leaves them), then the sums
-                // are box-summed along the row into the weights of the patches centred `patch`
-                // rows up. Over a band's few dozen rows the running sums drift by a few ulps.
-                let y = top + r as i64 - p;
-                let (a, b) = (self.at(y, c0 - p, wide), self.at(y + dy, c0 - p + dx, wide));
-                let slot = &mut ring[(r % side) * wide..][..wide];
-                for (((d, u), v), acc) in slot.iter_mut().zip(a).zip(b).zip(down[..wide].iter_mut()) {
-                    let new = (u - v) * (u - v);
-                    *acc += new - *d;
-                    *d = new;
+                let (w, p) = (self.w, self.patch as i64);
+                let rows = out.len() / w;
+                let side = 2 * self.patch + 1;
+                let widest = w + self.margin + 2 * self.patch;
+                // The last `side` rows of squared differences, and their sum down the columns.
+                let mut ring = vec![0.0f32; side * widest];
+                let mut down = vec![0.0f32; widest];
+                let mut weights = vec![0.0f32; (rows + self.margin) * (w + self.margin)];
+                // The offset 0 has weight 1.
+                let mut den = vec![1.0f32; rows * w];
+                for (r, o) in out.chunks_mut(w).enumerate() {
+                    o.copy_from_slice(self.at((y0 + r) as i64, 0, w));
                 }
-                let Some(wr) = (r + 1).checked_sub(side) else { continue };
-                let row = &mut weights[wr * cw..][..cw];
-                match side {
-                    3 => self.$weigh::<3>(side, &down, row),
-                    5 => self.$weigh::<5>(side, &down, row),
-                    7 => self.$weigh::<7>(side, &down, row),
-                    9 => self.$weigh::<9>(side, &down, row),
-                    11 => self.$weigh::<11>(side, &down, row),
-                    _ => self.$weigh::<0>(side, &down, row),
+                for &[dy, dx] in &self.half {
+                    let (dy, dx) = (dy as i64, dx as i64);
+                    // The weights W(q) of every `q` with `q` or `q + o` in the band: rows `top..` (`dy`
+                    // above the band), columns `c0..c0 + cw`.
+                    let (top, c0, cw) = (y0 as i64 - dy, (-dx).min(0), w + dx.unsigned_abs() as usize);
+                    let wide = cw + 2 * self.patch;
+                    down[..wide].fill(0.0);
+                    ring[..side * wide].fill(0.0);
+                    for r in 0..rows + dy as usize + 2 * self.patch {
+                        // One pass down the rows a patch touches: each row's squared differences enter
+                        // the running column sums (and the row `side` above leaves them), then the sums
+                        // are box-summed along the row into the weights of the patches centred `patch`
+                        // rows up. Over a band's few dozen rows the running sums drift by a few ulps.
+                        let y = top + r as i64 - p;
+                        let (a, b) = (self.at(y, c0 - p, wide), self.at(y + dy, c0 - p + dx, wide));
+                        let slot = &mut ring[(r % side) * wide..][..wide];
+                        for (((d, u), v), acc) in slot.iter_mut().zip(a).zip(b).zip(down[..wide].iter_mut()) {
+                            let new = (u - v) * (u - v);
+                            *acc += new - *d;
+                            *d = new;
+                        }
+                        let Some(wr) = (r + 1).checked_sub(side) else { continue };
+                        let row = &mut weights[wr * cw..][..cw];
+                        match side {
+                            3 => self.$weigh::<3>(side, &down, row),
+                            5 => self.$weigh::<5>(side, &down, row),
+                            7 => self.$weigh::<7>(side, &down, row),
+                            9 => self.$weigh::<9>(side, &down, row),
+                            11 => self.$weigh::<11>(side, &down, row),
+                            _ => self.$weigh::<0>(side, &down, row),
+                        }
+                    }
+                    // Pixel `q` takes `q + o` with weight W(q), and `q − o` with weight W(q − o).
+                    for (k, (num, den)) in out.chunks_mut(w).zip(den.chunks_mut(w)).enumerate() {
+                        let y = (y0 + k) as i64;
+                        let fwd = &weights[(k + dy as usize) * cw + (-c0) as usize..][..w];
+                        let back = &weights[k * cw + (-dx - c0) as usize..][..w];
+                        let (ahead, behind) = (self.at(y + dy, dx, w), self.at(y - dy, -dx, w));
+                        for x in 0..w {
+                            num[x] += fwd[x] * ahead[x] + back[x] * behind[x];
+                            den[x] += fwd[x] + back[x];
+                        }
+                    }
                 }
-            }
-            // Pixel `q` takes `q + o` with weight W(q), and `q − o` with weight W(q − o).
-            for (k, (num, den)) in out.chunks_mut(w).zip(den.chunks_mut(w)).enumerate() {
-                let y = (y0 + k) as i64;
-                let fwd = &weights[(k + dy as usize) * cw + (-c0) as usize..][..w];
-                let back = &weights[k * cw + (-dx - c0) as usize..][..w];
-                let (ahead, behind) = (self.at(y + dy, dx, w), self.at(y - dy, -dx, w));
-                for x in 0..w {
-                    num[x] += fwd[x] * ahead[x] + back[x] * behind[x];
-                    den[x] += fwd[x] + back[x];
+                for (o, d) in out.iter_mut().zip(&den) {
+                    *o /= d;
                 }
-            }
-        }
-        for (o, d) in out.iter_mut().zip(&den) {
-            *o /= d;
-        }
             }
 
             /// The weights of a row from its column sums: each box-summed along the row over
