@@ -4,7 +4,7 @@
 // threaded wasm (SIMD) and single-threaded wasm. Medians of 3 after a warm-up.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { serve, browser, openApp, drop } from './harness.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -18,12 +18,13 @@ fs.mkdirSync(OUT, { recursive: true });
 const METHODS = [['non_local_means', 'nlm', 2], ['bm3d', 'bm3d', 8]];
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
-/** The filter's own time from `atomlens denoise`'s "… in 0.032 s" line. */
+/** The filter's own time from `atomlens denoise`'s "… in 0.032 s" line on stderr. */
 function nativeMs(cli) {
   const times = [];
   for (let k = 0; k < 4; k++) {
-    const r = execFileSync('sh', ['-c', `"${path.join(ROOT, 'target/release/atomlens')}" denoise "${FILE}" --method ${cli} --out "${path.join(OUT, 'denoised.tif')}" 2>&1`]).toString();
-    const s = Number(/in ([0-9.]+) s/.exec(r)?.[1]);
+    const args = ['denoise', FILE, '--method', cli, '--out', path.join(OUT, 'denoised.tif')];
+    const r = spawnSync(path.join(ROOT, 'target/release/atomlens'), args, { encoding: 'utf8' });
+    const s = Number(/in ([0-9.]+) s/.exec(r.stderr)?.[1]);
     if (k > 0) times.push(1000 * s);
   }
   return median(times);

@@ -1,7 +1,7 @@
 //! Finding atomic columns: local maxima of a smoothed image, at least one minimum separation
 //! apart, above a relative threshold, away from the border. The separation is estimated from
 //! the image (the nearest-neighbour peak of its autocorrelation) unless the user gives one.
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rustfft::FftDirection;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,22 @@ impl Peaks {
     }
 }
 
+/// The circular autocorrelation of `img` (mean removed, non-finite pixels read as the mean) with
+/// the slow variations (support thickness, a particle's envelope: below 4 cycles per image)
+/// removed from its power spectrum; shift `(dy, dx)` at `[[dy mod h, dx mod w]]`.
+pub(crate) fn autocorrelation(img: ArrayView2<f32>) -> Array2<f32> {
+    let (h, w) = img.dim();
+    let mean = crate::stats::finite_mean(img) as f32;
+    let mut c = img.mapv(|v| C32::new(if v.is_finite() { v - mean } else { 0.0 }, 0.0));
+    fft2_inplace(&mut c, FftDirection::Forward);
+    for ((ky, kx), v) in c.indexed_iter_mut() {
+        let (fy, fx) = (crate::fft::frequency(ky, h) * h as f64, crate::fft::frequency(kx, w) * w as f64);
+        *v = if fy * fy + fx * fx < 16.0 { C32::new(0.0, 0.0) } else { C32::new(v.norm_sqr(), 0.0) };
+    }
+    fft2_inplace(&mut c, FftDirection::Inverse);
+    c.mapv(|v| v.re)
+}
+
 /// The nearest-neighbour distance of the lattice (px): the distance to the highest peak of the
 /// autocorrelation beyond its central peak, after removing slow background variation.
 pub fn estimate_spacing(img: ArrayView2<f32>) -> Result<f64, CoreError> {
@@ -63,18 +79,8 @@ pub fn estimate_spacing(img: ArrayView2<f32>) -> Result<f64, CoreError> {
     if hi - lo <= 1e-6 * hi.abs().max(lo.abs()).max(1e-30) {
         return Err(CoreError::NoLattice { reason: "the image has no contrast (all pixels equal)".into() });
     }
-    let smooth = gaussian_blur(img, 1.0);
-    let mean = smooth.iter().map(|&v| v as f64).sum::<f64>() / smooth.len() as f64;
-    let mut c = smooth.mapv(|v| C32::new(v - mean as f32, 0.0));
-    fft2_inplace(&mut c, FftDirection::Forward);
-    // Power spectrum with the slow variations (support thickness, the particle's envelope:
-    // below 4 cycles per image) removed, which is the autocorrelation's high-pass for free.
-    for ((ky, kx), v) in c.indexed_iter_mut() {
-        let (fy, fx) = (crate::fft::frequency(ky, h) * h as f64, crate::fft::frequency(kx, w) * w as f64);
-        *v = if fy * fy + fx * fx < 16.0 { C32::new(0.0, 0.0) } else { C32::new(v.norm_sqr(), 0.0) };
-    }
-    fft2_inplace(&mut c, FftDirection::Inverse);
-    let ac = |dy: i64, dx: i64| c[[dy.rem_euclid(h as i64) as usize, dx.rem_euclid(w as i64) as usize]].re;
+    let c = autocorrelation(gaussian_blur(img, 1.0).view());
+    let ac = |dy: i64, dx: i64| c[[dy.rem_euclid(h as i64) as usize, dx.rem_euclid(w as i64) as usize]];
     let zero = ac(0, 0);
     if !(zero > 0.0) {
         return Err(CoreError::NoLattice { reason: "the image has no contrast".into() });

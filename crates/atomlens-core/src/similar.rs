@@ -17,7 +17,6 @@
 //! closed-form unbiased inverse; other images are divided by their noise σ (Immerkær).
 use ndarray::{Array2, ArrayView2};
 
-use crate::fft::{C32, Fft2, frequency};
 use crate::fit::Noise;
 
 /// Farthest lattice translation searched (px).
@@ -82,17 +81,8 @@ fn translations(img: ArrayView2<f32>, window: usize) -> Vec<[isize; 2]> {
         return Vec::new();
     }
     let (y0, x0) = ((h - ch) / 2, (w - cw) / 2);
-    let crop = img.slice(ndarray::s![y0..y0 + ch, x0..x0 + cw]);
-    let mean = crate::stats::finite_mean(crop) as f32;
-    let mut c = crop.mapv(|v| C32::new(if v.is_finite() { v - mean } else { 0.0 }, 0.0));
-    let fft = Fft2::new(ch, cw);
-    fft.forward(&mut c);
-    for ((ky, kx), v) in c.indexed_iter_mut() {
-        let (fy, fx) = (frequency(ky, ch) * ch as f64, frequency(kx, cw) * cw as f64);
-        *v = if fy * fy + fx * fx < 16.0 { C32::new(0.0, 0.0) } else { C32::new(v.norm_sqr(), 0.0) };
-    }
-    fft.inverse(&mut c);
-    let ac = |dy: isize, dx: isize| c[[dy.rem_euclid(ch as isize) as usize, dx.rem_euclid(cw as isize) as usize]].re;
+    let c = crate::peaks::autocorrelation(img.slice(ndarray::s![y0..y0 + ch, x0..x0 + cw]));
+    let ac = |dy: isize, dx: isize| c[[dy.rem_euclid(ch as isize) as usize, dx.rem_euclid(cw as isize) as usize]];
     let floor = 0.05 * ac(0, 0);
     let mut peaks: Vec<(f32, [isize; 2])> = Vec::new();
     for dy in 0..=reach {
