@@ -1,8 +1,8 @@
 //! Column finding and fitting on the synthetic sets with exact truth in `../shared` (made with
 //! Atomap's own generator), against Atomap's recorded errors on the same images.
 #![allow(clippy::unwrap_used)]
+use atomlens_core::columns::fit::FitStatus;
 use atomlens_core::columns::{ColumnParams, find_and_fit};
-use atomlens_core::fit::FitStatus;
 use atomlens_core::metrics::match_points;
 use atomlens_io::{Limits, NamedFile};
 use atomlens_tests::{shared_dir, skip};

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use atomlens_core::columns::{ColumnParams, find_and_fit};
-use atomlens_core::denoise::{Method, denoise};
-use atomlens_core::fit::Noise;
+use atomlens_core::denoise::{self, Method};
+use atomlens_core::image::Noise;
 use atomlens_core::metrics::{match_points, psnr};
 use atomlens_io::{Limits, NamedFile};
 use atomlens_tests::{shared_dir, skip};
@@ -36,10 +36,10 @@ fn denoisers_reach_the_peers_and_bm3d_keeps_positions() {
         let meta: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).unwrap()).unwrap();
         let offset = meta["background"].as_f64().unwrap_or(0.0);
-        let out = denoise(noisy.view(), &Method::Bm3d { search: 8, noise: Noise::Auto, lattice: true }).unwrap();
+        let out = denoise::apply(noisy.view(), &Method::Bm3d { search: 8, noise: Noise::Auto, lattice: true }).unwrap();
         let q = psnr(out.view(), clean.view(), offset);
         // Our NLM with its defaults against scikit-image's with its documented ones.
-        let nlm = denoise(
+        let nlm = denoise::apply(
             noisy.view(),
             &Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: true },
         )
@@ -74,7 +74,7 @@ fn denoisers_reach_the_peers_and_bm3d_keeps_positions() {
         // pulls it towards its neighbours (the perovskite stays at its raw 0.0086 px), but at low
         // dose the window alone helps the fit less (cubic 0.1285 → 0.1299 px).
         let local = Method::NonLocalMeans { patch: 2, search: 5, h: None, noise: Noise::Auto, lattice: false };
-        let local = rms(&denoise(noisy.view(), &local).unwrap());
+        let local = rms(&denoise::apply(noisy.view(), &local).unwrap());
         eprintln!("{id}: positions {raw:.5} → {local:.5} px (NLM without the lattice search)");
         assert!(local <= 1.05 * raw, "{id}: positions {raw} → {local} px after NLM without the lattice search");
     }
@@ -86,7 +86,8 @@ fn denoisers_reach_the_peers_and_bm3d_keeps_positions() {
 /// averaged away) while its scatter falls.
 #[test]
 fn strain_survives_the_lattice_search() {
-    use atomlens_core::gpa::{GpaParams, Region, gpa, region_stats};
+    use atomlens_core::image::{Region, region_stats};
+    use atomlens_core::strain::gpa::{GpaParams, analyse};
     let Some(shared) = shared_dir() else { return skip("strain_survives_the_lattice_search") };
     let img = image(&shared.join("data/synthetic/syn_strain_step_exx2pct.tif"));
     let (lo, hi) = img.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
@@ -100,12 +101,12 @@ fn strain_survives_the_lattice_search() {
     });
     let plateaus = |a: &Array2<f32>| {
         let params = GpaParams { reference: Some(Region { x0: 40, y0: 64, x1: 200, y1: 448 }), ..Default::default() };
-        let r = gpa(a.view(), &params).unwrap();
+        let r = analyse(a.view(), &params).unwrap();
         let at = |x0, x1| region_stats(r.exx.view(), Region { x0, y0: 64, x1, y1: 448 });
         (at(100, 200), at(320, 430))
     };
     let nlm = Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: true };
-    let (raw, cleaned) = (plateaus(&noisy), plateaus(&denoise(noisy.view(), &nlm).unwrap()));
+    let (raw, cleaned) = (plateaus(&noisy), plateaus(&denoise::apply(noisy.view(), &nlm).unwrap()));
     eprintln!("εxx raw: left {:+.5} ± {:.5}, right {:.5} ± {:.5}", raw.0.0, raw.0.1, raw.1.0, raw.1.1);
     eprintln!("εxx NLM: left {:+.5} ± {:.5}, right {:.5} ± {:.5}", cleaned.0.0, cleaned.0.1, cleaned.1.0, cleaned.1.1);
     assert!(

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 use std::path::Path;
 
-use atomlens_core::gpa::{GpaParams, GpaResult, Region, gpa, region_stats};
+use atomlens_core::image::{Region, region_stats};
+use atomlens_core::strain::gpa::{GpaParams, GpaResult, analyse};
 use atomlens_io::{Limits, NamedFile};
 use atomlens_tests::{shared_dir, skip};
 use ndarray::Array2;
@@ -24,7 +25,7 @@ fn strain_step_profile_matches_truth() {
     let img = image(&shared.join("data/synthetic/syn_strain_step_exx2pct.tif"));
     // kemstem's reference region: the unstrained left half.
     let reference = Region { x0: 40, y0: 64, x1: 200, y1: 448 };
-    let r = gpa(img.view(), &GpaParams { reference: Some(reference), ..Default::default() }).unwrap();
+    let r = analyse(img.view(), &GpaParams { reference: Some(reference), ..Default::default() }).unwrap();
     let truth: Vec<f64> =
         std::fs::read_to_string(shared.join("data/synthetic/syn_strain_step_exx2pct_true_exx_profile.csv"))
             .unwrap()
@@ -94,7 +95,7 @@ fn maps_agree_with_kemstem() {
     // The step: same reference region, same mask (σ = 4 FFT px of 512 = 0.125 |g|).
     let img = image(&shared.join("data/synthetic/syn_strain_step_exx2pct.tif"));
     let p = GpaParams { reference: Some(Region { x0: 40, y0: 64, x1: 200, y1: 448 }), ..Default::default() };
-    let r = gpa(img.view(), &p).unwrap();
+    let r = analyse(img.view(), &p).unwrap();
     for (name, d, _, _) in compare(&shared, "syn_strain_step_exx2pct", &r, "_vs_ref") {
         // kemstem linearises (0.0194 for 0.020): up to ~6e-4 apart where the strain is 2 %.
         assert!(d < 6e-4, "step {name}: {d}");
@@ -108,7 +109,7 @@ fn maps_agree_with_kemstem() {
         reference: Some(Region { x0: 23, y0: 23, x1: w - 23, y1: h - 23 }),
         ..Default::default()
     };
-    let r = gpa(img.view(), &p).unwrap();
+    let r = analyse(img.view(), &p).unwrap();
     // The reference lattices differ slightly (ours is refined away from the border band, kemstem's
     // over it), which shifts each map by a constant; the maps themselves agree closely.
     for (name, _, about_mean, spread) in compare(&shared, "atomap_sto_adf", &r, "") {
@@ -124,7 +125,7 @@ fn column_strain_agrees_with_truth_and_gpa_on_the_step() {
     let l = cols.lattice.as_ref().unwrap();
     let pts: Vec<[f64; 2]> = cols.columns.iter().map(|c| [c.x, c.y]).collect();
     let reference = Region { x0: 40, y0: 64, x1: 200, y1: 448 };
-    let s = atomlens_core::column_strain::column_strain(&pts, l.a, l.b, Some(reference)).unwrap();
+    let s = atomlens_core::strain::columns::column_strain(&pts, l.a, l.b, Some(reference)).unwrap();
     let band = |x0: f64, x1: f64| {
         let v: Vec<f64> = pts
             .iter()
@@ -135,7 +136,7 @@ fn column_strain_agrees_with_truth_and_gpa_on_the_step() {
         v.iter().sum::<f64>() / v.len() as f64
     };
     let (left, right) = (band(100.0, 200.0), band(320.0, 430.0));
-    let g = gpa(img.view(), &GpaParams { reference: Some(reference), ..Default::default() }).unwrap();
+    let g = analyse(img.view(), &GpaParams { reference: Some(reference), ..Default::default() }).unwrap();
     let gpa_right = region_stats(g.exx.view(), Region { x0: 320, y0: 64, x1: 430, y1: 448 }).0;
     eprintln!("column strain: left {left:+.5}, right {right:.5}; GPA right {gpa_right:.5}");
     assert!(left.abs() < 1e-3 && (right - 0.02).abs() < 1e-3, "left {left}, right {right}");

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::columns::ColumnParams;
-use atomlens_core::fit::{FitStatus, fit_columns};
+use atomlens_core::columns::find::{Peaks, find_columns};
+use atomlens_core::columns::fit::{FitStatus, fit_columns};
 use atomlens_core::metrics::match_points;
-use atomlens_core::peaks::{Peaks, find_columns};
 use atomlens_io::{Limits, NamedFile};
 use serde_json::Value;
 
@@ -216,7 +216,7 @@ fn time_refine(
     seeds: &[[f64; 2]],
     p: &ColumnParams,
     repeat: usize,
-) -> Result<(Vec<f64>, Vec<atomlens_core::fit::AtomColumn>)> {
+) -> Result<(Vec<f64>, Vec<atomlens_core::columns::fit::AtomColumn>)> {
     let mut times = Vec::new();
     let mut cols = Vec::new();
     for _ in 0..repeat.max(1) {

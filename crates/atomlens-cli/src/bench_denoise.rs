@@ -13,8 +13,8 @@ use crate::bench::median;
 
 use anyhow::{Context, Result};
 use atomlens_core::columns::{ColumnParams, find_and_fit};
-use atomlens_core::denoise::{Method, denoise};
-use atomlens_core::fit::Noise;
+use atomlens_core::denoise::{self, Method};
+use atomlens_core::image::Noise;
 use atomlens_core::metrics::{match_points, psnr};
 use atomlens_core::synth::{NanoparticleParams, nanoparticle};
 use ndarray::Array2;
@@ -36,8 +36,8 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
         cases.iter().map(|c| crate::bench::load_image(&c.path)).collect::<Result<_>>()?;
     let mut rows = Vec::new();
     for (c, img) in cases.iter().zip(&images) {
-        let (nlm_t, nlm) = timed(repeat, || denoise(img.view(), &NLM))?;
-        let (bm3d_t, bm3d) = timed(repeat, || denoise(img.view(), &BM3D))?;
+        let (nlm_t, nlm) = timed(repeat, || denoise::apply(img.view(), &NLM))?;
+        let (bm3d_t, bm3d) = timed(repeat, || denoise::apply(img.view(), &BM3D))?;
         let (nlm_s, bm3d_s) = (median(&mut nlm_t.clone()), median(&mut bm3d_t.clone()));
         eprintln!("atomlens {}: NLM {:.0} ms, BM3D {:.0} ms", c.id, nlm_s * 1e3, bm3d_s * 1e3);
         let q = |a: &Array2<f32>| psnr(a.view(), c.clean.view(), c.offset);
@@ -60,7 +60,7 @@ pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
         // load drifts over the minutes the peers take, and one burst should not decide a ratio.
         for (img, r) in images.iter().zip(&mut rows) {
             for (k, method) in [NLM, BM3D].iter().enumerate() {
-                r.times[k].extend(timed(repeat, || denoise(img.view(), method))?.0);
+                r.times[k].extend(timed(repeat, || denoise::apply(img.view(), method))?.0);
                 r.ours[k].1 = median(&mut r.times[k]);
             }
         }

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use atomlens_core::gpa::{GpaParams, Region, gpa, region_stats};
+use atomlens_core::image::{Region, region_stats};
+use atomlens_core::strain::gpa::{GpaParams, analyse};
 use atomlens_core::synth::{StrainField, StrainedLatticeParams, strained_lattice};
 use atomlens_io::{Limits, NamedFile};
 
@@ -123,7 +124,7 @@ fn ours(c: &Case, repeat: usize) -> Result<Timed> {
     let mut last = None;
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
-        last = Some(gpa(img.view(), &p)?);
+        last = Some(analyse(img.view(), &p)?);
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

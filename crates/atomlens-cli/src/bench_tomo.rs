@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Result;
 use atomlens_core::tomo::fbp::Filter;
 use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
-use atomlens_core::tomo::{Method, TiltSeries, Volume, reconstruct};
+use atomlens_core::tomo::{Algorithm, TiltSeries, Volume, reconstruct};
 
 const SIZE: usize = 128;
 const TILTS: usize = 71;
@@ -35,7 +35,7 @@ pub fn run(shared: &Path, no_peer: bool) -> Result<()> {
         let v = reconstruct(
             &TiltSeries { images: fs.view(), angles_deg: &full },
             SIZE,
-            &Method::Fbp { filter: Filter::SheppLogan },
+            &Algorithm::Fbp { filter: Filter::SheppLogan },
             &|_, _| {},
         )?;
         let secs = t.elapsed().as_secs_f64();
@@ -43,11 +43,14 @@ pub fn run(shared: &Path, no_peer: bool) -> Result<()> {
         rows.push(("atomlens FBP (full range)".into(), secs, rms(&v)));
     }
     for (name, method) in [
-        ("atomlens FBP (Shepp–Logan)".to_string(), Method::Fbp { filter: Filter::SheppLogan }),
-        (format!("atomlens SART ({SART_PASSES} passes)"), Method::Sart { iterations: SART_PASSES, nonnegative: true }),
+        ("atomlens FBP (Shepp–Logan)".to_string(), Algorithm::Fbp { filter: Filter::SheppLogan }),
+        (
+            format!("atomlens SART ({SART_PASSES} passes)"),
+            Algorithm::Sart { iterations: SART_PASSES, nonnegative: true },
+        ),
         (
             format!("atomlens SIRT ({SIRT_ITERATIONS} iterations)"),
-            Method::Sirt { iterations: SIRT_ITERATIONS, nonnegative: true },
+            Algorithm::Sirt { iterations: SIRT_ITERATIONS, nonnegative: true },
         ),
     ] {
         let t = Instant::now();

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use atomlens_core::columns::fit::{Noise, Shape};
 use atomlens_core::columns::{ColumnParams, ColumnResult};
-use atomlens_core::fit::{Noise, Shape};
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -39,7 +39,7 @@ pub struct Args {
     strain: bool,
     /// Reference region `x0,y0,x1,y1` (px) for --strain.
     #[arg(long, value_parser = crate::gpa::region, allow_hyphen_values = true, requires = "strain")]
-    reference: Option<atomlens_core::gpa::Region>,
+    reference: Option<atomlens_core::image::Region>,
     /// With --strain: also write the per-column strain interpolated onto the image grid as
     /// calibrated TIFFs (exx, eyy, exy, rotation, ux, uy) into this folder.
     #[arg(long, requires = "strain")]
@@ -94,7 +94,7 @@ pub fn run(a: Args) -> Result<()> {
         p.fit.joint = n > 0;
     }
     let t = Instant::now();
-    let peaks = atomlens_core::peaks::find_columns(img.view(), &p.find)?;
+    let peaks = atomlens_core::columns::find::find_columns(img.view(), &p.find)?;
     let t_find = t.elapsed().as_secs_f64();
     let lattice = atomlens_core::lattice::lattice_vectors(img.view(), peaks.nn_distance()).ok();
     let t_refine = Instant::now();
@@ -112,7 +112,7 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("{groups} sublattices by {how}");
     }
     let r = ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice };
-    let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::fit::FitStatus::Fitted).count();
+    let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::columns::fit::FitStatus::Fitted).count();
     eprintln!(
         "{} columns ({} fitted) in {:.3} s (find {:.3} s, refine {:.3} s = {:.1} µs per column); separation {:.2} px{}",
         r.columns.len(),
@@ -127,7 +127,7 @@ pub fn run(a: Args) -> Result<()> {
     let strain = if a.strain {
         let l = r.lattice.as_ref().context("--strain needs lattice vectors, and the spectrum gave none")?;
         let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
-        let s = atomlens_core::column_strain::column_strain(&pts, l.a, l.b, a.reference)?;
+        let s = atomlens_core::strain::columns::column_strain(&pts, l.a, l.b, a.reference)?;
         let measured = s.columns.iter().filter(|c| c.exx.is_finite()).count();
         eprintln!("strain for {measured} of {} columns (the rest have too few indexed neighbours)", s.columns.len());
         if let Some(dir) = &a.strain_maps {
@@ -161,11 +161,11 @@ pub fn run(a: Args) -> Result<()> {
 fn write_strain_maps(
     dir: &std::path::Path,
     pts: &[[f64; 2]],
-    s: &atomlens_core::column_strain::ColumnStrainResult,
+    s: &atomlens_core::strain::columns::ColumnStrainResult,
     img: &atomlens_core::Image,
     spacing: f64,
 ) -> Result<()> {
-    use atomlens_core::column_strain::{ColumnStrain, interpolate};
+    use atomlens_core::strain::columns::{ColumnStrain, interpolate};
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (w, h) = (img.width(), img.height());
     type Field = (&'static str, fn(&ColumnStrain) -> f64);

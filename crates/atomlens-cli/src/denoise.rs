@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use atomlens_core::denoise::{Method, denoise};
-use atomlens_core::fit::Noise;
+use atomlens_core::denoise::{self, Method};
+use atomlens_core::image::Noise;
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -111,7 +111,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let img = crate::load(&a.image)?[0].frame(0)?;
     let t = Instant::now();
-    let out = denoise(img.view(), &method)?;
+    let out = denoise::apply(img.view(), &method)?;
     eprintln!("{method:?} in {:.3} s", t.elapsed().as_secs_f64());
     let (w, h) = (img.width(), img.height());
     let write = |path: &PathBuf, px: Vec<f32>| -> Result<()> {

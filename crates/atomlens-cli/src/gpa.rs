@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use atomlens_core::gpa::{GpaParams, MaskShape, Region, gpa};
+use atomlens_core::image::Region;
+use atomlens_core::strain::gpa::{GpaParams, MaskShape, analyse};
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -95,7 +96,7 @@ pub fn run(a: Args) -> Result<()> {
         displacement: a.displacement,
     };
     let t = Instant::now();
-    let r = gpa(img.view(), &p)?;
+    let r = analyse(img.view(), &p)?;
     let secs = t.elapsed().as_secs_f64();
     let cal = &img.calibration;
     let s = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));

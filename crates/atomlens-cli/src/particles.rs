@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use atomlens_core::counting::Counting;
-use atomlens_core::particle_analysis::{Analysis, AnalysisParams, analyse};
+use atomlens_core::particles::chain::{Analysis, AnalysisParams, analyse};
+use atomlens_core::particles::counting::Counting;
 use atomlens_core::{Calibration, Image};
 use atomlens_io::particle_tables as tables;
 use serde::{Deserialize, Serialize};
@@ -181,10 +181,10 @@ fn report(a: &Analysis, cal: &Calibration, secs: f64) {
             let region = |k| d.regions.iter().filter(|g| g.kind == k).count();
             eprintln!(
                 "    defects: {} missing, {} extra columns; {misfit} columns off the lattice: {} stacking fault(s), {} twin domain(s)",
-                kind(atomlens_core::defects::DefectKind::Missing),
-                kind(atomlens_core::defects::DefectKind::Extra),
-                region(atomlens_core::defects::RegionKind::StackingFault),
-                region(atomlens_core::defects::RegionKind::Twin)
+                kind(atomlens_core::particles::defects::DefectKind::Missing),
+                kind(atomlens_core::particles::defects::DefectKind::Extra),
+                region(atomlens_core::particles::defects::RegionKind::StackingFault),
+                region(atomlens_core::particles::defects::RegionKind::Twin)
             );
         }
     }
@@ -253,9 +253,9 @@ pub fn count(a: CountArgs) -> Result<()> {
 pub fn compare(a: CompareArgs) -> Result<()> {
     let before = load_image(&a.before)?;
     let after = load_image(&a.after)?;
-    let p = atomlens_core::compare::CompareParams { analysis: a.common.params()?, ..Default::default() };
+    let p = atomlens_core::particles::compare::CompareParams { analysis: a.common.params()?, ..Default::default() };
     let t = Instant::now();
-    let c = atomlens_core::compare::compare(&before, &after, &p)?;
+    let c = atomlens_core::particles::compare::compare(&before, &after, &p)?;
     let s = &c.summary;
     eprintln!(
         "registered in {:.2} s: rotation {:.3}°, shift ({:.2}, {:.2}) px, residual {:.3} px, confidence {:.2}",
@@ -285,7 +285,7 @@ pub fn compare(a: CompareArgs) -> Result<()> {
         tables::compare_summary_json(&c, cal, &a.before.display().to_string(), &a.after.display().to_string()),
     )?;
     let (h, w) = before.data.dim();
-    let map = atomlens_core::compare::change_map(&c.columns, w, h, c.before.spacing);
+    let map = atomlens_core::particles::compare::change_map(&c.columns, w, h, c.before.spacing);
     write(&a.out, "change.tif", atomlens_io::tiff_io::write_f32(w, h, map.as_slice().unwrap_or(&[]), cal)?)?;
     eprintln!("wrote columns.csv, facets.csv, summary.json, change.tif to {}", a.out.display());
     Ok(())
@@ -373,7 +373,7 @@ pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usiz
 fn run_one(path: &Path, recipe: &Recipe, dir: &Path) -> Result<(Analysis, Calibration)> {
     let mut img = load_image(path)?;
     if let Some(m) = &recipe.denoise {
-        img.data = atomlens_core::denoise::denoise(img.view(), m)?;
+        img.data = atomlens_core::denoise::apply(img.view(), m)?;
     }
     let r = analyse(img.view(), &recipe.analysis)?;
     out_dir(dir)?;

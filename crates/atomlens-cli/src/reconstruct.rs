@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::tomo::fbp::Filter;
-use atomlens_core::tomo::{Align, Method, Plan, Preparation, TiltAxis, TiltSeries};
+use atomlens_core::tomo::{Algorithm, Align, Plan, Preparation, TiltAxis, TiltSeries};
 use clap::ValueEnum;
 
 #[derive(clap::Args)]
@@ -121,15 +121,15 @@ pub fn run(a: Args) -> Result<()> {
         },
     };
     let method = match a.method {
-        MethodArg::Fbp => Method::Fbp {
+        MethodArg::Fbp => Algorithm::Fbp {
             filter: match a.filter {
                 FilterArg::RamLak => Filter::RamLak,
                 FilterArg::SheppLogan => Filter::SheppLogan,
                 FilterArg::Hann => Filter::Hann,
             },
         },
-        MethodArg::Sirt => Method::Sirt { iterations: a.iterations, nonnegative: !a.allow_negative },
-        MethodArg::Sart => Method::Sart { iterations: a.iterations, nonnegative: !a.allow_negative },
+        MethodArg::Sirt => Algorithm::Sirt { iterations: a.iterations, nonnegative: !a.allow_negative },
+        MethodArg::Sart => Algorithm::Sart { iterations: a.iterations, nonnegative: !a.allow_negative },
     };
     let align = match a.align {
         None => Align::None,

@@ -100,7 +100,7 @@ fn bad_input_is_one_line_and_a_failure() {
 /// A square lattice (spacing 12 px, turned 0.3 rad) under uniform εxx = 1 %, as a TIFF; returns
 /// the unstrained lattice's reciprocal vectors.
 fn strained_tiff(path: &Path) -> [[f64; 2]; 2] {
-    use atomlens_core::deformation::Strain;
+    use atomlens_core::math::deformation::Strain;
     use atomlens_core::synth::{StrainField, StrainedLatticeParams, strained_lattice};
     let strain = Strain { exx: 0.01, ..Default::default() };
     let p = StrainedLatticeParams {

@@ -12,48 +12,24 @@
 //!   an uncalibrated image has unit `px` and pixel size 1.
 //! - FFT: unnormalised forward, `1/N` inverse, zero frequency at index 0; `fftshift` only for
 //!   display ([`spectrum`]).
-//! - Rotation angles: radians, counter-clockwise from +x.
+//! - Rotation angles: radians, positive from +x towards +y; with y running down the rows that is
+//!   clockwise on screen (kemstem's `oxy` has the opposite sign).
 //! - Per-item failures are data; `Err` ([`CoreError`]) is for unusable input.
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod bm3d;
-pub mod column_strain;
 pub mod columns;
-pub mod compare;
-pub mod counting;
-pub mod defects;
-pub mod deformation;
 pub mod denoise;
 pub mod error;
-pub mod fft;
-pub mod filter;
-pub mod fit;
-pub mod gpa;
 pub mod image;
 pub mod lattice;
-mod linalg;
+pub mod math;
 pub mod metrics;
-pub mod morphology;
-pub mod neighbours;
-pub mod nlm;
-pub mod ordering;
-mod par;
-pub mod particle_analysis;
 pub mod particles;
-pub mod peaks;
 pub mod register;
-pub mod render;
-pub mod rolling_ball;
-pub mod similar;
-pub mod sites;
-pub mod spectrum;
-pub mod stats;
-pub mod sublattice;
+pub mod strain;
 pub mod synth;
 pub mod tomo;
-pub mod unwrap;
-pub mod warp;
 
 pub use error::CoreError;
 pub use image::{Calibration, Image, Stack};

@@ -43,7 +43,7 @@ impl PointMatch {
 /// Greedy one-to-one matching by increasing distance, up to `radius` (as Atomap's reference
 /// scripts match). Quadratic in the worst case only within the radius (grid search).
 pub fn match_points(reference: &[[f64; 2]], found: &[[f64; 2]], radius: f64) -> PointMatch {
-    let grid = crate::neighbours::Grid::new(found, radius.max(1e-9));
+    let grid = crate::lattice::neighbours::Grid::new(found, radius.max(1e-9));
     let mut cand: Vec<(f64, usize, usize)> = Vec::new();
     for (i, &r) in reference.iter().enumerate() {
         for j in grid.within(found, r, radius) {

@@ -4,9 +4,9 @@
 use std::fmt::Write;
 
 use atomlens_core::Calibration;
-use atomlens_core::compare::Comparison;
-use atomlens_core::counting::{stack_atoms, xyz};
-use atomlens_core::particle_analysis::{Analysis, AnalysisParams};
+use atomlens_core::particles::chain::{Analysis, AnalysisParams};
+use atomlens_core::particles::compare::Comparison;
+use atomlens_core::particles::counting::{stack_atoms, xyz};
 
 fn site_name<T: serde::Serialize>(v: T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
@@ -22,7 +22,7 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
     let px = cal.pixel_size;
     for r in &a.particles {
         let q = &r.particle;
-        let sites = |k: atomlens_core::particles::Site| r.columns.sites.iter().filter(|&&s| s == k).count();
+        let sites = |k: atomlens_core::particles::segment::Site| r.columns.sites.iter().filter(|&&s| s == k).count();
         let _ = writeln!(
             s,
             "{},{:.0},{:.5},{:.5},{:.3},{:.3},{:.4},{:.3},{},{},{},{},{},{},{:.4},\"{}\"",
@@ -36,8 +36,8 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
             q.orientation.to_degrees(),
             q.touches_border,
             r.columns.columns.len(),
-            sites(atomlens_core::particles::Site::Surface),
-            sites(atomlens_core::particles::Site::Edge),
+            sites(atomlens_core::particles::segment::Site::Surface),
+            sites(atomlens_core::particles::segment::Site::Edge),
             r.columns.facets.len(),
             r.atoms.iter().map(|&n| n as u64).sum::<u64>(),
             r.ordering.ordered_fraction,
@@ -226,7 +226,7 @@ pub fn compare_summary_json(c: &Comparison, cal: &Calibration, before: &str, aft
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atomlens_core::particle_analysis::analyse;
+    use atomlens_core::particles::chain::analyse;
     use atomlens_core::synth::{NanoparticleParams, nanoparticle};
 
     #[test]

@@ -1,8 +1,8 @@
 //! Result tables: column fits as CSV (Atomap's conventions) and JSON with the run's context.
 use atomlens_core::Calibration;
-use atomlens_core::column_strain::ColumnStrainResult;
+use atomlens_core::columns::fit::AtomColumn;
 use atomlens_core::columns::{ColumnParams, ColumnResult};
-use atomlens_core::fit::AtomColumn;
+use atomlens_core::strain::columns::ColumnStrainResult;
 
 /// The CSV header (pixels; x column, y row, centres at integers; rotation in radians).
 pub const COLUMNS_HEADER: &str = "x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,sigma_x_err,sigma_y_err,amplitude_err,residual_rms,status,sublattice,nn_distance,coordination";
@@ -52,7 +52,7 @@ pub fn with_strain(csv: &str, strain: &ColumnStrainResult) -> String {
             0 => out.push_str(&format!(",{STRAIN_HEADER}")),
             _ => {
                 let c = strain.columns.get(k - 1);
-                let v = |f: fn(&atomlens_core::column_strain::ColumnStrain) -> f64| c.map_or(f64::NAN, f);
+                let v = |f: fn(&atomlens_core::strain::columns::ColumnStrain) -> f64| c.map_or(f64::NAN, f);
                 out.push_str(&format!(
                     ",{:.6},{:.6},{:.6},{:.6},{:.4},{:.4}",
                     v(|c| c.exx),
@@ -96,7 +96,7 @@ pub fn columns_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atomlens_core::fit::FitStatus;
+    use atomlens_core::columns::fit::FitStatus;
 
     #[test]
     fn csv_has_the_header_and_one_row_per_column() {

@@ -4,10 +4,11 @@
 //! One [`Session`] owns the loaded images so a large image crosses into wasm once; pixels go
 //! back as typed arrays, small metadata as serde objects. Errors become `JsError` with the
 //! message the page shows in its banner.
+use atomlens_core::columns::fit::AtomColumn;
 use atomlens_core::columns::{ColumnParams, ColumnResult, refine};
-use atomlens_core::fit::AtomColumn;
-use atomlens_core::render::{Colormap, to_rgba};
-use atomlens_core::{Image, Stack, spectrum, stats, synth};
+use atomlens_core::image::render::{Colormap, to_rgba};
+use atomlens_core::image::{spectrum, stats};
+use atomlens_core::{Image, Stack, synth};
 use atomlens_io::{Limits, Metadata, NamedFile};
 use js_sys::{Float32Array, Float64Array, Uint8Array, Uint32Array};
 use serde::Serialize;
@@ -101,8 +102,8 @@ pub struct Session {
     infos: Vec<SignalInfo>,
     current: Option<Image>,
     columns: Option<(ColumnResult, ColumnParams)>,
-    gpa: Option<atomlens_core::gpa::GpaResult>,
-    found: Option<(atomlens_core::peaks::Peaks, ColumnParams)>,
+    gpa: Option<atomlens_core::strain::gpa::GpaResult>,
+    found: Option<(atomlens_core::columns::find::Peaks, ColumnParams)>,
     tomo: Option<tomo::Tomo>,
     particles: Option<particles::Particles>,
     compared: Option<particles::Compared>,
@@ -257,7 +258,7 @@ impl Session {
     pub fn denoise_current(&mut self, method: JsValue) -> Result<JsValue, JsError> {
         let m: atomlens_core::denoise::Method = serde_wasm_bindgen::from_value(method).map_err(err)?;
         let img = self.image()?;
-        let out = atomlens_core::denoise::denoise(img.view(), &m).map_err(err)?;
+        let out = atomlens_core::denoise::apply(img.view(), &m).map_err(err)?;
         let removed = &img.data - &out;
         let (h, w) = out.dim();
         let cal = img.calibration.clone();
@@ -406,7 +407,7 @@ impl Session {
     /// for `fit_found` (so the page can draw them while the fits run).
     pub fn find_seeds(&mut self, params: JsValue) -> Result<JsValue, JsError> {
         let p: ColumnParams = serde_wasm_bindgen::from_value(params).map_err(err)?;
-        let peaks = atomlens_core::peaks::find_columns(self.image()?.view(), &p.find).map_err(err)?;
+        let peaks = atomlens_core::columns::find::find_columns(self.image()?.view(), &p.find).map_err(err)?;
         let out = js_sys::Object::new();
         let coord = |k: usize| Float64Array::from(&peaks.points.iter().map(|q| q[k]).collect::<Vec<_>>()[..]);
         js_sys::Reflect::set(&out, &"x".into(), &coord(0).into()).map_err(js)?;

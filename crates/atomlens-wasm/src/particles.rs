@@ -1,9 +1,9 @@
 //! Particle, counting, ordering and identical-location bindings: demos with known truth, the
 //! analysis of the shown image (reusing columns fitted or edited in the Columns panel), the
 //! comparison of two signals, and the exports (same files as the CLI's).
-use atomlens_core::compare::{CompareParams, Comparison, Status, after_in_before_frame, change_map};
-use atomlens_core::counting::Counting;
-use atomlens_core::particle_analysis::{Analysis, AnalysisParams, analyse, analyse_columns};
+use atomlens_core::particles::chain::{Analysis, AnalysisParams, analyse, analyse_columns};
+use atomlens_core::particles::compare::{CompareParams, Comparison, Status, after_in_before_frame, change_map};
+use atomlens_core::particles::counting::Counting;
 use atomlens_core::synth::{self, IlPairParams, NanoparticleParams};
 use atomlens_core::{Calibration, Image, Stack};
 use atomlens_io::Metadata;
@@ -66,20 +66,20 @@ struct ParticleReply {
     touches_border: bool,
     /// Outline `[x0, y0, x1, y1, …]` (px).
     outline: Vec<f64>,
-    facets: Vec<atomlens_core::particles::Facet>,
+    facets: Vec<atomlens_core::particles::segment::Facet>,
     columns: usize,
     surface: usize,
     edge: usize,
     atoms: u64,
     ordered_fraction: f64,
     counting_error: Option<String>,
-    mixture: Option<atomlens_core::counting::CountMixture>,
+    mixture: Option<atomlens_core::particles::counting::CountMixture>,
     support_level: f64,
-    defects: Vec<atomlens_core::defects::Defect>,
+    defects: Vec<atomlens_core::particles::defects::Defect>,
     /// Stacking faults and twin domains.
-    regions: Vec<atomlens_core::defects::MisfitRegion>,
+    regions: Vec<atomlens_core::particles::defects::MisfitRegion>,
     /// The mixture on ln(contrast) that split Pt-rich from M-rich columns.
-    ordering_mixture: Option<atomlens_core::sublattice::Mixture>,
+    ordering_mixture: Option<atomlens_core::math::mixture::Mixture>,
 }
 
 /// Per column of every particle, flat arrays.
@@ -110,8 +110,8 @@ struct AnalysisReply {
 }
 
 fn reply(a: &Analysis, cal: &Calibration) -> AnalysisReply {
-    use atomlens_core::ordering::Kind;
-    use atomlens_core::particles::Site;
+    use atomlens_core::particles::ordering::Kind;
+    use atomlens_core::particles::segment::Site;
     let mut cols = ColumnsReply::default();
     let particles = a
         .particles
@@ -290,7 +290,7 @@ impl Session {
             (1.0, beam_step_nm / r.calibration.pixel_size)
         };
         let (pts, atoms) = r.analysis.counted_columns();
-        let model = atomlens_core::counting::stack_atoms(&pts, &atoms, scale, step);
+        let model = atomlens_core::particles::counting::stack_atoms(&pts, &atoms, scale, step);
         Ok(model.iter().flat_map(|p| [p[0] as f32, p[1] as f32, p[2] as f32]).collect())
     }
 
@@ -325,7 +325,7 @@ impl Session {
             return Err(JsError::new("pick two different signals: the same image was chosen as before and after"));
         }
         let p = CompareParams { analysis: pp.analysis(), ..Default::default() };
-        let c = atomlens_core::compare::compare(&ib, &ia, &p).map_err(err)?;
+        let c = atomlens_core::particles::compare::compare(&ib, &ia, &p).map_err(err)?;
         let (h, w) = ib.data.dim();
         let registered = after_in_before_frame(ia.view(), &c.transform, h, w);
         let change = change_map(&c.columns, w, h, c.before.spacing);

@@ -1,8 +1,8 @@
 //! GPA bindings: run on the current image, render the maps (red–blue, symmetric limits, no
 //! colour where a fringe is absent), raw values for profiles, TIFF export, the self-test.
-use atomlens_core::column_strain::column_strain;
-use atomlens_core::gpa::{GpaParams, GpaResult, gpa, self_test};
-use atomlens_core::render::{Colormap, to_rgba};
+use atomlens_core::image::render::{Colormap, to_rgba};
+use atomlens_core::strain::columns::column_strain;
+use atomlens_core::strain::gpa::{GpaParams, GpaResult, analyse, self_test};
 use js_sys::{Float32Array, Float64Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
@@ -10,7 +10,7 @@ use crate::{Session, err, to_js};
 
 #[derive(serde::Serialize)]
 struct GpaReply {
-    summary: atomlens_core::gpa::GpaSummary,
+    summary: atomlens_core::strain::gpa::GpaSummary,
     width: usize,
     height: usize,
     /// Default colour limit per map: the 95th percentile of |value| over the core (the particle
@@ -23,10 +23,10 @@ struct GpaReply {
 #[wasm_bindgen]
 impl Session {
     /// GPA of the current image with `params` (see `gpa_defaults`); keeps the maps.
-    pub fn gpa(&mut self, params: JsValue) -> Result<JsValue, JsError> {
+    pub fn analyse(&mut self, params: JsValue) -> Result<JsValue, JsError> {
         let p: GpaParams = serde_wasm_bindgen::from_value(params).map_err(err)?;
         let img = self.image()?;
-        let r = gpa(img.view(), &p).map_err(err)?;
+        let r = analyse(img.view(), &p).map_err(err)?;
         let cal = &img.calibration;
         let summary = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));
         let limits = r.maps().map(|(_, m)| symmetric_limit(&r, m));
@@ -74,16 +74,16 @@ impl Session {
             .lattice
             .as_ref()
             .ok_or_else(|| JsError::new("no lattice vectors: the spectrum shows fewer than two fringe directions"))?;
-        let reference: Option<atomlens_core::gpa::Region> = serde_wasm_bindgen::from_value(reference).map_err(err)?;
+        let reference: Option<atomlens_core::image::Region> = serde_wasm_bindgen::from_value(reference).map_err(err)?;
         let pts: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(&x, &y)| [x, y]).collect();
         let s = column_strain(&pts, l.a, l.b, reference).map_err(err)?;
         let out = js_sys::Object::new();
-        let set = |k: &str, f: fn(&atomlens_core::column_strain::ColumnStrain) -> f64| {
+        let set = |k: &str, f: fn(&atomlens_core::strain::columns::ColumnStrain) -> f64| {
             let v: Vec<f64> = s.columns.iter().map(f).collect();
             js_sys::Reflect::set(&out, &k.into(), &Float64Array::from(&v[..]).into()).map(|_| ())
         };
         for (k, f) in [
-            ("exx", (|c| c.exx) as fn(&atomlens_core::column_strain::ColumnStrain) -> f64),
+            ("exx", (|c| c.exx) as fn(&atomlens_core::strain::columns::ColumnStrain) -> f64),
             ("eyy", |c| c.eyy),
             ("exy", |c| c.exy),
             ("rotation", |c| c.rotation),

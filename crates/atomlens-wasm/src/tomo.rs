@@ -1,10 +1,10 @@
 //! Tomography bindings: a phantom tilt series for demos and teaching, reconstruction in steps of
 //! slices (the worker reports progress between them), orthoslices and a rotatable re-projection
 //! of the volume, a threshold overlay, and MRC export.
-use atomlens_core::render::to_rgba;
+use atomlens_core::image::render::to_rgba;
 use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
 use atomlens_core::tomo::project::Geometry;
-use atomlens_core::tomo::{MAX_BROWSER_VOXELS, Method, Plan, Preparation, TiltSeries, Volume};
+use atomlens_core::tomo::{Algorithm, MAX_BROWSER_VOXELS, Plan, Preparation, TiltSeries, Volume};
 use atomlens_core::{Calibration, Stack};
 use atomlens_io::Metadata;
 use js_sys::{Float64Array, Uint8Array};
@@ -90,7 +90,7 @@ impl Session {
     }
 
     /// Prepare the reconstruction of signal `signal` (a tilt series) at `angles` (degrees) with
-    /// `method` (see `core::tomo::Method`), `thickness` px (0 = the width), prepared by `prep`
+    /// `method` (see `core::tomo::Algorithm`), `thickness` px (0 = the width), prepared by `prep`
     /// (`core::tomo::Preparation`: `{align, axis, stretch}`): `{nx, ny, nz, shifts, axis_deg,
     /// axis_contrast, notes, aligned, signals}`.
     pub fn tomo_begin(
@@ -101,7 +101,7 @@ impl Session {
         thickness: usize,
         prep: JsValue,
     ) -> Result<JsValue, JsError> {
-        let method: Method = serde_wasm_bindgen::from_value(method).map_err(err)?;
+        let method: Algorithm = serde_wasm_bindgen::from_value(method).map_err(err)?;
         let prep: Preparation = serde_wasm_bindgen::from_value(prep).map_err(err)?;
         let stack = self.stacks.get(signal).ok_or_else(|| JsError::new(&format!("no signal {signal}")))?;
         let (_, ny, nx) = stack.frames.dim();
@@ -190,7 +190,7 @@ impl Session {
         let (nx, ny, nz) = v.dims();
         // The volume as one tall image: its x rows of every (z, y).
         let rows = v.data.view().into_shape_with_order((nz * ny, nx)).map_err(err)?;
-        let p = atomlens_core::stats::percentiles(rows, &[0.5, 99.5]).map_err(err)?;
+        let p = atomlens_core::image::stats::percentiles(rows, &[0.5, 99.5]).map_err(err)?;
         let (lo, hi) = (p[0], p[1]);
         to_js(&VolumeReply {
             nx,

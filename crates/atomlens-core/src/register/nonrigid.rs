@@ -16,10 +16,10 @@
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use super::{Registered, bilinear, register_series, shift_between, windowed_spectrum};
+use super::rigid::{Registered, bilinear, register_series, shift_between, windowed_spectrum};
 use crate::CoreError;
-use crate::fft::Fft2;
-use crate::par::map;
+use crate::math::fft::Fft2;
+use crate::math::par::map;
 
 /// Parameters of [`register_series_nonrigid`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -98,8 +98,8 @@ pub fn register_series_nonrigid(
 ) -> Result<NonrigidRegistered, CoreError> {
     let rigid = register_series(frames)?;
     let (h, w) = frames[0].dim();
-    let filled = |a: &Array2<f32>| crate::stats::filled_with_mean(a.view());
-    let spacing = crate::peaks::estimate_spacing(filled(&rigid.average).view()).ok();
+    let filled = |a: &Array2<f32>| crate::image::stats::filled_with_mean(a.view());
+    let spacing = crate::lattice::estimate_spacing(filled(&rigid.average).view()).ok();
     let tile = p.tile.unwrap_or_else(|| spacing.map_or(64.0, |s| (4.0 * s).clamp(32.0, 128.0)) as usize);
     if tile < 16 || 2 * tile > h.min(w) {
         return Err(CoreError::InvalidParameter {
@@ -282,7 +282,7 @@ mod tests {
             .filter(|p| p.iter().all(|&c| c > 40.0 && c < size as f64 - 40.0))
             .collect();
         let error = |avg: &Array2<f32>| {
-            let filled = crate::stats::filled_with_mean(avg.view());
+            let filled = crate::image::stats::filled_with_mean(avg.view());
             let r = find_and_fit(filled.view(), &ColumnParams::default()).unwrap();
             let found: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
             let m = crate::metrics::match_points(&truth, &found, a / 2.0);

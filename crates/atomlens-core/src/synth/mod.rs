@@ -247,6 +247,26 @@ pub fn add_gaussians(img: &mut Array2<f32>, columns: &[TrueColumn]) {
     }
 }
 
+/// A square lattice of `n × n` round columns (peak 10 on a background of 1), spacing `a` px,
+/// offset from the pixel grid by (+0.3, −0.2) px: the finder's and the spacing estimate's
+/// reference case.
+pub fn square_lattice(n: usize, a: f64, sigma: f64) -> (Array2<f32>, Vec<TrueColumn>) {
+    let size = (n as f64 * a) as usize;
+    let cols: Vec<TrueColumn> = (0..n * n)
+        .map(|i| TrueColumn {
+            x: a / 2.0 + (i % n) as f64 * a + 0.3,
+            y: a / 2.0 + (i / n) as f64 * a - 0.2,
+            sigma,
+            peak: 10.0,
+            atoms: 1,
+            m_atoms: 0,
+        })
+        .collect();
+    let mut img = Array2::from_elem((size, size), 1.0f32);
+    add_gaussians(&mut img, &cols);
+    (img, cols)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

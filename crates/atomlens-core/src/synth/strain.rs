@@ -7,7 +7,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use super::{TrueColumn, add_gaussians};
-use crate::deformation::{Mat2, Strain, decompose};
+use crate::math::deformation::{Mat2, Strain, decompose};
 use crate::{Calibration, CoreError, Image};
 
 /// A displacement field with a closed-form strain.

@@ -88,7 +88,7 @@ pub fn align_cross_correlation(
         let (ca, cb) = (angles_deg[a].to_radians().cos(), angles_deg[b].to_radians().cos());
         let s = if stretch && cb > 0.05 { ca / cb } else { 1.0 };
         let moved = |d: [f64; 2]| {
-            crate::warp::resample(frame(b), (h, w), 0.0, |[x, y]| [pivot + (x - pivot) / s + d[0], y + d[1]])
+            crate::math::warp::resample(frame(b), (h, w), 0.0, |[x, y]| [pivot + (x - pivot) / s + d[0], y + d[1]])
         };
         let mut d = [0.0, 0.0];
         for _ in 0..4 {
@@ -152,7 +152,7 @@ pub fn estimate_axis_offset(series: ndarray::ArrayView3<f32>, angles_deg: &[f64]
         let signal = sino.iter().map(|&v| v.abs() as f64).sum::<f64>();
         (search(coarse, 1.0, 0.1), signal)
     };
-    let found = crate::par::map(rows.len(), |i| centre_of(rows[i]));
+    let found = crate::math::par::map(rows.len(), |i| centre_of(rows[i]));
     let total: f64 = found.iter().map(|f| f.1).sum();
     if !(total > 0.0) {
         return 0.0;
@@ -177,11 +177,11 @@ pub fn refine_by_reprojection(
     let mut current = series.to_owned();
     for _ in 0..rounds {
         // Sinogram of each row's reconstruction: `sinos[y][[tilt, x]]`.
-        let sinos = crate::par::map(h, |y| {
+        let sinos = crate::math::par::map(h, |y| {
             let slice = super::fbp::fbp_slice(&g, current.slice(ndarray::s![.., y, ..]), super::fbp::Filter::Hann);
             g.forward(slice.mapv(|v| v.max(0.0)).view())
         });
-        let measured: Vec<Result<[f64; 2], crate::CoreError>> = crate::par::map(n, |k| {
+        let measured: Vec<Result<[f64; 2], crate::CoreError>> = crate::math::par::map(n, |k| {
             let reprojection = Array2::from_shape_fn((h, w), |(y, x)| sinos[y][[k, x]]);
             crate::register::shift_of(reprojection.view(), current.index_axis(Axis(0), k))
         });

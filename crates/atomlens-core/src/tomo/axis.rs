@@ -12,7 +12,7 @@
 //! the minimum stays where the signal puts it.
 //!
 //! Convention: the axis is the image's +y axis turned by `angle` in the sense of
-//! [`crate::warp::rotate`] (from +x towards +y), i.e. along `(−sin φ, cos φ)` in `(x, y)`;
+//! [`crate::math::warp::rotate`] (from +x towards +y), i.e. along `(−sin φ, cos φ)` in `(x, y)`;
 //! rotating every projection by `−φ` about the image centre makes the axis vertical.
 use ndarray::{Array3, ArrayView2, ArrayView3, Axis};
 
@@ -52,7 +52,7 @@ pub fn estimate_direction(series: ArrayView3<f32>) -> Result<Direction, CoreErro
     let fine = binned(prepared.view(), w.max(h).div_ceil(MAX_SIDE));
 
     let grid: Vec<f64> = (0..60).map(|k| -90.0 + 3.0 * k as f64).collect();
-    let scores = crate::par::map(grid.len(), |i| spread(coarse.view(), grid[i]));
+    let scores = crate::math::par::map(grid.len(), |i| spread(coarse.view(), grid[i]));
     let best = (0..grid.len()).min_by(|&i, &j| scores[i].total_cmp(&scores[j])).unwrap_or(0);
     let across = spread(fine.view(), grid[best] + 90.0);
 
@@ -91,8 +91,8 @@ pub fn estimate_direction(series: ArrayView3<f32>) -> Result<Direction, CoreErro
 pub fn make_vertical(series: ArrayView3<f32>, angle_deg: f64) -> Array3<f32> {
     let (n, h, w) = series.dim();
     let centre = [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0];
-    let turned = crate::par::map(n, |k| {
-        crate::warp::rotate(series.index_axis(Axis(0), k), -angle_deg.to_radians(), centre, 0.0)
+    let turned = crate::math::par::map(n, |k| {
+        crate::math::warp::rotate(series.index_axis(Axis(0), k), -angle_deg.to_radians(), centre, 0.0)
     });
     let mut out = Array3::zeros((n, h, w));
     for (k, t) in turned.into_iter().enumerate() {
@@ -149,7 +149,7 @@ fn spread(series: ArrayView3<f64>, angle_deg: f64) -> f64 {
     let freqs: Vec<f64> = (1..=(side / 8).clamp(2, 32)).map(|j| j as f64 / side as f64).collect();
     let (s, c) = angle_deg.to_radians().sin_cos();
     let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
-    let lines: Vec<Vec<[f64; 2]>> = crate::par::map(n, |k| {
+    let lines: Vec<Vec<[f64; 2]>> = crate::math::par::map(n, |k| {
         let img = series.index_axis(Axis(0), k);
         freqs.iter().map(|&f| line_at(img, f, [-s, c], [cx, cy])).collect()
     });

@@ -102,7 +102,7 @@ fn shepp_logan(x: f64, y: f64, z: f64) -> f64 {
 pub fn tilt_series(volume: &Volume, angles_deg: &[f64], dose: Option<f64>, seed: u64) -> Array3<f32> {
     let (nx, ny, nz) = volume.dims();
     let g = Geometry::new(nx, nz, angles_deg);
-    let sinos = crate::par::map(ny, |y| g.forward(volume.slice_y(y).view()));
+    let sinos = crate::math::par::map(ny, |y| g.forward(volume.slice_y(y).view()));
     let mut out = Array3::zeros((angles_deg.len(), ny, nx));
     for (y, s) in sinos.iter().enumerate() {
         out.index_axis_mut(Axis(1), y).assign(s);

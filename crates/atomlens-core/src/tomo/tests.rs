@@ -59,7 +59,7 @@ fn reconstruct_a_noisy_faceted_particle_end_to_end() {
     let progress = |_: usize, _: usize| {
         calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
-    let r = reconstruct(&ts, 48, &Method::Sirt { iterations: 30, nonnegative: true }, &progress).unwrap();
+    let r = reconstruct(&ts, 48, &Algorithm::Sirt { iterations: 30, nonnegative: true }, &progress).unwrap();
     assert_eq!(r.dims(), (48, 48, 48));
     assert!(calls.into_inner() >= 1);
     // Inside vs outside the particle, well separated.
@@ -106,7 +106,7 @@ fn bad_tilt_series_are_refused_with_the_reason() {
     let img = Array3::from_elem((3, 8, 8), 1.0f32);
     let run = |angles: &[f64], images: &Array3<f32>| {
         let ts = TiltSeries { images: images.view(), angles_deg: angles };
-        reconstruct(&ts, 8, &Method::Fbp { filter: Filter::Hann }, &|_, _| {}).unwrap_err().to_string()
+        reconstruct(&ts, 8, &Algorithm::Fbp { filter: Filter::Hann }, &|_, _| {}).unwrap_err().to_string()
     };
     assert!(run(&[0.0, 10.0], &img).contains("2 angles for 3 projections"));
     assert!(run(&[0.0, 10.0, 5.0], &img).contains("increase strictly: 10° then 5°"));
@@ -208,7 +208,7 @@ fn jittered(series: &Array3<f32>, jitter: &[[f64; 2]]) -> Array3<f32> {
     let (_, h, w) = series.dim();
     let mut moved = Array3::zeros(series.dim());
     for (k, j) in jitter.iter().enumerate() {
-        moved.index_axis_mut(ndarray::Axis(0), k).assign(&crate::warp::resample(
+        moved.index_axis_mut(ndarray::Axis(0), k).assign(&crate::math::warp::resample(
             series.index_axis(ndarray::Axis(0), k),
             (h, w),
             0.0,
@@ -332,7 +332,7 @@ fn cosine_stretching_sharpens_alignment_of_a_wide_thin_specimen() {
 #[cfg_attr(debug_assertions, ignore = "axis searches, alignment and 96 FBP slices; run with --release")]
 fn a_turned_series_reconstructs_with_an_estimated_axis() {
     let angles = tilt_range(-60.0, 60.0, 41);
-    let method = Method::Fbp { filter: fbp::Filter::Hann };
+    let method = Algorithm::Fbp { filter: fbp::Filter::Hann };
     let truth = tilt_series(&phantom(Phantom::Cluster, 96), &angles, None, 0);
     let turned = axis::make_vertical(truth.view(), -6.0);
     // Jittered too: the direction is estimated on the series aligned by cross-correlation.

@@ -1,0 +1,344 @@
+//! Clean-up filters. Each returns an image of the same size; `input − output` is what it removed
+//! (the page shows that residual, so nothing real disappears unseen).
+//!
+//! - `gaussian`: blur of width σ.
+//! - `median`: (2r+1)² median, mirrored borders (impulse noise, hot pixels).
+//! - `wiener`: adaptive local Wiener filter (as `scipy.signal.wiener`): local mean μ and variance
+//!   s² over a (2r+1)² window, noise ν = mean local variance unless given;
+//!   `μ + max(s² − ν, 0) / max(s², ν) · (x − μ)`.
+//! - `bandpass`: keeps structure between `small` and `large` px: `G_small ∗ x − G_√(small²+large²) ∗ x`
+//!   plus the image mean (a difference of Gaussians, mirrored borders, no FFT wrap-around).
+//! - `bragg`: periodic (Bragg-mask) filter: the spectrum kept only in Gaussian windows at every
+//!   reciprocal-lattice point `n₁g₁ + n₂g₂` (the lattice from the spectrum) and around zero. It
+//!   shows the average lattice: defects and vacancies fade, so read it with its residual.
+//! - `non_local_means`: patch-similarity weighted average (see [`crate::denoise::nlm`]).
+//! - `bm3d`: block-matching 3D collaborative filtering, Poisson-aware (see [`crate::denoise::bm3d`]).
+//! - `rolling_ball`: subtracts the floor under the columns (see [`crate::denoise::rolling_ball`]), so the
+//!   support reads zero and each column keeps its own intensity above it.
+//! - `background`: subtracts the large-scale support/thickness variation `G_σ ∗ x` and adds back
+//!   its mean, so column intensities across the image become comparable.
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::image::check_usable;
+use crate::image::filter::gaussian_blur;
+use crate::image::stats::finite_mean;
+use filters::{bragg, median, wiener};
+
+pub mod bm3d;
+mod filters;
+pub mod nlm;
+pub mod patches;
+pub mod rolling_ball;
+
+/// Serde's default for the `lattice` switches: on.
+fn yes() -> bool {
+    true
+}
+
+/// A clean-up method and its parameters (px).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Method {
+    /// Gaussian blur.
+    Gaussian {
+        /// Width (px).
+        sigma: f64,
+    },
+    /// Square median.
+    Median {
+        /// Half-width (px): the window is (2r+1)².
+        radius: usize,
+    },
+    /// Adaptive Wiener filter.
+    Wiener {
+        /// Half-width (px) of the statistics window.
+        radius: usize,
+        /// Noise variance; `None` estimates it as the mean local variance.
+        noise: Option<f64>,
+    },
+    /// Difference-of-Gaussians band-pass.
+    Bandpass {
+        /// Finest kept scale (px): noise below it is smoothed away.
+        small: f64,
+        /// Largest kept scale (px): variations beyond it are removed.
+        large: f64,
+    },
+    /// Periodic (Bragg-mask) filter.
+    Bragg {
+        /// Window radius around each reciprocal-lattice point, as a fraction of the shorter |g|.
+        radius: f64,
+    },
+    /// Non-local means (see [`crate::denoise::nlm`]), Poisson-aware, noise estimated from the image.
+    NonLocalMeans {
+        /// Patch half-width (px): patches are (2p+1)².
+        patch: usize,
+        /// Window searched around each pixel (px); lattice translations are searched as well.
+        search: usize,
+        /// Filtering strength in units of the noise σ; `None` = [`crate::denoise::nlm::STRENGTH`].
+        h: Option<f64>,
+        /// Poisson counts (Anscombe transform) or additive Gaussian noise (estimated).
+        #[serde(default)]
+        noise: crate::image::Noise,
+        /// Also compare patches one or two lattice vectors away (see [`crate::denoise::patches`]): far
+        /// better denoising of crystals, at a slight pull of each column towards its neighbours.
+        #[serde(default = "yes")]
+        lattice: bool,
+    },
+    /// Block-matching 3D filtering (see [`crate::denoise::bm3d`]), Poisson-aware.
+    Bm3d {
+        /// Largest block offset searched (px).
+        search: usize,
+        /// Poisson counts (Anscombe transform) or additive Gaussian noise (estimated).
+        noise: crate::image::Noise,
+        /// Also match blocks one or two lattice vectors away (as for `NonLocalMeans`).
+        #[serde(default = "yes")]
+        lattice: bool,
+    },
+    /// Rolling-ball (flat disk) background removal.
+    RollingBall {
+        /// Disk radius (px): larger than the gaps between columns, smaller than the support's
+        /// variations.
+        radius: usize,
+    },
+    /// Background (support, thickness) removal.
+    Background {
+        /// Width (px) of what counts as background; several lattice spacings.
+        sigma: f64,
+    },
+}
+
+impl Default for Method {
+    fn default() -> Self {
+        Method::Wiener { radius: 2, noise: None }
+    }
+}
+
+fn invalid(name: &'static str, reason: String) -> CoreError {
+    CoreError::InvalidParameter { name, reason }
+}
+
+/// Apply `method` to `img`.
+pub fn apply(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, CoreError> {
+    check_usable(img)?;
+    let positive = |name, v: f64| {
+        if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(name, format!("{v} must be positive"))) }
+    };
+    match *method {
+        Method::Gaussian { sigma } => {
+            positive("sigma", sigma)?;
+            Ok(gaussian_blur(img, sigma))
+        }
+        Method::Median { radius } => {
+            if !(1..=15).contains(&radius) {
+                return Err(invalid("radius", format!("{radius} is outside 1–15 px")));
+            }
+            Ok(median(img, radius))
+        }
+        Method::Wiener { radius, noise } => {
+            if !(1..=15).contains(&radius) {
+                return Err(invalid("radius", format!("{radius} is outside 1–15 px")));
+            }
+            if let Some(n) = noise {
+                positive("noise", n)?;
+            }
+            Ok(wiener(img, radius, noise))
+        }
+        Method::Bandpass { small, large } => {
+            positive("small", small)?;
+            if !(large > small) {
+                return Err(invalid("large", format!("{large} px must exceed small ({small} px)")));
+            }
+            let mean = finite_mean(img);
+            let fine = gaussian_blur(img, small);
+            let coarse = gaussian_blur(img, (small * small + large * large).sqrt());
+            Ok(&fine - &coarse + mean as f32)
+        }
+        Method::Background { sigma } => {
+            positive("sigma", sigma)?;
+            let bg = gaussian_blur(img, sigma);
+            let level = finite_mean(bg.view()) as f32;
+            Ok(img.mapv(|v| if v.is_finite() { v } else { f32::NAN }) - &bg + level)
+        }
+        Method::NonLocalMeans { patch, search, h, noise, lattice } => {
+            if !(1..=5).contains(&patch) || !(1..=15).contains(&search) {
+                return Err(invalid("patch", format!("patch {patch} px (1–5) and search {search} px (1–15)")));
+            }
+            if let Some(v) = h {
+                positive("h", v)?;
+            }
+            Ok(crate::denoise::nlm::denoise(
+                img,
+                patch,
+                search,
+                lattice,
+                h.unwrap_or(crate::denoise::nlm::STRENGTH),
+                noise,
+            ))
+        }
+        Method::RollingBall { radius } => {
+            if !(2..=200).contains(&radius) {
+                return Err(invalid("radius", format!("{radius} px is outside 2–200")));
+            }
+            let bg = crate::denoise::rolling_ball::rolling_ball_background(img, radius);
+            Ok(&img.mapv(|v| if v.is_finite() { v } else { f32::NAN }) - &bg)
+        }
+        Method::Bm3d { search, noise, lattice } => {
+            if !(4..=24).contains(&search) {
+                return Err(invalid("search", format!("{search} px is outside 4–24")));
+            }
+            Ok(crate::denoise::bm3d::bm3d(img, noise, search, lattice))
+        }
+        Method::Bragg { radius } => {
+            if !(radius > 0.0 && radius <= 0.5) {
+                return Err(invalid("radius", format!("{radius} must be in (0, 0.5] (a fraction of |g|)")));
+            }
+            bragg(img, radius)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filters::box_mean;
+    use super::*;
+    use crate::image::Noise;
+    use crate::image::filter::reflect;
+    use crate::synth::{TrueColumn, add_gaussians};
+
+    fn lattice(noise: f32, seed: u64) -> (Array2<f32>, Array2<f32>) {
+        let mut cols = Vec::new();
+        for i in 0..16 {
+            for j in 0..16 {
+                cols.push(TrueColumn {
+                    x: 4.0 + 8.0 * i as f64,
+                    y: 4.0 + 8.0 * j as f64,
+                    sigma: 1.6,
+                    peak: 10.0,
+                    atoms: 1,
+                    m_atoms: 0,
+                });
+            }
+        }
+        let mut clean = Array2::from_elem((128, 128), 2.0f32);
+        add_gaussians(&mut clean, &cols);
+        let mut s = seed;
+        let noisy = clean.mapv(|v| {
+            // Box–Muller from an LCG: reproducible Gaussian noise.
+            let mut u = || {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let g = (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos();
+            v + noise * g as f32
+        });
+        (clean, noisy)
+    }
+
+    fn psnr(a: &Array2<f32>, clean: &Array2<f32>) -> f64 {
+        let mse = a.iter().zip(clean).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64;
+        let peak = clean.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        10.0 * (peak * peak / mse).log10()
+    }
+
+    #[test]
+    fn every_method_improves_a_noisy_lattice() {
+        let (clean, noisy) = lattice(2.0, 3);
+        let base = psnr(&noisy, &clean);
+        for (m, gain) in [
+            (Method::Gaussian { sigma: 1.0 }, 3.0),
+            (Method::Median { radius: 1 }, 2.0),
+            (Method::Wiener { radius: 2, noise: None }, 3.0),
+            (Method::Bandpass { small: 1.0, large: 20.0 }, 3.0),
+            (Method::Bragg { radius: 0.2 }, 8.0),
+            (Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: true }, 5.0),
+        ] {
+            let out = apply(noisy.view(), &m).unwrap();
+            let p = psnr(&out, &clean);
+            assert!(p > base + gain, "{m:?}: PSNR {p:.1} dB vs noisy {base:.1} dB");
+        }
+    }
+
+    #[test]
+    fn the_lattice_search_is_on_unless_turned_off() {
+        let m: Method = serde_json::from_str(r#"{"method":"bm3d","search":8,"noise":"auto"}"#).unwrap();
+        assert_eq!(m, Method::Bm3d { search: 8, noise: Noise::Auto, lattice: true });
+        let m: Method =
+            serde_json::from_str(r#"{"method":"non_local_means","patch":2,"search":2,"h":null,"lattice":false}"#)
+                .unwrap();
+        assert_eq!(m, Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: false });
+    }
+
+    #[test]
+    fn box_mean_matches_the_direct_window_sum() {
+        let img = Array2::from_shape_fn((13, 17), |(y, x)| ((x * 31 + y * 17) % 23) as f64);
+        let fast = box_mean(&img, 2);
+        for (y, x) in [(0, 0), (6, 8), (12, 16), (3, 15)] {
+            let mut s = 0.0;
+            for dy in -2i64..=2 {
+                for dx in -2i64..=2 {
+                    s += img[[reflect(y as i64 + dy, 13), reflect(x as i64 + dx, 17)]];
+                }
+            }
+            assert!((fast[[y, x]] - s / 25.0).abs() < 1e-9, "({y}, {x})");
+        }
+    }
+
+    #[test]
+    fn median_removes_impulses_and_keeps_edges() {
+        let mut img = Array2::from_shape_fn((32, 32), |(_, x)| if x < 16 { 1.0f32 } else { 5.0 });
+        for (y, x) in [(5, 5), (20, 25), (10, 17)] {
+            img[[y, x]] = 100.0;
+        }
+        let out = apply(img.view(), &Method::Median { radius: 1 }).unwrap();
+        assert!(out.iter().all(|&v| v == 1.0 || v == 5.0));
+        assert_eq!(out[[10, 15]], 1.0);
+        assert_eq!(out[[10, 16]], 5.0);
+    }
+
+    #[test]
+    fn background_removal_levels_a_ramp_under_the_columns() {
+        let (clean, _) = lattice(0.0, 1);
+        let ramped = Array2::from_shape_fn(clean.dim(), |(y, x)| clean[[y, x]] + 0.2 * x as f32);
+        let out = apply(ramped.view(), &Method::Background { sigma: 24.0 }).unwrap();
+        // Column peaks minus their local minimum, left vs right: equal once the ramp is gone.
+        let height = |x: usize| out[[68, x]] - out[[64, x]];
+        let (left, right) = (height(36), height(92));
+        assert!((left - right).abs() < 0.05 * left, "left {left}, right {right}");
+    }
+
+    #[test]
+    fn bandpass_keeps_the_band_and_the_mean() {
+        let img = Array2::from_shape_fn((64, 64), |(_, x)| {
+            5.0 + (2.0 * std::f32::consts::PI * x as f32 / 8.0).sin() + 0.05 * x as f32
+        });
+        let out = apply(img.view(), &Method::Bandpass { small: 0.5, large: 30.0 }).unwrap();
+        let mean = out.mean().unwrap();
+        assert!((mean - img.mean().unwrap()).abs() < 0.2, "mean {mean}");
+        // The 8 px fringes survive (transfer ≈ 0.85 at σ 0.5 px).
+        let amp = (out[[32, 34]] - out[[32, 38]]) / 2.0;
+        assert!(amp > 0.7 && amp < 1.05, "amplitude {amp}");
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let img = Array2::from_elem((16, 16), 1.0f32);
+        for m in [
+            Method::Gaussian { sigma: 0.0 },
+            Method::Median { radius: 0 },
+            Method::Wiener { radius: 20, noise: None },
+            Method::Bandpass { small: 3.0, large: 2.0 },
+            Method::Bragg { radius: 0.9 },
+        ] {
+            assert!(matches!(apply(img.view(), &m), Err(CoreError::InvalidParameter { .. })), "{m:?}");
+        }
+        // No lattice, no Bragg filter.
+        let mut s = 99u64;
+        let noise = Array2::from_shape_fn((64, 64), |_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 40) as f32
+        });
+        assert!(matches!(apply(noise.view(), &Method::Bragg { radius: 0.2 }), Err(CoreError::NoLattice { .. })));
+    }
+}

@@ -1,0 +1,9 @@
+//! The crystal lattice an image shows: its nearest-neighbour spacing from the autocorrelation
+//! ([`spacing`]), its vectors from the power spectrum's Bragg peaks ([`vectors`]), and
+//! neighbour queries over point sets ([`neighbours`]).
+pub mod neighbours;
+pub mod spacing;
+pub mod vectors;
+
+pub use spacing::estimate_spacing;
+pub use vectors::{Lattice, bragg_peaks, lattice_vectors};

@@ -1,0 +1,121 @@
+use super::*;
+use crate::columns::{ColumnParams, find_and_fit};
+use crate::metrics::match_points;
+use crate::particles::segment::{ParticleParams, segment};
+use crate::synth::{NanoparticleParams, Synthetic, nanoparticle};
+
+/// The test dose: 10 counts at the peak of a one-atom column of σ = 0.05 nm, i.e. a
+/// single-atom cross-section of 393 counts — about 3×10⁴ e⁻/Å² for a Pt atom scattering 0.2 %
+/// of the beam into the HAADF detector, a typical dose for counting (De Backer et al. 2016).
+fn particle(seed: u64, ripple: f64) -> Synthetic {
+    nanoparticle(&NanoparticleParams {
+        size: 384,
+        diameter_nm: 4.0,
+        support_ripple: ripple,
+        seed,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Fitted columns, their cross-sections and the true atoms of each fitted column (by matching).
+fn measured(s: &Synthetic) -> (Vec<f64>, Vec<u32>) {
+    let r = find_and_fit(s.image.view(), &ColumnParams::default()).unwrap();
+    let found: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
+    let spacing = r.spacing.unwrap();
+    let seg = segment(s.image.view(), Some(spacing), &ParticleParams::default()).unwrap();
+    let mask = seg.labels.mapv(|l| l == 1);
+    let near = crate::image::morphology::distance_squared_to(mask.view());
+    let cs = cross_sections(s.image.view(), &found, near.view(), spacing).unwrap();
+    let truth: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
+    let m = match_points(&truth, &found, 4.0);
+    let mut atoms = vec![0u32; found.len()];
+    for &(t, f, _) in &m.pairs {
+        atoms[f] = s.columns[t].atoms;
+    }
+    (cs.values, atoms)
+}
+
+#[test]
+fn cross_sections_are_linear_in_the_atoms() {
+    let s = particle(3, 0.05);
+    let (values, atoms) = measured(&s);
+    // 10 counts peak × 2π σ² (σ = 2.5 px) = 392.7 per atom, recovered within 3 %.
+    let (num, den) = values
+        .iter()
+        .zip(&atoms)
+        .filter(|(_, a)| **a > 0)
+        .fold((0.0, 0.0), |s, (v, &a)| (s.0 + v * a as f64, s.1 + (a * a) as f64));
+    let unit = num / den;
+    assert!((unit / 392.7 - 1.0).abs() < 0.03, "unit {unit}");
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "fits ~300 columns and a 40-component mixture; run with --release")]
+fn statistical_counting_is_exact_for_95_percent_of_columns() {
+    for seed in [3, 11] {
+        let s = particle(seed, 0.05);
+        let (values, truth) = measured(&s);
+        let (counts, m) = count_atoms(&values, &Counting::default()).unwrap();
+        let m = m.unwrap();
+        let scored: Vec<(u32, u32)> =
+            counts.iter().zip(&truth).filter(|(_, t)| **t > 0).map(|(&c, &t)| (c, t)).collect();
+        let exact = scored.iter().filter(|(c, t)| c == t).count();
+        let frac = exact as f64 / scored.len() as f64;
+        eprintln!("seed {seed}: {exact}/{} exact, {} components, unit {:.1}", scored.len(), m.means.len(), m.unit);
+        assert!(
+            frac >= 0.95,
+            "seed {seed}: {frac:.3} exact; {:?}",
+            scored.iter().filter(|(c, t)| c != t).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn library_counting_takes_the_nearest_entry() {
+    let lib: Vec<f64> = (1..=20).map(|n| 400.0 * n as f64).collect();
+    let (c, m) = count_atoms(&[390.0, 1230.0, 8100.0, 50.0], &Counting::Library(lib)).unwrap();
+    assert_eq!(c, vec![1, 3, 20, 0]);
+    assert!(m.is_none());
+    assert!(count_atoms(&[1.0], &Counting::Library(vec![2.0, 1.0])).is_err());
+    assert!(count_atoms(&[f64::NAN], &Counting::default()).is_err());
+}
+
+#[test]
+fn mixture_of_known_thickness_classes_is_recovered() {
+    // Columns of 3–12 atoms (unit 100, spread 12): ICL picks the ten classes.
+    use rand::{SeedableRng, rngs::SmallRng};
+    use rand_distr::{Distribution, Normal};
+    let mut rng = SmallRng::seed_from_u64(1);
+    let noise = Normal::new(0.0, 12.0).unwrap();
+    let truth: Vec<u32> = (0..400).map(|i| 3 + (i % 10) as u32).collect();
+    let v: Vec<f64> = truth.iter().map(|&n| 100.0 * n as f64 + noise.sample(&mut rng)).collect();
+    let (c, m) = count_atoms(&v, &Counting::default()).unwrap();
+    let m = m.unwrap();
+    assert_eq!(m.means.len(), 10, "{:?}", m.icl);
+    assert!((m.unit - 100.0).abs() < 1.0);
+    assert!(c.iter().zip(&truth).filter(|(a, b)| a == b).count() >= 395);
+}
+
+#[test]
+fn one_thickness_class_cannot_be_counted_statistically() {
+    use rand::{SeedableRng, rngs::SmallRng};
+    use rand_distr::{Distribution, Normal};
+    let mut rng = SmallRng::seed_from_u64(2);
+    let d = Normal::new(500.0, 10.0).unwrap();
+    let v: Vec<f64> = (0..80).map(|_| d.sample(&mut rng)).collect();
+    let e = count_atoms(&v, &Counting::default()).unwrap_err();
+    assert!(e.to_string().contains("one class"), "{e}");
+    assert!(count_atoms(&[1.0, 2.0], &Counting::default()).is_err());
+}
+
+#[test]
+fn model_stacks_atoms_about_the_mid_plane() {
+    let m = stack_atoms(&[[1.0, 2.0], [3.0, 4.0]], &[3, 2], 10.0, 2.0);
+    assert_eq!(
+        m,
+        vec![[10.0, 20.0, -2.0], [10.0, 20.0, 0.0], [10.0, 20.0, 2.0], [30.0, 40.0, -1.0], [30.0, 40.0, 1.0]]
+    );
+    let x = xyz(&m, "Pt", "test");
+    assert!(x.starts_with("5\ntest\nPt 10.0000 20.0000 -2.0000\n"));
+}
