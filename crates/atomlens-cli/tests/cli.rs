@@ -25,7 +25,7 @@ fn tmp(name: &str) -> PathBuf {
 
 fn write_tiff(path: &Path, w: usize, h: usize, frames: usize, cal: &Calibration) {
     let px: Vec<f32> = (0..w * h * frames).map(|i| (i % 97) as f32 * 0.5).collect();
-    std::fs::write(path, atomlens_io::tiff_io::write_f32(w, h, &px, cal).unwrap()).unwrap();
+    std::fs::write(path, atomlens_io::formats::tiff::write_f32(w, h, &px, cal).unwrap()).unwrap();
 }
 
 #[test]
@@ -114,7 +114,8 @@ fn strained_tiff(path: &Path) -> [[f64; 2]; 2] {
     };
     let l = strained_lattice(&p).unwrap();
     let px: Vec<f32> = l.image.data.iter().copied().collect();
-    std::fs::write(path, atomlens_io::tiff_io::write_f32(256, 256, &px, &Calibration::nm(0.02)).unwrap()).unwrap();
+    std::fs::write(path, atomlens_io::formats::tiff::write_f32(256, 256, &px, &Calibration::nm(0.02)).unwrap())
+        .unwrap();
     l.reference_g
 }
 
@@ -223,7 +224,8 @@ fn register_writes_the_average_and_the_drift() {
         px.extend(img.iter().copied());
     }
     let stack = tmp("stack.tif");
-    std::fs::write(&stack, atomlens_io::tiff_io::write_f32(128, 128, &px, &Calibration::nm(0.02)).unwrap()).unwrap();
+    std::fs::write(&stack, atomlens_io::formats::tiff::write_f32(128, 128, &px, &Calibration::nm(0.02)).unwrap())
+        .unwrap();
     let (avg, drift) = (tmp("avg.tif"), tmp("drift.csv"));
     let args =
         ["register", stack.to_str().unwrap(), "--out", avg.to_str().unwrap(), "--drift", drift.to_str().unwrap()];
@@ -330,7 +332,7 @@ fn reconstruct_writes_an_mrc_volume_and_bad_angles_say_why() {
     let series = tilt_series(&vol, &angles, None, 0);
     let stack = tmp("tilt.tif");
     let px: Vec<f32> = series.iter().copied().collect();
-    std::fs::write(&stack, atomlens_io::tiff_io::write_f32(32, 32, &px, &Calibration::nm(0.1)).unwrap()).unwrap();
+    std::fs::write(&stack, atomlens_io::formats::tiff::write_f32(32, 32, &px, &Calibration::nm(0.1)).unwrap()).unwrap();
     let out = tmp("volume.mrc");
     let base = ["reconstruct", stack.to_str().unwrap(), "--out", out.to_str().unwrap()];
     let mut args = base.to_vec();
@@ -386,7 +388,8 @@ fn reconstruct_takes_angles_from_the_mrc_and_finds_a_turned_axis() {
     let turned = make_vertical(tilt_series(&phantom(Phantom::Cluster, 64), &angles, None, 0).view(), -6.0);
     let px: Vec<f32> = turned.iter().copied().collect();
     let stack = tmp("turned.mrc");
-    let bytes = atomlens_io::mrc_write::write_tilt_series(64, 64, &px, &angles, &Calibration::nm(0.2), "test").unwrap();
+    let bytes =
+        atomlens_io::formats::mrc::write_tilt_series(64, 64, &px, &angles, &Calibration::nm(0.2), "test").unwrap();
     std::fs::write(&stack, bytes).unwrap();
     let out = tmp("turned-volume.mrc");
     let args =

@@ -26,6 +26,7 @@ pub mod lattice;
 pub mod math;
 pub mod metrics;
 pub mod particles;
+pub mod recipe;
 pub mod register;
 pub mod strain;
 pub mod synth;
@@ -33,3 +34,4 @@ pub mod tomo;
 
 pub use error::CoreError;
 pub use image::{Calibration, Image, Stack};
+pub use recipe::Recipe;

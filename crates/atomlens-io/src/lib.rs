@@ -5,9 +5,9 @@
 //!
 //! | format | reader |
 //! | --- | --- |
-//! | Gatan DM3/DM4, TIA SER+EMI, Velox/Berkeley EMD, MRC | [`openreadout-em`](em) behind a thin adapter |
-//! | TIFF (8–64-bit int, 32/64-bit float, multi-page; DM and ImageJ calibration) | [`tiff`](tiff_io) |
-//! | PNG, JPEG | [`image`](raster) |
+//! | Gatan DM3/DM4, TIA SER+EMI, Velox/Berkeley EMD, MRC | [`openreadout-em`](formats::em) behind a thin adapter |
+//! | TIFF (8–64-bit int, 32/64-bit float, multi-page; DM and ImageJ calibration) | [`tiff`](formats::tiff) |
+//! | PNG, JPEG | [`image`](formats::raster) |
 //!
 //! Every reader returns [`Signal`]s: native samples (little-endian bytes, so checksums compare
 //! with RosettaSciIO's), shape, calibration normalised to nm, and the metadata that matters.
@@ -15,14 +15,10 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod em;
 pub mod error;
-pub mod mrc_write;
-pub mod particle_tables;
-pub mod raster;
+pub mod formats;
 pub mod signal;
 pub mod tables;
-pub mod tiff_io;
 
 pub use error::IoError;
 pub use signal::{DType, Metadata, Signal};
@@ -119,9 +115,9 @@ pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec
         return Err(IoError::EmptyFile { name: primary.to_string() });
     }
     match sniff(&main.name, &main.bytes) {
-        Format::Tiff => tiff_io::read(main, limits),
-        Format::Png | Format::Jpeg => raster::read(main, limits),
-        Format::Microscope => em::read(primary, files, limits),
+        Format::Tiff => formats::tiff::read(main, limits),
+        Format::Png | Format::Jpeg => formats::raster::read(main, limits),
+        Format::Microscope => formats::em::read(primary, files, limits),
     }
 }
 

@@ -392,9 +392,13 @@ impl Session {
     pub fn export_tiff(&self) -> Result<Uint8Array, JsError> {
         let img = self.image()?;
         let px = img.data.as_standard_layout();
-        let bytes =
-            atomlens_io::tiff_io::write_f32(img.width(), img.height(), px.as_slice().unwrap_or(&[]), &img.calibration)
-                .map_err(err)?;
+        let bytes = atomlens_io::formats::tiff::write_f32(
+            img.width(),
+            img.height(),
+            px.as_slice().unwrap_or(&[]),
+            &img.calibration,
+        )
+        .map_err(err)?;
         Ok(Uint8Array::from(&bytes[..]))
     }
 }

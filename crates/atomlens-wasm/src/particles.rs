@@ -7,7 +7,7 @@ use atomlens_core::particles::counting::Counting;
 use atomlens_core::synth::{self, IlPairParams, NanoparticleParams};
 use atomlens_core::{Calibration, Image, Stack};
 use atomlens_io::Metadata;
-use atomlens_io::particle_tables as tables;
+use atomlens_io::tables;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 

@@ -61,7 +61,8 @@ impl Session {
         let m = self.gpa_map_values(name)?;
         let (h, w) = m.dim();
         let cal = &self.image()?.calibration;
-        let bytes = atomlens_io::tiff_io::write_f32(w, h, &m.iter().copied().collect::<Vec<_>>(), cal).map_err(err)?;
+        let bytes =
+            atomlens_io::formats::tiff::write_f32(w, h, &m.iter().copied().collect::<Vec<_>>(), cal).map_err(err)?;
         Ok(Uint8Array::from(&bytes[..]))
     }
 
@@ -78,19 +79,9 @@ impl Session {
         let pts: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(&x, &y)| [x, y]).collect();
         let s = column_strain(&pts, l.a, l.b, reference).map_err(err)?;
         let out = js_sys::Object::new();
-        let set = |k: &str, f: fn(&atomlens_core::strain::columns::ColumnStrain) -> f64| {
+        for (k, f) in atomlens_core::strain::columns::ColumnStrain::FIELDS {
             let v: Vec<f64> = s.columns.iter().map(f).collect();
-            js_sys::Reflect::set(&out, &k.into(), &Float64Array::from(&v[..]).into()).map(|_| ())
-        };
-        for (k, f) in [
-            ("exx", (|c| c.exx) as fn(&atomlens_core::strain::columns::ColumnStrain) -> f64),
-            ("eyy", |c| c.eyy),
-            ("exy", |c| c.exy),
-            ("rotation", |c| c.rotation),
-            ("ux", |c| c.ux),
-            ("uy", |c| c.uy),
-        ] {
-            set(k, f).map_err(crate::js)?;
+            js_sys::Reflect::set(&out, &k.into(), &Float64Array::from(&v[..]).into()).map_err(crate::js)?;
         }
         Ok(out.into())
     }

@@ -263,7 +263,7 @@ impl Session {
         let (nx, ny, nz) = v.dims();
         let voxels: Vec<f32> = v.data.iter().copied().collect();
         let label = concat!("atomlens ", env!("CARGO_PKG_VERSION"), " reconstruction");
-        let bytes = atomlens_io::mrc_write::write_f32(nx, ny, nz, &voxels, cal, label).map_err(err)?;
+        let bytes = atomlens_io::formats::mrc::write_f32(nx, ny, nz, &voxels, cal, label).map_err(err)?;
         Ok(Uint8Array::from(&bytes[..]))
     }
 }

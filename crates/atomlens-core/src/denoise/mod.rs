@@ -21,9 +21,9 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::image::check_usable;
 use crate::image::filter::gaussian_blur;
 use crate::image::stats::finite_mean;
+use crate::image::{Noise, check_usable};
 use filters::{bragg, median, wiener};
 
 pub mod bm3d;
@@ -80,7 +80,7 @@ pub enum Method {
         h: Option<f64>,
         /// Poisson counts (Anscombe transform) or additive Gaussian noise (estimated).
         #[serde(default)]
-        noise: crate::image::Noise,
+        noise: Noise,
         /// Also compare patches one or two lattice vectors away (see [`crate::denoise::patches`]): far
         /// better denoising of crystals, at a slight pull of each column towards its neighbours.
         #[serde(default = "yes")]
@@ -91,7 +91,7 @@ pub enum Method {
         /// Largest block offset searched (px).
         search: usize,
         /// Poisson counts (Anscombe transform) or additive Gaussian noise (estimated).
-        noise: crate::image::Noise,
+        noise: Noise,
         /// Also match blocks one or two lattice vectors away (as for `NonLocalMeans`).
         #[serde(default = "yes")]
         lattice: bool,
@@ -112,6 +112,45 @@ pub enum Method {
 impl Default for Method {
     fn default() -> Self {
         Method::Wiener { radius: 2, noise: None }
+    }
+}
+
+impl Method {
+    /// Every method at its default parameters, in the order a form lists them. The CLI's
+    /// `--method NAME` starts from these, the page builds its clean-up form from them.
+    pub const ALL: [Method; 9] = [
+        Method::Wiener { radius: 2, noise: None },
+        Method::Gaussian { sigma: 1.0 },
+        Method::Median { radius: 1 },
+        Method::Bandpass { small: 1.0, large: 20.0 },
+        Method::Bragg { radius: 0.15 },
+        Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: true },
+        Method::Bm3d { search: 8, noise: Noise::Auto, lattice: true },
+        Method::RollingBall { radius: 20 },
+        Method::Background { sigma: 30.0 },
+    ];
+
+    /// The method's name (its serde tag: `non_local_means`, `rolling_ball`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Gaussian { .. } => "gaussian",
+            Method::Median { .. } => "median",
+            Method::Wiener { .. } => "wiener",
+            Method::Bandpass { .. } => "bandpass",
+            Method::Bragg { .. } => "bragg",
+            Method::NonLocalMeans { .. } => "non_local_means",
+            Method::Bm3d { .. } => "bm3d",
+            Method::RollingBall { .. } => "rolling_ball",
+            Method::Background { .. } => "background",
+        }
+    }
+
+    /// The method called `name` at its default parameters; `-` reads as `_`, and `nlm` is
+    /// `non_local_means`.
+    pub fn by_name(name: &str) -> Option<Method> {
+        let name = name.replace('-', "_");
+        let name = if name == "nlm" { "non_local_means" } else { name.as_str() };
+        Method::ALL.into_iter().find(|m| m.name() == name)
     }
 }
 
@@ -319,6 +358,24 @@ mod tests {
         // The 8 px fringes survive (transfer ≈ 0.85 at σ 0.5 px).
         let amp = (out[[32, 34]] - out[[32, 38]]) / 2.0;
         assert!(amp > 0.7 && amp < 1.05, "amplitude {amp}");
+    }
+
+    /// The names are the serde tags, every method is listed once, and every default runs.
+    #[test]
+    fn every_method_has_one_name_and_usable_defaults() {
+        let (_, noisy) = lattice(0.1, 3);
+        let mut names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+        for m in Method::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap()["method"], m.name());
+            assert_eq!(Method::by_name(m.name()), Some(m));
+            assert!(apply(noisy.view(), &m).is_ok(), "{m:?}");
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 9);
+        assert_eq!(Method::by_name("nlm").map(|m| m.name()), Some("non_local_means"));
+        assert_eq!(Method::by_name("rolling-ball").map(|m| m.name()), Some("rolling_ball"));
+        assert_eq!(Method::by_name("blur"), None);
     }
 
     #[test]

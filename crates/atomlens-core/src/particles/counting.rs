@@ -159,9 +159,13 @@ pub enum Counting {
     Library(Vec<f64>),
 }
 
+/// The largest number of mixture components statistical counting tries by default: columns of
+/// up to 40 atoms (a ~10 nm particle along [110]).
+pub const MAX_COMPONENTS: usize = 40;
+
 impl Default for Counting {
     fn default() -> Self {
-        Counting::Statistical { max_components: 40 }
+        Counting::Statistical { max_components: MAX_COMPONENTS }
     }
 }
 

@@ -33,6 +33,21 @@ pub struct ColumnStrain {
     pub neighbours: usize,
 }
 
+/// A per-column quantity: its name (the map's, the page's key) and how to read it.
+pub type Field = (&'static str, fn(&ColumnStrain) -> f64);
+
+impl ColumnStrain {
+    /// Every per-column quantity, in the order the tables, maps and plots list them.
+    pub const FIELDS: [Field; 6] = [
+        ("exx", |c| c.exx),
+        ("eyy", |c| c.eyy),
+        ("exy", |c| c.exy),
+        ("rotation", |c| c.rotation),
+        ("ux", |c| c.ux),
+        ("uy", |c| c.uy),
+    ];
+}
+
 /// Per-column strain and the reference lattice it is measured against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnStrainResult {

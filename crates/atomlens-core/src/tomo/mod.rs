@@ -88,6 +88,30 @@ pub enum Algorithm {
     },
 }
 
+impl Algorithm {
+    /// Every method at its default parameters, in the order a form lists them (the CLI's
+    /// `--method NAME` and the page's form start from these).
+    pub const ALL: [Algorithm; 3] = [
+        Algorithm::Sirt { iterations: 50, nonnegative: true },
+        Algorithm::Sart { iterations: 50, nonnegative: true },
+        Algorithm::Fbp { filter: fbp::Filter::SheppLogan },
+    ];
+
+    /// The method called `name` (`fbp`, `sirt`, `sart`) at its default parameters.
+    pub fn by_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The method's name (its serde tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::Fbp { .. } => "fbp",
+            Algorithm::Sirt { .. } => "sirt",
+            Algorithm::Sart { .. } => "sart",
+        }
+    }
+}
+
 /// How the projections are aligned before reconstruction (see [`align`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -96,12 +120,16 @@ pub enum Align {
     #[default]
     None,
     /// Each projection's centre of mass to the image centre.
+    #[serde(alias = "com")]
     CenterOfMass,
     /// The tilt axis's offset along x estimated and moved to the image centre.
+    #[serde(alias = "axis")]
     AxisOffset,
     /// Cross-correlation between neighbouring tilts, then the axis offset.
+    #[serde(alias = "cc")]
     CrossCorrelation,
     /// Cross-correlation and the axis offset, then three rounds of refinement by re-projection.
+    #[serde(alias = "reproj")]
     Reprojection,
 }
 

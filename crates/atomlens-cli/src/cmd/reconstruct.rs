@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use atomlens_core::tomo::fbp::Filter;
 use atomlens_core::tomo::{Algorithm, Align, Plan, Preparation, TiltAxis, TiltSeries};
-use clap::ValueEnum;
+
+use crate::args::serde_name;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,15 +22,15 @@ pub struct Args {
     /// Tilt angles as START,STEP in degrees (projection k at START + k·STEP).
     #[arg(long, value_parser = start_step, allow_hyphen_values = true)]
     tilt: Option<(f64, f64)>,
-    /// Reconstruction method.
-    #[arg(long, value_enum, default_value = "sirt")]
-    method: MethodArg,
-    /// Iterations (SIRT) or passes over all tilts (SART).
-    #[arg(long, default_value_t = 50)]
-    iterations: usize,
-    /// FBP filter.
-    #[arg(long, value_enum, default_value = "shepp-logan")]
-    filter: FilterArg,
+    /// Reconstruction method: sirt, sart or fbp.
+    #[arg(long, default_value = "sirt")]
+    method: String,
+    /// Iterations (SIRT) or passes over all tilts (SART) (default: the method's own).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// FBP filter: ram-lak, shepp-logan or hann (default: the method's own).
+    #[arg(long, value_parser = serde_name::<Filter>)]
+    filter: Option<Filter>,
     /// Allow negative densities (SIRT, SART).
     #[arg(long)]
     allow_negative: bool,
@@ -40,8 +41,8 @@ pub struct Args {
     /// when given alone), `axis` (the tilt axis's x offset found and moved to the centre) or `cc`
     /// (cross-correlation between neighbouring tilts, then the axis offset) or `reproj` (`cc`, then
     /// three rounds of registering each projection to the re-projected reconstruction).
-    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "com")]
-    align: Option<AlignArg>,
+    #[arg(long, value_parser = serde_name::<Align>, num_args = 0..=1, default_missing_value = "com")]
+    align: Option<Align>,
     /// The tilt axis's direction in the images: degrees from the image's y axis (turning from
     /// +x towards +y), or `auto` to estimate it from the common line. Default 0 (along y).
     #[arg(long, value_parser = axis_arg, allow_hyphen_values = true)]
@@ -53,28 +54,6 @@ pub struct Args {
     /// Output volume (MRC, 32-bit float, voxel size from the stack's calibration).
     #[arg(long)]
     out: PathBuf,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum MethodArg {
-    Fbp,
-    Sirt,
-    Sart,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum AlignArg {
-    Com,
-    Axis,
-    Cc,
-    Reproj,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FilterArg {
-    RamLak,
-    SheppLogan,
-    Hann,
 }
 
 fn axis_arg(s: &str) -> Result<TiltAxis, String> {
@@ -97,7 +76,7 @@ fn start_step(s: &str) -> Result<(f64, f64), String> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let signals = crate::load(&a.stack)?;
+    let signals = crate::files::load(&a.stack)?;
     let s = &signals[0];
     let stack = s.to_stack()?;
     let n = s.frames;
@@ -120,24 +99,18 @@ pub fn run(a: Args) -> Result<()> {
             ),
         },
     };
-    let method = match a.method {
-        MethodArg::Fbp => Algorithm::Fbp {
-            filter: match a.filter {
-                FilterArg::RamLak => Filter::RamLak,
-                FilterArg::SheppLogan => Filter::SheppLogan,
-                FilterArg::Hann => Filter::Hann,
-            },
-        },
-        MethodArg::Sirt => Algorithm::Sirt { iterations: a.iterations, nonnegative: !a.allow_negative },
-        MethodArg::Sart => Algorithm::Sart { iterations: a.iterations, nonnegative: !a.allow_negative },
+    let names = Algorithm::ALL.map(|m| m.name()).join(", ");
+    let method = match Algorithm::by_name(&a.method) {
+        Some(Algorithm::Fbp { filter }) => Algorithm::Fbp { filter: a.filter.unwrap_or(filter) },
+        Some(Algorithm::Sirt { iterations, .. }) => {
+            Algorithm::Sirt { iterations: a.iterations.unwrap_or(iterations), nonnegative: !a.allow_negative }
+        }
+        Some(Algorithm::Sart { iterations, .. }) => {
+            Algorithm::Sart { iterations: a.iterations.unwrap_or(iterations), nonnegative: !a.allow_negative }
+        }
+        None => bail!("--method {}: not one of {names}", a.method),
     };
-    let align = match a.align {
-        None => Align::None,
-        Some(AlignArg::Com) => Align::CenterOfMass,
-        Some(AlignArg::Axis) => Align::AxisOffset,
-        Some(AlignArg::Cc) => Align::CrossCorrelation,
-        Some(AlignArg::Reproj) => Align::Reprojection,
-    };
+    let align = a.align.unwrap_or_default();
     let nz = a.thickness.unwrap_or(s.width);
     let t = Instant::now();
     let prep = Preparation { align, axis: a.axis.unwrap_or_default(), stretch: a.stretch };
@@ -172,7 +145,7 @@ pub fn run(a: Args) -> Result<()> {
     let (nx, ny, nz) = v.dims();
     let voxels: Vec<f32> = v.data.iter().copied().collect();
     let label = format!("atomlens {} {method:?}", env!("CARGO_PKG_VERSION"));
-    let bytes = atomlens_io::mrc_write::write_f32(nx, ny, nz, &voxels, &s.calibration, &label)?;
+    let bytes = atomlens_io::formats::mrc::write_f32(nx, ny, nz, &voxels, &s.calibration, &label)?;
     std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
     Ok(())
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 use atomlens_core::synth::{NanoparticleParams, nanoparticle};
 
-use crate::particles::{Recipe, run_batch};
+use crate::cmd::batch::run_batch;
+use atomlens_core::Recipe;
 
 pub fn run(images: usize, size: usize) -> Result<()> {
     let dir = Path::new("target").join("bench-batch");
@@ -24,7 +25,7 @@ pub fn run(images: usize, size: usize) -> Result<()> {
         };
         let s = nanoparticle(&p)?;
         let px: Vec<f32> = s.image.data.iter().copied().collect();
-        let bytes = atomlens_io::tiff_io::write_f32(size, size, &px, &s.image.calibration)?;
+        let bytes = atomlens_io::formats::tiff::write_f32(size, size, &px, &s.image.calibration)?;
         std::fs::write(input.join(format!("particle_{k:03}.tif")), bytes)?;
     }
     let recipe =

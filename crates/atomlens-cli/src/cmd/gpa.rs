@@ -1,12 +1,15 @@
 //! `atomlens gpa`: strain maps by geometric phase analysis, written as calibrated 32-bit TIFFs
 //! plus `gpa.json` (g-vectors, mask, reference region, statistics).
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use atomlens_core::image::Region;
-use atomlens_core::strain::gpa::{GpaParams, MaskShape, analyse};
-use clap::ValueEnum;
+use atomlens_core::strain::gpa::{GpaParams, GpaResult, MaskShape, analyse};
+use atomlens_core::{Calibration, Recipe};
+
+use crate::args::{pair, region, serde_name};
+use crate::files::{out_dir, write};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,9 +24,9 @@ pub struct Args {
     /// Mask radius as a fraction of the shorter |g| (Gaussian σ is half of it).
     #[arg(long, default_value_t = GpaParams::default().mask_radius)]
     mask_radius: f64,
-    /// Mask shape.
-    #[arg(long, value_enum, default_value = "gaussian")]
-    mask: MaskArg,
+    /// Mask shape: gaussian or cosine (default: gaussian).
+    #[arg(long, value_parser = serde_name::<MaskShape>)]
+    mask: Option<MaskShape>,
     /// Reference region `x0,y0,x1,y1` in px (default: the image inside the border band).
     #[arg(long, value_parser = region, allow_hyphen_values = true)]
     reference: Option<Region>,
@@ -41,37 +44,6 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum MaskArg {
-    Gaussian,
-    Cosine,
-}
-
-fn numbers(s: &str, n: usize) -> Result<Vec<f64>, String> {
-    let v: Vec<f64> = s
-        .split(',')
-        .map(|t| t.trim().parse::<f64>().map_err(|_| format!("'{t}' is not a number")))
-        .collect::<Result<_, _>>()?;
-    if v.len() != n || v.iter().any(|x| !x.is_finite()) {
-        return Err(format!("expected {n} comma-separated numbers, got '{s}'"));
-    }
-    Ok(v)
-}
-
-fn pair(s: &str) -> Result<[f64; 2], String> {
-    let v = numbers(s, 2)?;
-    Ok([v[0], v[1]])
-}
-
-pub fn region(s: &str) -> Result<Region, String> {
-    let v = numbers(s, 4)?;
-    if v.iter().any(|&x| x < 0.0) {
-        return Err(format!("region '{s}' has a negative coordinate"));
-    }
-    let u = |x: f64| x.round() as usize;
-    Ok(Region { x0: u(v[0]), y0: u(v[1]), x1: u(v[2]), y1: u(v[3]) })
-}
-
 pub fn run(a: Args) -> Result<()> {
     let g = match (a.g1, a.g2) {
         (Some(g1), Some(g2)) => Some([g1, g2]),
@@ -81,15 +53,12 @@ pub fn run(a: Args) -> Result<()> {
     if a.no_refine && g.is_none() {
         bail!("--no-refine keeps the given g-vectors as the reference lattice: give --g1 and --g2 with it");
     }
-    let signals = crate::load(&a.image)?;
+    let signals = crate::files::load(&a.image)?;
     let img = signals[0].frame(0)?;
     let p = GpaParams {
         g,
         refine: !a.no_refine,
-        mask: match a.mask {
-            MaskArg::Gaussian => MaskShape::Gaussian,
-            MaskArg::Cosine => MaskShape::Cosine,
-        },
+        mask: a.mask.unwrap_or_default(),
         mask_radius: a.mask_radius,
         reference: a.reference,
         frame_angle: a.frame_angle.to_radians(),
@@ -125,19 +94,26 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let Some(dir) = a.out else { return Ok(()) };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_maps(&dir, &r, &p, cal, &a.image.display().to_string())?;
+    let extra = if a.displacement { " ux.tif uy.tif" } else { "" };
+    eprintln!("wrote exx.tif eyy.tif exy.tif rotation.tif{extra} gpa.json recipe.json to {}", dir.display());
+    Ok(())
+}
+
+/// The maps of `r` as calibrated 32-bit TIFFs (`exx`, `eyy`, `exy`, `rotation`, and `ux`, `uy`
+/// when computed), `gpa.json` (g-vectors, mask, reference, statistics) and the recipe that made
+/// them, into `dir`.
+pub fn write_maps(dir: &Path, r: &GpaResult, p: &GpaParams, cal: &Calibration, source: &str) -> Result<()> {
+    out_dir(dir)?;
     let (h, w) = r.exx.dim();
     let disp = r.displacement.as_ref().map(|[ux, uy]| [("ux", ux), ("uy", uy)]);
     for (name, map) in r.maps().into_iter().chain(disp.into_iter().flatten()) {
-        let bytes = atomlens_io::tiff_io::write_f32(w, h, &map.iter().copied().collect::<Vec<_>>(), cal)?;
-        let path = dir.join(format!("{name}.tif"));
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        let px: Vec<f32> = map.iter().copied().collect();
+        write(dir, &format!("{name}.tif"), atomlens_io::formats::tiff::write_f32(w, h, &px, cal)?)?;
     }
-    let json = serde_json::json!({ "source": a.image.display().to_string(), "seconds": secs, "gpa": s });
-    let path = dir.join("gpa.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    let extra = if a.displacement { " ux.tif uy.tif" } else { "" };
-    eprintln!("wrote exx.tif eyy.tif exy.tif rotation.tif{extra} gpa.json to {}", dir.display());
-    Ok(())
+    let s = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));
+    let json = serde_json::json!({ "source": source, "gpa": s });
+    write(dir, "gpa.json", serde_json::to_string_pretty(&json)?)?;
+    let recipe = Recipe { strain: Some(p.clone()), ..Default::default() };
+    write(dir, "recipe.json", recipe.to_json())
 }

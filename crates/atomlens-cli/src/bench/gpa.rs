@@ -110,7 +110,7 @@ fn write_big_step(path: &Path) -> Result<()> {
     };
     let l = strained_lattice(&p)?;
     let px: Vec<f32> = l.image.data.iter().copied().collect();
-    let bytes = atomlens_io::tiff_io::write_f32(2048, 2048, &px, &l.image.calibration)?;
+    let bytes = atomlens_io::formats::tiff::write_f32(2048, 2048, &px, &l.image.calibration)?;
     std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
@@ -138,7 +138,7 @@ fn ours(c: &Case, repeat: usize) -> Result<Timed> {
 type Timed = (f64, Option<f64>);
 
 fn kemstem(shared: &Path, cases: &[Case], repeat: usize) -> Result<Vec<Option<Timed>>> {
-    let python = crate::bench::peer_python(shared)?;
+    let python = super::peer_python(shared)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/kemstem_gpa.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script).arg(shared.join("reference/scripts")).arg(repeat.max(1).to_string());
@@ -157,7 +157,7 @@ fn kemstem(shared: &Path, cases: &[Case], repeat: usize) -> Result<Vec<Option<Ti
         }
         cmd.arg(arg);
     }
-    let rows = crate::bench::peer_rows(&mut cmd, "kemstem", cases.len())?;
+    let rows = super::peer_rows(&mut cmd, "kemstem", cases.len())?;
     Ok((0..cases.len())
         .map(|i| {
             rows.iter()

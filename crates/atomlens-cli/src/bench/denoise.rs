@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::bench::median;
+use super::median;
 
 use anyhow::{Context, Result};
 use atomlens_core::columns::{ColumnParams, find_and_fit};
@@ -33,7 +33,7 @@ const BM3D: Method = Method::Bm3d { search: 8, noise: Noise::Auto, lattice: true
 pub fn run(shared: &Path, no_peer: bool, repeat: usize) -> Result<()> {
     let cases = cases(shared)?;
     let images: Vec<atomlens_core::Image> =
-        cases.iter().map(|c| crate::bench::load_image(&c.path)).collect::<Result<_>>()?;
+        cases.iter().map(|c| crate::files::load_image(&c.path)).collect::<Result<_>>()?;
     let mut rows = Vec::new();
     for (c, img) in cases.iter().zip(&images) {
         let (nlm_t, nlm) = timed(repeat, || denoise::apply(img.view(), &NLM))?;
@@ -134,11 +134,11 @@ fn cases(shared: &Path) -> Result<Vec<Case>> {
     let dir = shared.join("data/synthetic");
     for id in ["syn_cubic_sub_px", "syn_dense_overlap", "syn_nanoparticle_poisson", "syn_perovskite_two_sublattice"] {
         let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json")))?)?;
-        let truth = crate::bench::read_truth(&dir.join(format!("{id}_groundtruth.csv")))?;
+        let truth = super::read_truth(&dir.join(format!("{id}_groundtruth.csv")))?;
         cases.push(Case {
             id: id.into(),
             path: dir.join(format!("{id}.tif")),
-            clean: crate::bench::load_image(&dir.join(format!("{id}_clean.tif")))?.data,
+            clean: crate::files::load_image(&dir.join(format!("{id}_clean.tif")))?.data,
             offset: meta["background"].as_f64().unwrap_or(0.0),
             truth: truth.iter().map(|t| [t[0], t[1]]).collect(),
         });
@@ -154,11 +154,11 @@ fn cases(shared: &Path) -> Result<Vec<Case>> {
         let path = out.join(format!("{id}.tif"));
         let (h, w) = s.image.data.dim();
         let px: Vec<f32> = s.image.data.iter().copied().collect();
-        std::fs::write(&path, atomlens_io::tiff_io::write_f32(w, h, &px, &s.image.calibration)?)?;
+        std::fs::write(&path, atomlens_io::formats::tiff::write_f32(w, h, &px, &s.image.calibration)?)?;
         // The clean image beside it, so a peer's output can be scored outside this run too.
         let clean: Vec<f32> = s.clean.iter().copied().collect();
         let clean_path = out.join(format!("{id}_clean.tif"));
-        std::fs::write(clean_path, atomlens_io::tiff_io::write_f32(w, h, &clean, &s.image.calibration)?)?;
+        std::fs::write(clean_path, atomlens_io::formats::tiff::write_f32(w, h, &clean, &s.image.calibration)?)?;
         let truth = s.columns.iter().map(|c| [c.x, c.y]).collect();
         cases.push(Case { id: format!("{id} (whole counts)"), path, clean: s.clean, offset: 0.0, truth });
     }
@@ -166,8 +166,8 @@ fn cases(shared: &Path) -> Result<Vec<Case>> {
 }
 
 fn peers(shared: &Path, cases: &[Case], repeat: usize, rows: &mut [Row]) -> Result<()> {
-    let python = crate::bench::peer_python(shared)?;
-    crate::bench::ensure_module(&python, "bm3d", "bm3d")?;
+    let python = super::peer_python(shared)?;
+    super::ensure_module(&python, "bm3d", "bm3d")?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/denoise_peers.py");
     let out = Path::new("target/bench-denoise/peers");
     let mut cmd = Command::new(&python);
@@ -175,12 +175,12 @@ fn peers(shared: &Path, cases: &[Case], repeat: usize, rows: &mut [Row]) -> Resu
     for (i, c) in cases.iter().enumerate() {
         cmd.arg(format!("{i}={}", c.path.display()));
     }
-    let results = crate::bench::peer_rows(&mut cmd, "scikit-image NLM and bm3d", cases.len())?;
+    let results = super::peer_rows(&mut cmd, "scikit-image NLM and bm3d", cases.len())?;
     for (i, (c, row)) in cases.iter().zip(rows.iter_mut()).enumerate() {
         let Some(r) = results.iter().find(|r| r["id"].as_str() == Some(&i.to_string())) else { continue };
         for (k, name) in ["nlm", "bm3d"].iter().enumerate() {
             let (Some(path), Some(t)) = (r[name]["path"].as_str(), r[name]["seconds"].as_f64()) else { continue };
-            let img = crate::bench::load_image(Path::new(path))?;
+            let img = crate::files::load_image(Path::new(path))?;
             row.peer[k] = Some((psnr(img.data.view(), c.clean.view(), c.offset), t));
         }
     }

@@ -2,7 +2,7 @@
 use atomlens_core::Calibration;
 use atomlens_core::columns::fit::AtomColumn;
 use atomlens_core::columns::{ColumnParams, ColumnResult};
-use atomlens_core::strain::columns::ColumnStrainResult;
+use atomlens_core::strain::columns::{ColumnStrain, ColumnStrainResult};
 
 /// The CSV header (pixels; x column, y row, centres at integers; rotation in radians).
 pub const COLUMNS_HEADER: &str = "x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,sigma_x_err,sigma_y_err,amplitude_err,residual_rms,status,sublattice,nn_distance,coordination";
@@ -40,7 +40,8 @@ pub fn columns_csv(cols: &[AtomColumn]) -> String {
     s
 }
 
-/// Extra CSV columns for per-column strain (lattice rotation in radians, displacement in px).
+/// Extra CSV columns for per-column strain, in [`ColumnStrain::FIELDS`]' order (lattice rotation
+/// in radians, named apart from the Gaussian's `rotation`; displacement in px).
 pub const STRAIN_HEADER: &str = "exx,eyy,exy,lattice_rotation,ux,uy";
 
 /// `csv` (from [`columns_csv`]) with the strain columns appended to every row.
@@ -52,16 +53,11 @@ pub fn with_strain(csv: &str, strain: &ColumnStrainResult) -> String {
             0 => out.push_str(&format!(",{STRAIN_HEADER}")),
             _ => {
                 let c = strain.columns.get(k - 1);
-                let v = |f: fn(&atomlens_core::strain::columns::ColumnStrain) -> f64| c.map_or(f64::NAN, f);
-                out.push_str(&format!(
-                    ",{:.6},{:.6},{:.6},{:.6},{:.4},{:.4}",
-                    v(|c| c.exx),
-                    v(|c| c.eyy),
-                    v(|c| c.exy),
-                    v(|c| c.rotation),
-                    v(|c| c.ux),
-                    v(|c| c.uy)
-                ));
+                for (name, f) in ColumnStrain::FIELDS {
+                    // Strains and angles to 1e-6, displacements (px) to 1e-4.
+                    let digits = if name.starts_with('u') { 4 } else { 6 };
+                    out.push_str(&format!(",{:.*}", digits, c.map_or(f64::NAN, f)));
+                }
             }
         }
         out.push('\n');

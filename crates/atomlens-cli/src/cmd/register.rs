@@ -33,10 +33,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let frames: Vec<Image> = if let [one] = a.files.as_slice() {
-        let s = crate::load(one)?;
+        let s = crate::files::load(one)?;
         (0..s[0].frames).map(|t| s[0].frame(t)).collect::<Result<_, _>>()?
     } else {
-        a.files.iter().map(|f| Ok(crate::load(f)?[0].frame(0)?)).collect::<Result<_>>()?
+        a.files.iter().map(|f| Ok(crate::files::load(f)?[0].frame(0)?)).collect::<Result<_>>()?
     };
     if frames.len() < 2 {
         bail!("{} has one frame: registration needs a series (a stack, or several files)", a.files[0].display());
@@ -61,7 +61,7 @@ pub fn run(a: Args) -> Result<()> {
         ))
     );
     let px: Vec<f32> = r.average.iter().copied().collect();
-    let bytes = atomlens_io::tiff_io::write_f32(w, h, &px, &frames[0].calibration)?;
+    let bytes = atomlens_io::formats::tiff::write_f32(w, h, &px, &frames[0].calibration)?;
     std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
     if let Some(path) = &a.drift {
         let mut f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;

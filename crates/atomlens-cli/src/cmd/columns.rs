@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use atomlens_core::columns::find::find_columns;
 use atomlens_core::columns::fit::{Noise, Shape};
-use atomlens_core::columns::{ColumnParams, ColumnResult};
-use clap::ValueEnum;
+use atomlens_core::columns::{ColumnParams, Sublattices, fit_found};
+
+use crate::args::serde_name;
+use crate::files::{out_dir, write};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,15 +24,17 @@ pub struct Args {
     /// Relative threshold 0–1 on the smoothed image.
     #[arg(long)]
     threshold: Option<f64>,
-    /// Noise model of the error bars (default: Poisson for integer counts, else Gaussian).
-    #[arg(long, value_enum)]
-    noise: Option<NoiseArg>,
-    /// Column shape.
-    #[arg(long, value_enum, default_value = "elliptical")]
-    shape: ShapeArg,
-    /// Split columns into sublattices by integrated intensity or by site in the unit cell.
-    #[arg(long, value_enum, default_value = "intensity")]
-    sublattices: SublatticeArg,
+    /// Noise model of the error bars: poisson or gaussian (default: auto, Poisson for integer
+    /// counts, else Gaussian).
+    #[arg(long, value_parser = serde_name::<Noise>)]
+    noise: Option<Noise>,
+    /// Column shape: elliptical or circular (default: elliptical).
+    #[arg(long, value_parser = serde_name::<Shape>)]
+    shape: Option<Shape>,
+    /// Split columns into sublattices by `intensity` (integrated, the default) or `position`
+    /// (site in the unit cell).
+    #[arg(long, value_parser = serde_name::<Sublattices>)]
+    sublattices: Option<Sublattices>,
     /// Joint passes (overlapping neighbours subtracted) after the first independent fit.
     #[arg(long)]
     passes: Option<usize>,
@@ -38,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     strain: bool,
     /// Reference region `x0,y0,x1,y1` (px) for --strain.
-    #[arg(long, value_parser = crate::gpa::region, allow_hyphen_values = true, requires = "strain")]
+    #[arg(long, value_parser = crate::args::region, allow_hyphen_values = true, requires = "strain")]
     reference: Option<atomlens_core::image::Region>,
     /// With --strain: also write the per-column strain interpolated onto the image grid as
     /// calibrated TIFFs (exx, eyy, exy, rotation, ux, uy) into this folder.
@@ -49,26 +54,8 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum NoiseArg {
-    Poisson,
-    Gaussian,
-}
-
-#[derive(Clone, Copy, PartialEq, ValueEnum)]
-enum SublatticeArg {
-    Intensity,
-    Position,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ShapeArg {
-    Circular,
-    Elliptical,
-}
-
 pub fn run(a: Args) -> Result<()> {
-    let signals = crate::load(&a.image)?;
+    let signals = crate::files::load(&a.image)?;
     let img = signals[0].frame(0)?;
     let mut p = ColumnParams::default();
     p.find.separation = a.separation;
@@ -76,42 +63,30 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(t) = a.threshold {
         p.find.threshold = t;
     }
-    p.fit.noise = match a.noise {
-        Some(NoiseArg::Poisson) => Noise::Poisson,
-        Some(NoiseArg::Gaussian) => Noise::Gaussian,
-        None => Noise::Auto,
-    };
-    p.fit.shape = match a.shape {
-        ShapeArg::Circular => Shape::Circular,
-        ShapeArg::Elliptical => Shape::Elliptical,
-    };
-    p.sublattices = match a.sublattices {
-        SublatticeArg::Intensity => atomlens_core::columns::Sublattices::Intensity,
-        SublatticeArg::Position => atomlens_core::columns::Sublattices::Position,
-    };
+    p.fit.noise = a.noise.unwrap_or(p.fit.noise);
+    p.fit.shape = a.shape.unwrap_or(p.fit.shape);
+    p.sublattices = a.sublattices.unwrap_or(p.sublattices);
     if let Some(n) = a.passes {
         p.fit.passes = n;
         p.fit.joint = n > 0;
     }
     let t = Instant::now();
-    let peaks = atomlens_core::columns::find::find_columns(img.view(), &p.find)?;
+    let peaks = find_columns(img.view(), &p.find)?;
     let t_find = t.elapsed().as_secs_f64();
-    let lattice = atomlens_core::lattice::lattice_vectors(img.view(), peaks.nn_distance()).ok();
     let t_refine = Instant::now();
-    let columns = atomlens_core::columns::refine(img.view(), &peaks.points, &p, lattice.as_ref())?;
+    let r = fit_found(img.view(), &peaks, &p)?;
     let refine_s = t_refine.elapsed().as_secs_f64();
     let secs = t.elapsed().as_secs_f64();
-    if let Some(l) = &lattice {
+    if let Some(l) = &r.lattice {
         let (a, b, angle) = l.lengths_and_angle();
         eprintln!("lattice from the spectrum: |a| {a:.3} px, |b| {b:.3} px, angle {angle:.2}°");
     }
-    let groups = columns.iter().map(|c| c.sublattice).max().map_or(1, |m| m + 1);
+    let groups = r.columns.iter().map(|c| c.sublattice).max().map_or(1, |m| m + 1);
     if groups > 1 {
         let how =
-            if a.sublattices == SublatticeArg::Position && lattice.is_some() { "unit-cell site" } else { "intensity" };
+            if p.sublattices == Sublattices::Position && r.lattice.is_some() { "unit-cell site" } else { "intensity" };
         eprintln!("{groups} sublattices by {how}");
     }
-    let r = ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice };
     let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::columns::fit::FitStatus::Fitted).count();
     eprintln!(
         "{} columns ({} fitted) in {:.3} s (find {:.3} s, refine {:.3} s = {:.1} µs per column); separation {:.2} px{}",
@@ -166,23 +141,13 @@ fn write_strain_maps(
     spacing: f64,
 ) -> Result<()> {
     use atomlens_core::strain::columns::{ColumnStrain, interpolate};
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    out_dir(dir)?;
     let (w, h) = (img.width(), img.height());
-    type Field = (&'static str, fn(&ColumnStrain) -> f64);
-    let fields: [Field; 6] = [
-        ("exx", |c| c.exx),
-        ("eyy", |c| c.eyy),
-        ("exy", |c| c.exy),
-        ("rotation", |c| c.rotation),
-        ("ux", |c| c.ux),
-        ("uy", |c| c.uy),
-    ];
-    for (name, f) in fields {
+    for (name, f) in ColumnStrain::FIELDS {
         let values: Vec<f64> = s.columns.iter().map(f).collect();
         let map = interpolate(pts, &values, w, h, spacing);
-        let bytes = atomlens_io::tiff_io::write_f32(w, h, &map.iter().copied().collect::<Vec<_>>(), &img.calibration)?;
-        let path = dir.join(format!("{name}.tif"));
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        let px: Vec<f32> = map.iter().copied().collect();
+        write(dir, &format!("{name}.tif"), atomlens_io::formats::tiff::write_f32(w, h, &px, &img.calibration)?)?;
     }
     eprintln!("wrote interpolated exx eyy exy rotation ux uy maps to {}", dir.display());
     Ok(())

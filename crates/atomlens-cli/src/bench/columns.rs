@@ -1,51 +1,17 @@
 //! `atomlens bench columns`: atomlens and Atomap side by side on the same images, in one run.
 //! Speed is a ratio measured here and now (the machines are noisy); accuracy is against the
-//! exact truth of the synthetic sets. Needs `../shared` (images, truth, Atomap's parameters);
-//! the peer runs in a venv under `target/peer-venv` that this command creates.
-use std::path::{Path, PathBuf};
+//! exact truth of the synthetic sets.
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use atomlens_core::columns::ColumnParams;
 use atomlens_core::columns::find::{Peaks, find_columns};
 use atomlens_core::columns::fit::{FitStatus, fit_columns};
 use atomlens_core::metrics::match_points;
-use atomlens_io::{Limits, NamedFile};
-use serde_json::Value;
 
-#[derive(clap::Args)]
-pub struct Args {
-    /// What to benchmark.
-    #[arg(value_enum)]
-    what: What,
-    /// The shared folder (images, truth, peer parameters).
-    #[arg(long, default_value = "../shared")]
-    shared: PathBuf,
-    /// Skip the 1024² MoS2 image (Atomap takes about a minute on it).
-    #[arg(long)]
-    quick: bool,
-    /// Do not run the peer (atomlens only).
-    #[arg(long)]
-    no_peer: bool,
-    /// Repetitions of the atomlens refinement, before and again after the peer (median of all).
-    #[arg(long, default_value_t = 5)]
-    repeat: usize,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum What {
-    /// Column finding and fitting against Atomap.
-    Columns,
-    /// Geometric phase analysis against kemstem.
-    Gpa,
-    /// Non-local means and BM3D against scikit-image and the bm3d package.
-    Denoise,
-    /// Tomographic reconstruction against scikit-image and astra-toolbox (CPU).
-    Tomo,
-    /// The particle chain over 50 synthetic 1024² images (no peer has it: images per second).
-    Batch,
-}
+use super::{load, median, peer_python, peer_rows, read_truth};
 
 struct Case {
     id: &'static str,
@@ -100,26 +66,14 @@ struct Side {
     sigma_err: Option<f64>,
 }
 
-pub fn run(a: Args) -> Result<()> {
-    if !a.shared.join("data").is_dir() {
-        bail!(
-            "{} not found: the benchmark needs ../shared (images, truth and Atomap's parameters)",
-            a.shared.display()
-        );
-    }
-    match a.what {
-        What::Gpa => return crate::bench_gpa::run(&a.shared, a.quick, a.no_peer, a.repeat),
-        What::Denoise => return crate::bench_denoise::run(&a.shared, a.no_peer, a.repeat),
-        What::Tomo => return crate::bench_tomo::run(&a.shared, a.no_peer),
-        What::Batch => return crate::bench_batch::run(50, 1024),
-        What::Columns => {}
-    }
-    let cases: Vec<&Case> = CASES.iter().filter(|c| !(a.quick && c.id == "temul_mos2_se_adf")).collect();
+/// Time both sides on every case and print the table.
+pub fn run(shared: &Path, quick: bool, no_peer: bool, repeat: usize) -> Result<()> {
+    let cases: Vec<&Case> = CASES.iter().filter(|c| !(quick && c.id == "temul_mos2_se_adf")).collect();
     let p = ColumnParams::default();
     let inputs: Vec<(atomlens_core::Image, Peaks)> = cases
         .iter()
         .map(|c| {
-            let img = load(&a.shared, c.image)?;
+            let img = load(shared, c.image)?;
             let peaks = find_columns(img.view(), &p.find)?;
             Ok((img, peaks))
         })
@@ -127,16 +81,16 @@ pub fn run(a: Args) -> Result<()> {
     let mut ours: Vec<Side> = cases
         .iter()
         .zip(&inputs)
-        .map(|(c, (img, peaks))| ours(&a.shared, c, img, peaks, &p, a.repeat))
+        .map(|(c, (img, peaks))| ours(shared, c, img, peaks, &p, repeat))
         .collect::<Result<_>>()?;
-    let peer: Vec<Option<Side>> = if a.no_peer {
+    let peer: Vec<Option<Side>> = if no_peer {
         cases.iter().map(|_| None).collect()
     } else {
-        let peer = atomap(&a.shared, &cases)?;
+        let peer = atomap(shared, &cases)?;
         // Time atomlens again after the peer and take the median of both sets: the machine's
         // load drifts over the minutes Atomap takes, and one burst should not decide the ratio.
         for ((img, peaks), side) in inputs.iter().zip(&mut ours) {
-            side.times.extend(time_refine(&img.view(), &peaks.points, &p, a.repeat)?.0);
+            side.times.extend(time_refine(&img.view(), &peaks.points, &p, repeat)?.0);
             side.refine_s = median(&mut side.times);
         }
         peer
@@ -185,31 +139,6 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn load(shared: &Path, rel: &str) -> Result<atomlens_core::Image> {
-    load_image(&shared.join(rel))
-}
-
-/// The first frame of the first signal of `path`.
-pub fn load_image(path: &Path) -> Result<atomlens_core::Image> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let s = atomlens_io::read_one(NamedFile::new(&name, bytes), &Limits::NATIVE)?;
-    Ok(s[0].frame(0)?)
-}
-
-/// Install `package` into the peer venv when `module` cannot be imported (peers beyond the shared
-/// requirements, e.g. `bm3d`).
-pub fn ensure_module(python: &Path, module: &str, package: &str) -> Result<()> {
-    if Command::new(python).args(["-c", &format!("import {module}")]).output()?.status.success() {
-        return Ok(());
-    }
-    eprintln!("installing {package} into the peer venv (pip, once)…");
-    if !Command::new(python).args(["-m", "pip", "install", "-q", package]).status()?.success() {
-        bail!("could not install the {package} peer (pip install {package})");
-    }
-    Ok(())
-}
-
 /// `repeat` timed refinements (seconds) and the last one's columns.
 fn time_refine(
     img: &ndarray::ArrayView2<f32>,
@@ -225,12 +154,6 @@ fn time_refine(
         times.push(t.elapsed().as_secs_f64());
     }
     Ok((times, cols))
-}
-
-/// The median (sorts `v`).
-pub(crate) fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn ours(
@@ -267,48 +190,6 @@ fn ours(
     }
     eprintln!("atomlens {}: {} columns, refine {:.1} ms", c.id, side.columns, side.refine_s * 1e3);
     Ok(side)
-}
-
-/// Rows of `x_px,y_px,sigma_x,sigma_y,…` (header skipped).
-pub fn read_truth(path: &Path) -> Result<Vec<[f64; 4]>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Vec<f64> = l.split(',').take(4).map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>()?;
-            Ok([v[0], v[1], v[2], v[3]])
-        })
-        .collect()
-}
-
-/// The peers' Python (`target/peer-venv`, created from ../shared's requirements once).
-pub fn peer_python(shared: &Path) -> Result<PathBuf> {
-    let venv = Path::new("target/peer-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        eprintln!("creating {} with the peers (Atomap, kemstem, scikit-image; pip, once)…", venv.display());
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(venv).status()?.success()
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "-r"])
-                .arg(shared.join("reference/scripts/requirements.txt"))
-                .status()?
-                .success();
-        if !ok {
-            bail!("could not install the peers (pip install -r ../shared/reference/scripts/requirements.txt)");
-        }
-    }
-    Ok(python)
-}
-
-/// Run a peer script and collect the JSON object it prints per image (one per line).
-pub fn peer_rows(cmd: &mut Command, peer: &str, images: usize) -> Result<Vec<Value>> {
-    eprintln!("running {peer} on {images} images…");
-    let out = cmd.output().with_context(|| format!("running the {peer} peer"))?;
-    if !out.status.success() {
-        bail!("the {peer} peer failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
 fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {

@@ -66,10 +66,10 @@ pub fn run(shared: &Path, no_peer: bool) -> Result<()> {
         let px: Vec<f32> = vol.data.iter().copied().collect();
         std::fs::write(
             path,
-            atomlens_io::tiff_io::write_f32(SIZE, SIZE, &px, &atomlens_core::Calibration::uncalibrated())?,
+            atomlens_io::formats::tiff::write_f32(SIZE, SIZE, &px, &atomlens_core::Calibration::uncalibrated())?,
         )?;
-        let python = crate::bench::peer_python(shared)?;
-        crate::bench::ensure_module(&python, "astra", "astra-toolbox")
+        let python = super::peer_python(shared)?;
+        super::ensure_module(&python, "astra", "astra-toolbox")
             .unwrap_or_else(|e| eprintln!("astra-toolbox not available ({e}); scikit-image only"));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/tomo_peers.py");
         let mut cmd = Command::new(&python);
@@ -81,7 +81,7 @@ pub fn run(shared: &Path, no_peer: bool) -> Result<()> {
             &SART_PASSES.to_string(),
             &TILTS.to_string(),
         ]);
-        for r in crate::bench::peer_rows(&mut cmd, "scikit-image and astra-toolbox", 4)? {
+        for r in super::peer_rows(&mut cmd, "scikit-image and astra-toolbox", 4)? {
             if let (Some(m), Some(s), Some(e)) = (r["method"].as_str(), r["seconds"].as_f64(), r["rms"].as_f64()) {
                 peers.push((m.to_string(), s, e));
             }

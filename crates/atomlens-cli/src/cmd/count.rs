@@ -1,0 +1,62 @@
+//! `atomlens count`: atoms per column of every particle, the counting mixture, and a 3-D model.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use atomlens_core::Recipe;
+use atomlens_core::particles::chain::analyse;
+use atomlens_io::tables;
+
+use super::particles::{Common, report};
+use crate::files::{load_image, out_dir, write};
+
+#[derive(clap::Args)]
+pub struct CountArgs {
+    /// The image (first signal, first frame).
+    image: PathBuf,
+    #[command(flatten)]
+    common: Common,
+    /// Atom spacing along the beam for the 3-D model, nm (Pt [110]: 0.2775).
+    #[arg(long, default_value_t = atomlens_core::synth::PT_110_SPACING_NM)]
+    beam_step: f64,
+    /// Element written into model.xyz.
+    #[arg(long, default_value = "Pt")]
+    element: String,
+    /// Folder for counts.csv, model.xyz and counting.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn count(a: CountArgs) -> Result<()> {
+    if !(a.beam_step.is_finite() && a.beam_step > 0.0) {
+        bail!("--beam-step must be a positive length in nm");
+    }
+    let img = load_image(&a.image)?;
+    let p = a.common.params()?;
+    let t = Instant::now();
+    let r = analyse(img.view(), &p)?;
+    report(&r, &img.calibration, t.elapsed().as_secs_f64());
+    if r.particles.iter().all(|q| q.atoms.is_empty()) {
+        let why: Vec<String> = r.particles.iter().filter_map(|q| q.counting_error.clone()).collect();
+        bail!("no particle could be counted: {}", why.join("; "));
+    }
+    out_dir(&a.out)?;
+    write(&a.out, "counts.csv", tables::particle_columns_csv(&r))?;
+    let mixtures: Vec<_> = r
+        .particles
+        .iter()
+        .map(|q| serde_json::json!({"particle": q.particle.id, "mixture": q.mixture, "error": q.counting_error}))
+        .collect();
+    write(
+        &a.out,
+        "counting.json",
+        serde_json::to_string_pretty(&serde_json::json!({ "parameters": p, "particles": mixtures }))?,
+    )?;
+    match tables::model_xyz(&r, &img.calibration, a.beam_step, &a.element) {
+        Some(m) => write(&a.out, "model.xyz", m)?,
+        None => eprintln!("no model.xyz: the image is not calibrated in nm"),
+    }
+    write(&a.out, "recipe.json", Recipe { analysis: p, ..Default::default() }.to_json())?;
+    eprintln!("wrote counts.csv, counting.json, model.xyz, recipe.json to {}", a.out.display());
+    Ok(())
+}

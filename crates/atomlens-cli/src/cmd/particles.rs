@@ -1,0 +1,155 @@
+//! `atomlens particles`: the nanoparticle chain (`core::particles::chain`) with the tables of
+//! `io::tables::particles`; the options and the report that `count`, `compare` and `batch` share.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use atomlens_core::particles::chain::{Analysis, AnalysisParams, analyse};
+use atomlens_core::particles::counting::Counting;
+use atomlens_core::{Calibration, Image, Recipe};
+use atomlens_io::tables;
+
+use crate::files::{load_image, out_dir, write};
+
+/// Options shared by the particle commands.
+#[derive(clap::Args, Clone)]
+pub struct Common {
+    /// Minimum distance between columns in px (default: from the image).
+    #[arg(long)]
+    separation: Option<f64>,
+    /// Smoothing before the particle threshold in px (default: 1.5 column spacings).
+    #[arg(long)]
+    smoothing: Option<f64>,
+    /// Threshold on the smoothed image (default: Otsu's).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Keep touching particles as one.
+    #[arg(long)]
+    no_split: bool,
+    /// Cross-section library for counting: one value per line (or `atoms,cross_section` rows) for
+    /// 1, 2, 3… atoms, in the image's units × px (default: statistical counting by GMM + ICL).
+    #[arg(long)]
+    library: Option<PathBuf>,
+    /// Largest number of mixture components tried in statistical counting.
+    #[arg(long, default_value_t = atomlens_core::particles::counting::MAX_COMPONENTS)]
+    max_components: usize,
+}
+
+impl Common {
+    pub fn params(&self) -> Result<AnalysisParams> {
+        let mut p = AnalysisParams::default();
+        p.columns.find.separation = self.separation;
+        p.particles.smoothing = self.smoothing;
+        p.particles.threshold = self.threshold;
+        p.particles.no_split = self.no_split;
+        p.counting = match &self.library {
+            Some(path) => Counting::Library(read_library(path)?),
+            None => Counting::Statistical { max_components: self.max_components },
+        };
+        Ok(p)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ParticlesArgs {
+    /// The image (first signal, first frame).
+    image: PathBuf,
+    #[command(flatten)]
+    common: Common,
+    /// Folder for particles.csv, columns.csv, facets.csv, defects.csv, particles.json and labels.tif.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn read_library(path: &Path) -> Result<Vec<f64>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut values = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.chars().next().is_some_and(|c| c.is_alphabetic()) {
+            continue;
+        }
+        let last = line.split([',', ' ', '\t']).rfind(|t| !t.is_empty()).unwrap_or("");
+        let v: f64 = last.parse().with_context(|| format!("{}:{}: {last:?} is not a number", path.display(), n + 1))?;
+        values.push(v);
+    }
+    if values.is_empty() {
+        bail!("{} holds no cross-sections", path.display());
+    }
+    Ok(values)
+}
+
+pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
+    let u = &cal.unit;
+    eprintln!(
+        "{} columns, {} particle(s) in {secs:.2} s; column spacing {:.2} px",
+        a.columns.columns.len(),
+        a.particles.len(),
+        a.spacing
+    );
+    for r in &a.particles {
+        let q = &r.particle;
+        let atoms: u64 = r.atoms.iter().map(|&n| n as u64).sum();
+        eprintln!(
+            "  particle {}: {:.3} {u} across (equivalent), aspect {:.2}, {} columns, {} facets{}{}{}",
+            q.id,
+            q.equivalent_diameter * cal.pixel_size,
+            q.aspect_ratio,
+            r.columns.columns.len(),
+            r.columns.facets.len(),
+            if atoms > 0 { format!(", {atoms} atoms") } else { String::new() },
+            if r.ordering.ordered_fraction > 0.0 {
+                format!(", ordered fraction {:.2}", r.ordering.ordered_fraction)
+            } else {
+                String::new()
+            },
+            if q.touches_border { " (touches the border: size and surface are cut)" } else { "" }
+        );
+        if let Some(e) = &r.counting_error {
+            eprintln!("    not counted: {e}");
+        }
+        let d = &r.defects;
+        let kind = |k| d.defects.iter().filter(|x| x.kind == k).count();
+        let misfit = d.misfit.iter().filter(|&&m| m).count();
+        if !d.defects.is_empty() || misfit > 0 {
+            let region = |k| d.regions.iter().filter(|g| g.kind == k).count();
+            eprintln!(
+                "    defects: {} missing, {} extra columns; {misfit} columns off the lattice: {} stacking fault(s), {} twin domain(s)",
+                kind(atomlens_core::particles::defects::DefectKind::Missing),
+                kind(atomlens_core::particles::defects::DefectKind::Extra),
+                region(atomlens_core::particles::defects::RegionKind::StackingFault),
+                region(atomlens_core::particles::defects::RegionKind::Twin)
+            );
+        }
+    }
+}
+
+/// The particle tables, the label image and the recipe that made them, into `dir`.
+pub fn write_particles(dir: &Path, a: &Analysis, recipe: &Recipe, img: &Image, source: &str) -> Result<()> {
+    let cal = &img.calibration;
+    write(dir, "recipe.json", recipe.to_json())?;
+    write(dir, "particles.csv", tables::particles_csv(a, cal))?;
+    write(dir, "columns.csv", tables::particle_columns_csv(a))?;
+    write(dir, "facets.csv", tables::facets_csv(a, cal))?;
+    write(dir, "defects.csv", tables::defects_csv(a))?;
+    write(dir, "particles.json", tables::analysis_json(a, &recipe.analysis, cal, source))?;
+    let (h, w) = a.segmentation.labels.dim();
+    let labels: Vec<f32> = a.segmentation.labels.iter().map(|&l| l as f32).collect();
+    write(dir, "labels.tif", atomlens_io::formats::tiff::write_f32(w, h, &labels, cal)?)
+}
+
+pub fn particles(a: ParticlesArgs) -> Result<()> {
+    let img = load_image(&a.image)?;
+    let p = a.common.params()?;
+    let t = Instant::now();
+    let r = analyse(img.view(), &p)?;
+    report(&r, &img.calibration, t.elapsed().as_secs_f64());
+    out_dir(&a.out)?;
+    let recipe = Recipe { analysis: p, ..Default::default() };
+    write_particles(&a.out, &r, &recipe, &img, &a.image.display().to_string())?;
+    eprintln!(
+        "wrote particles.csv, columns.csv, facets.csv, defects.csv, particles.json, labels.tif, recipe.json to {}",
+        a.out.display()
+    );
+    Ok(())
+}
