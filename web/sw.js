@@ -2,8 +2,9 @@
 // fallback, everything precached on install), and adds the cross-origin-isolation headers to
 // same-origin responses so hosts that cannot set headers (a group website, a USB stick served
 // by any static server) still get the threaded engine after one reload.
-const CACHE = 'atomlens-v1';
-const SHELL = ['./', 'index.html', 'style.css', 'icon.svg', 'embed.js', 'src/main.js', 'src/bridge.js', 'src/worker.js', 'src/viewer.js', 'src/plots.js', 'src/columns.js'];
+const CACHE = 'atomlens-v2';
+// The page's own files; its modules (src/) and the engines (pkg/) come from pkg/files.json.
+const SHELL = ['./', 'index.html', 'style.css', 'icon.svg', 'embed.js'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {

@@ -243,12 +243,12 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   // Draw a reference rectangle on the image: GPA reruns against it.
   await page.check('#gpa-pickref');
   const v = await page.evaluate(() => { const r = document.querySelector('[data-testid=view]').getBoundingClientRect(); return { x: r.left + r.width / 2, y: r.top + r.height / 2 }; });
-  await page.evaluate(() => { window.__atomlens.gpa = null; });
+  const runs = await page.evaluate(() => window.__atomlens.gpaRuns);
   await page.mouse.move(v.x - 40, v.y - 40);
   await page.mouse.down();
   await page.mouse.move(v.x + 40, v.y + 40, { steps: 5 });
   await page.mouse.up();
-  await page.waitForFunction(() => window.__atomlens.gpa && !window.__atomlens.busy, null, { timeout: 60000 });
+  await page.waitForFunction((n) => window.__atomlens.gpaRuns > n && !window.__atomlens.busy, runs, { timeout: 60000 });
   const ref = await page.evaluate(() => window.__atomlens.gpa.summary.reference);
   assert.ok(ref.x1 - ref.x0 < 200 && ref.x1 - ref.x0 >= 4, `reference ${JSON.stringify(ref)}`);
   assert.ok(Math.abs((ref.x0 + ref.x1) / 2 - 256) < 40, `reference ${JSON.stringify(ref)}`);

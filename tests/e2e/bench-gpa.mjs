@@ -31,9 +31,9 @@ async function inBrowser(ctx, url) {
   await drop(page, [{ name: 'step2048.tif', mimeType: 'image/tiff', buffer: fs.readFileSync(FILE) }]);
   const times = [];
   for (let k = 0; k <= 3; k++) {
-    await page.evaluate((ref) => { window.__atomlens.gpa = null; window.__atomlensTest.strain().reference = ref; }, REF);
+    const runs = await page.evaluate((ref) => { window.__atomlensTest.strain().reference = ref; return window.__atomlens.gpaRuns ?? 0; }, REF);
     await page.click('[data-testid=gpa-run]');
-    await page.waitForFunction(() => window.__atomlens.gpa && !window.__atomlens.busy, null, { timeout: 600000 });
+    await page.waitForFunction((n) => window.__atomlens.gpaRuns > n && !window.__atomlens.busy, runs, { timeout: 600000 });
     if (k > 0) times.push(await page.evaluate(() => window.__atomlens.gpa.ms));
   }
   const engine = await page.evaluate(() => `${window.__atomlens.engine} (${window.__atomlens.threads} threads)`);

@@ -71,7 +71,8 @@ pub fn wasm(root: &Path) -> Result<()> {
     write_file_list(&root.join(&m.out_dir))
 }
 
-/// `files.json`: every file under `pkg/`, relative to `web/`, for the service worker.
+/// `files.json`: every file under `pkg/` and `src/`, relative to `web/`, for the service worker
+/// to precache (so the page starts offline whatever modules it is split into).
 fn write_file_list(pkg: &Path) -> Result<()> {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> Result<()> {
         for e in std::fs::read_dir(dir)? {
@@ -87,6 +88,7 @@ fn write_file_list(pkg: &Path) -> Result<()> {
     let web = pkg.parent().context("pkg has a parent")?;
     let mut files = Vec::new();
     walk(pkg, web, &mut files)?;
+    walk(&web.join("src"), web, &mut files)?;
     files.sort();
     let json = format!("[\n{}\n]\n", files.iter().map(|f| format!("  \"{f}\"")).collect::<Vec<_>>().join(",\n"));
     std::fs::write(pkg.join("files.json"), json)?;

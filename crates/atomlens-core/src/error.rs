@@ -61,3 +61,19 @@ pub enum CoreError {
         got: usize,
     },
 }
+
+impl CoreError {
+    /// A stable name for the kind of failure (snake_case), so a caller can react to it without
+    /// parsing the message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CoreError::Empty { .. } => "empty",
+            CoreError::TooSmall { .. } => "too_small",
+            CoreError::NoFiniteValues { .. } => "no_finite_values",
+            CoreError::InvalidParameter { .. } => "invalid_parameter",
+            CoreError::NoLattice { .. } => "no_lattice",
+            CoreError::NotFound { .. } => "not_found",
+            CoreError::ShapeMismatch { .. } => "shape_mismatch",
+        }
+    }
+}

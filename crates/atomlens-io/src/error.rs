@@ -86,3 +86,21 @@ pub enum IoError {
         detail: String,
     },
 }
+
+impl IoError {
+    /// A stable name for the kind of failure (snake_case), so a caller can react to "too large"
+    /// differently from "corrupt" without parsing the message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IoError::EmptyFile { .. } => "empty_file",
+            IoError::UnsupportedFormat { .. } => "unsupported_format",
+            IoError::Truncated { .. } => "truncated",
+            IoError::Corrupt { .. } => "corrupt",
+            IoError::UnsupportedFeature { .. } => "unsupported_feature",
+            IoError::MissingCompanion { .. } => "missing_companion",
+            IoError::NoImage { .. } => "no_image",
+            IoError::TooLarge { .. } => "too_large",
+            IoError::Write { .. } => "write",
+        }
+    }
+}

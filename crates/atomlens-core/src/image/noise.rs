@@ -18,6 +18,11 @@ pub enum Noise {
 }
 
 impl Noise {
+    /// Every model, in the order a form lists them.
+    pub const ALL: [Noise; 3] = [Noise::Auto, Noise::Poisson, Noise::Gaussian];
+}
+
+impl Noise {
     /// Whether `img` is to be treated as Poisson counts under this model.
     pub fn is_poisson(self, img: ArrayView2<f32>) -> bool {
         match self {

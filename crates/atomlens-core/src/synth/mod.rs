@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Calibration, CoreError, Image};
 
+mod demos;
 mod il_pair;
 mod strain;
+pub use demos::{Demo, DemoImage};
 pub use il_pair::{IlPair, IlPairParams, il_pair};
 pub use strain::{StrainField, StrainedLattice, StrainedLatticeParams, strained_lattice};
 

@@ -133,6 +133,12 @@ pub enum Align {
     Reprojection,
 }
 
+impl Align {
+    /// Every alignment, in the order a form lists them.
+    pub const ALL: [Align; 5] =
+        [Align::None, Align::CenterOfMass, Align::AxisOffset, Align::CrossCorrelation, Align::Reprojection];
+}
+
 /// The tilt axis's direction in the images (see [`axis`] for the angle's sense).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,6 +26,11 @@ pub enum Phantom {
     Cluster,
 }
 
+impl Phantom {
+    /// Every phantom, in the order a form lists them.
+    pub const ALL: [Phantom; 4] = [Phantom::FacetedParticle, Phantom::CoreShell, Phantom::SheppLogan, Phantom::Cluster];
+}
+
 /// `(x, y, z, radius)` of the cluster's particles (grid units, −1…1).
 const CLUSTER: [(f64, f64, f64, f64); 7] = [
     (-0.35, -0.40, 0.05, 0.16),

@@ -42,6 +42,11 @@ pub enum Shape {
     Elliptical,
 }
 
+impl Shape {
+    /// Every shape, in the order a form lists them.
+    pub const ALL: [Shape; 2] = [Shape::Elliptical, Shape::Circular];
+}
+
 /// Parameters of [`fit_columns`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

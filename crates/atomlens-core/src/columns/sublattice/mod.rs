@@ -20,6 +20,11 @@ pub enum Sublattices {
     Position,
 }
 
+impl Sublattices {
+    /// Every way, in the order a form lists them.
+    pub const ALL: [Sublattices; 2] = [Sublattices::Intensity, Sublattices::Position];
+}
+
 /// Label every column's sublattice as `how` asks; by position needs a `lattice` and falls back
 /// to intensity without one.
 pub fn assign(columns: &mut [AtomColumn], how: Sublattices, lattice: Option<&Lattice>) {

@@ -43,6 +43,11 @@ pub enum MaskShape {
     Cosine,
 }
 
+impl MaskShape {
+    /// Every shape, in the order a form lists them.
+    pub const ALL: [MaskShape; 2] = [MaskShape::Gaussian, MaskShape::Cosine];
+}
+
 /// GPA settings. `Default` is the automatic analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -1,6 +1,6 @@
 // The one worker that owns the wasm module, behind a promise API with progress and cancel.
 // Cancel terminates the worker (wasm cannot be interrupted) and starts a fresh one; callers
-// re-open what they had (main.js keeps the files).
+// re-open what they had (the Open panel keeps the files). Errors carry the engine's `kind`.
 
 export class Bridge {
   constructor({ onReady, onGpu, onProgress, onCrash, engine }) {
@@ -29,7 +29,7 @@ export class Bridge {
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
-    if (msg.error !== undefined) p.reject(new Error(msg.error)); else p.resolve(msg.result);
+    if (msg.error !== undefined) p.reject(Object.assign(new Error(msg.error), { kind: msg.kind })); else p.resolve(msg.result);
   }
 
   crash(message) {

@@ -1,11 +1,23 @@
 // The Tomography section and the Volume panel: a phantom tilt series for demos, reconstruction of
-// the shown stack (angles from start + k·step), three linked orthoslices, a projection of the
-// volume that rotates about the tilt axis, a threshold overlay and MRC export.
-import { fmt } from './plots.js';
+// the shown stack (angles from the file, or start + k·step), three linked orthoslices, a
+// projection of the volume that rotates about the tilt axis, a threshold overlay and MRC export.
+// Methods, alignments and phantoms come from the engine (core::tomo::Algorithm::ALL, …).
+import { fmt } from '../views/plots.js';
+import { download } from '../actions.js';
+import { fillSelect } from '../forms.js';
+
+const LABELS = {
+  sirt: 'SIRT', sart: 'SART', fbp: 'FBP', none: 'none', center_of_mass: 'centre of mass', axis_offset: 'tilt-axis offset',
+  cross_correlation: 'cross-correlation + axis', reprojection: '… + re-projection refinement', faceted_particle: 'faceted particle',
+  core_shell: 'core–shell', shepp_logan: 'Shepp–Logan', cluster: 'particles, axis turned 8°',
+};
 
 export class TomoPanel {
-  constructor({ bridge, state, busy, showError, download, baseName, current, onSeries, onSignals, showFrame, viewer, $ }) {
-    Object.assign(this, { bridge, state, busy, showError, download, baseName, current, onSeries, onSignals, showFrame, viewer, $ });
+  constructor(app) {
+    const $ = app.$;
+    Object.assign(this, { app, bridge: app.bridge, store: app.store, viewer: app.viewer, $ });
+    app.store.on('dataset', () => this.clear());
+    $('tomo-method').onchange = () => this.methodChanged();
     this.volume = null;
     $('tomo-demo').onclick = () => this.demo();
     $('tomo-run').onclick = () => this.run();
@@ -16,22 +28,47 @@ export class TomoPanel {
     $('tomo-thr').onchange = () => this.drawSlices();
   }
 
-  async demo() {
+  get state() { return this.store.state; }
+
+  setDefaults(d) {
+    const $ = this.$;
+    this.methods = Object.fromEntries(d.tomo.map((m) => [m.method, m]));
+    fillSelect($('tomo-method'), d.tomo.map((m) => m.method), LABELS);
+    fillSelect($('tomo-align'), d.align, LABELS);
+    fillSelect($('tomo-kind'), d.phantoms, LABELS);
+    this.methodChanged();
+  }
+
+  /** The iterations field shows the chosen method's default (FBP has none). */
+  methodChanged() {
+    const m = this.methods[this.$('tomo-method').value];
+    this.$('tomo-iter').disabled = m.iterations === undefined;
+    if (m.iterations !== undefined) this.$('tomo-iter').value = m.iterations;
+  }
+
+  /** A new dataset: the volume of the old one goes. */
+  clear() {
+    this.volume = null;
+    this.$('tomo-view').hidden = true;
+    this.$('tomo-mrc').disabled = true;
+    this.$('tomo-movie').hidden = true;
+  }
+
+  demo() {
     const $ = this.$;
     const [start, end, count] = [-70, 70, 71];
-    const done = this.busy('Projecting the phantom…');
-    try {
+    return this.app.actions.run('Projecting the phantom…', async () => {
       const kind = $('tomo-kind').value;
       const r = await this.bridge.call('tomoDemo', { kind, n: 96, start, end, count, dose: 500, axis: kind === 'cluster' ? 8 : 0 });
       $('tomo-start').value = start;
       $('tomo-step').value = (end - start) / (count - 1);
-      await this.onSeries(r);
-    } catch (e) { if (!e.cancelled) this.showError(`Tomography: ${e.message}`); } finally { done(); }
+      await this.app.signals.update(r.signals, r.index);
+    }, 'Tomography');
   }
 
-  async run() {
+  run() {
     const $ = this.$;
-    const { signal } = this.current();
+    const { signal } = this.app.signals.shown;
     const frames = this.state.signals[signal]?.frames ?? 1;
     const [start, step] = [+$('tomo-start').value, +$('tomo-step').value];
     const recorded = this.state.signals[signal]?.metadata?.tilt_angles_deg;
@@ -39,19 +76,18 @@ export class TomoPanel {
     const angles = fromFile ? recorded : Array.from({ length: frames }, (_, k) => start + k * step);
     const axis = $('tomo-axis-auto').checked ? 'estimate' : { angle: +$('tomo-axis').value };
     const prep = { align: $('tomo-align').value, axis, stretch: $('tomo-stretch').checked };
-    const name = $('tomo-method').value, iterations = Math.round(+$('tomo-iter').value);
-    const method = name === 'fbp' ? { method: 'fbp', filter: 'shepp_logan' } : { method: name, iterations, nonnegative: true };
-    const done = this.busy('Reconstructing…');
-    try {
+    const name = $('tomo-method').value, method = { ...this.methods[name] };
+    if (method.iterations !== undefined) method.iterations = Math.round(+$('tomo-iter').value);
+    return this.app.actions.run('Reconstructing…', async () => {
       const t0 = performance.now();
-      this.state.tomoPreviews = 0;
+      this.store.set({ tomoPreviews: 0 });
       this.volume = await this.bridge.call('reconstruct', { signal, angles, method, prep }, [], (p) => this.preview(p));
       this.volume.seconds = (performance.now() - t0) / 1000;
-      this.state.volume = { ...this.volume, method: name, frames };
+      this.store.set({ volume: { ...this.volume, method: name, frames } });
       const v = this.volume;
       this.aligned = v.aligned ?? null;
       $('tomo-movie').hidden = this.aligned === null;
-      if (this.aligned !== null) this.onSignals(v.signals);
+      if (this.aligned !== null) await this.app.signals.update(v.signals);
       $('tomo-view').hidden = false;
       $('tomo-mrc').disabled = false;
       const shift = v.shifts ? ` · aligned, shifts up to ${fmt(Math.max(...v.shifts.map(([x, y]) => Math.hypot(x, y))))} px` : '';
@@ -63,7 +99,7 @@ export class TomoPanel {
       for (const [axis, n] of [['z', v.nz], ['y', v.ny], ['x', v.nx]]) { $(`tomo-${axis}`).max = n - 1; $(`tomo-${axis}`).value = Math.floor(n / 2); }
       await this.drawSlices();
       await this.drawProjection();
-    } catch (e) { if (!e.cancelled) this.showError(`Tomography: ${e.message}`); } finally { done(); }
+    }, 'Tomography');
   }
 
   /** A slice finished while the reconstruction runs: shown in the xz panel. */
@@ -73,7 +109,7 @@ export class TomoPanel {
     $('tomo-view').hidden = false;
     $('tomo-dims').textContent = `reconstructing… slice y = ${p.y}`;
     paint($('tomo-xz'), p);
-    this.state.tomoPreviews = (this.state.tomoPreviews || 0) + 1;
+    this.store.set({ tomoPreviews: (this.state.tomoPreviews || 0) + 1 });
   }
 
   async drawSlices() {
@@ -88,7 +124,7 @@ export class TomoPanel {
     const r = await this.bridge.call('tomoSlice', { plane, index: +$(`tomo-${axis}`).value, lo: v.lo, hi: v.hi, cmap: 'gray', threshold: thr });
     paint($(`tomo-${plane}`), r);
     $('tomo-above').textContent = thr === null ? '' : `${fmt(100 * r.above)} % of the volume ≥ threshold`;
-    this.state.volume.above = r.above;
+    this.store.set({ volume: { ...this.state.volume, above: r.above } });
   }
 
   async drawProjection() {
@@ -104,22 +140,22 @@ export class TomoPanel {
   async play() {
     const { frames, width, height } = this.state.signals[this.aligned];
     const axis = [{ points: [(width - 1) / 2, 0, (width - 1) / 2, height - 1], color: '#ffe066', closed: false, width: 1.5 }];
-    this.state.tomoMovie = { frames, shown: 0 };
+    this.store.set({ tomoMovie: { frames, shown: 0 } });
     this.$('tomo-movie').disabled = true;
     try {
       for (let k = 0; k < frames; k++) {
-        await this.showFrame(this.aligned, k);
+        await this.app.signals.select(this.aligned, k);
         this.viewer.paths = axis;
         this.viewer.draw();
-        this.state.tomoMovie.shown = k + 1;
+        this.store.set({ tomoMovie: { frames, shown: k + 1 } });
         await new Promise((r) => setTimeout(r, 60));
       }
-    } catch (e) { this.showError(`Tomography: ${e.message}`); } finally { this.$('tomo-movie').disabled = false; }
+    } catch (e) { this.app.actions.showError(`Tomography: ${e.message}`); } finally { this.$('tomo-movie').disabled = false; }
   }
 
   async exportMrc() {
     const bytes = await this.bridge.call('tomoMrc', {});
-    this.download(new Blob([bytes], { type: 'application/octet-stream' }), `${this.baseName()}-volume.mrc`);
+    download(new Blob([bytes], { type: 'application/octet-stream' }), `${this.app.baseName()}-volume.mrc`);
   }
 }
 

@@ -1,15 +1,14 @@
-// The Particles and Compare sections: segmentation, facets, surface columns, cross-section
-// histogram with the counting mixture, ordering, a rotatable 3-D model, the identical-location
-// comparison (kept / lost / new, per-facet bars) and their exports. Science in Rust; this file
-// draws.
-import { fitCanvas, fmt } from './plots.js';
+// The Particles section: segmentation, facets, surface columns, cross-section histogram with the
+// counting mixture, ordering, a rotatable 3-D model and the exports (the CLI's files). Its
+// parameters (a core `AnalysisParams`, from the engine's defaults) are also the Compare and
+// Batch sections'. Science in Rust; this file draws.
+import { fitCanvas, fmt } from '../views/plots.js';
+import { download } from '../actions.js';
 
 const SITE = ['interior', 'surface', 'edge'];
 const SITE_COLOURS = ['#9aa3ad', '#ffb347', '#ff6b6b'];
 const KIND = ['Pt-rich', 'M-rich', 'uniform'];
 const KIND_COLOURS = ['#ffe066', '#4dabf7', '#9aa3ad'];
-const STATUS = ['kept', 'lost', 'new'];
-const STATUS_COLOURS = ['rgba(255,255,255,0.55)', '#ff4d4f', '#51cf66'];
 
 function ramp(t) {
   const u = Math.max(0, Math.min(1, t));
@@ -17,10 +16,13 @@ function ramp(t) {
 }
 
 export class ParticlesPanel {
-  constructor({ bridge, viewer, state, busy, showError, download, baseName, current, onSignals, columnParams, $ }) {
-    Object.assign(this, { bridge, viewer, state, busy, showError, download, baseName, current, onSignals, columnParams, $ });
+  constructor(app) {
+    const $ = app.$;
+    Object.assign(this, { app, bridge: app.bridge, viewer: app.viewer, store: app.store, $ });
+    app.store.on('image', () => this.clear());
+    $('pa-demo-ordered').onclick = () => app.open.openDemo('ordered');
+    $('pa-demo-pair').onclick = () => app.open.openDemo('pair');
     this.result = null;
-    this.compared = null;
     this.model = null;
     this.rot = { yaw: 0.6, pitch: 0.5 };
     $('pa-run').onclick = () => this.run();
@@ -30,39 +32,34 @@ export class ParticlesPanel {
       ['pa-facets', 'facets_csv', 'facets.csv'], ['pa-defects', 'defects_csv', 'defects.csv'], ['pa-json', 'json', 'particles.json'], ['pa-xyz', 'xyz', 'model.xyz']]) {
       $(id).onclick = () => this.export(what, ext);
     }
-    $('cmp-run').onclick = () => this.compare();
-    for (const [id, what, ext] of [['cmp-csv', 'columns_csv', 'compare-columns.csv'], ['cmp-facets', 'facets_csv', 'compare-facets.csv'],
-      ['cmp-json', 'summary_json', 'compare-summary.json']]) {
-      $(id).onclick = () => this.compareExport(what, ext);
-    }
     this.modelDrag(this.$('pa-model'));
   }
 
-  /** The signal list changed: refill the before/after pickers (after = the next signal). */
-  setSignals(signals, shown) {
-    const opts = () => signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'}`, k));
-    this.$('cmp-before').replaceChildren(...opts());
-    this.$('cmp-after').replaceChildren(...opts());
-    this.$('cmp-before').value = shown;
-    this.$('cmp-after').value = signals.length > 1 ? (shown + 1) % signals.length : shown;
+  get state() { return this.store.state; }
+
+  setDefaults({ analysis }) {
+    this.defaults = analysis;
+    this.$('pa-maxg').value = analysis.counting.statistical?.max_components ?? '';
   }
 
-  /** A new image is shown: particle results belong to the image they were measured on; the
-   * comparison overlay stays on the images in the before frame. */
-  onImage(signal) {
+  /** The image changed: the particle results belong to the image they were measured on. */
+  clear() {
     this.result = null;
     this.$('pa-summary').textContent = '';
     this.$('pa-panel').hidden = true;
     for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-defects', 'pa-json', 'pa-xyz']) this.$(id).disabled = true;
     this.viewer.paths = null;
-    const c = this.compared;
-    if (c && [c.before, c.registered, c.change].includes(signal)) this.paintCompare();
   }
 
+  /** The analysis parameters (`core::particles::chain::AnalysisParams`): the engine's defaults,
+   * the Columns panel's settings, and this form. */
   params() {
     const v = (id) => (this.$(id).value === '' ? null : +this.$(id).value);
-    return { columns: this.columnParams(), smoothing: v('pa-smooth'), threshold: v('pa-thr'), no_split: !this.$('pa-split').checked,
-      library: this.library || [], max_components: v('pa-maxg') ?? 40 };
+    const p = structuredClone(this.defaults);
+    p.columns = this.app.columns.params();
+    Object.assign(p.particles, { smoothing: v('pa-smooth'), threshold: v('pa-thr'), no_split: !this.$('pa-split').checked });
+    p.counting = this.library ? { library: this.library } : { statistical: { max_components: v('pa-maxg') ?? this.defaults.counting.statistical.max_components } };
+    return p;
   }
 
   async readLibrary() {
@@ -72,7 +69,7 @@ export class ParticlesPanel {
     const values = (await f.text()).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !/^[#a-zA-Z]/.test(l))
       .map((l) => +l.split(/[,\s]+/).pop());
     if (!values.length || values.some((x) => !Number.isFinite(x))) {
-      this.showError(`Library ${f.name}: expected one cross-section per line (or atoms,cross_section rows) for 1, 2, 3… atoms`);
+      this.app.actions.showError(`Library ${f.name}: expected one cross-section per line (or atoms,cross_section rows) for 1, 2, 3… atoms`);
       this.$('pa-library').value = '';
       return;
     }
@@ -80,27 +77,26 @@ export class ParticlesPanel {
     this.$('pa-lib-label').textContent = `${values.length} entries`;
   }
 
-  async run() {
-    const done = this.busy('Segmenting particles, counting atoms…');
-    try {
+  run() {
+    return this.app.actions.run('Segmenting particles, counting atoms…', async () => {
       const t0 = performance.now();
       const r = await this.bridge.call('analyseParticles', { params: this.params() });
       r.seconds = (performance.now() - t0) / 1000;
       this.show(r);
-    } catch (e) { if (!e.cancelled) this.showError(`Particles: ${e.message}`); } finally { done(); }
+    }, 'Particles');
   }
 
   show(r) {
     this.result = r;
     const u = r.unit === 'nm' ? 'nm' : 'px', px = r.unit === 'nm' ? r.pixel_size : 1;
     const atoms = r.particles.reduce((s, p) => s + p.atoms, 0);
-    this.state.particles = {
-      count: r.particles.length, columns: r.columns.x.length, atoms, seconds: r.seconds,
+    this.store.set({ particles: {
+      count: r.particles.length, columns: r.x.length, atoms, seconds: r.seconds,
       diameters: r.particles.map((p) => p.diameter_px * px), ordered: r.particles.map((p) => p.ordered_fraction),
       facets: r.particles.reduce((s, p) => s + p.facets.length, 0),
-      defects: r.particles.reduce((s, p) => s + p.defects.length, 0), misfit: Array.from(r.columns.misfit).filter(Boolean).length, errors: r.particles.map((p) => p.counting_error).filter(Boolean),
-    };
-    const lines = [`${r.particles.length} particle(s), ${r.columns.x.length} of ${r.total_columns} columns inside, ${fmt(r.seconds)} s.`];
+      defects: r.particles.reduce((s, p) => s + p.defects.length, 0), misfit: Array.from(r.misfit).filter(Boolean).length, errors: r.particles.map((p) => p.counting_error).filter(Boolean),
+    } });
+    const lines = [`${r.particles.length} particle(s), ${r.x.length} of ${r.total_columns} columns inside, ${fmt(r.seconds)} s.`];
     for (const p of r.particles) {
       lines.push(`#${p.id}: ${fmt(p.diameter_px * px)} ${u} across, aspect ${fmt(p.aspect_ratio)}, ${p.columns} columns ` +
         `(${p.surface} surface, ${p.edge} edge), ${p.facets.length} facets` +
@@ -127,7 +123,7 @@ export class ParticlesPanel {
   paint() {
     const r = this.result;
     if (!r) return;
-    const by = this.$('pa-color').value, c = r.columns;
+    const by = this.$('pa-color').value, c = r;
     let colors, legend;
     if (by === 'site') {
       colors = Array.from(c.site, (s) => SITE_COLOURS[s]);
@@ -170,7 +166,7 @@ export class ParticlesPanel {
     const r = this.result;
     const p = r.particles.find((q) => q.mixture) || r.particles[0];
     if (!p) return;
-    const v = Array.from(r.columns.cross_section).filter((_, i) => r.columns.particle[i] === p.id);
+    const v = Array.from(r.cross_section).filter((_, i) => r.particle[i] === p.id);
     const lo = Math.min(...v), hi = Math.max(...v), bins = 60, bw = (hi - lo) / bins || 1;
     const hist = new Array(bins).fill(0);
     for (const x of v) hist[Math.min(bins - 1, Math.floor((x - lo) / bw))]++;
@@ -209,7 +205,7 @@ export class ParticlesPanel {
     ctx.clearRect(0, 0, W, H);
     const r = this.result, p = r.particles[0];
     if (!p) return;
-    const v = Array.from(r.columns.contrast).filter((c, i) => r.columns.particle[i] === p.id && c > 0).map(Math.log);
+    const v = Array.from(r.contrast).filter((c, i) => r.particle[i] === p.id && c > 0).map(Math.log);
     if (!v.length) return;
     const lo = Math.min(...v), hi = Math.max(...v), bins = 50, bw = (hi - lo) / bins || 1;
     const hist = new Array(bins).fill(0);
@@ -298,71 +294,8 @@ export class ParticlesPanel {
   async export(what, ext) {
     try {
       const text = await this.bridge.call('particleExport', { what, source: this.state.dataset || '' });
-      this.download(new Blob([text], { type: ext.endsWith('json') ? 'application/json' : 'text/plain' }), `${this.baseName()}-${ext}`);
-    } catch (e) { this.showError(`Export: ${e.message}`); }
+      download(new Blob([text], { type: ext.endsWith('json') ? 'application/json' : 'text/plain' }), `${this.app.baseName()}-${ext}`);
+    } catch (e) { this.app.actions.showError(`Export: ${e.message}`); }
   }
 
-  async compare() {
-    const before = +this.$('cmp-before').value, after = +this.$('cmp-after').value;
-    const done = this.busy('Registering the pair and matching columns…');
-    try {
-      const t0 = performance.now();
-      const r = await this.bridge.call('compare', { before, after, params: this.params() });
-      r.seconds = (performance.now() - t0) / 1000;
-      this.compared = { ...r, before, after };
-      const s = r.summary;
-      this.state.ilCompare = { ...s, seconds: r.seconds, facets: r.facets.length };
-      this.$('cmp-summary').textContent =
-        `Registered in ${fmt(r.seconds)} s: rotation ${s.rotation_deg.toFixed(3)}°, shift (${s.shift[0].toFixed(2)}, ${s.shift[1].toFixed(2)}) px, ` +
-        `residual ${fmt(s.residual_rms)} px, confidence ${fmt(s.confidence)}.\n${s.kept} kept, ${s.lost} lost, ${s.new} new columns; ` +
-        `atoms ${s.atoms_before} → ${s.atoms_after} (${s.atoms_after - s.atoms_before >= 0 ? '+' : ''}${s.atoms_after - s.atoms_before}).`;
-      for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = false;
-      this.$('cmp-panel').hidden = false;
-      this.drawFacetBars();
-      await this.onSignals(r.signals, r.registered, { source: { signal: before, frame: 0 }, left: 'before', right: 'after (registered)' });
-      this.paintCompare();
-    } catch (e) { if (!e.cancelled) this.showError(`Compare: ${e.message}`); } finally { done(); }
-  }
-
-  paintCompare() {
-    const c = this.compared?.columns;
-    if (!c) return;
-    this.viewer.overlay = { x: c.x, y: c.y, colors: Array.from(c.status, (s) => STATUS_COLOURS[s]), radius: 3.5, selected: null };
-    this.$('cmp-legend').innerHTML = STATUS.map((s, k) => `<span style="color:${STATUS_COLOURS[k]}">●</span> ${s}`).join(' ') +
-      ' · facets: <span style="color:#ff4d4f">net loss</span> <span style="color:#51cf66">net gain</span>';
-    // Facet traces of the before particle, coloured by their net change (the bars' order).
-    this.viewer.paths = this.compared.facets.map((f) => {
-      const net = f.atoms_gained - f.atoms_lost;
-      return { points: [...f.from, ...f.to], color: net < 0 ? '#ff4d4f' : net > 0 ? '#51cf66' : 'rgba(154,163,173,0.7)', closed: false, width: 3 };
-    });
-    this.viewer.draw();
-  }
-
-  /** Atoms lost (down, red) and gained (up, green) per facet of the before particle. */
-  drawFacetBars() {
-    const canvas = this.$('cmp-bars');
-    const dpr = fitCanvas(canvas);
-    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height;
-    ctx.clearRect(0, 0, W, H);
-    const f = this.compared.facets;
-    if (!f.length) return;
-    const top = Math.max(1, ...f.map((x) => Math.max(x.atoms_lost, x.atoms_gained)));
-    const mid = H / 2, bw = W / f.length, scale = (mid - 14 * dpr) / top;
-    ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'center';
-    f.forEach((x, i) => {
-      ctx.fillStyle = '#51cf66'; ctx.fillRect(i * bw + 2, mid - x.atoms_gained * scale, bw - 4, x.atoms_gained * scale);
-      ctx.fillStyle = '#ff4d4f'; ctx.fillRect(i * bw + 2, mid, bw - 4, x.atoms_lost * scale);
-      ctx.fillStyle = '#8a939c'; ctx.fillText(`#${x.facet} ${Math.round(x.angle)}°`, i * bw + bw / 2, H - 2 * dpr);
-    });
-    ctx.strokeStyle = '#8a939c'; ctx.beginPath(); ctx.moveTo(0, mid); ctx.lineTo(W, mid); ctx.stroke();
-    ctx.textAlign = 'left'; ctx.fillStyle = '#8a939c'; ctx.fillText(`atoms gained ↑ / lost ↓ per facet (max ${top})`, 4 * dpr, 10 * dpr);
-  }
-
-  async compareExport(what, ext) {
-    try {
-      const names = this.state.signals;
-      const text = await this.bridge.call('compareExport', { what, before: names[this.compared.before]?.title, after: names[this.compared.after]?.title });
-      this.download(new Blob([text], { type: ext.endsWith('json') ? 'application/json' : 'text/csv' }), `${this.baseName()}-${ext}`);
-    } catch (e) { this.showError(`Export: ${e.message}`); }
-  }
 }

@@ -1,21 +1,26 @@
-// The Batch section: every listed file through the particle chain (in a second engine session, so
-// the shown image stays), a row per image with its own progress bar, the summary table, the size
-// distribution and atoms per image, and the summary as CSV (the columns of `atomlens batch`).
-import { fitCanvas, fmt } from './plots.js';
+// The Batch section: every listed file through one recipe (core::Recipe: the Particles panel's
+// analysis) in a second engine session, so the shown image stays; a row per image with its own
+// progress bar, the summary table, the size distribution and atoms per image, and the summary
+// as CSV written by the engine (the same writer as `atomlens batch`).
+import { fitCanvas, fmt } from '../views/plots.js';
+import { download } from '../actions.js';
 
 export class BatchPanel {
-  constructor({ bridge, state, showError, download, files, params, $ }) {
-    Object.assign(this, { bridge, state, showError, download, files, params, $ });
+  constructor(app) {
+    const $ = app.$;
+    Object.assign(this, { app, bridge: app.bridge, store: app.store, $ });
     this.rows = [];
     $('batch-run').onclick = () => this.run();
     $('batch-csv').onclick = () => this.exportCsv();
   }
 
   async run() {
-    const $ = this.$, list = this.files();
-    if (!list.length) return this.showError('Batch: open some files (or a folder) first; they are listed under Open.');
+    const $ = this.$, list = this.app.open.files();
+    if (!list.length) return this.app.actions.showError('Batch: open some files (or a folder) first; they are listed under Open.');
     this.rows = list.map((d) => ({ name: d.primary, state: 'waiting' }));
-    this.state.batch = { total: list.length, done: 0, rows: this.rows };
+    const batch = { total: list.length, done: 0, rows: this.rows };
+    this.store.set({ batch });
+    const recipe = { ...this.defaults, analysis: this.app.particles.params() };
     $('batch-box').hidden = false;
     this.render();
     $('batch-run').disabled = true;
@@ -28,20 +33,21 @@ export class BatchPanel {
         const t = performance.now();
         try {
           const buffers = await Promise.all(d.files.map((f) => f.arrayBuffer()));
-          const r = await this.bridge.call('batchOne', { primary: d.primary, names: d.names, buffers, params: this.params() }, buffers);
-          Object.assign(row, r, { state: 'done' });
+          const r = await this.bridge.call('batchOne', { primary: d.primary, names: d.names, buffers, recipe }, buffers);
+          // The engine's row (for the CSV), its totals flat for the table and the plots.
+          Object.assign(row, r.row.totals, { row: r.row, mean_diameter: r.mean_diameter, diameters: r.diameters, unit: r.row.calibration.unit, state: 'done' });
         } catch (e) {
           if (e.cancelled) throw e;
           Object.assign(row, { state: 'failed', error: e.message });
         }
         row.seconds = (performance.now() - t) / 1000;
-        this.state.batch.done = k + 1;
+        batch.done = k + 1;
         this.render();
       }
-      this.state.batch.seconds = (performance.now() - t0) / 1000;
+      batch.seconds = (performance.now() - t0) / 1000;
       $('batch-csv').disabled = false;
       this.plot();
-    } catch (e) { if (!e.cancelled) this.showError(`Batch: ${e.message}`); } finally { $('batch-run').disabled = false; }
+    } catch (e) { if (!e.cancelled) this.app.actions.showError(`Batch: ${e.message}`); } finally { $('batch-run').disabled = false; }
   }
 
   render() {
@@ -101,16 +107,18 @@ export class BatchPanel {
     axis(ctx, W, H, dpr, '1', `${values.length}`, `${label} (max ${top})`);
   }
 
-  exportCsv() {
-    const esc = (s) => `"${String(s ?? '').replace(/"/g, "'")}"`;
-    const lines = ['file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,seconds,error'];
-    for (const r of this.rows) {
-      lines.push(r.state === 'done'
-        ? `${esc(r.name)},${r.particles},${r.columns},${r.mean_diameter},${r.unit},${r.atoms},${r.ordered_fraction},${r.seconds.toFixed(3)},`
-        : `${esc(r.name)},,,,,,,${(r.seconds ?? 0).toFixed(3)},${esc(r.error)}`);
-    }
-    this.download(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }), 'batch-summary.csv');
+  setDefaults({ recipe }) { this.defaults = recipe; }
+
+  /** The summary as `atomlens batch` writes it (one writer: io::tables::batch_csv). */
+  async exportCsv() {
+    const rows = this.rows.map((r) => (r.state === 'done'
+      ? { ...r.row, seconds: r.seconds }
+      : { file: r.name, totals: null, calibration: { pixel_size: 1, unit: 'px' }, seconds: r.seconds ?? 0, error: r.error ?? 'not run' }));
+    try {
+      download(new Blob([await this.bridge.call('batchCsv', { rows })], { type: 'text/csv' }), 'batch-summary.csv');
+    } catch (e) { this.app.actions.showError(`Batch: ${e.message}`); }
   }
+
 }
 
 function setup(canvas) {

@@ -1,6 +1,8 @@
 // The Columns panel: parameters (defaults from Rust), find & fit, overlay colouring, click
 // for details and residual, manual add/delete + refit, amplitude histogram, CSV/JSON export.
-import { fmt } from './plots.js';
+import { fmt } from '../views/plots.js';
+import { download } from '../actions.js';
+import { fillSelect } from '../forms.js';
 
 const STATUS = ['fitted', 'centre of mass (fit failed)', 'too few pixels', 'not significant'];
 const STATUS_COLOURS = ['#5ad17a', '#ffb347', '#ff6b6b', '#9aa3ad'];
@@ -28,9 +30,11 @@ function quantiles(values, lo, hi) {
 }
 
 export class ColumnsPanel {
-  constructor({ bridge, viewer, state, busy, showError, download, $ }) {
-    Object.assign(this, { bridge, viewer, state, busy, showError, download, $ });
+  constructor(app) {
+    const $ = app.$;
+    Object.assign(this, { app, bridge: app.bridge, viewer: app.viewer, store: app.store, $ });
     this.table = null;
+    app.store.on('image', () => this.clear());
     $('col-run').onclick = () => this.run();
     $('col-refit').onclick = () => this.refit();
     $('col-clear').onclick = () => this.clear();
@@ -39,8 +43,13 @@ export class ColumnsPanel {
     $('col-json').onclick = () => this.export('json');
   }
 
-  setDefaults(d) {
+  get state() { return this.store.state; }
+
+  setDefaults({ columns: d, shapes, noise, sublattices }) {
     this.defaults = d;
+    fillSelect(this.$('col-shape'), shapes);
+    fillSelect(this.$('col-noise'), noise, { poisson: 'Poisson', gaussian: 'Gaussian' });
+    fillSelect(this.$('col-subl'), sublattices, { intensity: 'by intensity', position: 'by unit-cell site' });
     this.$('col-thr').value = d.find.threshold;
     this.$('col-shape').value = d.fit.shape;
     this.$('col-subl').value = d.sublattices;
@@ -59,36 +68,37 @@ export class ColumnsPanel {
     return p;
   }
 
-  async run() {
-    const done = this.busy('Finding and fitting columns…');
-    try {
+  run() {
+    return this.app.actions.run('Finding and fitting columns…', async () => {
       const t0 = performance.now();
       const table = await this.bridge.call('findColumns', { params: this.params() }, [], (seeds) => this.preview(seeds, performance.now() - t0));
       this.show(table, performance.now() - t0);
-    } catch (e) { if (!e.cancelled) this.showError(`Columns: ${e.message}`); } finally { done(); }
+    }, 'Columns');
   }
 
   /** Found positions, drawn while their fits run. */
   preview(seeds, ms) {
-    this.state.columnsPreview = { count: seeds.x.length, ms };
+    this.store.set({ columnsPreview: { count: seeds.x.length, ms } });
     this.viewer.overlay = { x: seeds.x, y: seeds.y, colors: Array.from(seeds.x, () => '#9aa3ad'), radius: 4, selected: null };
     this.viewer.draw();
     this.$('col-summary').textContent = `${seeds.x.length} columns found in ${(ms / 1000).toFixed(2)} s; fitting…`;
   }
 
-  async refit() {
+  refit() {
     if (!this.table) return;
-    const done = this.busy('Refitting…');
-    try {
+    return this.app.actions.run('Refitting…', async () => {
       const t0 = performance.now();
       const table = await this.bridge.call('refit', { xs: Array.from(this.table.x), ys: Array.from(this.table.y) });
       this.show(table, performance.now() - t0);
-    } catch (e) { if (!e.cancelled) this.showError(`Refit: ${e.message}`); } finally { done(); }
+    }, 'Refit');
   }
 
+  /** Drop the columns and what they drew (the image changed, or Clear). */
   clear() {
     this.table = null;
-    this.state.columns = null;
+    this.strain = null;
+    this.selected = null;
+    this.store.set({ columns: null, columnsPreview: null, columnStrain: null, selectedColumn: null });
     this.viewer.overlay = null;
     this.viewer.draw();
     this.$('col-summary').textContent = '';
@@ -106,13 +116,12 @@ export class ColumnsPanel {
     const medErr = errs.length ? errs[Math.floor(errs.length / 2)] : NaN;
     const { pixel_size, unit } = this.state.image;
     const pm = unit === 'nm' ? ` (${(medErr * pixel_size * 1000).toFixed(1)} pm)` : '';
-    this.state.columns = { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms };
+    this.store.set({ columns: { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms, lattice: table.lattice } });
     this.$('col-summary').textContent =
       `${n} columns: ${counts[0]} fitted, ${counts[1]} centre of mass, ${counts[2] + counts[3]} weak/edge. ` +
       `Spacing ${table.spacing ? table.spacing.toFixed(2) + ' px' : 'given'}, separation ${table.separation.toFixed(2)} px. ` +
       `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.` +
       (table.lattice ? ` Lattice |a| ${table.lattice.a.toFixed(2)} px, |b| ${table.lattice.b.toFixed(2)} px, ${table.lattice.angle.toFixed(1)}°.` : '');
-    this.state.columns.lattice = table.lattice;
     for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = false;
     this.paint();
     this.histogram();
@@ -135,7 +144,7 @@ export class ColumnsPanel {
     if (!this.strain || this.strain.table !== t || this.strain.reference !== reference) {
       const s = await this.bridge.call('columnStrain', { xs: Array.from(t.x), ys: Array.from(t.y), reference });
       this.strain = { table: t, reference, values: s };
-      this.state.columnStrain = { measured: Array.from(s.exx).filter(Number.isFinite).length };
+      this.store.set({ columnStrain: { measured: Array.from(s.exx).filter(Number.isFinite).length } });
     }
     return Array.from(this.strain.values[kind === 'lattice_rotation' ? 'rotation' : kind]);
   }
@@ -147,7 +156,7 @@ export class ColumnsPanel {
     let colors;
     if (['exx', 'eyy', 'exy', 'lattice_rotation'].includes(kind)) {
       let v;
-      try { v = await this.strainValues(kind); } catch (e) { this.showError(`Column strain: ${e.message}`); return; }
+      try { v = await this.strainValues(kind); } catch (e) { this.app.actions.showError(`Column strain: ${e.message}`); return; }
       // Red = positive (tension), blue = negative, symmetric about zero; grey = not measured.
       const lim = quantiles(v.map(Math.abs), 0.95, 0.95)[1] || 1e-3;
       colors = v.map((x) => (Number.isFinite(x) ? diverging(x / lim) : '#808080'));
@@ -221,7 +230,7 @@ export class ColumnsPanel {
 
   edited() {
     this.$('col-summary').textContent = `${this.table.x.length} columns (edited: press Refit to fit them again)`;
-    this.state.columns = { ...this.state.columns, count: this.table.x.length, edited: true };
+    this.store.set({ columns: { ...this.state.columns, count: this.table.x.length, edited: true } });
     this.paint();
   }
 
@@ -247,7 +256,7 @@ export class ColumnsPanel {
       return tr;
     }));
     this.$('col-detail').hidden = false;
-    this.state.selectedColumn = i;
+    this.store.set({ selectedColumn: i });
     try {
       const half = Math.max(4, Math.round((t.separation || 8) * 0.8));
       const r = await this.bridge.call('columnResidual', { i, half });
@@ -262,10 +271,10 @@ export class ColumnsPanel {
 
   async export(kind) {
     try {
-      const base = (this.state.dataset || 'image').replace(/\.[^.]+$/, '').replace(/[^\w.-]+/g, '_');
-      if (kind === 'csv') this.download(new Blob([await this.bridge.call('columnsCsv')], { type: 'text/csv' }), `${base}_columns.csv`);
-      else this.download(new Blob([await this.bridge.call('columnsJson', { source: this.state.dataset })], { type: 'application/json' }), `${base}_columns.json`);
-    } catch (e) { this.showError(e.message); }
+      const base = this.app.baseName();
+      if (kind === 'csv') download(new Blob([await this.bridge.call('columnsCsv')], { type: 'text/csv' }), `${base}_columns.csv`);
+      else download(new Blob([await this.bridge.call('columnsJson', { source: this.state.dataset })], { type: 'application/json' }), `${base}_columns.json`);
+    } catch (e) { this.app.actions.showError(e.message); }
   }
 }
 

@@ -1,14 +1,19 @@
 // The Strain panel: GPA parameters (defaults from Rust), g-vectors picked on the power spectrum
 // (click = g1, shift-click = g2), a reference rectangle drawn on the image, the four maps with
 // colour bars and a line profile, the self-test against synthetic truth, and TIFF/PNG/JSON export.
-import { fmt } from './plots.js';
+import { fmt } from '../views/plots.js';
+import { download } from '../actions.js';
+import { fillSelect } from '../forms.js';
 
 const MAPS = [['exx', 'εxx'], ['eyy', 'εyy'], ['exy', 'εxy'], ['rotation', 'rotation (rad)']];
 const G_COLOURS = ['#4fd1c5', '#f6ad55'];
 
 export class StrainPanel {
-  constructor({ bridge, viewer, state, busy, showError, download, baseName, redrawSpectrum, $ }) {
-    Object.assign(this, { bridge, viewer, state, busy, showError, download, baseName, redrawSpectrum, $ });
+  constructor(app) {
+    const $ = app.$;
+    Object.assign(this, { app, bridge: app.bridge, viewer: app.viewer, store: app.store, $ });
+    app.store.on('image', () => this.reset());
+    app.spectrum.strain = this;
     this.g = null;          // user-chosen [[gx, gy], [gx, gy]] in cycles/px, or null = automatic
     this.reference = null;  // {x0, y0, x1, y1} px, or null = whole image
     this.result = null;
@@ -37,8 +42,11 @@ export class StrainPanel {
     }
   }
 
-  setDefaults(d) {
+  get state() { return this.store.state; }
+
+  setDefaults({ gpa: d, masks }) {
     this.defaults = d;
+    fillSelect(this.$('gpa-shape'), masks, { gaussian: 'Gaussian' });
     this.$('gpa-radius').value = d.mask_radius;
     this.$('gpa-shape').value = d.mask;
   }
@@ -134,7 +142,7 @@ export class StrainPanel {
 
   async run() {
     this.running = true;
-    const done = this.busy('Geometric phase analysis…');
+    const done = this.app.actions.busy('Geometric phase analysis…');
     try {
       const t0 = performance.now();
       const r = await this.bridge.call('gpa', { params: this.params() });
@@ -154,7 +162,7 @@ export class StrainPanel {
         }
       }
       this.values = {};
-      this.state.gpa = { summary: r.summary, ms: this.ms };
+      this.store.set({ gpa: { summary: r.summary, ms: this.ms }, gpaRuns: (this.state.gpaRuns || 0) + 1 });
       this.reference = r.summary.reference;
       this.viewer.rect = r.summary.reference;
       this.viewer.draw();
@@ -164,9 +172,9 @@ export class StrainPanel {
       this.showLayer();
       this.drawMaps();
       await this.drawProfile();
-      this.redrawSpectrum();
+      this.app.spectrum.draw();
     } catch (e) {
-      if (!e.cancelled) this.showError(`Strain: ${e.message}`);
+      if (!e.cancelled) this.app.actions.showError(`Strain: ${e.message}`);
     } finally { this.running = false; done(); }
   }
 
@@ -294,9 +302,8 @@ export class StrainPanel {
     ctx.fillText(`row y = ${row}`, c.width - 4 * dpr, 11 * dpr);
   }
 
-  async selfTest() {
-    const done = this.busy('GPA self-test on synthetic strain fields…');
-    try {
+  selfTest() {
+    return this.app.actions.run('GPA self-test on synthetic strain fields…', async () => {
       const t0 = performance.now();
       const cases = await this.bridge.call('gpaSelfTest');
       const ms = performance.now() - t0;
@@ -314,22 +321,20 @@ export class StrainPanel {
         `<p>${pass} of ${total} checks within tolerance (${(ms / 1000).toFixed(1)} s)</p>` +
         `<table class="meta"><tr><td>quantity</td><td>true</td><td>measured</td><td>tolerance</td></tr>${rows.join('')}</table>`;
       this.$('gpa-selftest-box').hidden = false;
-      this.state.gpaSelfTest = { pass, total };
-    } catch (e) {
-      if (!e.cancelled) this.showError(`Self-test: ${e.message}`);
-    } finally { done(); }
+      this.store.set({ gpaSelfTest: { pass, total } });
+    }, 'Self-test');
   }
 
   async exportTiffs() {
     for (const name of this.exported()) {
       const bytes = await this.bridge.call('gpaTiff', { name });
-      this.download(new Blob([bytes], { type: 'image/tiff' }), `${this.baseName()}_${name}.tif`);
+      download(new Blob([bytes], { type: 'image/tiff' }), `${this.app.baseName()}_${name}.tif`);
     }
   }
 
   exportJson() {
     const text = JSON.stringify({ source: this.state.dataset, gpa: this.result.summary }, null, 2);
-    this.download(new Blob([text], { type: 'application/json' }), `${this.baseName()}_gpa.json`);
+    download(new Blob([text], { type: 'application/json' }), `${this.app.baseName()}_gpa.json`);
   }
 
   /** The four maps, their colour bars and the profile, as one PNG figure. */
@@ -341,7 +346,7 @@ export class StrainPanel {
     const ctx = fig.getContext('2d');
     tiles.forEach((t, k) => ctx.drawImage(t, (k % 2) * w, Math.floor(k / 2) * h));
     ctx.drawImage(prof, 0, 2 * h, 2 * w, prof.height);
-    this.download(await fig.convertToBlob({ type: 'image/png' }), `${this.baseName()}_strain.png`);
+    download(await fig.convertToBlob({ type: 'image/png' }), `${this.app.baseName()}_strain.png`);
   }
 
   /**
@@ -384,6 +389,6 @@ export class StrainPanel {
 ${parts.join('\n')}
 ${caption.map((t, i) => `<text x="10" y="${2 * cell.h + 22 + 13 * i}" font-size="10">${esc(t)}</text>`).join('\n')}
 </svg>`;
-    this.download(new Blob([svg], { type: 'image/svg+xml' }), `${this.baseName()}_strain.svg`);
+    download(new Blob([svg], { type: 'image/svg+xml' }), `${this.app.baseName()}_strain.svg`);
   }
 }

@@ -1,0 +1,381 @@
+//! The `#[wasm_bindgen]` surface, as thin as it can be: JS values in (parsed into the core's own
+//! parameter structs by serde), a [`Reply`] or bytes out, errors thrown as a JS `Error` with the
+//! engine's `kind`. Everything else is in [`crate::session`].
+use atomlens_core::columns::ColumnParams;
+use atomlens_core::denoise::Method;
+use atomlens_core::particles::chain::AnalysisParams;
+use atomlens_core::strain::gpa::GpaParams;
+use atomlens_core::synth::Demo;
+use atomlens_core::tomo::{Algorithm, Preparation};
+use atomlens_io::NamedFile;
+use js_sys::{Float32Array, Float64Array, Uint8Array, Uint32Array};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::*;
+
+use crate::error::Error;
+use crate::reply::{Array, Reply};
+use crate::session;
+
+/// An engine error as a JS `Error` carrying `kind`.
+impl From<Error> for JsValue {
+    fn from(e: Error) -> JsValue {
+        let err = js_sys::Error::new(&e.message);
+        let _ = js_sys::Reflect::set(&err, &"kind".into(), &e.kind.into());
+        err.into()
+    }
+}
+
+type JsResult<T = JsValue> = Result<T, JsValue>;
+
+/// JSON-compatible JS value of `v` (maps as objects).
+pub fn to_js<T: Serialize + ?Sized>(v: &T) -> JsResult {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| Error::invalid(e.to_string()).into())
+}
+
+/// A JS value parsed into `T` (missing fields take their defaults where `T` says so).
+fn from_js<T: DeserializeOwned>(v: JsValue) -> JsResult<T> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| Error::invalid(e.to_string()).into())
+}
+
+impl Reply {
+    /// One JS object: the values, then the arrays as typed arrays.
+    pub fn into_js(self) -> JsResult {
+        let out = to_js(&self.values)?;
+        for (k, a) in self.arrays {
+            let v: JsValue = match a {
+                Array::F64(v) => Float64Array::from(&v[..]).into(),
+                Array::F32(v) => Float32Array::from(&v[..]).into(),
+                Array::U8(v) => Uint8Array::from(&v[..]).into(),
+                Array::U32(v) => Uint32Array::from(&v[..]).into(),
+            };
+            js_sys::Reflect::set(&out, &k.into(), &v)?;
+        }
+        Ok(out)
+    }
+}
+
+fn reply(r: crate::error::Result<Reply>) -> JsResult {
+    r?.into_js()
+}
+
+fn bytes(r: crate::error::Result<Vec<u8>>) -> JsResult<Uint8Array> {
+    Ok(Uint8Array::from(&r?[..]))
+}
+
+fn files(names: Vec<String>, bytes: Vec<Uint8Array>) -> Vec<NamedFile> {
+    names.into_iter().zip(bytes).map(|(n, b)| NamedFile::new(n, b.to_vec())).collect()
+}
+
+/// The worker's engine (see [`session::Session`]).
+#[wasm_bindgen]
+pub struct Session(session::Session);
+
+#[wasm_bindgen]
+impl Session {
+    /// An empty session.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Session {
+        Session(session::Session::new())
+    }
+
+    /// Open a built-in demo (`particle`, `ordered`, `pair`): `{signals}`.
+    pub fn load_demo(&mut self, demo: JsValue) -> JsResult {
+        reply(self.0.load_demo(from_js::<Demo>(demo)?))
+    }
+
+    /// Read `primary` from the dropped files (`names[i]` ↔ `bytes[i]`): `{signals}`.
+    pub fn load_files(&mut self, primary: String, names: Vec<String>, bytes: Vec<Uint8Array>) -> JsResult {
+        reply(self.0.load_files(&primary, files(names, bytes)))
+    }
+
+    /// Several images as one series: `primaries[k]` with the next `counts[k]` of the files.
+    pub fn load_series(
+        &mut self,
+        primaries: Vec<String>,
+        counts: Vec<usize>,
+        names: Vec<String>,
+        bytes: Vec<Uint8Array>,
+    ) -> JsResult {
+        if primaries.len() != counts.len() || counts.iter().sum::<usize>() != names.len() {
+            return Err(Error::invalid("the series' files do not match its images").into());
+        }
+        let mut all = files(names, bytes).into_iter();
+        let groups = primaries.into_iter().zip(counts).map(|(p, n)| (p, all.by_ref().take(n).collect())).collect();
+        reply(self.0.load_series(groups))
+    }
+
+    /// Show frame `frame` of signal `signal`: `{width, height, pixel_size, unit, summary}`.
+    pub fn select(&mut self, signal: usize, frame: usize) -> JsResult {
+        reply(self.0.select(signal, frame))
+    }
+
+    /// The shown image rendered: `{rgba, lo, hi, min, max, hist}`; `lo`, `hi` NaN for the
+    /// percentiles `plo`, `phi`.
+    pub fn view(&self, plo: f64, phi: f64, lo: f32, hi: f32, cmap: &str) -> JsResult {
+        let limits = (lo.is_finite() && hi.is_finite()).then_some((lo, hi));
+        reply(self.0.view(plo, phi, limits, cmap))
+    }
+
+    /// RGBA of a frame of another signal (the before/after split).
+    pub fn render_signal(&self, signal: usize, frame: usize, lo: f32, hi: f32, cmap: &str) -> JsResult<Uint8Array> {
+        bytes(self.0.render_signal(signal, frame, lo, hi, cmap))
+    }
+
+    /// The pixel value at (x, y), NaN outside.
+    pub fn value_at(&self, x: usize, y: usize) -> JsResult<f32> {
+        Ok(self.0.value_at(x, y)?)
+    }
+
+    /// The power spectrum: `{rgba, width, height, step_x, step_y, unit}`.
+    pub fn spectrum(&self, cmap: &str) -> JsResult {
+        reply(self.0.spectrum(cmap))
+    }
+
+    /// The shown image as a calibrated float TIFF.
+    pub fn export_tiff(&self) -> JsResult<Uint8Array> {
+        bytes(self.0.export_tiff())
+    }
+
+    /// Align the frames of a signal and append their average: `{signals, index, dx, dy, field}`.
+    pub fn register_frames(&mut self, signal: usize, nonrigid: bool) -> JsResult {
+        reply(self.0.register_frames(signal, nonrigid))
+    }
+
+    /// Clean up the shown image (`method`: a `core::denoise::Method`): `{signals, index}`.
+    pub fn denoise(&mut self, method: JsValue) -> JsResult {
+        reply(self.0.denoise_current(from_js::<Method>(method)?))
+    }
+
+    /// Find columns (`params`: `ColumnParams`): `{x, y}`.
+    pub fn find_seeds(&mut self, params: JsValue) -> JsResult {
+        reply(self.0.find_seeds(from_js::<ColumnParams>(params)?))
+    }
+
+    /// Fit the columns found: the column table.
+    pub fn fit_found(&mut self) -> JsResult {
+        reply(self.0.fit_found())
+    }
+
+    /// Refit at edited positions: the column table.
+    pub fn refit(&mut self, xs: Vec<f64>, ys: Vec<f64>) -> JsResult {
+        reply(self.0.refit(xs, ys))
+    }
+
+    /// The columns as CSV.
+    pub fn columns_csv(&self) -> JsResult<String> {
+        Ok(self.0.columns_csv()?)
+    }
+
+    /// The columns as JSON.
+    pub fn columns_json(&self, source: &str) -> JsResult<String> {
+        Ok(self.0.columns_json(source)?)
+    }
+
+    /// Column `i`'s data, model and residual.
+    pub fn column_residual(&self, i: usize, half: usize) -> JsResult {
+        reply(self.0.column_residual(i, half))
+    }
+
+    /// GPA of the shown image (`params`: `GpaParams`).
+    pub fn gpa(&mut self, params: JsValue) -> JsResult {
+        reply(self.0.gpa(from_js::<GpaParams>(params)?))
+    }
+
+    /// RGBA of a GPA map over ±`limit`.
+    pub fn gpa_map(&self, name: &str, limit: f32) -> JsResult<Uint8Array> {
+        bytes(self.0.gpa_rgba(name, limit))
+    }
+
+    /// A GPA map's values.
+    pub fn gpa_values(&self, name: &str) -> JsResult<Float32Array> {
+        Ok(Float32Array::from(&self.0.gpa_values(name)?[..]))
+    }
+
+    /// A GPA map as a calibrated float TIFF.
+    pub fn gpa_tiff(&self, name: &str) -> JsResult<Uint8Array> {
+        bytes(self.0.gpa_tiff(name))
+    }
+
+    /// Per-column strain at `xs`, `ys` against the spectrum's lattice or a `reference` region.
+    pub fn column_strain(&self, xs: Vec<f64>, ys: Vec<f64>, reference: JsValue) -> JsResult {
+        reply(self.0.column_strain(&xs, &ys, from_js(reference)?))
+    }
+
+    /// The particle chain on the shown image (`params`: `AnalysisParams`).
+    pub fn analyse_particles(&mut self, params: JsValue) -> JsResult {
+        reply(self.0.analyse_particles(from_js::<AnalysisParams>(params)?))
+    }
+
+    /// A recipe (`core::Recipe`) on the shown image as a batch row `{row, mean_diameter, diameters}`.
+    pub fn batch_row(&mut self, file: &str, recipe: JsValue) -> JsResult {
+        reply(self.0.batch_row(file, &from_js(recipe)?))
+    }
+
+    /// The counted columns as atoms `[x, y, z, …]`.
+    pub fn particle_model(&self, beam_step_nm: f64) -> JsResult<Float32Array> {
+        Ok(Float32Array::from(&self.0.particle_model(beam_step_nm)?[..]))
+    }
+
+    /// An export of the particle analysis.
+    pub fn particle_export(&self, what: &str, source: &str) -> JsResult<String> {
+        Ok(self.0.particle_export(what, source)?)
+    }
+
+    /// Compare two signals (`params`: `AnalysisParams`).
+    pub fn compare_signals(&mut self, before: usize, after: usize, params: JsValue) -> JsResult {
+        reply(self.0.compare_signals(before, after, from_js::<AnalysisParams>(params)?))
+    }
+
+    /// An export of the comparison.
+    pub fn compare_export(&self, what: &str, before: &str, after: &str) -> JsResult<String> {
+        Ok(self.0.compare_export(what, before, after)?)
+    }
+
+    /// A phantom tilt series (`params`: `{kind, n, start, end, count, dose, axis}`).
+    pub fn tomo_demo(&mut self, params: JsValue) -> JsResult {
+        reply(self.0.tomo_demo(&from_js(params)?))
+    }
+
+    /// Begin a reconstruction (`method`: `Algorithm`, `prep`: `Preparation`).
+    pub fn tomo_begin(
+        &mut self,
+        signal: usize,
+        angles: Vec<f64>,
+        method: JsValue,
+        thickness: usize,
+        prep: JsValue,
+    ) -> JsResult {
+        let (m, p) = (from_js::<Algorithm>(method)?, from_js::<Preparation>(prep)?);
+        reply(self.0.tomo_begin(signal, &angles, m, thickness, p))
+    }
+
+    /// Reconstruct `count` more slices; the number done.
+    pub fn tomo_step(&mut self, count: usize) -> JsResult<usize> {
+        Ok(self.0.tomo_step(count)?)
+    }
+
+    /// The latest slice, or null.
+    pub fn tomo_preview(&self, cmap: &str) -> JsResult {
+        match self.0.tomo_preview(cmap)? {
+            Some(r) => r.into_js(),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
+    /// The finished volume's size and display limits.
+    pub fn tomo_volume(&self) -> JsResult {
+        reply(self.0.tomo_volume())
+    }
+
+    /// An orthoslice.
+    pub fn tomo_slice(&self, plane: &str, index: usize, lo: f32, hi: f32, cmap: &str, threshold: f32) -> JsResult {
+        reply(self.0.tomo_slice(plane, index, lo, hi, cmap, threshold))
+    }
+
+    /// The volume re-projected at `angle` degrees.
+    pub fn tomo_projection(&self, angle: f64, cmap: &str) -> JsResult {
+        reply(self.0.tomo_projection(angle, cmap))
+    }
+
+    /// The volume as MRC.
+    pub fn tomo_mrc(&self) -> JsResult<Uint8Array> {
+        bytes(self.0.tomo_mrc())
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The defaults and names every form of the page is built from, in one object: `columns`,
+/// `gpa`, `analysis` (the particle chain), `recipe`, `denoise` (every method at its defaults),
+/// `tomo` (every algorithm at its defaults), and the names of every choice: `shapes`, `noise`,
+/// `sublattices`, `masks`, `align`, `phantoms`, `colormaps`.
+#[wasm_bindgen]
+pub fn defaults() -> JsResult {
+    use atomlens_core::columns::Sublattices;
+    use atomlens_core::columns::fit::Shape;
+    use atomlens_core::image::Noise;
+    use atomlens_core::image::render::Colormap;
+    use atomlens_core::strain::gpa::MaskShape;
+    use atomlens_core::tomo::Align;
+    use atomlens_core::tomo::phantom::Phantom;
+    to_js(&serde_json::json!({
+        "columns": ColumnParams::default(),
+        "gpa": GpaParams::default(),
+        "analysis": AnalysisParams::default(),
+        "recipe": atomlens_core::Recipe::default(),
+        "denoise": Method::ALL,
+        "tomo": Algorithm::ALL,
+        "shapes": Shape::ALL,
+        "noise": Noise::ALL,
+        "sublattices": Sublattices::ALL,
+        "masks": MaskShape::ALL,
+        "align": Align::ALL,
+        "phantoms": Phantom::ALL,
+        "colormaps": Colormap::ALL,
+    }))
+}
+
+/// The batch summary CSV of the page's rows (`io::tables::BatchRow`s), as `atomlens batch`
+/// writes it.
+#[wasm_bindgen]
+pub fn batch_csv(rows: JsValue) -> JsResult<String> {
+    Ok(atomlens_io::tables::batch_csv(&from_js::<Vec<atomlens_io::tables::BatchRow>>(rows)?))
+}
+
+/// Run GPA's synthetic self-test cases; each check carries truth, measured value and tolerance.
+#[wasm_bindgen]
+pub fn gpa_self_test() -> JsResult {
+    to_js(&atomlens_core::strain::gpa::self_test().map_err(Error::from)?)
+}
+
+/// Group dropped file names into datasets (a TIA `.emi` with its `.ser`): `[[primary, [names]]]`.
+#[wasm_bindgen]
+pub fn group_files(names: Vec<String>) -> JsResult {
+    to_js(&atomlens_io::group_files(&names))
+}
+
+#[derive(Serialize)]
+struct EngineInfo {
+    threaded: bool,
+    threads: usize,
+    version: &'static str,
+}
+
+/// Which build this is and how many rayon threads it runs on.
+#[wasm_bindgen]
+pub fn engine_info() -> JsResult {
+    to_js(&EngineInfo {
+        threaded: cfg!(feature = "threads"),
+        threads: rayon::current_num_threads(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Bytes of wasm linear memory in use by this module (the heap only grows).
+#[wasm_bindgen]
+pub fn memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| js_sys::Reflect::get(&m.buffer(), &"byteLength".into()).ok())
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+/// Ask wgpu for a WebGPU adapter in this worker: `{name, backend, device_type, driver, label}`,
+/// or a rejection with wgpu's reason.
+#[wasm_bindgen]
+pub async fn gpu_probe() -> JsResult {
+    let report = atomlens_gpu::probe(atomlens_gpu::default_backends())
+        .await
+        .map_err(|e| Error { kind: "no_gpu", message: e })?;
+    let label = report.label();
+    let mut v = serde_json::to_value(&report).map_err(Error::from)?;
+    v["label"] = label.into();
+    to_js(&v)
+}

@@ -1,0 +1,100 @@
+//! Columns of the shown image: found (positions first, so the page draws them while the fits
+//! run), fitted, refitted after edits, exported, and one column's data against its model.
+use atomlens_core::columns::find::find_columns;
+use atomlens_core::columns::fit::AtomColumn;
+use atomlens_core::columns::{ColumnParams, fit_found, refine, residual};
+
+use super::Session;
+use crate::error::{Error, Result};
+use crate::reply::Reply;
+
+impl Session {
+    /// Find the columns of the shown image with `p`: `{x, y}`, kept for [`Session::fit_found`].
+    pub fn find_seeds(&mut self, p: ColumnParams) -> Result<Reply> {
+        let shown = self.shown_mut()?;
+        let peaks = find_columns(shown.image.view(), &p.find)?;
+        let reply = Reply::new()
+            .f64s("x", peaks.points.iter().map(|q| q[0]).collect())
+            .f64s("y", peaks.points.iter().map(|q| q[1]).collect());
+        shown.found = Some((peaks, p));
+        Ok(reply)
+    }
+
+    /// Fit the columns [`Session::find_seeds`] found; returns the column table.
+    pub fn fit_found(&mut self) -> Result<Reply> {
+        let shown = self.shown_mut()?;
+        let (peaks, p) = shown.found.take().ok_or_else(|| Error::state("find the columns first"))?;
+        let r = fit_found(shown.image.view(), &peaks, &p)?;
+        shown.columns = Some((r, p));
+        self.column_table()
+    }
+
+    /// Refit at the positions `xs`, `ys` (after the user added, moved or deleted columns).
+    pub fn refit(&mut self, xs: Vec<f64>, ys: Vec<f64>) -> Result<Reply> {
+        let shown = self.shown_mut()?;
+        let (result, p) = shown.columns.as_mut().ok_or_else(|| Error::state("find the columns first"))?;
+        let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
+        result.columns = refine(shown.image.view(), &seeds, p, result.lattice.as_ref())?;
+        self.column_table()
+    }
+
+    fn columns(&self) -> Result<&(atomlens_core::columns::ColumnResult, ColumnParams)> {
+        self.shown()?.columns.as_ref().ok_or_else(|| Error::state("no columns yet: find them first"))
+    }
+
+    /// The columns as arrays named like the CSV's columns (`x`, `y`, `sigma_x`, …, `status`: 0
+    /// fitted, 1 centre of mass, 2 too few pixels, 3 not significant), with `separation`,
+    /// `spacing` and `lattice` (`{a, b, angle, vectors}`).
+    pub fn column_table(&self) -> Result<Reply> {
+        let (r, _) = self.columns()?;
+        let c = &r.columns;
+        let col = |f: fn(&AtomColumn) -> f64| c.iter().map(f).collect::<Vec<f64>>();
+        let lattice = r.lattice.as_ref().map(|l| {
+            let (a, b, angle) = l.lengths_and_angle();
+            serde_json::json!({ "a": a, "b": b, "angle": angle, "vectors": l })
+        });
+        Ok(Reply::new()
+            .f64s("x", col(|a| a.x))
+            .f64s("y", col(|a| a.y))
+            .f64s("sigma_x", col(|a| a.sigma_x))
+            .f64s("sigma_y", col(|a| a.sigma_y))
+            .f64s("rotation", col(|a| a.rotation))
+            .f64s("amplitude", col(|a| a.amplitude))
+            .f64s("volume", col(|a| a.volume))
+            .f64s("background", col(|a| a.background))
+            .f64s("x_err", col(|a| a.x_err))
+            .f64s("y_err", col(|a| a.y_err))
+            .f64s("residual_rms", col(|a| a.residual_rms))
+            .u8s("status", c.iter().map(|a| a.status as u8).collect())
+            .u32s("sublattice", c.iter().map(|a| a.sublattice).collect())
+            .f64s("nn_distance", col(|a| a.nn_distance))
+            .u32s("coordination", c.iter().map(|a| a.coordination).collect())
+            .json("separation", &r.separation)
+            .json("spacing", &r.spacing)
+            .json("lattice", &lattice))
+    }
+
+    /// The columns as CSV (Atomap's conventions).
+    pub fn columns_csv(&self) -> Result<String> {
+        Ok(atomlens_io::tables::columns_csv(&self.columns()?.0.columns))
+    }
+
+    /// The columns as JSON with calibration and parameters.
+    pub fn columns_json(&self, source: &str) -> Result<String> {
+        let (r, p) = self.columns()?;
+        Ok(atomlens_io::tables::columns_json(r, p, &self.image()?.calibration, source, None))
+    }
+
+    /// Data, fitted model and residual around column `i` (a square of side `2·half + 1`):
+    /// `{size, data, model, residual}`.
+    pub fn column_residual(&self, i: usize, half: usize) -> Result<Reply> {
+        let (r, p) = self.columns()?;
+        let c = r.columns.get(i).ok_or_else(|| Error::invalid(format!("no column {i}")))?;
+        let patch = residual::patch(self.image()?.view(), c, half, p.find.dark);
+        Ok(Reply::new()
+            .json("size", &patch.size)
+            .f32s("data", patch.data)
+            .f32s("model", patch.model)
+            .f32s("residual", patch.residual))
+    }
+}

@@ -1,0 +1,376 @@
+//! The engine's state in plain Rust, tested natively: the open dataset (every signal as an f32
+//! stack), the image shown and everything measured on it, and what belongs to the dataset as a
+//! whole (a reconstruction, a comparison). The per-image results live in one [`Shown`], made
+//! anew whenever another signal or frame is shown, so no result outlives its image.
+use atomlens_core::columns::find::Peaks;
+use atomlens_core::columns::{ColumnParams, ColumnResult};
+use atomlens_core::image::render::{Colormap, to_rgba};
+use atomlens_core::image::{spectrum, stats};
+use atomlens_core::strain::gpa::{GpaParams, GpaResult};
+use atomlens_core::synth::Demo;
+use atomlens_core::{Calibration, Image, Stack};
+use atomlens_io::{Limits, Metadata, NamedFile};
+use ndarray::Array2;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::reply::Reply;
+
+mod columns;
+mod particles;
+mod strain;
+#[cfg(test)]
+mod tests;
+mod tomo;
+
+pub use particles::{Compared, Particles};
+pub use tomo::Tomo;
+
+/// What the page lists about a signal.
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct SignalInfo {
+    /// The file's title for it (may be empty).
+    pub title: String,
+    /// Width (px).
+    pub width: usize,
+    /// Height (px).
+    pub height: usize,
+    /// Frames.
+    pub frames: usize,
+    /// The file's sample type (`float32` for derived signals).
+    pub dtype: &'static str,
+    /// Pixel size in `unit`.
+    pub pixel_size: f64,
+    /// `nm` or `px`.
+    pub unit: String,
+    /// What the file says about the acquisition.
+    pub metadata: Metadata,
+}
+
+impl SignalInfo {
+    /// A derived single-frame float signal of `data` (a clean-up, an average, a map).
+    fn derived(title: String, data: &Array2<f32>, cal: &Calibration, metadata: Metadata) -> SignalInfo {
+        let (height, width) = data.dim();
+        let (pixel_size, unit) = (cal.pixel_size, cal.unit.clone());
+        SignalInfo { title, width, height, frames: 1, dtype: "float32", pixel_size, unit, metadata }
+    }
+}
+
+/// One signal of the dataset.
+pub struct Signal {
+    /// Its frames.
+    pub stack: Stack,
+    /// What the page lists.
+    pub info: SignalInfo,
+}
+
+/// The image shown and everything measured on it.
+pub struct Shown {
+    /// Which signal and frame.
+    pub signal: usize,
+    /// Which frame.
+    pub frame: usize,
+    /// The pixels.
+    pub image: Image,
+    /// Columns found, waiting to be fitted.
+    pub found: Option<(Peaks, ColumnParams)>,
+    /// Columns fitted (and edited).
+    pub columns: Option<(ColumnResult, ColumnParams)>,
+    /// Strain maps.
+    pub gpa: Option<(GpaResult, GpaParams)>,
+    /// The particle analysis.
+    pub particles: Option<Particles>,
+}
+
+/// What the page shows about the image it selected.
+#[derive(Serialize)]
+struct ImageInfo {
+    width: usize,
+    height: usize,
+    pixel_size: f64,
+    unit: String,
+    summary: stats::Summary,
+}
+
+/// The engine's state (see the module docs).
+#[derive(Default)]
+pub struct Session {
+    /// Every signal of the open dataset, derived ones appended.
+    pub signals: Vec<Signal>,
+    /// The image shown.
+    pub shown: Option<Shown>,
+    /// The reconstruction, begun or finished (it belongs to the dataset: scrubbing the series
+    /// shows its frames).
+    pub tomo: Option<Tomo>,
+    /// The last comparison of two of the dataset's signals.
+    pub compared: Option<Compared>,
+}
+
+impl Session {
+    /// An empty session.
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    /// Replace the dataset by a built-in demo; returns the signal list.
+    pub fn load_demo(&mut self, demo: Demo) -> Result<Reply> {
+        let mut signals = Vec::new();
+        for d in demo.images()? {
+            let img = d.synthetic.image;
+            let metadata = Metadata {
+                format: "atomlens synthetic".into(),
+                voltage_kv: Some(300.0),
+                detector: Some("HAADF (simulated)".into()),
+                mode: Some("STEM".into()),
+                notes: vec![d.note],
+                ..Metadata::default()
+            };
+            let info = SignalInfo::derived(d.title, &img.data, &img.calibration, metadata);
+            signals.push(Signal { stack: stack_of(img.data, img.calibration)?, info });
+        }
+        self.replace(signals)
+    }
+
+    /// Read `primary` from the dropped files (`names[i]` ↔ `bytes[i]`); returns the signal list.
+    /// A file whose first image cannot be shown is refused before anything is replaced.
+    pub fn load_files(&mut self, primary: &str, files: Vec<NamedFile>) -> Result<Reply> {
+        let mut signals = Vec::new();
+        for s in atomlens_io::read(primary, files, &Limits::BROWSER)? {
+            let stack = s.to_stack()?;
+            let (pixel_size, unit) = (s.calibration.pixel_size, s.calibration.unit.clone());
+            let (width, height, frames, dtype) = (s.width, s.height, s.frames, s.dtype.name());
+            let info =
+                SignalInfo { title: s.title, width, height, frames, dtype, pixel_size, unit, metadata: s.metadata };
+            signals.push(Signal { stack, info });
+        }
+        if let Some(first) = signals.first() {
+            atomlens_core::image::check_usable(first.stack.frames.index_axis(ndarray::Axis(0), 0))?;
+        }
+        self.replace(signals)
+    }
+
+    /// Several files as the frames of one series (the first frame of each file's first signal,
+    /// in order): `groups[k]` = (primary, its files). Refuses images of different sizes.
+    pub fn load_series(&mut self, groups: Vec<(String, Vec<NamedFile>)>) -> Result<Reply> {
+        if groups.len() < 2 {
+            return Err(Error::invalid("a series needs at least two images"));
+        }
+        let mut pixels = Vec::new();
+        let mut first: Option<(usize, usize, Calibration, String)> = None;
+        let primaries: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+        for (primary, files) in groups {
+            let img = atomlens_io::read(&primary, files, &Limits::BROWSER)?[0].frame(0)?;
+            let (w, h) = (img.width(), img.height());
+            match &first {
+                None => first = Some((w, h, img.calibration.clone(), primary.clone())),
+                Some((w0, h0, _, name)) if (*w0, *h0) != (w, h) => {
+                    return Err(Error::invalid(format!(
+                        "the series' images differ in size: {name} is {w0}×{h0} px, {primary} is {w}×{h} px"
+                    )));
+                }
+                Some(_) => {}
+            }
+            pixels.extend(img.data.iter().copied());
+        }
+        let (w, h, cal, _) = first.expect("two or more images");
+        let n = primaries.len();
+        let info = SignalInfo {
+            title: format!("series of {n} images: {} … {}", primaries[0], primaries[n - 1]),
+            width: w,
+            height: h,
+            frames: n,
+            dtype: "float32",
+            pixel_size: cal.pixel_size,
+            unit: cal.unit.clone(),
+            metadata: Metadata { notes: primaries, ..Metadata::default() },
+        };
+        let stack = Stack::from_vec(w, h, n, pixels, cal)?;
+        self.replace(vec![Signal { stack, info }])
+    }
+
+    /// A new dataset: every earlier result goes with the old one.
+    fn replace(&mut self, signals: Vec<Signal>) -> Result<Reply> {
+        *self = Session { signals, ..Session::default() };
+        Ok(self.signal_list())
+    }
+
+    /// `{signals}`: what the page lists.
+    pub fn signal_list(&self) -> Reply {
+        let infos: Vec<&SignalInfo> = self.signals.iter().map(|s| &s.info).collect();
+        Reply::new().json("signals", &infos)
+    }
+
+    /// `{signals, index}`: the list after appending signal `index`, the one to show.
+    fn appended(&self, index: usize) -> Reply {
+        self.signal_list().json("index", &index)
+    }
+
+    /// Add a derived single-frame signal (an aligned average, a clean-up, a map); its index.
+    fn append(&mut self, data: Array2<f32>, cal: Calibration, info: SignalInfo) -> Result<usize> {
+        self.signals.push(Signal { stack: stack_of(data, cal)?, info });
+        Ok(self.signals.len() - 1)
+    }
+
+    /// Frame `frame` of signal `signal`.
+    fn frame(&self, signal: usize, frame: usize) -> Result<Image> {
+        let s = self.signals.get(signal).ok_or_else(|| Error::invalid(format!("no signal {signal}")))?;
+        s.stack.frame(frame).ok_or_else(|| Error::invalid(format!("no frame {frame} in signal {signal}")))
+    }
+
+    /// Show frame `frame` of signal `signal`: its size, calibration and statistics. Whatever was
+    /// measured on the image shown before is dropped. Fails for images that cannot be shown.
+    pub fn select(&mut self, signal: usize, frame: usize) -> Result<Reply> {
+        let image = self.frame(signal, frame)?;
+        let summary = stats::summary(image.view())?;
+        let info = ImageInfo {
+            width: image.width(),
+            height: image.height(),
+            pixel_size: image.calibration.pixel_size,
+            unit: image.calibration.unit.clone(),
+            summary,
+        };
+        self.shown = Some(Shown { signal, frame, image, found: None, columns: None, gpa: None, particles: None });
+        Ok(Reply::of(&info))
+    }
+
+    /// The image shown and its results.
+    pub fn shown(&self) -> Result<&Shown> {
+        self.shown.as_ref().ok_or_else(|| Error::state("no image is shown: open a file or a demo first"))
+    }
+
+    fn shown_mut(&mut self) -> Result<&mut Shown> {
+        self.shown.as_mut().ok_or_else(|| Error::state("no image is shown: open a file or a demo first"))
+    }
+
+    /// The pixels shown.
+    pub fn image(&self) -> Result<&Image> {
+        Ok(&self.shown()?.image)
+    }
+
+    /// The shown image between its `plo` and `phi` percentiles (or `lo`, `hi` when given) in
+    /// `cmap`: `{rgba, lo, hi, min, max, hist}` (a 128-bin histogram over min…max).
+    pub fn view(&self, plo: f64, phi: f64, limits: Option<(f32, f32)>, cmap: &str) -> Result<Reply> {
+        let img = self.image()?.view();
+        let (lo, mut hi) = match limits {
+            Some(l) => l,
+            None => {
+                let p = stats::percentiles(img, &[plo, phi])?;
+                (p[0], p[1])
+            }
+        };
+        if !(hi > lo) {
+            hi = lo + 1.0;
+        }
+        let all = stats::percentiles(img, &[0.0, 100.0])?;
+        let hist = stats::histogram(img, all[0], all[1], 128)?;
+        Ok(Reply::new()
+            .u8s("rgba", to_rgba(img, lo, hi, colormap(cmap)?))
+            .u32s("hist", hist)
+            .json("lo", &lo)
+            .json("hi", &hi)
+            .json("min", &all[0])
+            .json("max", &all[1]))
+    }
+
+    /// RGBA of frame `frame` of signal `signal` between `lo` and `hi`, without changing the shown
+    /// image (the before/after split).
+    pub fn render_signal(&self, signal: usize, frame: usize, lo: f32, hi: f32, cmap: &str) -> Result<Vec<u8>> {
+        Ok(to_rgba(self.frame(signal, frame)?.view(), lo, hi, colormap(cmap)?))
+    }
+
+    /// The pixel value at (x, y), or NaN outside the image.
+    pub fn value_at(&self, x: usize, y: usize) -> Result<f32> {
+        Ok(self.image()?.data.get([y, x]).copied().unwrap_or(f32::NAN))
+    }
+
+    /// The power spectrum rendered with `cmap` between its 50th and 99.98th percentiles:
+    /// `{rgba, width, height, step_x, step_y, unit}` (zero frequency at `(width/2, height/2)`).
+    pub fn spectrum(&self, cmap: &str) -> Result<Reply> {
+        let img = self.image()?;
+        let ps = spectrum::power_spectrum(img.view(), &img.calibration)?;
+        let lim = stats::percentiles(ps.data.view(), &[50.0, 99.98])?;
+        Ok(Reply::new()
+            .u8s("rgba", to_rgba(ps.data.view(), lim[0], lim[1], colormap(cmap)?))
+            .json("width", &ps.data.ncols())
+            .json("height", &ps.data.nrows())
+            .json("step_x", &ps.axes.step_x)
+            .json("step_y", &ps.axes.step_y)
+            .json("unit", &ps.axes.unit))
+    }
+
+    /// The shown image as a 32-bit float TIFF with its calibration.
+    pub fn export_tiff(&self) -> Result<Vec<u8>> {
+        let img = self.image()?;
+        tiff(&img.data, &img.calibration)
+    }
+
+    /// Drift-correct the frames of signal `signal` (and, when `nonrigid`, their scan
+    /// distortions), append their aligned average: `{signals, index, dx, dy, field}` (the drift
+    /// per frame, the RMS distortion field per frame).
+    pub fn register_frames(&mut self, signal: usize, nonrigid: bool) -> Result<Reply> {
+        use atomlens_core::register::nonrigid::{NonrigidParams, register_series_nonrigid};
+        let s = self.signals.get(signal).ok_or_else(|| Error::invalid(format!("no signal {signal}")))?;
+        let frames: Vec<_> = (0..s.stack.len()).filter_map(|t| s.stack.frame(t)).collect();
+        let views: Vec<_> = frames.iter().map(|f| f.view()).collect();
+        let (r, field) = if nonrigid {
+            let n = register_series_nonrigid(&views, &NonrigidParams::default())?;
+            (n.registered, n.fields.iter().map(|f| f.rms()).collect())
+        } else {
+            (atomlens_core::register::register_series(&views)?, vec![0.0; frames.len()])
+        };
+        let mut info = s.info.clone();
+        info.title = match info.title.as_str() {
+            "" => format!("aligned average of {} frames", frames.len()),
+            t => format!("aligned average of {} frames: {t}", frames.len()),
+        };
+        (info.frames, info.dtype) = (1, "float32");
+        info.metadata.notes.push(format!(
+            "{} drift correction of {} frames; largest drift {:.2} px",
+            if nonrigid { "non-rigid" } else { "rigid" },
+            frames.len(),
+            r.shifts.iter().map(|s| s[0].hypot(s[1])).fold(0.0, f64::max)
+        ));
+        let cal = s.stack.calibration.clone();
+        let index = self.append(r.average, cal, info)?;
+        Ok(self
+            .appended(index)
+            .f64s("dx", r.shifts.iter().map(|s| s[0]).collect())
+            .f64s("dy", r.shifts.iter().map(|s| s[1]).collect())
+            .f64s("field", field))
+    }
+
+    /// Clean up the shown image with `method` and append the result and what it removed as
+    /// two new signals: `{signals, index}` (index of the result).
+    pub fn denoise_current(&mut self, method: atomlens_core::denoise::Method) -> Result<Reply> {
+        let img = self.image()?;
+        let out = atomlens_core::denoise::apply(img.view(), &method)?;
+        let removed = &img.data - &out;
+        let cal = img.calibration.clone();
+        let name = method.name();
+        let meta = || Metadata { notes: vec![format!("{method:?}")], ..Metadata::default() };
+        let result = SignalInfo::derived(format!("{name} filtered"), &out, &cal, meta());
+        let rest = SignalInfo::derived(format!("removed by {name}"), &removed, &cal, meta());
+        let index = self.append(out, cal.clone(), result)?;
+        self.append(removed, cal, rest)?;
+        Ok(self.appended(index))
+    }
+}
+
+/// A single-frame stack of `data`.
+fn stack_of(data: Array2<f32>, cal: Calibration) -> Result<Stack> {
+    let (h, w) = data.dim();
+    Ok(Stack::from_vec(w, h, 1, data.into_raw_vec_and_offset().0, cal)?)
+}
+
+/// `data` as a calibrated 32-bit float TIFF.
+fn tiff(data: &Array2<f32>, cal: &Calibration) -> Result<Vec<u8>> {
+    let (h, w) = data.dim();
+    let px = data.as_standard_layout();
+    Ok(atomlens_io::formats::tiff::write_f32(w, h, px.as_slice().unwrap_or(&[]), cal)?)
+}
+
+/// The colormap called `name` (its serde name).
+pub fn colormap(name: &str) -> Result<Colormap> {
+    serde_json::from_value(serde_json::Value::String(name.into()))
+        .map_err(|_| Error::invalid(format!("unknown colormap {name}")))
+}

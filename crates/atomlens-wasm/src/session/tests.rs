@@ -1,0 +1,180 @@
+//! The engine natively: datasets replace each other whole, results belong to the image shown,
+//! errors carry their kind, and every panel's operation runs on the demos.
+use atomlens_core::Calibration;
+use atomlens_core::Recipe;
+use atomlens_core::columns::ColumnParams;
+use atomlens_core::denoise::Method;
+use atomlens_core::particles::chain::AnalysisParams;
+use atomlens_core::strain::gpa::GpaParams;
+use atomlens_core::synth::Demo;
+use atomlens_core::tomo::phantom::Phantom;
+use atomlens_core::tomo::{Algorithm, Preparation};
+use atomlens_io::NamedFile;
+
+use super::tomo::PhantomSeries;
+use super::*;
+
+fn demo(d: Demo) -> Session {
+    let mut s = Session::new();
+    s.load_demo(d).unwrap();
+    s.select(0, 0).unwrap();
+    s
+}
+
+fn kind<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
+    r.unwrap_err().kind
+}
+
+fn tiff_file(name: &str, data: &Array2<f32>) -> NamedFile {
+    NamedFile::new(name, tiff(data, &Calibration::nm(0.02)).unwrap())
+}
+
+#[test]
+fn results_belong_to_the_image_they_were_measured_on() {
+    let mut s = demo(Demo::Particle);
+    assert_eq!(kind(s.fit_found()), "state");
+    let found = s.find_seeds(ColumnParams::default()).unwrap();
+    let table = s.fit_found().unwrap();
+    assert_eq!(table.numbers("x").len(), found.numbers("x").len());
+    assert!(s.columns_csv().unwrap().starts_with("x,y,"));
+    s.gpa(GpaParams::default()).unwrap();
+    s.analyse_particles(AnalysisParams::default()).unwrap();
+    // A clean-up appends two signals and keeps what was measured until another image is shown.
+    let r = s.denoise_current(Method::Gaussian { sigma: 1.0 }).unwrap();
+    assert_eq!(r.values["index"], 1);
+    assert_eq!(s.signals.len(), 3);
+    assert!(s.column_table().is_ok());
+    s.select(1, 0).unwrap();
+    for r in [s.column_table().map(|_| ()), s.gpa_values("exx").map(|_| ()), s.particle_export("json", "").map(|_| ())]
+    {
+        assert_eq!(kind(r), "state");
+    }
+    // A new dataset drops everything, signals included.
+    s.load_demo(Demo::Ordered).unwrap();
+    assert_eq!(s.signals.len(), 1);
+    assert!(s.shown.is_none() && s.tomo.is_none() && s.compared.is_none());
+}
+
+#[test]
+fn bad_files_leave_the_dataset_as_it_was_and_say_what_kind_of_failure() {
+    let mut s = demo(Demo::Particle);
+    let junk = NamedFile::new("junk.dm4", b"not a microscope file at all".to_vec());
+    assert_eq!(kind(s.load_files("junk.dm4", vec![junk])), "unsupported_format");
+    assert_eq!(kind(s.load_files("empty.tif", vec![NamedFile::new("empty.tif", Vec::new())])), "empty_file");
+    // A TIFF whose header claims 60000² px: refused from the header.
+    let mut big = tiff(&Array2::from_elem((2, 2), 1.0), &Calibration::uncalibrated()).unwrap();
+    let ifd = u32::from_le_bytes(big[4..8].try_into().unwrap()) as usize;
+    let entries = u16::from_le_bytes(big[ifd..ifd + 2].try_into().unwrap()) as usize;
+    for e in 0..entries {
+        let at = ifd + 2 + 12 * e;
+        if matches!(u16::from_le_bytes([big[at], big[at + 1]]), 256 | 257) {
+            big[at + 2..at + 4].copy_from_slice(&3u16.to_le_bytes());
+            big[at + 8..at + 12].copy_from_slice(&60000u32.to_le_bytes());
+        }
+    }
+    assert_eq!(kind(s.load_files("big.tif", vec![NamedFile::new("big.tif", big)])), "too_large");
+    let nan = tiff_file("nan.tif", &Array2::from_elem((8, 8), f32::NAN));
+    assert_eq!(kind(s.load_files("nan.tif", vec![nan])), "no_finite_values");
+    assert_eq!(s.signals.len(), 1);
+    assert!(s.column_table().is_err() && s.image().is_ok(), "the shown image stays");
+    assert_eq!(kind(s.select(5, 0)), "invalid_parameter");
+    assert_eq!(kind(s.view(0.0, 100.0, None, "rainbow")), "invalid_parameter");
+}
+
+#[test]
+fn a_series_of_files_is_one_stack_and_registers() {
+    let mut s = Session::new();
+    let frame = |dx: f64| {
+        let (img, _) = atomlens_core::synth::square_lattice(6, 12.0, 2.0);
+        atomlens_core::math::warp::resample(img.view(), img.dim(), 1.0, |[x, y]| [x - dx, y])
+    };
+    let groups: Vec<(String, Vec<NamedFile>)> = (0..3)
+        .map(|k| {
+            let name = format!("f{k}.tif");
+            (name.clone(), vec![tiff_file(&name, &frame(0.5 * k as f64))])
+        })
+        .collect();
+    s.load_series(groups).unwrap();
+    assert_eq!(s.signals[0].info.frames, 3);
+    let r = s.register_frames(0, false).unwrap();
+    let dx = r.numbers("dx");
+    assert!((dx[2] - dx[0] - 1.0).abs() < 0.1, "{dx:?}");
+    assert_eq!(s.signals.len(), 2);
+    let odd = (String::from("odd.tif"), vec![tiff_file("odd.tif", &Array2::from_elem((9, 9), 1.0))]);
+    let one = (String::from("f0.tif"), vec![tiff_file("f0.tif", &frame(0.0))]);
+    let e = s.load_series(vec![one, odd]).unwrap_err();
+    assert!(e.message.contains("differ in size"), "{e}");
+}
+
+#[test]
+fn view_spectrum_residual_and_exports_have_their_shapes() {
+    let mut s = demo(Demo::Particle);
+    let (w, h) = (s.image().unwrap().width(), s.image().unwrap().height());
+    let v = s.view(1.0, 99.0, None, "gray").unwrap();
+    assert_eq!(v.numbers("rgba").len(), 4 * w * h);
+    assert_eq!(v.numbers("hist").iter().sum::<f64>() as usize, w * h);
+    let sp = s.spectrum("inferno").unwrap();
+    assert_eq!(sp.values["unit"], "1/nm");
+    s.find_seeds(ColumnParams::default()).unwrap();
+    s.fit_found().unwrap();
+    let p = s.column_residual(0, 5).unwrap();
+    assert_eq!(p.numbers("residual").len(), 121);
+    assert!(s.value_at(w + 3, 0).unwrap().is_nan());
+    assert!(s.export_tiff().unwrap().starts_with(b"II"));
+}
+
+#[test]
+fn particles_batch_rows_and_the_comparison_of_two_signals() {
+    let mut s = demo(Demo::Ordered);
+    let r = s.analyse_particles(AnalysisParams::default()).unwrap();
+    assert_eq!(r.values["particles"].as_array().unwrap().len(), 1);
+    assert!(r.numbers("kind").contains(&1.0), "M-rich columns are found");
+    assert!(s.particle_export("recipe", "").unwrap().contains("\"analysis\""));
+    let row = s.batch_row("ordered.tif", &Recipe::default()).unwrap();
+    assert_eq!(row.values["row"]["totals"]["particles"], 1);
+
+    let mut s = demo(Demo::Pair);
+    assert_eq!(kind(s.compare_signals(0, 0, AnalysisParams::default())), "invalid_parameter");
+    let c = s.compare_signals(0, 1, AnalysisParams::default()).unwrap();
+    assert_eq!(s.signals.len(), 4, "registered and change maps appended");
+    assert!(c.numbers("status").contains(&1.0) && c.numbers("status").contains(&2.0));
+    // The comparison belongs to the dataset: showing its maps keeps it.
+    s.select(2, 0).unwrap();
+    assert!(s.compare_export("summary_json", "b", "a").unwrap().contains("kept"));
+}
+
+#[test]
+fn tomography_runs_in_steps_and_refuses_what_the_browser_cannot_hold() {
+    let mut s = Session::new();
+    let p = PhantomSeries {
+        kind: Phantom::FacetedParticle,
+        n: 24,
+        start: -60.0,
+        end: 60.0,
+        count: 31,
+        dose: 0.0,
+        axis: 0.0,
+    };
+    let r = s.tomo_demo(&p).unwrap();
+    assert_eq!(r.numbers("angles").len(), 31);
+    let angles = r.numbers("angles");
+    assert_eq!(kind(s.tomo_volume()), "state");
+    let sirt = Algorithm::by_name("sirt").unwrap();
+    s.tomo_begin(0, &angles, sirt, 0, Preparation::default()).unwrap();
+    let mut done = 0;
+    while done < 24 {
+        done = s.tomo_step(5).unwrap();
+    }
+    let v = s.tomo_volume().unwrap();
+    assert_eq!((v.values["nx"].clone(), v.values["nz"].clone()), (24.into(), 24.into()));
+    let sl = s.tomo_slice("xz", 12, 0.0, 1.0, "gray", 0.5).unwrap();
+    assert_eq!(sl.numbers("rgba").len(), 4 * 24 * 24);
+    let above = sl.values["above"].as_f64().unwrap();
+    assert!(above > 0.05 && above < 0.6, "{above}");
+    assert!(s.tomo_mrc().unwrap().len() > 24 * 24 * 24 * 4);
+    assert_eq!(kind(s.tomo_slice("ab", 0, 0.0, 1.0, "gray", f32::NAN)), "invalid_parameter");
+    let big = PhantomSeries { n: 256, count: 3, ..p };
+    s.tomo_demo(&big).unwrap();
+    let e = s.tomo_begin(1, &[-10.0, 0.0, 10.0], sirt, 400, Preparation::default()).unwrap_err();
+    assert_eq!(e.kind, "too_large");
+}

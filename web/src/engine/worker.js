@@ -1,0 +1,157 @@
+// The engine worker: loads the threaded wasm build when the page is cross-origin isolated (and
+// SharedArrayBuffer exists), the single-threaded build otherwise; owns the Session and the
+// WebGPU adapter. Messages: {id, op, args} in; {id, result} or {id, error, kind} out. Every op
+// is one call into the engine (crates/atomlens-wasm/src/bind.rs); the ones that stream post
+// progress and partial results between calls.
+const params = new URL(import.meta.url).searchParams;
+const want = params.get('engine') || 'auto';
+let pkg, session, engine;
+
+async function load(kind) {
+  const m = await import(`../../pkg/${kind}/atomlens_wasm.js`);
+  await m.default();
+  if (kind === 'threads') await m.initThreadPool(Math.max(1, navigator.hardwareConcurrency || 2));
+  return m;
+}
+
+async function init() {
+  const canThread = self.crossOriginIsolated && typeof SharedArrayBuffer !== 'undefined';
+  engine = want === 'single' || !canThread ? 'single' : 'threads';
+  let note = canThread ? '' : 'page is not cross-origin isolated: single-threaded engine';
+  try {
+    pkg = await load(engine);
+  } catch (e) {
+    if (engine !== 'threads') throw e;
+    note = `threaded engine failed (${e.message}); using the single-threaded one`;
+    engine = 'single';
+    pkg = await load(engine);
+  }
+  session = new pkg.Session();
+  const info = pkg.engine_info();
+  postMessage({ type: 'ready', engine, threads: info.threads, version: info.version, note, defaults: pkg.defaults(),
+    isolated: self.crossOriginIsolated });
+  pkg.gpu_probe()
+    .then((g) => postMessage({ type: 'gpu', adapter: g }))
+    .catch((e) => postMessage({ type: 'gpu', adapter: null, reason: String(e.message || e) }));
+}
+
+const progress = (id, text) => postMessage({ type: 'progress', id, text });
+const bytes = (buffers) => buffers.map((b) => new Uint8Array(b));
+const opened = (signals) => ({ ...signals, image: session.select(0, 0) });
+
+const ops = {
+  group: (a) => pkg.group_files(a.names),
+  demo: (a) => opened(session.load_demo(a.kind || 'particle')),
+  open: (a, id) => {
+    progress(id, `decoding ${a.primary}`);
+    const signals = session.load_files(a.primary, a.names, bytes(a.buffers));
+    progress(id, 'preparing the view');
+    return opened(signals);
+  },
+  openSeries: (a, id) => {
+    progress(id, `decoding ${a.primaries.length} images as one series`);
+    return opened(session.load_series(a.primaries, a.counts, a.names, bytes(a.buffers)));
+  },
+  select: (a) => session.select(a.signal, a.frame),
+  view: (a) => session.view(a.plo ?? 0, a.phi ?? 100, a.lo ?? NaN, a.hi ?? NaN, a.cmap),
+  spectrum: (a) => session.spectrum(a.cmap),
+  renderSignal: (a) => session.render_signal(a.signal, a.frame, a.lo, a.hi, a.cmap),
+  value: (a) => session.value_at(a.x, a.y),
+  exportTiff: () => session.export_tiff(),
+  register: (a, id) => {
+    progress(id, a.nonrigid ? 'aligning the frames and their scan distortions' : 'aligning the frames');
+    return session.register_frames(a.signal, !!a.nonrigid);
+  },
+  denoise: (a, id) => {
+    progress(id, `cleaning up (${a.method.method})`);
+    return session.denoise(a.method);
+  },
+  // Positions first (posted as a partial result the page draws at once), then the fits.
+  findColumns: (a, id) => {
+    progress(id, 'finding columns');
+    const seeds = session.find_seeds(a.params);
+    postMessage({ type: 'partial', id, data: seeds });
+    progress(id, `fitting ${seeds.x.length} columns`);
+    return session.fit_found();
+  },
+  refit: (a, id) => {
+    progress(id, `refitting ${a.xs.length} columns`);
+    return session.refit(a.xs, a.ys);
+  },
+  columnsCsv: () => session.columns_csv(),
+  columnsJson: (a) => session.columns_json(a.source),
+  columnResidual: (a) => session.column_residual(a.i, a.half),
+  columnStrain: (a) => session.column_strain(a.xs, a.ys, a.reference ?? null),
+  gpa: (a, id) => {
+    progress(id, 'geometric phase analysis');
+    return session.gpa(a.params);
+  },
+  gpaMap: (a) => session.gpa_map(a.name, a.limit),
+  gpaValues: (a) => session.gpa_values(a.name),
+  gpaTiff: (a) => session.gpa_tiff(a.name),
+  gpaSelfTest: (a, id) => {
+    progress(id, 'GPA self-test on synthetic strain fields');
+    return pkg.gpa_self_test();
+  },
+  analyseParticles: (a, id) => {
+    progress(id, 'columns, particles, cross-sections, counts, ordering');
+    return session.analyse_particles(a.params);
+  },
+  particleModel: (a) => session.particle_model(a.step),
+  particleExport: (a) => session.particle_export(a.what, a.source),
+  compare: (a, id) => {
+    progress(id, 'analysing both images, registering, matching columns');
+    return session.compare_signals(a.before, a.after, a.params);
+  },
+  compareExport: (a) => session.compare_export(a.what, a.before || '', a.after || ''),
+  // One image of a batch in its own session, so the shown image stays: a summary row.
+  batchOne: (a, id) => {
+    progress(id, `batch: ${a.primary}`);
+    const s = new pkg.Session();
+    try {
+      s.load_files(a.primary, a.names, bytes(a.buffers));
+      s.select(0, 0);
+      return s.batch_row(a.primary, a.recipe);
+    } finally { s.free(); }
+  },
+  batchCsv: (a) => pkg.batch_csv(a.rows),
+  tomoDemo: (a, id) => {
+    progress(id, 'projecting the phantom');
+    return session.tomo_demo(a);
+  },
+  // Slices in steps, so progress and the latest slice reach the page while the engine works.
+  reconstruct: (a, id) => {
+    const begun = session.tomo_begin(a.signal, Float64Array.from(a.angles), a.method, a.thickness || 0, a.prep || {});
+    const chunk = Math.max(1, Math.ceil(begun.ny / 32));
+    for (let done = 0; done < begun.ny;) {
+      done = session.tomo_step(chunk);
+      progress(id, `reconstructing: slice ${done} / ${begun.ny}`);
+      if (done < begun.ny) postMessage({ type: 'partial', id, data: session.tomo_preview('gray') });
+    }
+    return { ...begun, ...session.tomo_volume() };
+  },
+  tomoSlice: (a) => session.tomo_slice(a.plane, a.index, a.lo, a.hi, a.cmap, a.threshold ?? NaN),
+  tomoProjection: (a) => session.tomo_projection(a.angle, a.cmap),
+  tomoMrc: () => session.tomo_mrc(),
+  memory: () => pkg.memory_bytes(),
+};
+
+// Typed arrays in a result (top level or one level down) are transferred, not copied.
+const transferables = (r) => {
+  if (ArrayBuffer.isView(r)) return [r.buffer];
+  if (!r || typeof r !== 'object') return [];
+  return Object.values(r).filter((v) => ArrayBuffer.isView(v)).map((v) => v.buffer);
+};
+
+const started = init().catch((e) => postMessage({ type: 'init-error', error: `could not start the engine: ${e.message || e}` }));
+
+onmessage = async ({ data: { id, op, args } }) => {
+  await started;
+  try {
+    if (!ops[op]) throw new Error(`unknown operation ${op}`);
+    const result = ops[op](args || {}, id);
+    postMessage({ id, result }, transferables(result));
+  } catch (e) {
+    postMessage({ id, error: String(e?.message ?? e), kind: e?.kind ?? 'internal' });
+  }
+};

@@ -1,0 +1,107 @@
+// The Compare section (identical location): two of the dataset's signals registered and their
+// columns matched (kept / lost / new), the after image shown registered right of a divider,
+// per-facet bars of atoms gained and lost, and the exports.
+import { fitCanvas, fmt } from '../views/plots.js';
+import { download } from '../actions.js';
+
+const STATUS = ['kept', 'lost', 'new'];
+const STATUS_COLOURS = ['rgba(255,255,255,0.55)', '#ff4d4f', '#51cf66'];
+
+export class ComparePanel {
+  constructor(app) {
+    const $ = app.$;
+    Object.assign(this, { app, bridge: app.bridge, viewer: app.viewer, store: app.store, $ });
+    this.compared = null;
+    $('cmp-run').onclick = () => this.run();
+    for (const [id, what, ext] of [['cmp-csv', 'columns_csv', 'compare-columns.csv'], ['cmp-facets', 'facets_csv', 'compare-facets.csv'],
+      ['cmp-json', 'summary_json', 'compare-summary.json']]) {
+      $(id).onclick = () => this.export(what, ext);
+    }
+    app.store.on('signals', (signals) => this.pickers(signals));
+    app.store.on('dataset', () => {
+      this.compared = null;
+      this.$('cmp-panel').hidden = true;
+      this.$('cmp-summary').textContent = this.$('cmp-legend').textContent = '';
+      for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = true;
+    });
+    // The comparison overlay belongs to the images in the before frame: drawn on them only.
+    app.store.on('image', () => {
+      const c = this.compared, s = app.signals.shown.signal;
+      if (c && [c.before, c.registered, c.change].includes(s)) this.paint();
+    });
+  }
+
+  /** The signal list changed: refill the before/after pickers (after = the next signal). */
+  pickers(signals) {
+    const shown = this.app.signals.shown.signal;
+    const opts = () => signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'}`, k));
+    this.$('cmp-before').replaceChildren(...opts());
+    this.$('cmp-after').replaceChildren(...opts());
+    this.$('cmp-before').value = shown;
+    this.$('cmp-after').value = signals.length > 1 ? (shown + 1) % signals.length : shown;
+  }
+
+  run() {
+    const before = +this.$('cmp-before').value, after = +this.$('cmp-after').value;
+    return this.app.actions.run('Registering the pair and matching columns…', async () => {
+      const t0 = performance.now();
+      const r = await this.bridge.call('compare', { before, after, params: this.app.particles.params() });
+      r.seconds = (performance.now() - t0) / 1000;
+      this.compared = { ...r, before, after };
+      const s = r.summary;
+      this.store.set({ ilCompare: { ...s, seconds: r.seconds, facets: r.facets.length } });
+      this.$('cmp-summary').textContent =
+        `Registered in ${fmt(r.seconds)} s: rotation ${s.rotation_deg.toFixed(3)}°, shift (${s.shift[0].toFixed(2)}, ${s.shift[1].toFixed(2)}) px, ` +
+        `residual ${fmt(s.residual_rms)} px, confidence ${fmt(s.confidence)}.\n${s.kept} kept, ${s.lost} lost, ${s.new} new columns; ` +
+        `atoms ${s.atoms_before} → ${s.atoms_after} (${s.atoms_after - s.atoms_before >= 0 ? '+' : ''}${s.atoms_after - s.atoms_before}).`;
+      for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = false;
+      this.$('cmp-panel').hidden = false;
+      this.drawFacetBars();
+      this.app.display.setSplit({ source: { signal: before, frame: 0 }, left: 'before', right: 'after (registered)' }, true);
+      await this.app.signals.update(r.signals, r.registered);
+    }, 'Compare');
+  }
+
+  /** Kept / lost / new columns and the facets coloured by their net change. */
+  paint() {
+    const c = this.compared;
+    if (!c) return;
+    this.viewer.overlay = { x: c.x, y: c.y, colors: Array.from(c.status, (s) => STATUS_COLOURS[s]), radius: 3.5, selected: null };
+    this.$('cmp-legend').innerHTML = STATUS.map((s, k) => `<span style="color:${STATUS_COLOURS[k]}">●</span> ${s}`).join(' ') +
+      ' · facets: <span style="color:#ff4d4f">net loss</span> <span style="color:#51cf66">net gain</span>';
+    // Facet traces of the before particle, coloured by their net change (the bars' order).
+    this.viewer.paths = this.compared.facets.map((f) => {
+      const net = f.atoms_gained - f.atoms_lost;
+      return { points: [...f.from, ...f.to], color: net < 0 ? '#ff4d4f' : net > 0 ? '#51cf66' : 'rgba(154,163,173,0.7)', closed: false, width: 3 };
+    });
+    this.viewer.draw();
+  }
+
+  /** Atoms lost (down, red) and gained (up, green) per facet of the before particle. */
+  drawFacetBars() {
+    const canvas = this.$('cmp-bars');
+    const dpr = fitCanvas(canvas);
+    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height;
+    ctx.clearRect(0, 0, W, H);
+    const f = this.compared.facets;
+    if (!f.length) return;
+    const top = Math.max(1, ...f.map((x) => Math.max(x.atoms_lost, x.atoms_gained)));
+    const mid = H / 2, bw = W / f.length, scale = (mid - 14 * dpr) / top;
+    ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'center';
+    f.forEach((x, i) => {
+      ctx.fillStyle = '#51cf66'; ctx.fillRect(i * bw + 2, mid - x.atoms_gained * scale, bw - 4, x.atoms_gained * scale);
+      ctx.fillStyle = '#ff4d4f'; ctx.fillRect(i * bw + 2, mid, bw - 4, x.atoms_lost * scale);
+      ctx.fillStyle = '#8a939c'; ctx.fillText(`#${x.facet} ${Math.round(x.angle)}°`, i * bw + bw / 2, H - 2 * dpr);
+    });
+    ctx.strokeStyle = '#8a939c'; ctx.beginPath(); ctx.moveTo(0, mid); ctx.lineTo(W, mid); ctx.stroke();
+    ctx.textAlign = 'left'; ctx.fillStyle = '#8a939c'; ctx.fillText(`atoms gained ↑ / lost ↓ per facet (max ${top})`, 4 * dpr, 10 * dpr);
+  }
+
+  async export(what, ext) {
+    try {
+      const names = this.store.state.signals;
+      const text = await this.bridge.call('compareExport', { what, before: names[this.compared.before]?.title, after: names[this.compared.after]?.title });
+      download(new Blob([text], { type: ext.endsWith('json') ? 'application/json' : 'text/csv' }), `${this.app.baseName()}-${ext}`);
+    } catch (e) { this.app.actions.showError(`Export: ${e.message}`); }
+  }
+}

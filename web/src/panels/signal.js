@@ -1,0 +1,96 @@
+// The Signal section: which signal and frame of the dataset is shown, and the one path every
+// change of either takes (`select` → the engine → `show`), so each result panel hears of it once
+// through the store's 'image' event. Also: aligning a series' frames, with its drift plot.
+import { fmt } from '../views/plots.js';
+
+export class SignalPanel {
+  constructor(app) {
+    this.app = app;
+    this.shown = { signal: 0, frame: 0 };
+    const { $ } = app;
+    $('signal').onchange = () => this.select(+$('signal').value, 0);
+    $('frame').oninput = () => this.select(this.shown.signal, +$('frame').value);
+    $('align').onclick = () => this.align();
+  }
+
+  /** A dataset was opened: its signals, and its first image already selected by the engine. */
+  async opened(signals, image) {
+    this.shown = { signal: 0, frame: 0 };
+    this.app.store.emit('dataset');
+    this.list(signals);
+    this.app.$('signal-box').hidden = signals.length < 2 && signals[0].frames < 2;
+    await this.show(image);
+  }
+
+  /** The signal list changed (something was derived); show signal `index` if given. */
+  async update(signals, index = null) {
+    this.list(signals);
+    if (index === null) return;
+    this.app.$('signal-box').hidden = false;
+    await this.select(index, 0);
+  }
+
+  list(signals) {
+    this.app.store.signalsChanged(signals);
+    this.app.$('signal').replaceChildren(...signals.map((s, k) => new Option(
+      `${k}: ${s.title || '(untitled)'} · ${s.width}×${s.height}${s.frames > 1 ? '×' + s.frames : ''} ${s.dtype}`, k)));
+    this.app.$('signal').value = this.shown.signal;
+  }
+
+  /** Show frame `frame` of signal `signal`. */
+  select(signal, frame) {
+    return this.app.actions.run('Selecting…', async () => {
+      const image = await this.app.bridge.call('select', { signal, frame });
+      this.shown = { signal, frame };
+      this.app.$('signal').value = signal;
+      await this.show(image);
+    });
+  }
+
+  async show(image) {
+    const { $, store } = this.app;
+    const s = store.state.signals[this.shown.signal];
+    store.imageShown(image);
+    $('frame-row').hidden = s.frames < 2;
+    $('align-row').hidden = s.frames < 2;
+    $('frame').max = s.frames - 1;
+    $('frame').value = this.shown.frame;
+    $('frame-label').textContent = `${this.shown.frame + 1} / ${s.frames}`;
+    await this.app.display.refresh();
+  }
+
+  align() {
+    const { $, bridge, actions, store } = this.app;
+    return actions.run('Aligning the frames…', async () => {
+      const nonrigid = $('nonrigid').checked;
+      const r = await bridge.call('register', { signal: this.shown.signal, nonrigid });
+      const max = Math.max(...Array.from(r.dx, (x, k) => Math.hypot(x, r.dy[k])));
+      store.set({ registration: { frames: r.dx.length, maxDrift: max, signal: r.index, nonrigid, maxField: Math.max(...r.field) } });
+      this.drawDrift(r);
+      await this.update(r.signals, r.index);
+    }, 'Align');
+  }
+
+  /** Drift per frame: dx and dy (px) against frame number. */
+  drawDrift({ dx, dy }) {
+    const c = this.app.$('drift');
+    c.hidden = false;
+    const dpr = window.devicePixelRatio || 1, r = c.getBoundingClientRect();
+    c.width = Math.round(r.width * dpr); c.height = Math.round(r.height * dpr);
+    const ctx = c.getContext('2d'), n = dx.length, pad = 24 * dpr;
+    const lim = Math.max(0.5, ...Array.from(dx, Math.abs), ...Array.from(dy, Math.abs));
+    const X = (k) => pad + (k / Math.max(1, n - 1)) * (c.width - pad - 6 * dpr), Y = (v) => c.height / 2 - (v / lim) * (c.height / 2 - 8 * dpr);
+    ctx.clearRect(0, 0, c.width, c.height);
+    ctx.strokeStyle = '#555'; ctx.beginPath(); ctx.moveTo(pad, Y(0)); ctx.lineTo(c.width, Y(0)); ctx.stroke();
+    for (const [v, col] of [[dx, '#ff6b6b'], [dy, '#4fb3ff']]) {
+      ctx.strokeStyle = col; ctx.lineWidth = 1.5 * dpr; ctx.beginPath();
+      v.forEach((d, k) => (k ? ctx.lineTo(X(k), Y(d)) : ctx.moveTo(X(k), Y(d))));
+      ctx.stroke();
+    }
+    ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
+    ctx.fillText(`±${fmt(lim)} px`, 2, 10 * dpr);
+    const reg = this.app.store.state.registration;
+    this.app.$('drift-label').textContent = `drift per frame: dx (red), dy (blue); ${n} frames, largest ${fmt(reg.maxDrift)} px from the mean`
+      + (reg.nonrigid ? `; scan-distortion fields up to ${fmt(reg.maxField)} px RMS` : '');
+  }
+}
