@@ -123,10 +123,13 @@ test('bad input: each case shows its own message and the app stays usable', asyn
     ['nan.tif', tiff({ width: 8, height: 8, kind: 'f32', pixels: () => NaN }), /no finite pixel values/],
     ['huge.tif', hugeTiffHeader(16384, 16384), /16384×16384 = 268 Mpx, over the limit/],
   ];
+  // The engine's kind of failure reaches the page with the message.
+  const kinds = { 'empty.dm3': 'empty_file', 'random.dm3': 'unsupported_format', 'nan.tif': 'no_finite_values', 'huge.tif': 'too_large' };
   for (const [name, buffer, message] of cases) {
     const s = await drop(page, [{ name, mimeType: 'application/octet-stream', buffer }]);
     const banner = await page.textContent('[data-testid=banner]');
     assert.match(banner, message, name);
+    if (kinds[name]) assert.equal(s.lastError.kind, kinds[name], name);
     assert.ok(await page.isVisible('[data-testid=banner]'), name);
     assert.ok(s.image, `${name}: the last good image stays`);
   }

@@ -4,8 +4,10 @@ export function createActions({ store, $ }) {
   let bannerShownAt = 0;
   let depth = 0;
 
-  function showError(msg) {
-    store.set({ errors: [...store.state.errors, msg] });
+  /** Show `msg` in the banner; `kind` is the engine's name for the failure (`too_large`,
+   * `corrupt`, `no_lattice`, …), kept with it for whoever reacts to it. */
+  function showError(msg, kind = null) {
+    store.set({ errors: [...store.state.errors, msg], lastError: { message: msg, kind } });
     $('banner-text').textContent = msg;
     $('banner').hidden = false;
     bannerShownAt = performance.now();
@@ -33,7 +35,7 @@ export function createActions({ store, $ }) {
     try {
       return await fn();
     } catch (e) {
-      if (!e.cancelled) showError(prefix ? `${prefix}: ${e.message}` : e.message);
+      if (!e.cancelled) showError(prefix ? `${prefix}: ${e.message}` : e.message, e.kind);
     } finally { done(); }
   }
 

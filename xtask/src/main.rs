@@ -66,6 +66,26 @@ fn test(root: &Path) -> Result<()> {
     step("cargo clippy (native, -D warnings)", || {
         run_cmd(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
     })?;
+    step("cargo clippy (wasm32 engine, -D warnings)", || {
+        run_cmd(Command::new("cargo").args([
+            "clippy",
+            "-p",
+            "atomlens-wasm",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    step("cargo doc (no warnings)", || {
+        run_cmd(Command::new("cargo").args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
+    // Licences (nothing GPL may become a dependency), bans and sources. Advisories need the
+    // RustSec database from GitHub, which this machine cannot reach.
+    step("cargo deny check licenses bans sources", || {
+        run_cmd(Command::new("cargo").args(["deny", "check", "licenses", "bans", "sources"]))
+    })?;
     // Debug (overflow checks, debug assertions) for everything but the cross-crate science suite
     // against ../shared, which runs optimised below with core and io as users run them (a
     // release-only miscompile was caught this way; the heaviest core tests are release-only).

@@ -7,9 +7,10 @@ use anyhow::{Result, bail};
 use crate::{output, run_cmd, step};
 
 const WASM_BINDGEN: &str = "0.2.130";
+const CARGO_DENY: &str = "0.20.2";
 
-/// Rust targets, wasm-bindgen-cli; with `browser`, also Debian's Chromium, Mesa's software
-/// Vulkan and the e2e suite's npm packages.
+/// Rust targets, wasm-bindgen-cli; with `browser` (the test pipeline), also cargo-deny,
+/// Debian's Chromium, Mesa's software Vulkan and the e2e suite's npm packages.
 pub fn ensure(root: &Path, browser: bool) -> Result<()> {
     for toolchain in ["stable", "nightly"] {
         let installed =
@@ -51,6 +52,12 @@ pub fn ensure(root: &Path, browser: bool) -> Result<()> {
         })?;
     }
     if browser {
+        let have = output(Command::new("cargo").args(["deny", "--version"])).unwrap_or_default();
+        if have.trim() != format!("cargo-deny {CARGO_DENY}") {
+            step(&format!("cargo install cargo-deny {CARGO_DENY} (about 2 min, once)"), || {
+                run_cmd(Command::new("cargo").args(["install", "cargo-deny", "--locked", "--version", CARGO_DENY]))
+            })?;
+        }
         ensure_debian_packages()?;
         if !root.join("tests/e2e/node_modules/playwright-core").is_dir() {
             step("npm ci (tests/e2e: playwright-core)", || {

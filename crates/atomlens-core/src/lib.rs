@@ -11,7 +11,7 @@
 //! - Calibration travels with the image ([`Calibration`]): lengths are normalised to nanometres;
 //!   an uncalibrated image has unit `px` and pixel size 1.
 //! - FFT: unnormalised forward, `1/N` inverse, zero frequency at index 0; `fftshift` only for
-//!   display ([`spectrum`]).
+//!   display ([`image::spectrum`]).
 //! - Rotation angles: radians, positive from +x towards +y; with y running down the rows that is
 //!   clockwise on screen (kemstem's `oxy` has the opposite sign).
 //! - Per-item failures are data; `Err` ([`CoreError`]) is for unusable input.

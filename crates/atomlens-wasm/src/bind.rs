@@ -291,7 +291,8 @@ impl Default for Session {
 }
 
 /// The defaults and names every form of the page is built from, in one object: `columns`,
-/// `gpa`, `analysis` (the particle chain), `recipe`, `denoise` (every method at its defaults),
+/// `gpa`, `analysis` (the particle chain), `recipe`, `beam_step_nm` (the 3-D model's atom spacing
+/// along the beam), `denoise` (every method at its defaults),
 /// `tomo` (every algorithm at its defaults), and the names of every choice: `shapes`, `noise`,
 /// `sublattices`, `masks`, `align`, `phantoms`, `colormaps`.
 #[wasm_bindgen]
@@ -308,6 +309,7 @@ pub fn defaults() -> JsResult {
         "gpa": GpaParams::default(),
         "analysis": AnalysisParams::default(),
         "recipe": atomlens_core::Recipe::default(),
+        "beam_step_nm": atomlens_core::synth::PT_110_SPACING_NM,
         "denoise": Method::ALL,
         "tomo": Algorithm::ALL,
         "shapes": Shape::ALL,

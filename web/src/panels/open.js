@@ -86,7 +86,7 @@ export class OpenPanel {
       if (e.cancelled) return;
       d.failed = true;
       this.render();
-      if (!quiet) actions.showError(d.files ? e.message : `Demo failed: ${e.message}`);
+      if (!quiet) actions.showError(d.files ? e.message : `Demo failed: ${e.message}`, e.kind);
     } finally { done(); }
   }
 

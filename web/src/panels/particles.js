@@ -37,8 +37,9 @@ export class ParticlesPanel {
 
   get state() { return this.store.state; }
 
-  setDefaults({ analysis }) {
+  setDefaults({ analysis, beam_step_nm }) {
     this.defaults = analysis;
+    this.beamStep = beam_step_nm;
     this.$('pa-maxg').value = analysis.counting.statistical?.max_components ?? '';
   }
 
@@ -239,7 +240,7 @@ export class ParticlesPanel {
   }
 
   async loadModel(counted) {
-    this.model = counted ? await this.bridge.call('particleModel', { step: 0.2775 }).catch(() => null) : null;
+    this.model = counted ? await this.bridge.call('particleModel', { step: this.beamStep }).catch(() => null) : null;
     this.drawModel();
   }
 

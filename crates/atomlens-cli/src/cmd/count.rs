@@ -16,8 +16,9 @@ pub struct CountArgs {
     image: PathBuf,
     #[command(flatten)]
     common: Common,
-    /// Atom spacing along the beam for the 3-D model, nm (Pt [110]: 0.2775).
-    #[arg(long, default_value_t = atomlens_core::synth::PT_110_SPACING_NM)]
+    // (The help is an attribute: rustdoc would read "[110]" as a link.)
+    #[arg(long, default_value_t = atomlens_core::synth::PT_110_SPACING_NM,
+          help = "Atom spacing along the beam for the 3-D model, nm (Pt [110]: 0.2775)")]
     beam_step: f64,
     /// Element written into model.xyz.
     #[arg(long, default_value = "Pt")]

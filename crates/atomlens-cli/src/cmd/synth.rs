@@ -27,7 +27,7 @@ pub struct SynthArgs {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SynthKind {
-    /// A Pt particle in [110] with Poisson noise.
+    #[value(help = "A Pt particle in [110] with Poisson noise")]
     Particle,
     /// An L1₀ PtCo-like particle with a Pt shell.
     Ordered,

@@ -38,7 +38,7 @@ pub fn denoise(img: ArrayView2<f32>, patch: usize, search: usize, lattice: bool,
 /// weight of `q + o` in the mean at `q` is also the weight of `q` in the mean at `q + o`. Half
 /// the offsets are computed. Bands of rows run in parallel, each doing every offset for its own
 /// rows (its weights reach `dy` rows above the band), so the work stays in cache and the
-/// threads never meet. Every loop runs over plain rows (vectorised), with [`exp_neg`] for the
+/// threads never meet. Every loop runs over plain rows (vectorised), with `exp_neg` for the
 /// weights.
 pub fn nl_means(img: ArrayView2<f32>, patch: usize, offsets: &Offsets, sigma: f64, h_param: f64) -> Array2<f32> {
     let (h, w) = img.dim();

@@ -160,7 +160,7 @@ pub enum Counting {
 }
 
 /// The largest number of mixture components statistical counting tries by default: columns of
-/// up to 40 atoms (a ~10 nm particle along [110]).
+/// up to 40 atoms (a ~10 nm particle along \[110\]).
 pub const MAX_COMPONENTS: usize = 40;
 
 impl Default for Counting {

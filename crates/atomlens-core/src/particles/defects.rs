@@ -287,7 +287,7 @@ fn misfits(points: &[[f64; 2]], bonds: &[Vec<usize>], reference: &[[f64; 2]], sp
 mod tests {
     use super::*;
 
-    /// A centred rectangular lattice like Pt [110] (0.2775 × 0.3924 nm at 0.02 nm/px).
+    /// A centred rectangular lattice like Pt \[110\] (0.2775 × 0.3924 nm at 0.02 nm/px).
     fn lattice_points(n: i32) -> (Vec<[f64; 2]>, f64) {
         let (du, dv) = (13.875, 19.62);
         let mut p = Vec::new();

@@ -9,7 +9,7 @@ use crate::CoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Demo {
-    /// A Pt particle along [110] with Poisson noise (the page's start).
+    /// A Pt particle along \[110\] with Poisson noise (the page's start).
     Particle,
     /// An L1₀ PtCo-like core under a Pt shell.
     Ordered,

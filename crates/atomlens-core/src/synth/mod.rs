@@ -43,7 +43,7 @@ pub struct Synthetic {
     pub columns: Vec<TrueColumn>,
 }
 
-/// A Pt (fcc, a = 0.3924 nm) nanoparticle seen along [110] on an amorphous-carbon support, with
+/// A Pt (fcc, a = 0.3924 nm) nanoparticle seen along \[110\] on an amorphous-carbon support, with
 /// HAADF-like intensities proportional to the atoms in each column and Poisson noise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -54,7 +54,7 @@ pub struct NanoparticleParams {
     pub pixel_size_nm: f64,
     /// Particle diameter in nm.
     pub diameter_nm: f64,
-    /// In-plane rotation of the [001] direction from +y, in radians.
+    /// In-plane rotation of the \[001\] direction from +y, in radians.
     pub rotation: f64,
     /// Column width (Gaussian sigma) in nm.
     pub sigma_nm: f64,
@@ -64,7 +64,7 @@ pub struct NanoparticleParams {
     pub support_counts: f64,
     /// Relative amplitude of the support's smooth thickness variation.
     pub support_ripple: f64,
-    /// An ordered L1₀ PtM core (Pt and M alternating along [001]) under a one-atom Pt shell.
+    /// An ordered L1₀ PtM core (Pt and M alternating along \[001\]) under a one-atom Pt shell.
     pub ordered: bool,
     /// Random seed.
     pub seed: u64,
@@ -113,7 +113,7 @@ const PT_A: f64 = 0.3924;
 /// HAADF contrast of one M (Co, Z = 27) atom relative to one Pt (Z = 78): (Z_M / Z_Pt)^1.7.
 pub const M_CONTRAST: f64 = 0.164;
 
-/// A lattice site of the [110] projection: lattice coordinates (nm), whether it is on the
+/// A lattice site of the \[110\] projection: lattice coordinates (nm), whether it is on the
 /// half-offset sublattice, and its image position (px) for a particle centred in the image.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LatticeSite {
@@ -153,7 +153,7 @@ pub(crate) fn lattice_sites(p: &NanoparticleParams, reach: f64) -> Vec<LatticeSi
     out
 }
 
-/// Atom spacing along the [110] beam direction (nm).
+/// Atom spacing along the \[110\] beam direction (nm).
 pub const PT_110_SPACING_NM: f64 = PT_A / std::f64::consts::SQRT_2;
 
 /// The columns of the particle of `p`, centred in the image, with their atom counts.

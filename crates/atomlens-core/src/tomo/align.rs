@@ -42,7 +42,7 @@ pub(super) fn border_median(img: ArrayView2<f32>) -> f32 {
     v[v.len() / 2]
 }
 
-/// `img` sampled at `(x + d[0], y + d[1])`, less `bg` (bilinear; zero outside).
+/// `img` sampled at `(x + d[0], y + d\[1\])`, less `bg` (bilinear; zero outside).
 fn shifted(img: ArrayView2<f32>, d: [f64; 2], bg: f32) -> Array2<f32> {
     let (h, w) = img.dim();
     Array2::from_shape_fn((h, w), |(y, x)| {

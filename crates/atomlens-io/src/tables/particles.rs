@@ -131,7 +131,7 @@ pub fn facets_csv(a: &Analysis, cal: &Calibration) -> String {
 }
 
 /// The counted columns of every particle stacked about the mid-plane as XYZ (Å). `beam_step_nm`
-/// is the atom spacing along the beam (Pt [110]: 0.2775 nm). `None` when nothing was counted or
+/// is the atom spacing along the beam (Pt \[110\]: 0.2775 nm). `None` when nothing was counted or
 /// the image is not calibrated in nm.
 pub fn model_xyz(a: &Analysis, cal: &Calibration, beam_step_nm: f64, element: &str) -> Option<String> {
     if cal.unit != "nm" {
