@@ -329,6 +329,13 @@ pub fn batch_csv(rows: JsValue) -> JsResult<String> {
     Ok(atomlens_io::tables::batch_csv(&from_js::<Vec<atomlens_io::tables::BatchRow>>(rows)?))
 }
 
+/// A cross-section library from a text file's contents (`core::particles::counting::parse_library`).
+#[wasm_bindgen]
+pub fn parse_library(text: &str) -> JsResult<Float64Array> {
+    let v = atomlens_core::particles::counting::parse_library(text).map_err(Error::from)?;
+    Ok(Float64Array::from(&v[..]))
+}
+
 /// Run GPA's synthetic self-test cases; each check carries truth, measured value and tolerance.
 #[wasm_bindgen]
 pub fn gpa_self_test() -> JsResult {

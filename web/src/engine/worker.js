@@ -115,6 +115,7 @@ const ops = {
     } finally { s.free(); }
   },
   batchCsv: (a) => pkg.batch_csv(a.rows),
+  parseLibrary: (a) => pkg.parse_library(a.text),
   tomoDemo: (a, id) => {
     progress(id, 'projecting the phantom');
     return session.tomo_demo(a);

@@ -66,16 +66,15 @@ export class ParticlesPanel {
   async readLibrary() {
     const f = this.$('pa-library').files[0];
     this.library = null;
+    this.$('pa-lib-label').textContent = 'ICL';
     if (!f) return;
-    const values = (await f.text()).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !/^[#a-zA-Z]/.test(l))
-      .map((l) => +l.split(/[,\s]+/).pop());
-    if (!values.length || values.some((x) => !Number.isFinite(x))) {
-      this.app.actions.showError(`Library ${f.name}: expected one cross-section per line (or atoms,cross_section rows) for 1, 2, 3… atoms`);
+    try {
+      this.library = Array.from(await this.bridge.call('parseLibrary', { text: await f.text() }));
+      this.$('pa-lib-label').textContent = `${this.library.length} entries`;
+    } catch (e) {
+      this.app.actions.showError(`Library ${f.name}: ${e.message}`, e.kind);
       this.$('pa-library').value = '';
-      return;
     }
-    this.library = values;
-    this.$('pa-lib-label').textContent = `${values.length} entries`;
   }
 
   run() {

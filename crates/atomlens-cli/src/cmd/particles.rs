@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use atomlens_core::particles::chain::{Analysis, AnalysisParams, analyse};
-use atomlens_core::particles::counting::Counting;
+use atomlens_core::particles::counting::{Counting, parse_library};
 use atomlens_core::{Calibration, Image, Recipe};
 use atomlens_io::tables;
 
@@ -63,20 +63,7 @@ pub struct ParticlesArgs {
 
 fn read_library(path: &Path) -> Result<Vec<f64>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut values = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.chars().next().is_some_and(|c| c.is_alphabetic()) {
-            continue;
-        }
-        let last = line.split([',', ' ', '\t']).rfind(|t| !t.is_empty()).unwrap_or("");
-        let v: f64 = last.parse().with_context(|| format!("{}:{}: {last:?} is not a number", path.display(), n + 1))?;
-        values.push(v);
-    }
-    if values.is_empty() {
-        bail!("{} holds no cross-sections", path.display());
-    }
-    Ok(values)
+    parse_library(&text).with_context(|| format!("{}", path.display()))
 }
 
 pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {

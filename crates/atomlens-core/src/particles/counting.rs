@@ -169,6 +169,28 @@ impl Default for Counting {
     }
 }
 
+/// A cross-section library from text: one value per line for 1, 2, 3… atoms, or rows whose last
+/// field is the value (`atoms,cross_section`); blank lines, `#` comments and a header are skipped.
+pub fn parse_library(text: &str) -> Result<Vec<f64>, CoreError> {
+    let mut values = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.chars().next().is_some_and(|c| c.is_alphabetic()) {
+            continue;
+        }
+        let last = line.split([',', ' ', '\t', ';']).rfind(|t| !t.is_empty()).unwrap_or("");
+        let v = last.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| CoreError::InvalidParameter {
+            name: "library",
+            reason: format!("line {}: {last:?} is not a number", n + 1),
+        })?;
+        values.push(v);
+    }
+    if values.is_empty() {
+        return Err(CoreError::InvalidParameter { name: "library", reason: "it holds no cross-sections".into() });
+    }
+    Ok(values)
+}
+
 /// Atoms per column from `values` (cross-sections); the mixture when statistical.
 pub fn count_atoms(values: &[f64], how: &Counting) -> Result<(Vec<u32>, Option<CountMixture>), CoreError> {
     if values.iter().any(|v| !v.is_finite()) {

@@ -119,3 +119,14 @@ fn model_stacks_atoms_about_the_mid_plane() {
     let x = xyz(&m, "Pt", "test");
     assert!(x.starts_with("5\ntest\nPt 10.0000 20.0000 -2.0000\n"));
 }
+
+#[test]
+fn libraries_parse_from_plain_and_csv_text() {
+    assert_eq!(
+        parse_library("# Pt [110]\natoms,cross_section\n1, 2.5\n2,5.1\n\n3 7.4\n").unwrap(),
+        vec![2.5, 5.1, 7.4]
+    );
+    assert_eq!(parse_library("1.0\n2.0").unwrap(), vec![1.0, 2.0]);
+    assert!(parse_library("1.0\n2,x2").unwrap_err().to_string().contains("line 2"));
+    assert!(parse_library("# nothing\n").is_err());
+}
