@@ -4,7 +4,7 @@
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
-use crate::image::filter::gaussian_blur;
+use crate::image::filter::{gaussian_blur, max_filter};
 use crate::lattice::estimate_spacing;
 use crate::{CoreError, image::check_usable};
 
@@ -82,34 +82,15 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
     let cut = lo + p.threshold as f32 * (hi - lo);
     let border = p.border.unwrap_or(separation / 2.0).max(0.0);
     let r = ((separation / 2.0).floor() as i64).max(1);
+    // Local maxima over the square of ±r (the image's own maximum filter: a pixel is one when
+    // it equals the largest value around it), above the cut and away from the border.
+    let dilated = max_filter(s.view(), r as usize);
     let mut candidates: Vec<(f32, usize, usize)> = Vec::new();
-    for y in 0..h {
-        for x in 0..w {
-            let v = s[[y, x]];
-            let inside = x as f64 >= border
-                && y as f64 >= border
-                && (w - 1 - x) as f64 >= border
-                && (h - 1 - y) as f64 >= border;
-            if v <= cut || !inside {
-                continue;
-            }
-            // Cheap 3×3 rejection first; most pixels are not maxima.
-            let local = (-1..=1).all(|dy: i64| {
-                (-1..=1).all(|dx: i64| {
-                    let (yy, xx) = (y as i64 + dy, x as i64 + dx);
-                    yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 || s[[yy as usize, xx as usize]] <= v
-                })
-            });
-            let is_max = local
-                && (-r..=r).all(|dy| {
-                    (-r..=r).all(|dx| {
-                        let (yy, xx) = (y as i64 + dy, x as i64 + dx);
-                        yy < 0 || xx < 0 || yy >= h as i64 || xx >= w as i64 || s[[yy as usize, xx as usize]] <= v
-                    })
-                });
-            if is_max {
-                candidates.push((v, x, y));
-            }
+    for ((y, x), &v) in s.indexed_iter() {
+        let inside =
+            x as f64 >= border && y as f64 >= border && (w - 1 - x) as f64 >= border && (h - 1 - y) as f64 >= border;
+        if v > cut && inside && v == dilated[[y, x]] {
+            candidates.push((v, x, y));
         }
     }
     // Strongest first; drop any within `separation` of one already kept (grid buckets).

@@ -7,7 +7,7 @@
 //! Erosion and dilation by a disk: the disk is a stack of rows of half-width `⌊√(r² − dy²)⌋`;
 //! each distinct width is a 1D running min (max) along rows by a monotonic queue, O(pixels), and
 //! each output pixel takes the min (max) over the disk's `2r + 1` rows.
-use std::collections::VecDeque;
+use crate::image::filter::running;
 
 use ndarray::{Array2, ArrayView2};
 
@@ -55,30 +55,6 @@ fn disk_filter(img: ArrayView2<f32>, radius: usize, op: fn(f32, f32) -> f32, non
     let out = Array2::from_shape_vec((h, w), out.concat()).expect("h rows of w");
     // A pixel whose disk held no finite value stays without one.
     out.mapv(|v| if v == none { f32::NAN } else { v })
-}
-
-/// Running `op` over a window of ±`half` along one line (clipped at the ends), by a monotonic
-/// queue of indices whose values are kept in `op`-order.
-fn running(values: impl Iterator<Item = f32>, n: usize, half: usize, op: fn(f32, f32) -> f32) -> Vec<f32> {
-    let v: Vec<f32> = values.collect();
-    let better = |a: f32, b: f32| op(a, b) == a; // a at least as extreme as b
-    let mut q: VecDeque<usize> = VecDeque::new();
-    let mut out = Vec::with_capacity(n);
-    let mut next = 0; // next index to enter the window
-    for x in 0..n {
-        while next < n && next <= x + half {
-            while q.back().is_some_and(|&b| better(v[next], v[b])) {
-                q.pop_back();
-            }
-            q.push_back(next);
-            next += 1;
-        }
-        while q.front().is_some_and(|&f| f + half < x) {
-            q.pop_front();
-        }
-        out.push(v[*q.front().expect("the window holds x")]);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 use ndarray::{Array2, ArrayView2};
 use rustfft::FftDirection;
 
-use crate::image::filter::gaussian_blur;
+use crate::CoreError;
 use crate::math::fft::{C32, fft2_inplace};
-use crate::{CoreError, image::check_usable};
 
 /// The circular autocorrelation of `img` (mean removed, non-finite pixels read as the mean) with
 /// the slow variations (support thickness, a particle's envelope: below 4 cycles per image)
@@ -23,26 +22,30 @@ pub fn autocorrelation(img: ArrayView2<f32>) -> Array2<f32> {
     c.mapv(|v| v.re)
 }
 
-/// The nearest-neighbour distance of the lattice (px): the distance to the highest peak of the
-/// autocorrelation beyond its central peak, after removing slow background variation.
+/// The nearest-neighbour distance of the lattice (px), from the image's local spectra
+/// ([`super::local::analyse`]); `NoLattice` with the reason when none shows.
 pub fn estimate_spacing(img: ArrayView2<f32>) -> Result<f64, CoreError> {
-    check_usable(img)?;
-    let (h, w) = img.dim();
-    if h < 16 || w < 16 {
-        return Err(CoreError::TooSmall { width: w, height: h, min: 16, what: "estimating the column spacing" });
+    let a = super::local::analyse(img, None)?;
+    match (a.kind, a.spacing) {
+        (super::LatticeKind::ZoneAxis | super::LatticeKind::Fringes, Some(d)) => Ok(d),
+        _ => Err(CoreError::NoLattice {
+            reason: if a.notes.is_empty() { "no periodic lattice".into() } else { a.notes.join("; ") },
+        }),
     }
-    let (lo, hi) = img.iter().filter(|v| v.is_finite()).fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    if hi - lo <= 1e-6 * hi.abs().max(lo.abs()).max(1e-30) {
-        return Err(CoreError::NoLattice { reason: "the image has no contrast (all pixels equal)".into() });
-    }
-    let c = autocorrelation(gaussian_blur(img, 1.0).view());
+}
+
+/// The nearest-neighbour distance in an autocorrelation `c` (shift `(dy, dx)` at
+/// `[[dy mod h, dx mod w]]`), looked for within `rmax` px: the nearest local maximum beyond the
+/// central peak at least 0.3 × the strongest (a perovskite's weaker, nearer A–B peak wins over
+/// A–A), refused below 0.15 of the central peak.
+pub fn nearest_strong_peak(c: &Array2<f32>, rmax: i64) -> Result<f64, CoreError> {
+    let (h, w) = c.dim();
     let ac = |dy: i64, dx: i64| c[[dy.rem_euclid(h as i64) as usize, dx.rem_euclid(w as i64) as usize]];
     let zero = ac(0, 0);
     if !(zero > 0.0) {
         return Err(CoreError::NoLattice { reason: "the image has no contrast".into() });
     }
     // Radial profile → first minimum r0: the end of the central peak.
-    let rmax = (h.min(w) / 3) as i64;
     let mut sum = vec![0.0f64; rmax as usize + 2];
     let mut n = vec![0usize; rmax as usize + 2];
     for dy in -rmax..=rmax {

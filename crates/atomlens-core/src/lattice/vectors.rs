@@ -48,11 +48,16 @@ pub fn lattice_vectors(img: ArrayView2<f32>, d: f64) -> Result<Lattice, CoreErro
         .ok_or_else(|| CoreError::NoLattice {
             reason: "only one direction of lattice fringes in the spectrum".into(),
         })?;
-    // Real-space duals (a·g1 = b·g2 = 1, a·g2 = b·g1 = 0), reduced, and their reciprocals.
+    Ok(from_reciprocal(g1, g2))
+}
+
+/// The lattice whose reciprocal vectors are `g1`, `g2` (non-collinear): the real-space duals
+/// (`a·g1 = b·g2 = 1`, `a·g2 = b·g1 = 0`), reduced to the shortest basis, and their reciprocals.
+pub fn from_reciprocal(g1: [f64; 2], g2: [f64; 2]) -> Lattice {
     let det = g1[0] * g2[1] - g1[1] * g2[0];
     let (a, b) = reduce([g2[1] / det, -g2[0] / det], [-g1[1] / det, g1[0] / det]);
     let det = a[0] * b[1] - a[1] * b[0];
-    Ok(Lattice { a, b, g1: [b[1] / det, -b[0] / det], g2: [-a[1] / det, a[0] / det] })
+    Lattice { a, b, g1: [b[1] / det, -b[0] / det], g2: [-a[1] / det, a[0] / det] }
 }
 
 /// Local maxima of the (Hann-windowed, log10) power spectrum beyond `0.6 / d`, one of each `±g`

@@ -31,6 +31,11 @@ fn log_normal(x: f64, m: f64, s: f64) -> f64 {
     -0.5 * ((x - m) / s).powi(2) - s.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
 }
 
+/// Largest number of groups EM runs over: beyond it, consecutive sorted values are pooled into
+/// equal-count groups (count, mean, variance), exact sufficient statistics for a group whose
+/// spread is small against the components' widths. 2076 MoS2 columns took 10 ms a fit unpooled.
+const GROUPS: usize = 256;
+
 /// EM for a `k`-component 1-D mixture, started from quantiles. `None` for fewer values than
 /// parameters or a degenerate fit.
 pub fn fit_mixture(values: &[f64], k: usize) -> Option<Mixture> {
@@ -41,24 +46,34 @@ pub fn fit_mixture(values: &[f64], k: usize) -> Option<Mixture> {
     }
     v.sort_by(f64::total_cmp);
     let spread = (v[n - 1] - v[0]).max(1e-300);
+    // (count, mean, within-group variance) of consecutive sorted values.
+    let g = n.min(GROUPS);
+    let groups: Vec<(f64, f64, f64)> = (0..g)
+        .map(|q| {
+            let part = &v[q * n / g..(q + 1) * n / g];
+            let c = part.len() as f64;
+            let m = part.iter().sum::<f64>() / c;
+            (c, m, part.iter().map(|x| (x - m).powi(2)).sum::<f64>() / c)
+        })
+        .collect();
     let mut means: Vec<f64> = (0..k).map(|j| v[((2 * j + 1) * n) / (2 * k)]).collect();
     let mut sigmas = vec![spread / (2.0 * k as f64); k];
     let mut weights = vec![1.0 / k as f64; k];
     let floor = 1e-3 * spread;
     let mut ll_prev = f64::MIN;
-    let mut resp = vec![0.0; n * k];
+    let mut resp = vec![0.0; g * k];
     let mut logs = vec![0.0; k];
     let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
     for _ in 0..500 {
         let mut ll = 0.0;
-        // Per component once: ln w − ln σ − ½ ln 2π and 1/σ (this loop runs up to 500 times over
-        // every column, and a logarithm per value and component was most of a `columns` run).
+        // Per component once: ln w − ln σ − ½ ln 2π and 1/σ.
         let lead: Vec<f64> = (0..k).map(|j| weights[j].ln() - sigmas[j].ln() - half_ln_2pi).collect();
         let inv: Vec<f64> = sigmas.iter().map(|s| 1.0 / s).collect();
-        for (i, &x) in v.iter().enumerate() {
+        for (i, &(c, x, var)) in groups.iter().enumerate() {
             for j in 0..k {
-                let z = (x - means[j]) * inv[j];
-                logs[j] = lead[j] - 0.5 * z * z;
+                // The group's mean log density: −½ (x − μ)²/σ² − ½ var/σ².
+                let z2 = ((x - means[j]).powi(2) + var) * inv[j] * inv[j];
+                logs[j] = lead[j] - 0.5 * z2;
             }
             let mx = logs.iter().cloned().fold(f64::MIN, f64::max);
             let r = &mut resp[i * k..][..k];
@@ -66,19 +81,19 @@ pub fn fit_mixture(values: &[f64], k: usize) -> Option<Mixture> {
                 r[j] = (logs[j] - mx).exp();
             }
             let sum: f64 = r.iter().sum();
-            ll += mx + sum.ln();
+            ll += c * (mx + sum.ln());
             for e in r.iter_mut() {
-                *e /= sum;
+                *e *= c / sum;
             }
         }
         for j in 0..k {
-            let nj: f64 = (0..n).map(|i| resp[i * k + j]).sum();
+            let nj: f64 = (0..g).map(|i| resp[i * k + j]).sum();
             if nj < 1e-9 {
                 return None;
             }
-            means[j] = (0..n).map(|i| resp[i * k + j] * v[i]).sum::<f64>() / nj;
-            sigmas[j] =
-                ((0..n).map(|i| resp[i * k + j] * (v[i] - means[j]).powi(2)).sum::<f64>() / nj).sqrt().max(floor);
+            means[j] = (0..g).map(|i| resp[i * k + j] * groups[i].1).sum::<f64>() / nj;
+            let ss: f64 = (0..g).map(|i| resp[i * k + j] * ((groups[i].1 - means[j]).powi(2) + groups[i].2)).sum();
+            sigmas[j] = (ss / nj).sqrt().max(floor);
             weights[j] = nj / n as f64;
         }
         if (ll - ll_prev).abs() < 1e-9 * ll.abs().max(1.0) {
@@ -102,8 +117,9 @@ pub fn fit_mixture(values: &[f64], k: usize) -> Option<Mixture> {
 /// neighbouring components are clearly apart (Ashman's D > 2): BIC alone splits any population
 /// whose shape is not quite Gaussian, which is not a sublattice.
 pub fn best_mixture(values: &[f64], max_k: usize) -> Option<Mixture> {
-    (1..=max_k)
-        .filter_map(|k| fit_mixture(values, k))
+    crate::math::par::map(max_k, |k| fit_mixture(values, k + 1))
+        .into_iter()
+        .flatten()
         .filter(|m| {
             (1..m.means.len()).all(|j| {
                 let d = 2f64.sqrt() * (m.means[j] - m.means[j - 1]).abs()
