@@ -5,7 +5,7 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::image::filter::{gaussian_blur, max_filter};
-use crate::lattice::estimate_spacing;
+use crate::lattice::{Lattice, analyse};
 use crate::{CoreError, image::check_usable};
 
 /// Parameters of [`find_columns`]. Lengths in pixels.
@@ -40,6 +40,8 @@ pub struct Peaks {
     pub separation: f64,
     /// The nearest-neighbour distance estimated from the image, when it was estimated.
     pub spacing: Option<f64>,
+    /// The lattice the image's spectra show, when the spacing was estimated on a zone axis.
+    pub lattice: Option<Lattice>,
 }
 
 impl Peaks {
@@ -60,8 +62,8 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
             reason: format!("{} is outside 0–1", p.threshold),
         });
     }
-    let (separation, spacing) = match p.separation {
-        Some(s) if s.is_finite() && s >= 1.0 && s < h.max(w) as f64 => (s, None),
+    let (separation, spacing, lattice) = match p.separation {
+        Some(s) if s.is_finite() && s >= 1.0 && s < h.max(w) as f64 => (s, None, None),
         Some(s) => {
             return Err(CoreError::InvalidParameter {
                 name: "separation",
@@ -69,8 +71,9 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
             });
         }
         None => {
-            let d = estimate_spacing(img)?;
-            (0.7 * d, Some(d))
+            let a = analyse(img, None)?;
+            let d = a.spacing.ok_or_else(|| CoreError::NoLattice { reason: a.notes.join("; ") })?;
+            (0.7 * d, Some(d), a.lattice)
         }
     };
     let sigma = p.smoothing.unwrap_or((separation / 6.0).max(0.5));
@@ -114,12 +117,13 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
             points.push([x as f64, y as f64]);
         }
     }
-    Ok(Peaks { points, separation, spacing })
+    Ok(Peaks { points, separation, spacing, lattice })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lattice::estimate_spacing;
     use crate::synth::square_lattice as lattice;
     use ndarray::Array2;
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::columns::find::{PeakParams, Peaks, find_columns};
-use crate::columns::fit::{AtomColumn, FitParams, fit_columns};
+use crate::columns::fit::{AtomColumn, FitParams, FitStatus, fit_columns};
 use crate::lattice::{Lattice, lattice_vectors};
 pub use sublattice::Sublattices;
 
@@ -47,13 +47,15 @@ pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResu
 /// Refine columns already found (the second half of [`find_and_fit`], so a caller can show the
 /// positions before the fits arrive).
 pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
-    let lattice = lattice_vectors(img, peaks.nn_distance()).ok();
-    let columns = refine(img, &peaks.points, p, lattice.as_ref())?;
+    // The finder's lattice when it estimated the spacing; else the spectrum's at the given one.
+    let rough = peaks.lattice.clone().or_else(|| lattice_vectors(img, peaks.nn_distance()).ok());
+    let (columns, lattice) = refine(img, &peaks.points, p, rough.as_ref())?;
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice })
 }
 
-/// Refine columns at `seeds` (found, or edited by hand) and sort them into sublattices (by
-/// position needs the `lattice`). Dark
+/// Refine columns at `seeds` (found, or edited by hand), refine the `lattice` (from a spectrum)
+/// on their positions ([`crate::lattice::refine_from_points`]) and sort them into sublattices
+/// (by position needs the lattice); returns the columns and the refined lattice. Dark
 /// columns (ABF, `p.find.dark`) are fitted on the negated image, so `amplitude` is the depth
 /// of each dip and `background` the level it dips from.
 pub fn refine(
@@ -61,7 +63,7 @@ pub fn refine(
     seeds: &[[f64; 2]],
     p: &ColumnParams,
     lattice: Option<&Lattice>,
-) -> Result<Vec<AtomColumn>, CoreError> {
+) -> Result<(Vec<AtomColumn>, Option<Lattice>), CoreError> {
     let mut columns = if p.find.dark {
         let mut cols = fit_columns(img.mapv(|v| -v).view(), seeds, &p.fit)?;
         for c in &mut cols {
@@ -71,15 +73,17 @@ pub fn refine(
     } else {
         fit_columns(img, seeds, &p.fit)?
     };
-    sublattice::assign(&mut columns, p.sublattices, lattice);
     let pts: Vec<[f64; 2]> = columns.iter().map(|c| [c.x, c.y]).collect();
+    let fitted: Vec<[f64; 2]> = columns.iter().filter(|c| c.status == FitStatus::Fitted).map(|c| [c.x, c.y]).collect();
+    let lattice = lattice.map(|l| crate::lattice::refine_from_points(&fitted, l).unwrap_or_else(|| l.clone()));
+    sublattice::assign(&mut columns, p.sublattices, lattice.as_ref());
     let (h, w) = img.dim();
     let hint = ((h * w) as f64 / pts.len().max(1) as f64).sqrt();
     let (nn, coordination) = crate::lattice::neighbours::coordination(&pts, hint);
     for ((c, d), k) in columns.iter_mut().zip(nn).zip(coordination) {
         (c.nn_distance, c.coordination) = (d, k);
     }
-    Ok(columns)
+    Ok((columns, lattice))
 }
 
 #[cfg(test)]

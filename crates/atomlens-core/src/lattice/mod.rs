@@ -9,4 +9,4 @@ pub mod vectors;
 
 pub use local::{LatticeAnalysis, LatticeKind, analyse};
 pub use spacing::estimate_spacing;
-pub use vectors::{Lattice, bragg_peaks, lattice_vectors};
+pub use vectors::{Lattice, bragg_peaks, lattice_vectors, refine_from_points};

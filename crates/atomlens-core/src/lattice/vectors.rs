@@ -103,6 +103,49 @@ pub fn bragg_peaks(img: ArrayView2<f32>, d: f64) -> Result<Vec<(f32, [f64; 2])>,
     Ok(out)
 }
 
+/// The mean lattice of fitted column positions, starting from `l` (from a spectrum): every
+/// pair of columns within 1.6 × the longer vector, indexed `n = round(A⁻¹ d)` and kept when it
+/// lies within a quarter of |a| of `A n` (so a second sublattice's half-cell vectors drop out),
+/// gives `d ≈ A n`; `A` by least squares. Far more precise than a spectrum's sub-bin peak (the
+/// whole image's columns average into it). `None` with fewer than 8 indexed pairs.
+pub fn refine_from_points(points: &[[f64; 2]], l: &Lattice) -> Option<Lattice> {
+    let (la, lb) = (l.a[0].hypot(l.a[1]), l.b[0].hypot(l.b[1]));
+    let reach = 1.6 * la.max(lb);
+    let grid = super::neighbours::Grid::new(points, reach);
+    // Rows of A⁻¹ are the reciprocal vectors: n = (g1·d, g2·d).
+    let (mut dn, mut nn, mut pairs) = ([[0.0f64; 2]; 2], [[0.0f64; 2]; 2], 0usize);
+    for (i, p) in points.iter().enumerate() {
+        for j in grid.within(points, *p, reach) {
+            if j <= i {
+                continue;
+            }
+            let d = [points[j][0] - p[0], points[j][1] - p[1]];
+            let n = [(l.g1[0] * d[0] + l.g1[1] * d[1]).round(), (l.g2[0] * d[0] + l.g2[1] * d[1]).round()];
+            let model = [n[0] * l.a[0] + n[1] * l.b[0], n[0] * l.a[1] + n[1] * l.b[1]];
+            if n == [0.0, 0.0] || (d[0] - model[0]).hypot(d[1] - model[1]) > 0.25 * la {
+                continue;
+            }
+            for r in 0..2 {
+                for c in 0..2 {
+                    dn[r][c] += d[r] * n[c];
+                    nn[r][c] += n[r] * n[c];
+                }
+            }
+            pairs += 1;
+        }
+    }
+    let det = nn[0][0] * nn[1][1] - nn[0][1] * nn[1][0];
+    if pairs < 8 || !(det.abs() > 1e-9) {
+        return None;
+    }
+    let inv = [[nn[1][1] / det, -nn[0][1] / det], [-nn[1][0] / det, nn[0][0] / det]];
+    // A = (Σ d nᵀ)(Σ n nᵀ)⁻¹: its columns are a and b.
+    let m = |r: usize, c: usize| dn[r][0] * inv[0][c] + dn[r][1] * inv[1][c];
+    let (a, b) = reduce([m(0, 0), m(1, 0)], [m(0, 1), m(1, 1)]);
+    let det = a[0] * b[1] - a[1] * b[0];
+    (det.abs() > 1e-9).then(|| Lattice { a, b, g1: [b[1] / det, -b[0] / det], g2: [-a[1] / det, a[0] / det] })
+}
+
 /// Lagrange–Gauss reduction: the shortest basis spanning the same 2-D lattice as (a, b).
 fn reduce(mut a: [f64; 2], mut b: [f64; 2]) -> ([f64; 2], [f64; 2]) {
     let dot = |u: [f64; 2], v: [f64; 2]| u[0] * v[0] + u[1] * v[1];
@@ -174,6 +217,34 @@ mod tests {
         let (la, lb, angle) = lattice_vectors(img.view(), 16.0).unwrap().lengths_and_angle();
         assert!((la - 16.0).abs() < 0.15 && (lb - 16.0).abs() < 0.15, "{la} {lb}");
         assert!((angle - 60.0).abs() < 0.5 || (angle - 120.0).abs() < 0.5, "angle {angle}");
+    }
+
+    /// Points of a known lattice, jittered, from a lattice guess 2 % off: the refined vectors
+    /// within 0.05 % of the truth; a second sublattice at the cell centres does not disturb it.
+    #[test]
+    fn the_columns_refine_a_rough_lattice() {
+        let (a, b) = ([14.0, 1.5], [-2.0, 15.5]);
+        let mut pts = Vec::new();
+        let mut s = 7u32;
+        let mut jit = || {
+            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+            ((s >> 8) as f64 / 16777216.0 - 0.5) * 0.2
+        };
+        for i in 0..20 {
+            for j in 0..20 {
+                let (x, y) = (i as f64 * a[0] + j as f64 * b[0], i as f64 * a[1] + j as f64 * b[1]);
+                pts.push([x + jit(), y + jit()]);
+                pts.push([x + 0.5 * (a[0] + b[0]) + jit(), y + 0.5 * (a[1] + b[1]) + jit()]);
+            }
+        }
+        let rough = from_reciprocal(
+            [1.02 * 15.5 / (14.0 * 15.5 + 2.0 * 1.5), 1.02 * 2.0 / (14.0 * 15.5 + 2.0 * 1.5)],
+            [-1.5 / (14.0 * 15.5 + 2.0 * 1.5), 14.0 / (14.0 * 15.5 + 2.0 * 1.5)],
+        );
+        let l = refine_from_points(&pts, &rough).unwrap();
+        let (la, lb, _) = l.lengths_and_angle();
+        let (ta, tb) = (a[0].hypot(a[1]), b[0].hypot(b[1]));
+        assert!((la / ta - 1.0).abs() < 5e-4 && (lb / tb - 1.0).abs() < 5e-4, "{la} {lb} vs {ta} {tb}");
     }
 
     #[test]

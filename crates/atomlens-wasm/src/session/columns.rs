@@ -34,7 +34,7 @@ impl Session {
         let shown = self.shown_mut()?;
         let (result, p) = shown.columns.as_mut().ok_or_else(|| Error::state("find the columns first"))?;
         let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
-        result.columns = refine(shown.image.view(), &seeds, p, result.lattice.as_ref())?;
+        (result.columns, result.lattice) = refine(shown.image.view(), &seeds, p, result.lattice.as_ref())?;
         self.column_table()
     }
 
