@@ -122,8 +122,9 @@ pub fn analyse(img: ArrayView2<f32>, pixel_nm: Option<f64>) -> Result<LatticeAna
         mean += p;
     }
     mean /= spectra.len() as f32;
-    let mut a = from_spectrum(&mean, spectra.len(), pixel_nm, &plan);
-    a.coverage = coverage(&spectra, &a.peaks);
+    let ring = rings(t);
+    let mut a = from_spectrum(&mean, spectra.len(), pixel_nm, &plan, &ring);
+    a.coverage = coverage(&spectra, &a.peaks, &ring);
     Ok(a)
 }
 
@@ -150,7 +151,7 @@ pub fn analyse_region(
     let plan = Fft2::new(t, t);
     plan.forward(&mut c);
     let power = c.mapv(|z| z.norm_sqr());
-    Ok(from_spectrum(&power, 1, pixel_nm, &plan))
+    Ok(from_spectrum(&power, 1, pixel_nm, &plan, &rings(t)))
 }
 
 /// The tile side: the largest power of two ≤ 256 that fits in the image (tiles then overlap by
@@ -181,27 +182,36 @@ fn freq(y: usize, x: usize, t: usize) -> [f64; 2] {
     [frequency(x, t), frequency(y, t)]
 }
 
-/// The median power of every annulus one bin wide, by radius in bins.
-fn annulus_medians(p: &Array2<f32>) -> Vec<f32> {
-    let t = p.nrows();
-    let mut rings: Vec<Vec<f32>> = vec![Vec::new(); t];
-    for ((y, x), &v) in p.indexed_iter() {
-        let f = freq(y, x, t);
-        let r = (f[0].hypot(f[1]) * t as f64).round() as usize;
-        if r < t {
-            rings[r].push(v);
+/// The spectrum pixels (row-major indices) of every annulus one bin wide on a `t`-grid, by
+/// radius in bins.
+fn rings(t: usize) -> Vec<Vec<u32>> {
+    let mut rings: Vec<Vec<u32>> = vec![Vec::new(); t];
+    for y in 0..t {
+        for x in 0..t {
+            let f = freq(y, x, t);
+            let r = ((f[0] * f[0] + f[1] * f[1]).sqrt() * t as f64).round() as usize;
+            if r < t {
+                rings[r].push((y * t + x) as u32);
+            }
         }
     }
     rings
-        .into_iter()
-        .map(|mut v| {
-            if v.is_empty() {
-                return f32::NAN;
-            }
-            let k = v.len() / 2;
-            *v.select_nth_unstable_by(k, f32::total_cmp).1
-        })
-        .collect()
+}
+
+/// The median of `p` over `ring`.
+fn ring_median(p: &[f32], ring: &[u32]) -> f32 {
+    let mut v: Vec<f32> = ring.iter().map(|&i| p[i as usize]).collect();
+    if v.is_empty() {
+        return f32::NAN;
+    }
+    let k = v.len() / 2;
+    *v.select_nth_unstable_by(k, f32::total_cmp).1
+}
+
+/// The median power of every annulus one bin wide, by radius in bins.
+fn annulus_medians(p: &Array2<f32>, rings: &[Vec<u32>]) -> Vec<f32> {
+    let p = p.as_slice().expect("standard layout");
+    rings.iter().map(|r| ring_median(p, r)).collect()
 }
 
 /// The detection threshold on peak / annulus median for a mean of `m` spectra: the tail of a
@@ -211,9 +221,9 @@ fn threshold(m: usize) -> f64 {
 }
 
 /// Peaks, lattice and spacing from a mean power spectrum of `m` tiles on `plan`'s grid.
-fn from_spectrum(p: &Array2<f32>, m: usize, pixel_nm: Option<f64>, plan: &Fft2) -> LatticeAnalysis {
+fn from_spectrum(p: &Array2<f32>, m: usize, pixel_nm: Option<f64>, plan: &Fft2, ring: &[Vec<u32>]) -> LatticeAnalysis {
     let t = p.nrows();
-    let rings = annulus_medians(p);
+    let rings = annulus_medians(p, ring);
     let thr = threshold(m);
     let mut notes = Vec::new();
     // Plausible frequencies: beyond 4 cycles per tile (envelopes) and below 0.45 cycles/px (the
@@ -227,7 +237,7 @@ fn from_spectrum(p: &Array2<f32>, m: usize, pixel_nm: Option<f64>, plan: &Fft2) 
     for y in 0..t {
         for x in 0..t {
             let g = freq(y, x, t);
-            let len = g[0].hypot(g[1]);
+            let len = (g[0] * g[0] + g[1] * g[1]).sqrt();
             // One of each ±g pair (the spectrum of a real image is symmetric).
             if len < g_min || len > g_max || g[1] < 0.0 || (g[1] == 0.0 && g[0] < 0.0) {
                 continue;
@@ -338,33 +348,20 @@ fn spacing_from(p: &Array2<f32>, plan: &Fft2, cut: f64) -> Option<f64> {
 
 /// The fraction of `spectra` in which one of the three strongest `peaks` stands ≥ 10× above its
 /// own annulus' median.
-fn coverage(spectra: &[Array2<f32>], peaks: &[BraggPeak]) -> f64 {
+fn coverage(spectra: &[Array2<f32>], peaks: &[BraggPeak], rings: &[Vec<u32>]) -> f64 {
     if spectra.is_empty() || peaks.is_empty() {
         return 0.0;
     }
-    let t = spectra[0].nrows();
+    let t = spectra[0].nrows() as i64;
     let seen = crate::math::par::map(spectra.len(), |k| {
-        let p = &spectra[k];
+        let p = spectra[k].as_slice().expect("standard layout");
         peaks.iter().take(3).any(|q| {
             let (x, y) = ((q.g[0] * t as f64).round() as i64, (q.g[1] * t as f64).round() as i64);
             let v = (-1..=1)
                 .flat_map(|dy| (-1..=1).map(move |dx| (dy, dx)))
-                .map(|(dy, dx)| p[[(y + dy).rem_euclid(t as i64) as usize, (x + dx).rem_euclid(t as i64) as usize]])
+                .map(|(dy, dx)| p[((y + dy).rem_euclid(t) * t + (x + dx).rem_euclid(t)) as usize])
                 .fold(0.0f32, f32::max);
-            let r = (q.length() * t as f64).round();
-            let mut ring: Vec<f32> = p
-                .indexed_iter()
-                .filter(|((yy, xx), _)| {
-                    let g = freq(*yy, *xx, t);
-                    (g[0].hypot(g[1]) * t as f64 - r).abs() < 0.5
-                })
-                .map(|(_, &v)| v)
-                .collect();
-            if ring.is_empty() {
-                return false;
-            }
-            let k = ring.len() / 2;
-            let med = *ring.select_nth_unstable_by(k, f32::total_cmp).1;
+            let med = rings.get((q.length() * t as f64).round() as usize).map_or(f32::NAN, |r| ring_median(p, r));
             med > 0.0 && v / med >= 10.0
         })
     });
