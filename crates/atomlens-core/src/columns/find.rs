@@ -13,7 +13,7 @@ use crate::{CoreError, image::check_usable};
 #[serde(default)]
 pub struct PeakParams {
     /// Minimum distance between two columns; `None` = 0.7 × the nearest-neighbour distance
-    /// estimated by [`estimate_spacing`].
+    /// estimated by [`estimate_spacing`](crate::lattice::spacing::estimate_spacing).
     pub separation: Option<f64>,
     /// Keep maxima above `low + threshold × (high − low)` of the smoothed image (0–1).
     pub threshold: f64,
