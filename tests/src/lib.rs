@@ -14,3 +14,17 @@ pub fn shared_dir() -> Option<PathBuf> {
 pub fn skip(test: &str) {
     eprintln!("SKIPPED {test}: ../shared is absent (set ATOMLENS_SHARED to point at it)");
 }
+
+/// The realistic simulated set (`sim/make.py`): `$ATOMLENS_SIM` or `~/.cache/atomlens/sim`,
+/// when it has been made. Tests that need it skip with [`skip_sim`] otherwise.
+pub fn sim_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("ATOMLENS_SIM")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/atomlens/sim")))?;
+    dir.join("carbon.tif").is_file().then_some(dir)
+}
+
+/// Print why a test that needs the simulated set skips.
+pub fn skip_sim(test: &str) {
+    eprintln!("SKIPPED {test}: the simulated set is absent (run `python sim/make.py`, see sim/README.md)");
+}

@@ -4,9 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use atomlens_core::columns::find::find_columns;
 use atomlens_core::columns::fit::{Noise, Shape};
-use atomlens_core::columns::{ColumnParams, Sublattices, fit_found};
+use atomlens_core::columns::{ColumnParams, Sublattices, find, fit_found};
 
 use crate::args::serde_name;
 use crate::files::{out_dir, write};
@@ -49,6 +48,16 @@ pub struct Args {
     /// calibrated TIFFs (exx, eyy, exy, rotation, ux, uy) into this folder.
     #[arg(long, requires = "strain")]
     strain_maps: Option<PathBuf>,
+    /// Look for single atoms on a support, even where a lattice shows (they are looked for
+    /// anyway when the image shows none).
+    #[arg(long, conflicts_with = "separation")]
+    atoms: bool,
+    /// Single atoms: expected false detections per image on a pure support (default 1).
+    #[arg(long)]
+    false_alarms: Option<f64>,
+    /// Single atoms: their Gaussian width in px (default 0.6 Å on a calibrated image, else 2 px).
+    #[arg(long)]
+    atom_sigma: Option<f64>,
     /// Output: `.csv` or `.json` (default: CSV on stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -66,12 +75,15 @@ pub fn run(a: Args) -> Result<()> {
     p.fit.noise = a.noise.unwrap_or(p.fit.noise);
     p.fit.shape = a.shape.unwrap_or(p.fit.shape);
     p.sublattices = a.sublattices.unwrap_or(p.sublattices);
+    p.atoms = a.atoms;
+    p.single.false_alarms = a.false_alarms.unwrap_or(p.single.false_alarms);
+    p.single.sigma = a.atom_sigma.or(p.single.sigma);
     if let Some(n) = a.passes {
         p.fit.passes = n;
         p.fit.joint = n > 0;
     }
     let t = Instant::now();
-    let peaks = find_columns(img.view(), &p.find)?;
+    let peaks = find(img.view(), img.calibration.pixel_nm(), &p)?;
     let t_find = t.elapsed().as_secs_f64();
     let t_refine = Instant::now();
     let r = fit_found(img.view(), &peaks, &p)?;
@@ -80,6 +92,16 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(l) = &r.lattice {
         let (a, b, angle) = l.lengths_and_angle();
         eprintln!("lattice from the spectrum: |a| {a:.3} px, |b| {b:.3} px, angle {angle:.2}°");
+    }
+    if let Some(s) = &r.single {
+        let why = if a.atoms { "as asked" } else { "the image shows no lattice" };
+        eprintln!(
+            "single atoms ({why}): {} with significance z ≥ {:.2} (≈ {} false detection(s) expected per image; atom σ {:.2} px)",
+            s.atoms.len(),
+            s.threshold,
+            s.false_alarms,
+            s.sigma
+        );
     }
     let groups = r.columns.iter().map(|c| c.sublattice).max().map_or(1, |m| m + 1);
     if groups > 1 {
@@ -100,7 +122,7 @@ pub fn run(a: Args) -> Result<()> {
         r.spacing.map(|s| format!(", spacing {s:.2} px")).unwrap_or_default()
     );
     let strain = if a.strain {
-        let l = r.lattice.as_ref().context("--strain needs lattice vectors, and the spectrum gave none")?;
+        let l = r.lattice.as_ref().context("--strain needs lattice vectors, and the image shows no lattice")?;
         let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
         let s = atomlens_core::strain::columns::column_strain(&pts, l.a, l.b, a.reference)?;
         let measured = s.columns.iter().filter(|c| c.exx.is_finite()).count();
@@ -117,7 +139,7 @@ pub fn run(a: Args) -> Result<()> {
             atomlens_io::tables::columns_json(&r, &p, &img.calibration, &a.image.display().to_string(), strain.as_ref())
         }
         Some("csv") | None => {
-            let csv = atomlens_io::tables::columns_csv(&r.columns);
+            let csv = atomlens_io::tables::result_csv(&r);
             match &strain {
                 Some(s) => atomlens_io::tables::with_strain(&csv, s),
                 None => csv,

@@ -42,6 +42,9 @@ pub struct Peaks {
     pub spacing: Option<f64>,
     /// The lattice the image's spectra show, when the spacing was estimated on a zone axis.
     pub lattice: Option<Lattice>,
+    /// When the image showed no lattice: the single atoms found instead (`points` are theirs,
+    /// in the same order), with their significance.
+    pub single: Option<crate::columns::single::SingleAtoms>,
 }
 
 impl Peaks {
@@ -117,7 +120,7 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
             points.push([x as f64, y as f64]);
         }
     }
-    Ok(Peaks { points, separation, spacing, lattice })
+    Ok(Peaks { points, separation, spacing, lattice, single: None })
 }
 
 #[cfg(test)]

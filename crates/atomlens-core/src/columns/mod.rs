@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::CoreError;
 use crate::columns::find::{PeakParams, Peaks, find_columns};
 use crate::columns::fit::{AtomColumn, FitParams, FitStatus, fit_columns};
-use crate::lattice::{Lattice, lattice_vectors};
+use crate::columns::single::{SingleAtomParams, SingleAtoms, find_single_atoms};
+use crate::lattice::{Lattice, analyse, lattice_vectors};
 pub use sublattice::Sublattices;
 
 pub mod find;
 pub mod fit;
 pub mod residual;
+pub mod single;
 pub mod sublattice;
 
 /// Parameters of [`find_and_fit`]: the finder's and the fitter's.
@@ -24,6 +26,10 @@ pub struct ColumnParams {
     pub fit: FitParams,
     /// How columns are split into sublattices.
     pub sublattices: Sublattices,
+    /// Single atoms, looked for when the image shows no lattice ([`find`]).
+    pub single: SingleAtomParams,
+    /// Look for single atoms even where a lattice shows (atoms on a crystalline support).
+    pub atoms: bool,
 }
 
 /// Refined columns and the values the run used.
@@ -37,6 +43,32 @@ pub struct ColumnResult {
     pub spacing: Option<f64>,
     /// Lattice vectors from the power spectrum, when it shows two fringe directions.
     pub lattice: Option<Lattice>,
+    /// Single atoms (no lattice): their significance, in the columns' order, and the threshold.
+    pub single: Option<SingleAtoms>,
+}
+
+/// Find the columns of `img`, or its single atoms when it shows no lattice (and no separation
+/// was given) or `p.atoms` asks: what `atomlens columns` and the page do. `pixel_nm`: the
+/// calibration, for the plausibility of the lattice and the atoms' default width.
+pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Result<Peaks, CoreError> {
+    if p.find.separation.is_some() && !p.atoms {
+        return find_columns(img, &p.find);
+    }
+    if !p.atoms {
+        let a = analyse(img, pixel_nm)?;
+        if let Some(d) = a.spacing {
+            let given = PeakParams { separation: Some(0.7 * d), ..p.find.clone() };
+            return Ok(Peaks { spacing: Some(d), lattice: a.lattice, ..find_columns(img, &given)? });
+        }
+    }
+    let s = find_single_atoms(img, pixel_nm, &p.single)?;
+    Ok(Peaks {
+        points: s.atoms.iter().map(|a| [a.x, a.y]).collect(),
+        separation: 3.0 * s.sigma,
+        spacing: None,
+        lattice: None,
+        single: Some(s),
+    })
 }
 
 /// Find and refine every column of `img`.
@@ -47,10 +79,18 @@ pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResu
 /// Refine columns already found (the second half of [`find_and_fit`], so a caller can show the
 /// positions before the fits arrive).
 pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
+    if let Some(s) = &peaks.single {
+        // Isolated atoms: windows of their own 4σ, no lattice, one sublattice.
+        let single = ColumnParams { fit: FitParams { max_radius: Some(4.0 * s.sigma), ..p.fit.clone() }, ..p.clone() };
+        let (mut columns, _) = refine(img, &peaks.points, &single, None)?;
+        // Isolated atoms are one kind of site; brighter ones are told apart by their volume.
+        columns.iter_mut().for_each(|c| c.sublattice = 0);
+        return Ok(ColumnResult { columns, separation: peaks.separation, spacing: None, lattice: None, single: Some(s.clone()) });
+    }
     // The finder's lattice when it estimated the spacing; else the spectrum's at the given one.
     let rough = peaks.lattice.clone().or_else(|| lattice_vectors(img, peaks.nn_distance()).ok());
     let (columns, lattice) = refine(img, &peaks.points, p, rough.as_ref())?;
-    Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice })
+    Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice, single: None })
 }
 
 /// Refine columns at `seeds` (found, or edited by hand), refine the `lattice` (from a spectrum)

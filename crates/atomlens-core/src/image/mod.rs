@@ -56,6 +56,11 @@ impl Calibration {
     pub fn is_calibrated(&self) -> bool {
         self.unit != "px"
     }
+
+    /// The pixel size in nm, when calibrated.
+    pub fn pixel_nm(&self) -> Option<f64> {
+        self.is_calibrated().then_some(self.pixel_size)
+    }
 }
 
 impl Default for Calibration {

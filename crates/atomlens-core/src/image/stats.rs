@@ -99,6 +99,52 @@ pub fn histogram(img: ArrayView2<f32>, lo: f32, hi: f32, bins: usize) -> Result<
     Ok(counts)
 }
 
+/// The median absolute deviation (scaled to a standard deviation) of `a` in `tile × tile`
+/// blocks, each pixel taking the median of its block's and the eight neighbouring blocks'
+/// values, so a bright feature filling one block does not raise its own noise.
+pub fn local_mad(a: ArrayView2<f32>, tile: usize) -> ndarray::Array2<f32> {
+    let (h, w) = a.dim();
+    let tile = tile.max(1);
+    let (th, tw) = (h.div_ceil(tile), w.div_ceil(tile));
+    let blocks: Vec<f32> = crate::math::par::map(th * tw, |k| {
+        let (ty, tx) = (k / tw, k % tw);
+        let block = a.slice(ndarray::s![ty * tile..((ty + 1) * tile).min(h), tx * tile..((tx + 1) * tile).min(w)]);
+        let mut v: Vec<f32> = block.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return 0.0;
+        }
+        let m = v.len() / 2;
+        let med = *v.select_nth_unstable_by(m, f32::total_cmp).1;
+        v.iter_mut().for_each(|x| *x = (*x - med).abs());
+        1.4826 * *v.select_nth_unstable_by(m, f32::total_cmp).1
+    });
+    let smooth: Vec<f32> = (0..th * tw)
+        .map(|k| {
+            let (ty, tx) = ((k / tw) as i64, (k % tw) as i64);
+            let mut v: Vec<f32> = (-1..=1i64)
+                .flat_map(|a| (-1..=1i64).map(move |b| (ty + a, tx + b)))
+                .filter(|&(y, x)| y >= 0 && x >= 0 && y < th as i64 && x < tw as i64)
+                .map(|(y, x)| blocks[y as usize * tw + x as usize])
+                .collect();
+            let m = v.len() / 2;
+            *v.select_nth_unstable_by(m, f32::total_cmp).1
+        })
+        .collect();
+    ndarray::Array2::from_shape_fn((h, w), |(y, x)| smooth[(y / tile) * tw + x / tile])
+}
+
+/// Median absolute deviation of the finite values, scaled to a standard deviation.
+pub fn mad(values: impl Iterator<Item = f32>) -> f32 {
+    let mut v: Vec<f32> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let m = v.len() / 2;
+    let med = *v.select_nth_unstable_by(m, f32::total_cmp).1;
+    v.iter_mut().for_each(|x| *x = (*x - med).abs());
+    1.4826 * *v.select_nth_unstable_by(m, f32::total_cmp).1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -186,6 +186,16 @@ pub(crate) fn column(p: &NanoparticleParams, x: f64, y: f64, sigma: f64, atoms: 
     TrueColumn { x, y, sigma, peak: pt * p.counts_per_atom, atoms, m_atoms }
 }
 
+/// Poisson counts of a simulated image given as the fraction of the beam each pixel collects
+/// (as multislice codes give it), at `electrons_per_px` (the dose in e⁻/Å² × the pixel's Å²).
+pub fn at_dose(fraction: ndarray::ArrayView2<f32>, electrons_per_px: f64, seed: u64) -> Array2<f32> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    fraction.mapv(|f| {
+        let lam = (f.max(0.0) as f64) * electrons_per_px;
+        if lam > 0.0 { Poisson::new(lam).map(|d| d.sample(&mut rng) as f32).unwrap_or(lam as f32) } else { 0.0 }
+    })
+}
+
 /// Draw `columns` over `support(x, y)` and add Poisson noise.
 pub(crate) fn render(
     p: &NanoparticleParams,

@@ -1,6 +1,7 @@
 //! Result tables: column fits as CSV (Atomap's conventions) and JSON with the run's context.
 use atomlens_core::Calibration;
 use atomlens_core::columns::fit::AtomColumn;
+use atomlens_core::columns::single::SingleAtoms;
 use atomlens_core::columns::{ColumnParams, ColumnResult};
 use atomlens_core::strain::columns::{ColumnStrain, ColumnStrainResult};
 
@@ -65,6 +66,30 @@ pub fn with_strain(csv: &str, strain: &ColumnStrainResult) -> String {
     out
 }
 
+/// A run's columns as CSV: [`columns_csv`], with the significance column for single atoms.
+pub fn result_csv(r: &ColumnResult) -> String {
+    let csv = columns_csv(&r.columns);
+    match &r.single {
+        Some(s) => with_significance(&csv, s),
+        None => csv,
+    }
+}
+
+/// The single atoms' significance (`z`, standard deviations above the local support; see
+/// `atomlens_core::columns::single`) appended as a last CSV column, in the columns' order.
+pub fn with_significance(csv: &str, single: &SingleAtoms) -> String {
+    let mut out = String::with_capacity(csv.len() + 8 * single.atoms.len());
+    for (k, line) in csv.lines().enumerate() {
+        out.push_str(line);
+        match k {
+            0 => out.push_str(",significance"),
+            _ => out.push_str(&format!(",{:.3}", single.atoms.get(k - 1).map_or(f64::NAN, |a| a.z))),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Columns as JSON with the calibration, the parameters and the software version, so the run
 /// can be repeated exactly.
 pub fn columns_json(
@@ -83,6 +108,7 @@ pub fn columns_json(
         "separation_px": r.separation,
         "spacing_px": r.spacing,
         "lattice_px": r.lattice,
+        "single_atoms": r.single,
         "columns": r.columns,
         "strain": strain,
     }))

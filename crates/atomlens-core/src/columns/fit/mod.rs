@@ -63,11 +63,14 @@ pub struct FitParams {
     pub noise: Noise,
     /// Levenberg–Marquardt iterations per column and pass.
     pub max_iterations: usize,
+    /// Largest window radius (px): isolated atoms are fitted over their own few σ, not over a
+    /// fraction of the distance to the next one. `None`: no cap.
+    pub max_radius: Option<f64>,
 }
 
 impl Default for FitParams {
     fn default() -> Self {
-        Self { shape: Shape::Elliptical, window: 0.4, joint: true, passes: 2, noise: Noise::Auto, max_iterations: 12 }
+        Self { shape: Shape::Elliptical, window: 0.4, joint: true, passes: 2, noise: Noise::Auto, max_iterations: 12, max_radius: None }
     }
 }
 
@@ -183,7 +186,10 @@ fn fit_in_order(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> Vec<
     let typical = ((h * w) as f64 / seeds.len() as f64).sqrt();
     let nn = nearest_distances(seeds, typical);
     let radius: Vec<f64> =
-        nn.iter().map(|&d| if d.is_finite() { (p.window * d).max(1.5) } else { 0.25 * typical.max(6.0) }).collect();
+        nn.iter()
+            .map(|&d| if d.is_finite() { (p.window * d).max(1.5) } else { 0.25 * typical.max(6.0) })
+            .map(|r| p.max_radius.map_or(r, |m| r.min(m.max(1.5))))
+            .collect();
 
     // Centre of mass (Atomap's first refinement) over 0.6 of the window, where neighbours' tails
     // pull it less (fewer windows need re-centring after the first fit: refinement 5–20 % faster,
