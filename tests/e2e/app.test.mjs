@@ -188,7 +188,7 @@ test('the embed snippet hosts the app inside another page', async () => {
   await page.close();
 });
 
-test('columns: find and fit on the demo, inspect one, export CSV, and a blank image says why', async () => {
+test('columns: find and fit on the demo, inspect one, export CSV; a blank image says why; single atoms where no lattice shows', async () => {
   const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
   await page.click('[data-testid=col-run]');
   await page.waitForFunction(() => window.__atomlens.columns && !window.__atomlens.busy, null, { timeout: 120000 });
@@ -219,6 +219,19 @@ test('columns: find and fit on the demo, inspect one, export CSV, and a blank im
   await page.click('[data-testid=col-run]');
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /no atomic lattice found/.test(e)), null, { timeout: 30000 });
   assert.equal(await page.evaluate(() => window.__atomlens.columns), null);
+  // Twelve single atoms on a noisy support (no lattice): found by significance, and said so.
+  const atoms = Array.from({ length: 12 }, (_, k) => [25 + (k % 4) * 45, 30 + Math.floor(k / 4) * 60]);
+  let seed = 7;
+  const rnd = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296;
+  const support = (x, y) => 40 + 12 * (rnd() + rnd() + rnd() - 1.5)
+    + atoms.reduce((s, [ax, ay]) => s + 60 * Math.exp(-((x - ax) ** 2 + (y - ay) ** 2) / 8), 0);
+  await drop(page, [{ name: 'atoms.tif', mimeType: 'image/tiff', buffer: tiff({ width: 192, height: 192, kind: 'f32', pixelSizeNm: 0.02, pixels: support }) }]);
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.columns?.single && !window.__atomlens.busy, null, { timeout: 30000 });
+  assert.equal(await page.evaluate(() => window.__atomlens.columns.count), atoms.length);
+  assert.match(await page.textContent('[data-testid=col-summary]'), /No lattice in this image: 12 single atoms/);
+  await page.selectOption('[data-testid=col-color]', 'significance');
+  saveArtifact('single-atoms.png', await page.screenshot());
   noErrors(errors);
   await page.close();
 });

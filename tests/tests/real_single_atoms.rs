@@ -31,7 +31,8 @@ fn hand_labelled_single_atoms() {
         let img = read(&shared.join(format!("data/real/hpai_pt_single_atoms_{n}.tif")));
         let r = columns(&img);
         assert!(r.single.is_some() && r.lattice.is_none(), "{n}: read as a lattice");
-        let text = std::fs::read_to_string(shared.join(format!("data/real/hpai_pt_single_atoms_{n}_labels.csv"))).unwrap();
+        let text =
+            std::fs::read_to_string(shared.join(format!("data/real/hpai_pt_single_atoms_{n}_labels.csv"))).unwrap();
         let truth: Vec<[f64; 2]> = text
             .lines()
             .skip(1)
@@ -78,8 +79,18 @@ fn simulated_single_atoms_at_realistic_doses() {
         let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
         let m = match_points(&truth, &pts, 0.3 / px_a);
         let rms = m.rms() * px_a * 100.0;
-        eprintln!("dose {dose:e}: {} of {} atoms, {} extra, RMS {rms:.1} pm", m.pairs.len(), truth.len(), m.extra.len());
-        assert!(m.missed.is_empty() && m.extra.len() <= 2, "dose {dose:e}: missed {:?}, extra {}", m.missed, m.extra.len());
+        eprintln!(
+            "dose {dose:e}: {} of {} atoms, {} extra, RMS {rms:.1} pm",
+            m.pairs.len(),
+            truth.len(),
+            m.extra.len()
+        );
+        assert!(
+            m.missed.is_empty() && m.extra.len() <= 2,
+            "dose {dose:e}: missed {:?}, extra {}",
+            m.missed,
+            m.extra.len()
+        );
         // One false detection per image is the rate asked for. Measured over four draws: none
         // at 10⁴, about three per image at 10⁵ (0.4 counts per pixel: the tail is still not
         // Gaussian); each with a volume under 2 % of a Pt atom's.

@@ -54,6 +54,8 @@ export class ColumnsPanel {
     this.$('col-shape').value = d.fit.shape;
     this.$('col-subl').value = d.sublattices;
     this.$('col-noise').value = d.fit.noise;
+    this.$('col-fa').value = d.single.false_alarms;
+    this.$('col-atoms').checked = d.atoms;
   }
 
   params() {
@@ -65,6 +67,8 @@ export class ColumnsPanel {
     p.fit.shape = this.$('col-shape').value;
     p.sublattices = this.$('col-subl').value;
     p.fit.noise = this.$('col-noise').value;
+    p.atoms = this.$('col-atoms').checked;
+    p.single.false_alarms = +this.$('col-fa').value || this.defaults.single.false_alarms;
     return p;
   }
 
@@ -116,12 +120,16 @@ export class ColumnsPanel {
     const medErr = errs.length ? errs[Math.floor(errs.length / 2)] : NaN;
     const { pixel_size, unit } = this.state.image;
     const pm = unit === 'nm' ? ` (${(medErr * pixel_size * 1000).toFixed(1)} pm)` : '';
-    this.store.set({ columns: { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms, lattice: table.lattice } });
-    this.$('col-summary').textContent =
-      `${n} columns: ${counts[0]} fitted, ${counts[1]} centre of mass, ${counts[2] + counts[3]} weak/edge. ` +
-      `Spacing ${table.spacing ? table.spacing.toFixed(2) + ' px' : 'given'}, separation ${table.separation.toFixed(2)} px. ` +
-      `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.` +
-      (table.lattice ? ` Lattice |a| ${table.lattice.a.toFixed(2)} px, |b| ${table.lattice.b.toFixed(2)} px, ${table.lattice.angle.toFixed(1)}°.` : '');
+    this.store.set({ columns: { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms, lattice: table.lattice, single: table.single } });
+    const precision = `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.`;
+    this.$('col-summary').textContent = table.single
+      ? `No lattice in this image: ${n} single atoms, each ${table.single.threshold.toFixed(2)} σ or more above its local support ` +
+        `(about ${table.single.false_alarms} false detection per image expected; atom width ${table.single.sigma.toFixed(2)} px). ` +
+        `${counts[0]} fitted. ${precision}`
+      : `${n} columns: ${counts[0]} fitted, ${counts[1]} centre of mass, ${counts[2] + counts[3]} weak/edge. ` +
+        `Spacing ${table.spacing ? table.spacing.toFixed(2) + ' px' : 'given'}, separation ${table.separation.toFixed(2)} px. ` +
+        precision +
+        (table.lattice ? ` Lattice |a| ${table.lattice.a.toFixed(2)} px, |b| ${table.lattice.b.toFixed(2)} px, ${table.lattice.angle.toFixed(1)}°.` : '');
     for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = false;
     this.paint();
     this.histogram();
@@ -134,6 +142,7 @@ export class ColumnsPanel {
     if (kind === 'error') return Array.from(t.x_err, (v, i) => Math.hypot(v, t.y_err[i]));
     if (kind === 'sublattice') return Array.from(t.sublattice);
     if (kind === 'coordination') return Array.from(t.coordination ?? []);
+    if (kind === 'significance') return t.significance?.length ? Array.from(t.significance) : Array.from(t.x, () => NaN);
     return Array.from(t.amplitude);
   }
 
@@ -211,7 +220,8 @@ export class ColumnsPanel {
       this.table = { ...t, x: add(t.x, x), y: add(t.y, y), sigma_x: add(t.sigma_x, NaN), sigma_y: add(t.sigma_y, NaN),
         amplitude: add(t.amplitude, NaN), x_err: add(t.x_err, NaN), y_err: add(t.y_err, NaN),
         status: Uint8Array.from([...t.status, 1]), sublattice: Uint32Array.from([...t.sublattice, 0]),
-        nn_distance: add(t.nn_distance, NaN), coordination: Uint32Array.from([...t.coordination, 0]) };
+        nn_distance: add(t.nn_distance, NaN), coordination: Uint32Array.from([...t.coordination, 0]),
+        significance: t.significance?.length ? add(t.significance, NaN) : t.significance };
       this.edited();
       return true;
     }
@@ -248,6 +258,7 @@ export class ColumnsPanel {
       ['amplitude', fmt(t.amplitude[i])], ['volume', fmt(t.volume?.[i])], ['background', fmt(t.background?.[i])],
       ['residual rms', fmt(t.residual_rms?.[i])], ['status', STATUS[t.status[i]]], ['sublattice', String(t.sublattice[i])],
       ['nearest neighbour', t.nn_distance ? `${fmt(t.nn_distance[i])} px` : '–'], ['first-shell neighbours', t.coordination ? String(t.coordination[i]) : '–'],
+      ...(t.significance?.length ? [['significance', `${fmt(t.significance[i])} σ (threshold ${fmt(t.single?.threshold)})`]] : []),
     ];
     this.$('col-detail-id').textContent = `#${i}`;
     this.$('col-detail-table').replaceChildren(...rows.map(([k, v]) => {

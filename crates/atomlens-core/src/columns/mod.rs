@@ -54,14 +54,27 @@ pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Re
     if p.find.separation.is_some() && !p.atoms {
         return find_columns(img, &p.find);
     }
+    let mut notes = Vec::new();
     if !p.atoms {
         let a = analyse(img, pixel_nm)?;
         if let Some(d) = a.spacing {
             let given = PeakParams { separation: Some(0.7 * d), ..p.find.clone() };
             return Ok(Peaks { spacing: Some(d), lattice: a.lattice, ..find_columns(img, &given)? });
         }
+        notes = a.notes;
     }
     let s = find_single_atoms(img, pixel_nm, &p.single)?;
+    if s.atoms.is_empty() {
+        notes.push(format!(
+            "no single atom stands {:.1} σ above its support either (≈ {} false detection per image)",
+            s.threshold, s.false_alarms
+        ));
+        return Err(if p.atoms {
+            CoreError::NotFound { what: "single atom", reason: notes.join("; ") }
+        } else {
+            CoreError::NoLattice { reason: notes.join("; ") }
+        });
+    }
     Ok(Peaks {
         points: s.atoms.iter().map(|a| [a.x, a.y]).collect(),
         separation: 3.0 * s.sigma,
@@ -85,12 +98,41 @@ pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Resul
         let (mut columns, _) = refine(img, &peaks.points, &single, None)?;
         // Isolated atoms are one kind of site; brighter ones are told apart by their volume.
         columns.iter_mut().for_each(|c| c.sublattice = 0);
-        return Ok(ColumnResult { columns, separation: peaks.separation, spacing: None, lattice: None, single: Some(s.clone()) });
+        return Ok(ColumnResult {
+            columns,
+            separation: peaks.separation,
+            spacing: None,
+            lattice: None,
+            single: Some(s.clone()),
+        });
     }
     // The finder's lattice when it estimated the spacing; else the spectrum's at the given one.
     let rough = peaks.lattice.clone().or_else(|| lattice_vectors(img, peaks.nn_distance()).ok());
     let (columns, lattice) = refine(img, &peaks.points, p, rough.as_ref())?;
     Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice, single: None })
+}
+
+/// Fit again at `seeds` after the user added, moved or deleted columns: the previous run's
+/// lattice is refined on them; single atoms get their significance read at the new positions.
+pub fn refit(
+    img: ArrayView2<f32>,
+    seeds: &[[f64; 2]],
+    p: &ColumnParams,
+    previous: &ColumnResult,
+) -> Result<ColumnResult, CoreError> {
+    if let Some(s) = &previous.single {
+        let single = s.at(img, seeds);
+        let peaks = Peaks {
+            points: seeds.to_vec(),
+            separation: previous.separation,
+            spacing: None,
+            lattice: None,
+            single: Some(single),
+        };
+        return fit_found(img, &peaks, p);
+    }
+    let (columns, lattice) = refine(img, seeds, p, previous.lattice.as_ref())?;
+    Ok(ColumnResult { columns, lattice, ..previous.clone() })
 }
 
 /// Refine columns at `seeds` (found, or edited by hand), refine the `lattice` (from a spectrum)

@@ -69,6 +69,24 @@ pub struct SingleAtoms {
     pub false_alarms: f64,
 }
 
+impl SingleAtoms {
+    /// The same detection's atoms moved to `points` (edited by hand), each with the
+    /// significance at its nearest pixel.
+    pub fn at(&self, img: ArrayView2<f32>, points: &[[f64; 2]]) -> SingleAtoms {
+        let z = significance(img, self.sigma);
+        let (h, w) = z.dim();
+        let atoms = points
+            .iter()
+            .map(|&[x, y]| {
+                let (px, py) =
+                    (x.round().clamp(0.0, w as f64 - 1.0) as usize, y.round().clamp(0.0, h as f64 - 1.0) as usize);
+                SingleAtom { x, y, z: z[[py, px]] as f64 }
+            })
+            .collect();
+        SingleAtoms { atoms, ..self.clone() }
+    }
+}
+
 /// Find single atoms (see the module docs). `pixel_nm`: the calibration, for the default width.
 pub fn find_single_atoms(
     img: ArrayView2<f32>,
@@ -81,7 +99,9 @@ pub fn find_single_atoms(
     if !(sigma.is_finite() && sigma >= 0.5) {
         return Err(CoreError::InvalidParameter {
             name: "sigma",
-            reason: format!("an atom width of {sigma:.2} px is below half a pixel: the image is too coarse for single atoms"),
+            reason: format!(
+                "an atom width of {sigma:.2} px is below half a pixel: the image is too coarse for single atoms"
+            ),
         });
     }
     if !(p.false_alarms.is_finite() && p.false_alarms > 0.0) {
@@ -102,12 +122,7 @@ pub fn find_single_atoms(
     let mut atoms: Vec<SingleAtom> = z
         .indexed_iter()
         .filter(|&((y, x), &v)| {
-            v as f64 >= threshold
-                && v == peak[[y, x]]
-                && x >= border
-                && y >= border
-                && x + border < w
-                && y + border < h
+            v as f64 >= threshold && v == peak[[y, x]] && x >= border && y >= border && x + border < w && y + border < h
         })
         .filter(|&((y, x), _)| !is_ridge(z.view(), y, x, sigma))
         .map(|((y, x), &v)| SingleAtom { x: x as f64, y: y as f64, z: v as f64 })
@@ -131,7 +146,11 @@ fn is_ridge(z: ArrayView2<f32>, y: usize, x: usize, sigma: f64) -> bool {
     let r = 2.5 * sigma;
     let at = |dx: f64, dy: f64| {
         let (px, py) = ((x as f64 + dx).round(), (y as f64 + dy).round());
-        if px < 0.0 || py < 0.0 || px >= w as f64 || py >= h as f64 { f32::NEG_INFINITY } else { z[[py as usize, px as usize]] }
+        if px < 0.0 || py < 0.0 || px >= w as f64 || py >= h as f64 {
+            f32::NEG_INFINITY
+        } else {
+            z[[py as usize, px as usize]]
+        }
     };
     let half = 0.5 * z[[y, x]];
     (0..8).any(|k| {
@@ -215,7 +234,8 @@ mod tests {
         Array2::from_shape_fn((256, 256), |(y, x)| {
             let (xf, yf) = (x as f64, y as f64);
             let base = if xf + yf < 80.0 { 5.0 } else { 40.0 + 0.15 * xf + 10.0 * (yf / 40.0).sin() };
-            let a: f64 = atoms.iter().map(|&(ax, ay)| peak * (-((xf - ax).powi(2) + (yf - ay).powi(2)) / 4.5).exp()).sum();
+            let a: f64 =
+                atoms.iter().map(|&(ax, ay)| peak * (-((xf - ax).powi(2) + (yf - ay).powi(2)) / 4.5).exp()).sum();
             Poisson::new(base + a).map_or(0.0, |d| d.sample(&mut rng)) as f32
         })
     }
@@ -230,7 +250,8 @@ mod tests {
 
     #[test]
     fn atoms_several_sigma_above_the_support_are_found_where_they_are() {
-        let truth: Vec<(f64, f64)> = (0..30).map(|k| (30.0 + (k % 6) as f64 * 38.0, 30.0 + (k / 6) as f64 * 45.0)).collect();
+        let truth: Vec<(f64, f64)> =
+            (0..30).map(|k| (30.0 + (k % 6) as f64 * 38.0, 30.0 + (k / 6) as f64 * 45.0)).collect();
         let img = support(&truth, 60.0, 7);
         let r = find_single_atoms(img.view(), None, &Default::default()).unwrap();
         let found = truth.iter().filter(|t| r.atoms.iter().any(|a| (a.x - t.0).hypot(a.y - t.1) <= 1.5)).count();
@@ -241,7 +262,9 @@ mod tests {
     #[test]
     fn bad_parameters_are_refused() {
         let img = support(&[], 0.0, 1);
-        assert!(find_single_atoms(img.view(), None, &SingleAtomParams { false_alarms: 0.0, ..Default::default() }).is_err());
+        assert!(
+            find_single_atoms(img.view(), None, &SingleAtomParams { false_alarms: 0.0, ..Default::default() }).is_err()
+        );
         assert!(find_single_atoms(img.view(), Some(0.2), &Default::default()).is_err());
         assert!(find_single_atoms(img.slice(ndarray::s![..10, ..10]), None, &Default::default()).is_err());
     }

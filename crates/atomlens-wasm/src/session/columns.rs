@@ -1,18 +1,18 @@
 //! Columns of the shown image: found (positions first, so the page draws them while the fits
 //! run), fitted, refitted after edits, exported, and one column's data against its model.
-use atomlens_core::columns::find::find_columns;
 use atomlens_core::columns::fit::AtomColumn;
-use atomlens_core::columns::{ColumnParams, fit_found, refine, residual};
+use atomlens_core::columns::{ColumnParams, find, fit_found, refit, residual};
 
 use super::Session;
 use crate::error::{Error, Result};
 use crate::reply::Reply;
 
 impl Session {
-    /// Find the columns of the shown image with `p`: `{x, y}`, kept for [`Session::fit_found`].
+    /// Find the columns of the shown image with `p` (or its single atoms where it shows no
+    /// lattice): `{x, y}`, kept for [`Session::fit_found`].
     pub fn find_seeds(&mut self, p: ColumnParams) -> Result<Reply> {
         let shown = self.shown_mut()?;
-        let peaks = find_columns(shown.image.view(), &p.find)?;
+        let peaks = find(shown.image.view(), shown.image.calibration.pixel_nm(), &p)?;
         let reply = Reply::new()
             .f64s("x", peaks.points.iter().map(|q| q[0]).collect())
             .f64s("y", peaks.points.iter().map(|q| q[1]).collect());
@@ -34,7 +34,7 @@ impl Session {
         let shown = self.shown_mut()?;
         let (result, p) = shown.columns.as_mut().ok_or_else(|| Error::state("find the columns first"))?;
         let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
-        (result.columns, result.lattice) = refine(shown.image.view(), &seeds, p, result.lattice.as_ref())?;
+        *result = refit(shown.image.view(), &seeds, p, result)?;
         self.column_table()
     }
 
@@ -44,7 +44,8 @@ impl Session {
 
     /// The columns as arrays named like the CSV's columns (`x`, `y`, `sigma_x`, …, `status`: 0
     /// fitted, 1 centre of mass, 2 too few pixels, 3 not significant), with `separation`,
-    /// `spacing` and `lattice` (`{a, b, angle, vectors}`).
+    /// `spacing` and `lattice` (`{a, b, angle, vectors}`); for single atoms `significance` (z
+    /// per atom) and `single` (`{threshold, false_alarms, sigma}`), else `single: null`.
     pub fn column_table(&self) -> Result<Reply> {
         let (r, _) = self.columns()?;
         let c = &r.columns;
@@ -71,12 +72,19 @@ impl Session {
             .u32s("coordination", c.iter().map(|a| a.coordination).collect())
             .json("separation", &r.separation)
             .json("spacing", &r.spacing)
-            .json("lattice", &lattice))
+            .json("lattice", &lattice)
+            .f64s("significance", r.single.as_ref().map_or_else(Vec::new, |s| s.atoms.iter().map(|a| a.z).collect()))
+            .json(
+                "single",
+                &r.single.as_ref().map(
+                    |s| serde_json::json!({ "threshold": s.threshold, "false_alarms": s.false_alarms, "sigma": s.sigma }),
+                ),
+            ))
     }
 
     /// The columns as CSV (Atomap's conventions).
     pub fn columns_csv(&self) -> Result<String> {
-        Ok(atomlens_io::tables::columns_csv(&self.columns()?.0.columns))
+        Ok(atomlens_io::tables::result_csv(&self.columns()?.0))
     }
 
     /// The columns as JSON with calibration and parameters.

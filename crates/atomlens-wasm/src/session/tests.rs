@@ -178,3 +178,32 @@ fn tomography_runs_in_steps_and_refuses_what_the_browser_cannot_hold() {
     let e = s.tomo_begin(1, &[-10.0, 0.0, 10.0], sirt, 400, Preparation::default()).unwrap_err();
     assert_eq!(e.kind, "too_large");
 }
+
+#[test]
+fn an_image_without_a_lattice_gives_single_atoms_with_their_significance() {
+    // Twelve Gaussian atoms (σ 2 px, 60 counts) on a Poisson support of 40 counts, 0.02 nm/px.
+    let atoms: Vec<(f64, f64)> =
+        (0..12).map(|k| (25.0 + (k % 4) as f64 * 45.0, 30.0 + (k / 4) as f64 * 60.0)).collect();
+    let clean = Array2::from_shape_fn((192, 192), |(y, x)| {
+        let a: f64 = atoms
+            .iter()
+            .map(|&(ax, ay)| 60.0 * (-((x as f64 - ax).powi(2) + (y as f64 - ay).powi(2)) / 8.0).exp())
+            .sum();
+        (40.0 + a) as f32
+    });
+    let img = atomlens_core::synth::at_dose(clean.view(), 1.0, 3);
+    let mut s = Session::new();
+    s.load_files("atoms.tif", vec![tiff_file("atoms.tif", &img)]).unwrap();
+    s.select(0, 0).unwrap();
+    s.find_seeds(ColumnParams::default()).unwrap();
+    let t = s.fit_found().unwrap();
+    let (x, z) = (t.numbers("x"), t.numbers("significance"));
+    assert_eq!(x.len(), atoms.len(), "{x:?}");
+    assert_eq!(z.len(), x.len());
+    assert!(t.values["single"]["threshold"].as_f64().unwrap() > 2.0);
+    assert!(s.columns_csv().unwrap().lines().next().unwrap().ends_with(",significance"));
+    // Deleting one by hand and refitting keeps the mode and re-reads the significance.
+    let (xs, ys) = (x[1..].to_vec(), t.numbers("y")[1..].to_vec());
+    let t = s.refit(xs, ys).unwrap();
+    assert_eq!(t.numbers("significance").len(), atoms.len() - 1);
+}

@@ -70,7 +70,15 @@ pub struct FitParams {
 
 impl Default for FitParams {
     fn default() -> Self {
-        Self { shape: Shape::Elliptical, window: 0.4, joint: true, passes: 2, noise: Noise::Auto, max_iterations: 12, max_radius: None }
+        Self {
+            shape: Shape::Elliptical,
+            window: 0.4,
+            joint: true,
+            passes: 2,
+            noise: Noise::Auto,
+            max_iterations: 12,
+            max_radius: None,
+        }
     }
 }
 
@@ -185,11 +193,11 @@ fn fit_in_order(img: ArrayView2<f32>, seeds: &[[f64; 2]], p: &FitParams) -> Vec<
     let poisson = p.noise.is_poisson(img);
     let typical = ((h * w) as f64 / seeds.len() as f64).sqrt();
     let nn = nearest_distances(seeds, typical);
-    let radius: Vec<f64> =
-        nn.iter()
-            .map(|&d| if d.is_finite() { (p.window * d).max(1.5) } else { 0.25 * typical.max(6.0) })
-            .map(|r| p.max_radius.map_or(r, |m| r.min(m.max(1.5))))
-            .collect();
+    let radius: Vec<f64> = nn
+        .iter()
+        .map(|&d| if d.is_finite() { (p.window * d).max(1.5) } else { 0.25 * typical.max(6.0) })
+        .map(|r| p.max_radius.map_or(r, |m| r.min(m.max(1.5))))
+        .collect();
 
     // Centre of mass (Atomap's first refinement) over 0.6 of the window, where neighbours' tails
     // pull it less (fewer windows need re-centring after the first fit: refinement 5–20 % faster,
