@@ -64,6 +64,9 @@ struct Side {
     missed: Option<usize>,
     extra: Option<usize>,
     sigma_err: Option<f64>,
+    /// The whole `atomlens columns IMAGE --out CSV` process (load, lattice, find, fit,
+    /// sublattices, write), median wall time.
+    whole_s: Option<f64>,
 }
 
 /// Time both sides on every case and print the table.
@@ -95,16 +98,20 @@ pub fn run(shared: &Path, quick: bool, no_peer: bool, repeat: usize) -> Result<(
         }
         peer
     };
+    for (c, side) in cases.iter().zip(&mut ours) {
+        side.whole_s = Some(time_whole(&shared.join(c.image), repeat)?);
+    }
 
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("atomlens {} vs Atomap 0.4.2, same images, same run; {cpus} cores", env!("CARGO_PKG_VERSION"));
     println!(
-        "refine = Gaussian refinement step (atomlens: all passes, threads on; Atomap: refine_atom_positions_using_2d_gaussian)\n"
+        "refine = Gaussian refinement step (atomlens: all passes, threads on; Atomap: refine_atom_positions_using_2d_gaussian); \
+         whole = the whole `atomlens columns IMAGE --out CSV` process against Atomap's refinement step alone\n"
     );
     println!(
-        "| image | columns (al / Atomap) | RMS vs truth px (al / Atomap) | missed+extra inside (al / Atomap) | σ error rms (al / Atomap) | refine per column (al / Atomap) | speed-up |"
+        "| image | columns (al / Atomap) | RMS vs truth px (al / Atomap) | missed+extra inside (al / Atomap) | σ error rms (al / Atomap) | refine per column (al / Atomap) | speed-up | whole command (al) | whole vs Atomap refine |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let f = |v: Option<f64>, d: usize| v.map(|x| format!("{x:.d$}")).unwrap_or_else(|| "–".into());
     for ((c, o), p) in cases.iter().zip(&ours).zip(&peer) {
         let per = |s: &Side| s.refine_s / s.columns.max(1) as f64;
@@ -119,9 +126,12 @@ pub fn run(shared: &Path, quick: bool, no_peer: bool, repeat: usize) -> Result<(
             None => ("–".into(), "–".into(), "–".into(), "–".into(), "–".into()),
         };
         let ratio = p.as_ref().map(|p| format!("{:.0}×", per(p) / per(o))).unwrap_or("–".into());
+        let whole = o.whole_s.map(|w| format!("{:.0} ms", w * 1e3)).unwrap_or("–".into());
+        let whole_ratio =
+            p.as_ref().zip(o.whole_s).map(|(p, w)| format!("{:.0}×", p.refine_s / w)).unwrap_or("–".into());
         let omiss = o.missed.zip(o.extra).map(|(m, e)| format!("{}", m + e)).unwrap_or("–".into());
         println!(
-            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.1} µs / {} | {} |",
+            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.1} µs / {} | {} | {} | {} |",
             c.id,
             o.columns,
             pc,
@@ -133,10 +143,34 @@ pub fn run(shared: &Path, quick: bool, no_peer: bool, repeat: usize) -> Result<(
             psig,
             per(o) * 1e6,
             pper,
-            ratio
+            ratio,
+            whole,
+            whole_ratio
         );
     }
     Ok(())
+}
+
+/// Median wall time of `repeat` runs (at least 3) of this binary's `columns` command on `image`,
+/// writing a CSV as a user would.
+fn time_whole(image: &Path, repeat: usize) -> Result<f64> {
+    let exe = std::env::current_exe()?;
+    let out = std::env::temp_dir().join(format!("atomlens-bench-{}.csv", std::process::id()));
+    let mut times = Vec::new();
+    for _ in 0..repeat.max(3) {
+        let t = Instant::now();
+        let status = Command::new(&exe)
+            .arg("columns")
+            .arg(image)
+            .arg("--out")
+            .arg(&out)
+            .stderr(std::process::Stdio::null())
+            .status()?;
+        times.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(status.success(), "atomlens columns {} failed", image.display());
+    }
+    let _ = std::fs::remove_file(&out);
+    Ok(median(&mut times))
 }
 
 /// `repeat` timed refinements (seconds) and the last one's columns.
@@ -216,6 +250,7 @@ fn atomap(shared: &Path, cases: &[&Case]) -> Result<Vec<Option<Side>>> {
                 extra: r["extra"].as_u64().map(|v| v as usize),
                 sigma_err: r["sigma_err"].as_f64(),
                 times: Vec::new(),
+                whole_s: None,
             })
         })
         .collect())

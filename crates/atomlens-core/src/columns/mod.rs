@@ -47,9 +47,14 @@ pub struct ColumnResult {
     pub single: Option<SingleAtoms>,
 }
 
+/// The coarsest pixel (nm) on which [`find`] looks for single atoms unaided: a Pt atom's image
+/// (σ ≈ 0.6 Å) must span at least a pixel each side.
+pub const MAX_ATOM_PIXEL_NM: f64 = 0.06;
+
 /// Find the columns of `img`, or its single atoms when it shows no lattice (and no separation
-/// was given) or `p.atoms` asks: what `atomlens columns` and the page do. `pixel_nm`: the
-/// calibration, for the plausibility of the lattice and the atoms' default width.
+/// was given) on a calibrated image fine enough for atoms ([`MAX_ATOM_PIXEL_NM`]), or when
+/// `p.atoms` asks: what `atomlens columns` and the page do. `pixel_nm`: the calibration, for
+/// the plausibility of the lattice and the atoms' default width.
 pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Result<Peaks, CoreError> {
     if p.find.separation.is_some() && !p.atoms {
         return find_columns(img, &p.find);
@@ -62,6 +67,24 @@ pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Re
             return Ok(Peaks { spacing: Some(d), lattice: a.lattice, ..find_columns(img, &given)? });
         }
         notes = a.notes;
+        // Without a lattice, single atoms are looked for only where pixels can resolve them: an
+        // uncalibrated or coarse image (a low-magnification field of particles) would give
+        // confident "atoms" that are particles or support grains.
+        match pixel_nm {
+            Some(px) if px <= MAX_ATOM_PIXEL_NM => {}
+            Some(px) => {
+                notes.push(format!(
+                    "pixels of {:.2} Å are too coarse for single atoms (≤ {:.1} Å needed)",
+                    px * 10.0,
+                    MAX_ATOM_PIXEL_NM * 10.0
+                ));
+                return Err(CoreError::NoLattice { reason: notes.join("; ") });
+            }
+            None => {
+                notes.push("the image is uncalibrated, so single atoms are not looked for unless asked (--atoms, the page's \"single atoms\")".into());
+                return Err(CoreError::NoLattice { reason: notes.join("; ") });
+            }
+        }
     }
     let s = find_single_atoms(img, pixel_nm, &p.single)?;
     if s.atoms.is_empty() {
@@ -172,6 +195,29 @@ pub fn refine(
 mod tests {
     use super::*;
     use crate::metrics::match_points;
+
+    #[test]
+    fn single_atoms_are_looked_for_unaided_only_on_a_fine_calibrated_image() {
+        let atoms: Vec<(f64, f64)> =
+            (0..9).map(|k| (30.0 + (k % 3) as f64 * 50.0, 30.0 + (k / 3) as f64 * 50.0)).collect();
+        let clean = ndarray::Array2::from_shape_fn((160, 160), |(y, x)| {
+            let a: f64 = atoms
+                .iter()
+                .map(|&(ax, ay)| 50.0 * (-((x as f64 - ax).powi(2) + (y as f64 - ay).powi(2)) / 8.0).exp())
+                .sum();
+            (30.0 + a) as f32
+        });
+        let img = crate::synth::at_dose(clean.view(), 1.0, 5);
+        let p = ColumnParams::default();
+        let found = find(img.view(), Some(0.02), &p).unwrap();
+        assert_eq!(found.single.as_ref().map(|s| s.atoms.len()), Some(atoms.len()));
+        for (px, says) in [(None, "uncalibrated"), (Some(0.2), "too coarse")] {
+            let e = find(img.view(), px, &p).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
+        let asked = find(img.view(), None, &ColumnParams { atoms: true, ..p }).unwrap();
+        assert_eq!(asked.points.len(), atoms.len());
+    }
     use crate::synth::{NanoparticleParams, nanoparticle};
 
     /// The built-in demo (Poisson counts, support background): every column of three or more
