@@ -236,6 +236,26 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   await page.close();
 });
 
+test('real single-atom HAADF: no lattice, atoms by significance, and a low-magnification field is refused with the reason', { skip: !hasShared && 'needs ../shared' }, async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const real = path.join(SHARED, 'data/real');
+  await drop(page, [path.join(real, 'hpai_pt_single_atoms_057.tif')]);
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.columns?.single && !window.__atomlens.busy, null, { timeout: 60000 });
+  // 69 hand-labelled atoms; the detector finds 50–75 at one false alarm per image.
+  const n = await page.evaluate(() => window.__atomlens.columns.count);
+  assert.ok(n >= 50 && n <= 75, `found ${n}`);
+  assert.match(await page.textContent('[data-testid=col-summary]'), /No lattice in this image: \d+ single atoms/);
+  await page.selectOption('[data-testid=col-color]', 'significance');
+  saveArtifact('real-single-atoms.png', await page.screenshot());
+  await drop(page, [path.join(real, 'yolo_field_PtC2.jpg')]);
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /uncalibrated, so single atoms are not looked for/.test(e)), null, { timeout: 60000 });
+  assert.equal(await page.evaluate(() => window.__atomlens.columns), null);
+  noErrors(errors);
+  await page.close();
+});
+
 test('strain: GPA on the demo, maps and profile, self-test passes, reference drawn, exports, bad g and blank image say why', async () => {
   const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
   await page.click('[data-testid=gpa-run]');

@@ -23,8 +23,8 @@ pub struct Args {
     /// Relative threshold 0–1 on the smoothed image.
     #[arg(long)]
     threshold: Option<f64>,
-    /// Noise model of the error bars: poisson or gaussian (default: auto, Poisson for integer
-    /// counts, else Gaussian).
+    /// Noise model of the error bars: poisson or gaussian (default: auto, Poisson when the pixels
+    /// are counts: whole numbers whose noise variance is about their mean, else Gaussian).
     #[arg(long, value_parser = serde_name::<Noise>)]
     noise: Option<Noise>,
     /// Column shape: elliptical or circular (default: elliptical).

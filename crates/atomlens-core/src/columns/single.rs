@@ -166,24 +166,13 @@ pub fn significance(img: ArrayView2<f32>, sigma: f64) -> Array2<f32> {
     let dog = &narrow - &wide;
     let floor = mad(dog.iter().copied()).max(f32::MIN_POSITIVE);
     let local = local_mad(dog.view(), (16.0 * sigma).ceil() as usize);
-    // Counts: at a few per pixel or fewer (a thin support at 10⁴ e⁻/Å²) the filtered noise is
-    // far from Gaussian and three stray counts would pass for an atom. There the peak is a
+    // Counts (`Noise::Auto`: whole numbers whose variance is about their mean): at a few per
+    // pixel or fewer (a thin support at 10⁴ e⁻/Å²) the filtered noise is far from Gaussian and
+    // three stray counts would pass for an atom. There the peak is a
     // count over the filter's effective area (4πσ²) against the local mean's Poisson
     // expectation, and its significance the variance-stabilised (Anscombe) difference; the
     // smaller of the two z is kept, so at high counts nothing changes.
-    // Integer pixels are counts of electrons only when their noise variance is about their
-    // mean (a detector's scaled units are integers too). Half the mean squared difference of
-    // horizontal neighbours is the variance of uncorrelated noise on a smooth image, sparse
-    // counts included.
-    let counts = crate::image::Noise::Auto.is_poisson(img) && {
-        let (mut sum, mut n) = (0.0f64, 0usize);
-        for w in img.windows((1, 2)) {
-            sum += ((w[[0, 1]] - w[[0, 0]]) as f64).powi(2);
-            n += 1;
-        }
-        let (var, mean) = (sum / (2.0 * n.max(1) as f64), crate::image::stats::finite_mean(img));
-        mean > 0.0 && (0.5..2.0).contains(&(var / mean))
-    };
+    let counts = crate::image::Noise::Auto.is_poisson(img);
     let area = (4.0 * std::f64::consts::PI * sigma * sigma) as f32;
     let mut z = dog;
     ndarray::Zip::from(&mut z).and(&local).and(&narrow).and(&wide).for_each(|v, &n, &c, &lam| {

@@ -12,7 +12,8 @@ pub enum Noise {
     Poisson,
     /// Additive Gaussian noise, its variance estimated from each column's residual.
     Gaussian,
-    /// Poisson when every pixel is a non-negative integer, Gaussian otherwise.
+    /// Poisson when the pixels look like counts (whole, non-negative, noise variance about the
+    /// mean: a detector's scaled units are whole numbers too), Gaussian otherwise.
     #[default]
     Auto,
 }
@@ -32,9 +33,33 @@ impl Noise {
             // only for whole values (cheaper than `fract`, a library call on baseline x86-64).
             Noise::Auto => {
                 img.iter().all(|&v| v.is_finite() && v >= 0.0 && (v >= 16_777_216.0 || (v as u32) as f32 == v))
+                    && variance_over_mean(img).is_some_and(|r| (1.0 / 3.0..3.0).contains(&r))
             }
         }
     }
+}
+
+/// The noise variance over the mean: ≈ 1 for counts of electrons. The variance is the mean
+/// square of Immerkær's Laplacian-difference response (which cancels smooth structure to second
+/// order) over its kernel's Σk² = 36: unbiased for any uncorrelated noise, sparse counts
+/// included. `None` without an interior or a positive mean.
+pub fn variance_over_mean(img: ArrayView2<f32>) -> Option<f64> {
+    let (h, w) = img.dim();
+    if h < 3 || w < 3 {
+        return None;
+    }
+    let (mut sq, mut n) = (0.0f64, 0usize);
+    for win in img.windows((3, 3)) {
+        let r = win[[0, 0]] - 2.0 * win[[0, 1]] + win[[0, 2]] - 2.0 * win[[1, 0]] + 4.0 * win[[1, 1]]
+            - 2.0 * win[[1, 2]]
+            + win[[2, 0]]
+            - 2.0 * win[[2, 1]]
+            + win[[2, 2]];
+        sq += (r as f64).powi(2);
+        n += 1;
+    }
+    let mean = crate::image::stats::finite_mean(img);
+    (mean > 0.0 && n > 0).then(|| sq / n as f64 / 36.0 / mean)
 }
 
 /// Noise standard deviation of `img` (Immerkær 1996): the mean absolute response to a
