@@ -1,0 +1,62 @@
+//! Columns in fields of 8–18 frozen-phonon particles on amorphous carbon (`sim/fields.py`,
+//! 1024² and 2048²) at 10⁴ e⁻/Å²: every on-axis Pt particle's columns found (≥ 95 %), nothing
+//! on the support. One spacing serves the whole field today (the particles are all Pt, 7.8–9.9
+//! px apart); per-particle lattices are not built yet.
+#![allow(clippy::unwrap_used)]
+use atomlens_core::columns::{ColumnParams, find, fit_found};
+use atomlens_core::metrics::match_points;
+use atomlens_io::{Limits, NamedFile};
+use atomlens_tests::{sim_dir, skip_sim};
+
+/// Measured (seed 1): truncated octahedra [110] 88/88, cuboctahedra [100] 165/169 (single
+/// adatoms missed) in every field, 0 spurious on the support; the ordered PtCo particle [100]
+/// 196–206 of 249 (its Co columns are ~1/6 of a Pt column's intensity: not yet found by
+/// significance), reported, not asserted.
+#[test]
+fn on_axis_pt_particles_in_simulated_fields() {
+    let Some(sim) = sim_dir() else { return skip_sim("on_axis_pt_particles_in_simulated_fields") };
+    for field in ["field_1", "field_2", "field_3"] {
+        let Ok(bytes) = std::fs::read(sim.join(format!("{field}.tif"))) else {
+            return skip_sim("on_axis_pt_particles_in_simulated_fields (no composed fields)");
+        };
+        let img = atomlens_io::read_one(NamedFile::new("a.tif", bytes), &Limits::NATIVE).unwrap()[0].frame(0).unwrap();
+        let px_a = img.calibration.pixel_size * 10.0;
+        let rows = |f: &str| -> Vec<Vec<String>> {
+            std::fs::read_to_string(sim.join(format!("{field}_{f}.csv")))
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').map(str::to_string).collect())
+                .collect()
+        };
+        let truth: Vec<Vec<f64>> =
+            rows("truth").iter().map(|r| r.iter().map(|v| v.parse().unwrap()).collect()).collect();
+        let particles = rows("particles");
+        let noisy = atomlens_core::synth::at_dose(img.view(), 1e4 * px_a * px_a, 1);
+        let p = ColumnParams::default();
+        let r = fit_found(noisy.view(), &find(noisy.view(), img.calibration.pixel_nm(), &p).unwrap(), &p).unwrap();
+        let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
+        let tp: Vec<[f64; 2]> = truth.iter().map(|t| [t[0], t[1]]).collect();
+        let m = match_points(&tp, &pts, 0.5 / px_a);
+        let matched: std::collections::HashSet<usize> = m.pairs.iter().map(|p| p.0).collect();
+        for q in &particles {
+            let (id, name, on_axis): (f64, &str, bool) = (q[0].parse().unwrap(), &q[1], q[5] == "1");
+            let cols: Vec<usize> = (0..truth.len()).filter(|&i| truth[i][4] == id).collect();
+            let got = cols.iter().filter(|i| matched.contains(*i)).count();
+            eprintln!("{field} particle {id} {name}: {got} of {} columns", cols.len());
+            if on_axis && name.starts_with("pt_") {
+                assert!(got as f64 >= 0.95 * cols.len() as f64, "{field} {name}: {got} of {}", cols.len());
+            }
+        }
+        let outside = |j: usize| {
+            particles.iter().all(|q| {
+                let (cx, cy, rad): (f64, f64, f64) =
+                    (q[2].parse().unwrap(), q[3].parse().unwrap(), q[4].parse().unwrap());
+                (pts[j][0] - cx).hypot(pts[j][1] - cy) > rad + 3.0
+            })
+        };
+        let on_support = m.extra.iter().filter(|&&j| outside(j)).count();
+        eprintln!("{field}: {} columns, {on_support} on the support", pts.len());
+        assert!(on_support as f64 <= 0.02 * pts.len() as f64, "{field}: {on_support} columns on the support");
+    }
+}
