@@ -1,4 +1,4 @@
-//! Atomic columns: found ([`find`]), refined by Gaussian fits with error bars ([`fit`]), sorted
+//! Atomic columns: found ([`mod@find`]), refined by Gaussian fits with error bars ([`fit`]), sorted
 //! into sublattices ([`sublattice`]); [`find_and_fit`] is the pipeline in one call.
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ pub struct ColumnParams {
     pub fit: FitParams,
     /// How columns are split into sublattices.
     pub sublattices: Sublattices,
-    /// Single atoms, looked for when the image shows no lattice ([`find`]).
+    /// Single atoms, looked for when the image shows no lattice ([`find()`]).
     pub single: SingleAtomParams,
     /// Look for single atoms even where a lattice shows (atoms on a crystalline support).
     pub atoms: bool,
@@ -47,7 +47,7 @@ pub struct ColumnResult {
     pub single: Option<SingleAtoms>,
 }
 
-/// The coarsest pixel (nm) on which [`find`] looks for single atoms unaided: a Pt atom's image
+/// The coarsest pixel (nm) on which [`find()`] looks for single atoms unaided: a Pt atom's image
 /// (σ ≈ 0.6 Å) must span at least a pixel each side.
 pub const MAX_ATOM_PIXEL_NM: f64 = 0.06;
 
