@@ -28,3 +28,32 @@ pub fn sim_dir() -> Option<PathBuf> {
 pub fn skip_sim(test: &str) {
     eprintln!("SKIPPED {test}: the simulated set is absent (run `python sim/make.py`, see sim/README.md)");
 }
+
+/// The first frame of the first signal of an image file (panics: for tests).
+#[allow(clippy::unwrap_used)]
+pub fn read_image(path: &std::path::Path) -> atomlens_core::Image {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("image");
+    let signals = atomlens_io::read_one(
+        atomlens_io::NamedFile::new(name, std::fs::read(path).unwrap()),
+        &atomlens_io::Limits::NATIVE,
+    )
+    .unwrap();
+    signals[0].frame(0).unwrap()
+}
+
+/// The rows of a CSV file with a header, each split at commas (panics: for tests).
+#[allow(clippy::unwrap_used)]
+pub fn csv_rows(path: &std::path::Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.trim().to_string()).collect())
+        .collect()
+}
+
+/// The first two columns of a CSV file with a header as points `[x, y]` (panics: for tests).
+#[allow(clippy::unwrap_used)]
+pub fn csv_points(path: &std::path::Path) -> Vec<[f64; 2]> {
+    csv_rows(path).iter().map(|r| [r[0].parse().unwrap(), r[1].parse().unwrap()]).collect()
+}

@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used)]
 use atomlens_core::columns::{ColumnParams, find, fit_found};
 use atomlens_core::metrics::match_points;
-use atomlens_io::{Limits, NamedFile};
-use atomlens_tests::{sim_dir, skip_sim};
+use atomlens_tests::{csv_rows, read_image, sim_dir, skip_sim};
 
 /// Measured (seed 1): truncated octahedra [110] 88/88, cuboctahedra [100] 165/169 (single
 /// adatoms missed) in every field, 0 spurious on the support; the ordered PtCo particle [100]
@@ -16,19 +15,12 @@ use atomlens_tests::{sim_dir, skip_sim};
 fn on_axis_pt_particles_in_simulated_fields() {
     let Some(sim) = sim_dir() else { return skip_sim("on_axis_pt_particles_in_simulated_fields") };
     for field in ["field_1", "field_2", "field_3"] {
-        let Ok(bytes) = std::fs::read(sim.join(format!("{field}.tif"))) else {
+        if !sim.join(format!("{field}.tif")).is_file() {
             return skip_sim("on_axis_pt_particles_in_simulated_fields (no composed fields)");
-        };
-        let img = atomlens_io::read_one(NamedFile::new("a.tif", bytes), &Limits::NATIVE).unwrap()[0].frame(0).unwrap();
+        }
+        let img = read_image(&sim.join(format!("{field}.tif")));
         let px_a = img.calibration.pixel_size * 10.0;
-        let rows = |f: &str| -> Vec<Vec<String>> {
-            std::fs::read_to_string(sim.join(format!("{field}_{f}.csv")))
-                .unwrap()
-                .lines()
-                .skip(1)
-                .map(|l| l.split(',').map(str::to_string).collect())
-                .collect()
-        };
+        let rows = |f: &str| csv_rows(&sim.join(format!("{field}_{f}.csv")));
         let truth: Vec<Vec<f64>> =
             rows("truth").iter().map(|r| r.iter().map(|v| v.parse().unwrap()).collect()).collect();
         let particles = rows("particles");
@@ -68,19 +60,15 @@ fn on_axis_pt_particles_in_simulated_fields() {
 fn every_particle_of_the_simulated_fields_is_found() {
     let Some(sim) = sim_dir() else { return skip_sim("every_particle_of_the_simulated_fields_is_found") };
     for field in ["field_1", "field_2", "field_3"] {
-        let Ok(bytes) = std::fs::read(sim.join(format!("{field}.tif"))) else {
+        if !sim.join(format!("{field}.tif")).is_file() {
             return skip_sim("every_particle_of_the_simulated_fields_is_found (no composed fields)");
-        };
-        let img = atomlens_io::read_one(NamedFile::new("a.tif", bytes), &Limits::NATIVE).unwrap()[0].frame(0).unwrap();
+        }
+        let img = read_image(&sim.join(format!("{field}.tif")));
         let px_a = img.calibration.pixel_size * 10.0;
-        let truth: Vec<[f64; 3]> = std::fs::read_to_string(sim.join(format!("{field}_particles.csv")))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let v: Vec<&str> = l.split(',').collect();
-                [v[2].parse().unwrap(), v[3].parse().unwrap(), v[4].parse().unwrap()]
-            })
+        // Particles: id, name, cx, cy, radius_px, on_axis, cut.
+        let truth: Vec<[f64; 3]> = csv_rows(&sim.join(format!("{field}_particles.csv")))
+            .iter()
+            .map(|v| [v[2].parse().unwrap(), v[3].parse().unwrap(), v[4].parse().unwrap()])
             .collect();
         let noisy = atomlens_core::synth::at_dose(img.view(), 1e4 * px_a * px_a, 1);
         let a = atomlens_core::particles::chain::analyse(noisy.view(), &Default::default()).unwrap();

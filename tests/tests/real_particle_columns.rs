@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used)]
 use atomlens_core::columns::{ColumnParams, find, fit_found};
 use atomlens_core::metrics::match_points;
-use atomlens_io::{Limits, NamedFile};
-use atomlens_tests::{sim_dir, skip_sim};
+use atomlens_tests::{csv_points, read_image, sim_dir, skip_sim};
 
 /// Measured (seed 1): truncated octahedron [110] 88/88 at every dose, RMS 8.0 / 3.9 / 3.5 pm;
 /// cuboctahedron [100] 165/169 (the four missed are single adatoms), RMS 11.4 / 4.2 / 3.4 pm.
@@ -13,22 +12,9 @@ use atomlens_tests::{sim_dir, skip_sim};
 fn on_axis_particles_meet_the_column_bars() {
     let Some(sim) = sim_dir() else { return skip_sim("on_axis_particles_meet_the_column_bars") };
     for name in ["pt_to586_110", "pt_cubo923_100"] {
-        let s = atomlens_io::read_one(
-            NamedFile::new("a.tif", std::fs::read(sim.join(format!("{name}.tif"))).unwrap()),
-            &Limits::NATIVE,
-        )
-        .unwrap();
-        let img = s[0].frame(0).unwrap();
+        let img = read_image(&sim.join(format!("{name}.tif")));
         let px_a = img.calibration.pixel_size * 10.0;
-        let truth: Vec<[f64; 2]> = std::fs::read_to_string(sim.join(format!("{name}_truth.csv")))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let v: Vec<f64> = l.split(',').map(|t| t.parse().unwrap()).collect();
-                [v[0], v[1]]
-            })
-            .collect();
+        let truth = csv_points(&sim.join(format!("{name}_truth.csv")));
         for (dose, rms_pm) in [(1e3, 15.0), (1e4, 6.0), (1e5, 5.0)] {
             let noisy = atomlens_core::synth::at_dose(img.view(), dose * px_a * px_a, 1);
             let p = ColumnParams::default();

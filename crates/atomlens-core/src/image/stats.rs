@@ -108,15 +108,10 @@ pub fn local_mad(a: ArrayView2<f32>, tile: usize) -> ndarray::Array2<f32> {
     let (th, tw) = (h.div_ceil(tile), w.div_ceil(tile));
     let blocks: Vec<f32> = crate::math::par::map(th * tw, |k| {
         let (ty, tx) = (k / tw, k % tw);
-        let block = a.slice(ndarray::s![ty * tile..((ty + 1) * tile).min(h), tx * tile..((tx + 1) * tile).min(w)]);
-        let mut v: Vec<f32> = block.iter().copied().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return 0.0;
-        }
-        let m = v.len() / 2;
-        let med = *v.select_nth_unstable_by(m, f32::total_cmp).1;
-        v.iter_mut().for_each(|x| *x = (*x - med).abs());
-        1.4826 * *v.select_nth_unstable_by(m, f32::total_cmp).1
+        mad(a
+            .slice(ndarray::s![ty * tile..((ty + 1) * tile).min(h), tx * tile..((tx + 1) * tile).min(w)])
+            .iter()
+            .copied())
     });
     let smooth: Vec<f32> = (0..th * tw)
         .map(|k| {
