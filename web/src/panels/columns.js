@@ -68,7 +68,9 @@ export class ColumnsPanel {
     p.sublattices = this.$('col-subl').value;
     p.fit.noise = this.$('col-noise').value;
     p.atoms = this.$('col-atoms').checked;
-    p.single.false_alarms = +this.$('col-fa').value || this.defaults.single.false_alarms;
+    // Empty means the default; anything else goes to the engine, which says why a bad rate is refused.
+    const fa = this.$('col-fa').value;
+    p.single.false_alarms = fa === '' ? this.defaults.single.false_alarms : +fa;
     return p;
   }
 
