@@ -29,14 +29,17 @@ impl Noise {
         match self {
             Noise::Poisson => true,
             Noise::Gaussian => false,
-            // Whole: at or above 2²⁴ every f32 is; below, the round trip through u32 is exact
-            // only for whole values (cheaper than `fract`, a library call on baseline x86-64).
-            Noise::Auto => {
-                img.iter().all(|&v| v.is_finite() && v >= 0.0 && (v >= 16_777_216.0 || (v as u32) as f32 == v))
-                    && variance_over_mean(img).is_some_and(|r| (1.0 / 3.0..3.0).contains(&r))
-            }
+            Noise::Auto => all_whole(img) && variance_over_mean(img).is_some_and(|r| (1.0 / 3.0..3.0).contains(&r)),
         }
     }
+}
+
+/// Whether every pixel is a finite, non-negative whole number (row by row, in parallel).
+fn all_whole(img: ArrayView2<f32>) -> bool {
+    // At or above 2²⁴ every f32 is whole; below, the round trip through u32 is exact only for
+    // whole values (cheaper than `fract`, a library call on baseline x86-64).
+    let whole = |v: f32| v.is_finite() && v >= 0.0 && (v >= 16_777_216.0 || (v as u32) as f32 == v);
+    crate::math::par::map(img.nrows(), |y| img.row(y).iter().all(|&v| whole(v))).into_iter().all(|b| b)
 }
 
 /// The noise variance over the mean: ≈ 1 for counts of electrons. The variance is the mean
@@ -44,34 +47,21 @@ impl Noise {
 /// order) over its kernel's Σk² = 36: unbiased for any uncorrelated noise, sparse counts
 /// included. `None` without an interior or a positive mean.
 pub fn variance_over_mean(img: ArrayView2<f32>) -> Option<f64> {
-    let (h, w) = img.dim();
-    if h < 3 || w < 3 {
-        return None;
-    }
-    let (mut sq, mut n) = (0.0f64, 0usize);
-    for win in img.windows((3, 3)) {
-        let r = win[[0, 0]] - 2.0 * win[[0, 1]] + win[[0, 2]] - 2.0 * win[[1, 0]] + 4.0 * win[[1, 1]]
-            - 2.0 * win[[1, 2]]
-            + win[[2, 0]]
-            - 2.0 * win[[2, 1]]
-            + win[[2, 2]];
-        sq += (r as f64).powi(2);
-        n += 1;
-    }
+    let (sq, n) = laplacian_sum(img, |r| r * r)?;
     let mean = crate::image::stats::finite_mean(img);
     (mean > 0.0 && n > 0).then(|| sq / n as f64 / 36.0 / mean)
 }
 
-/// Noise standard deviation of `img` (Immerkær 1996): the mean absolute response to a
-/// Laplacian-difference kernel that cancels smooth structure, scaled for Gaussian noise.
-pub fn estimate_noise(img: ArrayView2<f32>) -> f64 {
+/// `Σ f(r)` over the finite responses `r` of Immerkær's kernel [1 −2 1; −2 4 −2; 1 −2 1] at
+/// every interior pixel, and their number; rows in parallel. `None` without an interior.
+fn laplacian_sum(img: ArrayView2<f32>, f: impl Fn(f64) -> f64 + Sync + Send) -> Option<(f64, usize)> {
     let (h, w) = img.dim();
     if h < 3 || w < 3 {
-        return 0.0;
+        return None;
     }
     let img = img.as_standard_layout();
     let px = img.as_slice().expect("standard layout");
-    // Kernel [1 −2 1; −2 4 −2; 1 −2 1] = the row kernel [1 −2 1] applied to rows above − 2·this + below.
+    // The kernel is the row kernel [1 −2 1] applied to the rows above − 2·this + below.
     let row_sum = |y: usize| -> (f64, usize) {
         let line = |r: usize| &px[r * w..][..w];
         let (a, b, c) = (line(y - 1), line(y), line(y + 1));
@@ -80,13 +70,21 @@ pub fn estimate_noise(img: ArrayView2<f32>) -> f64 {
             let d = |l: &[f32]| l[x] - 2.0 * l[x + 1] + l[x + 2];
             let r = d(a) - 2.0 * d(b) + d(c);
             if r.is_finite() {
-                sum += r.abs() as f64;
+                sum += f(r as f64);
                 n += 1;
             }
         }
         (sum, n)
     };
     let rows = crate::math::par::map(h - 2, |i| row_sum(i + 1));
-    let (sum, n) = rows.iter().fold((0.0, 0), |(s, k), &(a, b)| (s + a, k + b));
-    (std::f64::consts::PI / 2.0).sqrt() * sum / (6.0 * n.max(1) as f64)
+    Some(rows.iter().fold((0.0, 0), |(s, k), &(a, b)| (s + a, k + b)))
+}
+
+/// Noise standard deviation of `img` (Immerkær 1996): the mean absolute response to a
+/// Laplacian-difference kernel that cancels smooth structure, scaled for Gaussian noise.
+pub fn estimate_noise(img: ArrayView2<f32>) -> f64 {
+    match laplacian_sum(img, f64::abs) {
+        Some((sum, n)) => (std::f64::consts::PI / 2.0).sqrt() * sum / (6.0 * n.max(1) as f64),
+        None => 0.0,
+    }
 }

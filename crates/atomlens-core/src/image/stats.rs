@@ -43,7 +43,10 @@ pub fn summary(img: ArrayView2<f32>) -> Result<Summary, CoreError> {
 
 /// Mean of the finite pixels (0 when there are none).
 pub fn finite_mean(img: ArrayView2<f32>) -> f64 {
-    let (sum, n) = img.iter().filter(|v| v.is_finite()).fold((0.0, 0usize), |(s, n), &v| (s + v as f64, n + 1));
+    let row = |y: usize| {
+        img.row(y).iter().filter(|v| v.is_finite()).fold((0.0, 0usize), |(s, n), &v| (s + v as f64, n + 1))
+    };
+    let (sum, n) = crate::math::par::map(img.nrows(), row).into_iter().fold((0.0, 0), |(s, k), (a, b)| (s + a, k + b));
     if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
