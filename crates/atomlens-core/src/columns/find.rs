@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::image::filter::{gaussian_blur, max_filter};
 use crate::lattice::{Lattice, analyse};
+use crate::math::par::map;
 use crate::{CoreError, image::check_usable};
 
 /// Parameters of [`find_columns`]. Lengths in pixels.
@@ -84,21 +85,25 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
     if p.dark {
         s.mapv_inplace(|v| -v);
     }
-    let (lo, hi) = s.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let px = s.as_slice().expect("standard layout");
+    let range = |y: usize| px[y * w..][..w].iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = map(h, range).into_iter().fold((f32::MAX, f32::MIN), |(a, b), (l, u)| (a.min(l), b.max(u)));
     let cut = lo + p.threshold as f32 * (hi - lo);
     let border = p.border.unwrap_or(separation / 2.0).max(0.0);
     let r = ((separation / 2.0).floor() as i64).max(1);
     // Local maxima over the square of ±r (the image's own maximum filter: a pixel is one when
     // it equals the largest value around it), above the cut and away from the border.
     let dilated = max_filter(s.view(), r as usize);
-    let mut candidates: Vec<(f32, usize, usize)> = Vec::new();
-    for ((y, x), &v) in s.indexed_iter() {
-        let inside =
-            x as f64 >= border && y as f64 >= border && (w - 1 - x) as f64 >= border && (h - 1 - y) as f64 >= border;
-        if v > cut && inside && v == dilated[[y, x]] {
-            candidates.push((v, x, y));
+    let dilated = dilated.as_slice().expect("standard layout");
+    let inside = |i: usize, n: usize| i as f64 >= border && (n - 1 - i) as f64 >= border;
+    let row_maxima = |y: usize| -> Vec<(f32, usize, usize)> {
+        if !inside(y, h) {
+            return Vec::new();
         }
-    }
+        let (row, top) = (&px[y * w..][..w], &dilated[y * w..][..w]);
+        (0..w).filter(|&x| row[x] > cut && row[x] == top[x] && inside(x, w)).map(|x| (row[x], x, y)).collect()
+    };
+    let mut candidates: Vec<(f32, usize, usize)> = map(h, row_maxima).concat();
     // Strongest first; drop any within `separation` of one already kept (grid buckets).
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
     let cell = separation.max(1.0);

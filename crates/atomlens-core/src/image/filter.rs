@@ -48,17 +48,16 @@ pub fn gaussian_blur(img: ArrayView2<f32>, sigma: f64) -> Array2<f32> {
         }
         out
     });
-    let cols: Vec<Vec<f32>> = crate::math::par::map(h, |y| {
-        let mut out = vec![0.0f32; w];
+    let mut out = Array2::<f32>::zeros((h, w));
+    crate::math::par::rows(out.as_slice_mut().expect("standard layout"), w, |y, out| {
         for (j, &kv) in k.iter().enumerate() {
             let row = &rows[reflect(y as i64 + j as i64 - r, h)];
             for (o, &v) in out.iter_mut().zip(row) {
                 *o += kv * v;
             }
         }
-        out
     });
-    Array2::from_shape_vec((h, w), cols.concat()).expect("h rows of w")
+    out
 }
 
 /// Running `op` over a window of ±`half` along one line (clipped at the ends), by a monotonic
