@@ -65,6 +65,14 @@ pub(super) fn fit_one(
                 lambda *= 10.0;
                 continue;
             };
+            // Converged when the undamped step would lower the cost by less than
+            // `SETTLED` noise variances (the residual's): the optimum is then within
+            // √SETTLED standard errors of every parameter, and the step is not taken.
+            let predicted: f64 = (0..k).map(|d| step[d] * jtr[d]).sum();
+            let noise = c0 / (win.data.len() - k) as f64;
+            if lambda <= 1e-3 && predicted < SETTLED * noise {
+                return accept(f, com, r);
+            }
             let mut t = f;
             for (d, s) in step.iter().enumerate().take(k) {
                 t.0[d] += s;
@@ -97,6 +105,10 @@ pub(super) fn fit_one(
     }
     accept(f, com, r)
 }
+
+/// The cost decrease, in noise variances, below which a fit has converged: 1e-4 puts it within
+/// 0.01 standard errors of its optimum (a cost `dᵀC⁻¹d` above it for a distance `d`).
+const SETTLED: f64 = 1e-4;
 
 /// The parameters the model is linear in (A, B): [`normal_equations`] solves them.
 pub(super) const LINEAR: [usize; 2] = [2, 3];
