@@ -106,9 +106,11 @@ pub(super) fn fit_one(
     accept(f, com, r)
 }
 
-/// The cost decrease, in noise variances, below which a fit has converged: 1e-4 puts it within
-/// 0.01 standard errors of its optimum (a cost `dᵀC⁻¹d` above it for a distance `d`).
-const SETTLED: f64 = 1e-4;
+/// The cost decrease, in noise variances, below which a fit has converged: 1e-3 puts it within
+/// 0.03 standard errors of its optimum (a cost `dᵀC⁻¹d` above it for a distance `d`). Gpufit's
+/// default (1e-4 of χ²) is ~25 times looser on these windows; 1e-2 saved another 15 % of the
+/// fit's time but let 4 of MoS2's 2076 ill-conditioned columns settle elsewhere (up to 1.7 σ).
+const SETTLED: f64 = 1e-3;
 
 /// The parameters the model is linear in (A, B): [`normal_equations`] solves them.
 pub(super) const LINEAR: [usize; 2] = [2, 3];
