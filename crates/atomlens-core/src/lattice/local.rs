@@ -94,7 +94,7 @@ pub fn analyse(img: ArrayView2<f32>, pixel_nm: Option<f64>) -> Result<LatticeAna
     if h < 16 || w < 16 {
         return Err(CoreError::TooSmall { width: w, height: h, min: 16, what: "estimating the lattice" });
     }
-    let (lo, hi) = img.iter().filter(|v| v.is_finite()).fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = crate::image::stats::finite_range(img);
     if hi - lo <= 1e-6 * hi.abs().max(lo.abs()).max(1e-30) {
         return Err(CoreError::NoLattice { reason: "the image has no contrast (all pixels equal)".into() });
     }
@@ -167,12 +167,14 @@ fn tile_side(h: usize, w: usize) -> usize {
 
 /// The power spectrum (unshifted) of one mean-removed, Hann-windowed tile.
 fn tile_power(tile: ArrayView2<f32>, hann: &[f32], plan: &Fft2) -> Array2<f32> {
-    let n = tile.len() as f64;
-    let mean = (tile.iter().filter(|v| v.is_finite()).map(|&v| v as f64).sum::<f64>() / n) as f32;
-    let mut c = Array2::from_shape_fn(tile.dim(), |(y, x)| {
-        let v = tile[[y, x]];
-        C32::new(if v.is_finite() { (v - mean) * hann[y] * hann[x] } else { 0.0 }, 0.0)
-    });
+    let sum: f64 = tile.rows().into_iter().map(|r| crate::image::stats::row_sum(r).0).sum();
+    let mean = (sum / tile.len() as f64) as f32;
+    let mut c = Array2::<C32>::zeros(tile.dim());
+    for ((row, out), &wy) in tile.rows().into_iter().zip(c.rows_mut()).zip(hann) {
+        for ((o, &v), &wx) in out.into_iter().zip(row).zip(hann) {
+            *o = C32::new(if v.is_finite() { (v - mean) * wy * wx } else { 0.0 }, 0.0);
+        }
+    }
     plan.forward(&mut c);
     c.mapv(|z| z.norm_sqr())
 }
