@@ -86,8 +86,7 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
         s.mapv_inplace(|v| -v);
     }
     let px = s.as_slice().expect("standard layout");
-    let range = |y: usize| px[y * w..][..w].iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-    let (lo, hi) = map(h, range).into_iter().fold((f32::MAX, f32::MIN), |(a, b), (l, u)| (a.min(l), b.max(u)));
+    let (lo, hi) = crate::image::stats::finite_range(s.view());
     let cut = lo + p.threshold as f32 * (hi - lo);
     let border = p.border.unwrap_or(separation / 2.0).max(0.0);
     let r = ((separation / 2.0).floor() as i64).max(1);
