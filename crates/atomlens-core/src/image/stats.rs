@@ -90,12 +90,15 @@ pub fn finite_range(img: ArrayView2<f32>) -> (f32, f32) {
                 hi[l] = if ok & (v > hi[l]) { v } else { hi[l] };
             }
         }
-        rest.iter().chain(lo.iter()).chain(hi.iter()).filter(|v| v.is_finite()).fold(
-            (f32::MAX, f32::MIN),
-            |(a, b), &v| (a.min(v), b.max(v)),
-        )
+        rest.iter()
+            .chain(lo.iter())
+            .chain(hi.iter())
+            .filter(|v| v.is_finite())
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)))
     };
-    crate::math::par::map(img.nrows(), row).into_iter().fold((f32::MAX, f32::MIN), |(a, b), (l, u)| (a.min(l), b.max(u)))
+    crate::math::par::map(img.nrows(), row)
+        .into_iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), (l, u)| (a.min(l), b.max(u)))
 }
 
 /// `img` with every non-finite pixel replaced by the mean of the finite ones.

@@ -106,7 +106,11 @@ struct Theta {
 impl Theta {
     fn zip(&self, o: &Theta, f: impl Fn(f64, f64) -> f64) -> Theta {
         let z = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
-        Theta { weights: z(&self.weights, &o.weights), means: z(&self.means, &o.means), sigmas: z(&self.sigmas, &o.sigmas) }
+        Theta {
+            weights: z(&self.weights, &o.weights),
+            means: z(&self.means, &o.means),
+            sigmas: z(&self.sigmas, &o.sigmas),
+        }
     }
     fn minus(&self, o: &Theta) -> Theta {
         self.zip(o, |a, b| a - b)
@@ -133,8 +137,7 @@ impl Em {
     /// Squared length of a parameter difference, means and widths in units of the spread.
     fn norm2(&self, d: &Theta) -> f64 {
         let s = self.spread * self.spread;
-        d.weights.iter().map(|x| x * x).sum::<f64>()
-            + d.means.iter().chain(&d.sigmas).map(|x| x * x / s).sum::<f64>()
+        d.weights.iter().map(|x| x * x).sum::<f64>() + d.means.iter().chain(&d.sigmas).map(|x| x * x / s).sum::<f64>()
     }
 
     /// The EM update of `t` and the log-likelihood at `t`; `None` when a component empties.
