@@ -557,6 +557,9 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.ok(p.atoms > 300, `${p.atoms} Pt-equivalent atoms; ${p.errors}`);
   assert.ok(p.ordered[0] > 0.4, `ordered fraction ${p.ordered[0]}`);
   assert.ok(p.facets >= 6, `${p.facets} facets`);
+  // Its own lattice: a zone axis, said in the summary.
+  assert.deepEqual(p.lattices, ['zone_axis']);
+  assert.match(await page.textContent('[data-testid=pa-summary]'), /zone axis, spacing [\d.]+ px/);
   assert.equal(p.defects, 0, 'a perfect synthetic crystal has no missing or extra columns');
   assert.ok(await page.isVisible('[data-testid=pa-panel]'));
   assert.match(await page.textContent('[data-testid=pa-order-label]'), /M-rich \(blue\)/);

@@ -92,13 +92,13 @@ export class ParticlesPanel {
     const atoms = r.particles.reduce((s, p) => s + p.atoms, 0);
     this.store.set({ particles: {
       count: r.particles.length, columns: r.x.length, atoms, seconds: r.seconds,
-      diameters: r.particles.map((p) => p.diameter_px * px), ordered: r.particles.map((p) => p.ordered_fraction),
+      diameters: r.particles.map((p) => p.diameter_px * px), lattices: r.particles.map((p) => p.lattice.kind), ordered: r.particles.map((p) => p.ordered_fraction),
       facets: r.particles.reduce((s, p) => s + p.facets.length, 0),
       defects: r.particles.reduce((s, p) => s + p.defects.length, 0), misfit: Array.from(r.misfit).filter(Boolean).length, errors: r.particles.map((p) => p.counting_error).filter(Boolean),
     } });
     const lines = [`${r.particles.length} particle(s), ${r.x.length} of ${r.total_columns} columns inside, ${fmt(r.seconds)} s.`];
     for (const p of r.particles) {
-      lines.push(`#${p.id}: ${fmt(p.diameter_px * px)} ${u} across, aspect ${fmt(p.aspect_ratio)}, ${p.columns} columns ` +
+      lines.push(`#${p.id}: ${fmt(p.diameter_px * px)} ${u} across, aspect ${fmt(p.aspect_ratio)}, ${p.lattice_summary}, ${p.columns} columns ` +
         `(${p.surface} surface, ${p.edge} edge), ${p.facets.length} facets` +
         (p.atoms ? `, ${p.atoms} atoms` : '') + (p.ordered_fraction > 0 ? `, ${fmt(100 * p.ordered_fraction)} % ordered` : '') +
         (p.touches_border ? ' — touches the border (size and surface cut)' : ''));

@@ -78,10 +78,11 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
         let q = &r.particle;
         let atoms: u64 = r.atoms.iter().map(|&n| n as u64).sum();
         eprintln!(
-            "  particle {}: {:.3} {u} across (equivalent), aspect {:.2}, {} columns, {} facets{}{}{}",
+            "  particle {}: {:.3} {u} across (equivalent), aspect {:.2}, {}, {} columns, {} facets{}{}{}",
             q.id,
             q.equivalent_diameter * cal.pixel_size,
             q.aspect_ratio,
+            r.lattice.summary(),
             r.columns.columns.len(),
             r.columns.facets.len(),
             if atoms > 0 { format!(", {atoms} atoms") } else { String::new() },

@@ -87,6 +87,19 @@ pub struct LatticeAnalysis {
     pub notes: Vec<String>,
 }
 
+impl LatticeAnalysis {
+    /// In words, as the CLI and the page print it: "zone axis, spacing 8.12 px",
+    /// "fringes only (off a zone axis)…", "no lattice".
+    pub fn summary(&self) -> String {
+        let spacing = self.spacing.map(|d| format!(", spacing {d:.2} px")).unwrap_or_default();
+        match self.kind {
+            LatticeKind::ZoneAxis => format!("zone axis{spacing}"),
+            LatticeKind::Fringes => format!("fringes only (off a zone axis){spacing}"),
+            LatticeKind::None => "no lattice".into(),
+        }
+    }
+}
+
 /// Analyse the whole image. `pixel_nm`: the calibration, for the plausibility check.
 pub fn analyse(img: ArrayView2<f32>, pixel_nm: Option<f64>) -> Result<LatticeAnalysis, CoreError> {
     check_usable(img)?;
@@ -123,17 +136,20 @@ pub fn analyse(img: ArrayView2<f32>, pixel_nm: Option<f64>) -> Result<LatticeAna
     }
     mean /= spectra.len() as f32;
     let ring = rings(t);
-    let mut a = from_spectrum(&mean, spectra.len(), pixel_nm, &plan, &ring);
+    let mut a = from_spectrum(&mean, spectra.len(), pixel_nm, 0.0, &plan, &ring);
     a.coverage = coverage(&spectra, &a.peaks, &ring);
     Ok(a)
 }
 
 /// Analyse one region of `img`: `weight` (same shape, 0…1) apodises it, so only the region's
 /// pixels (a particle, smoothly cut out) count; the spectrum is zero-padded to a power of two.
+/// `longest`: the longest period (px) that can be a lattice's here; a region's own outline and
+/// facets put peaks at lower frequencies than a tile's envelope does.
 pub fn analyse_region(
     img: ArrayView2<f32>,
     weight: ArrayView2<f32>,
     pixel_nm: Option<f64>,
+    longest: Option<f64>,
 ) -> Result<LatticeAnalysis, CoreError> {
     let (h, w) = img.dim();
     let total: f64 = weight.iter().map(|&v| v as f64).sum();
@@ -151,7 +167,8 @@ pub fn analyse_region(
     let plan = Fft2::new(t, t);
     plan.forward(&mut c);
     let power = c.mapv(|z| z.norm_sqr());
-    Ok(from_spectrum(&power, 1, pixel_nm, &plan, &rings(t)))
+    let g_min = longest.filter(|&l| l > 0.0).map_or(0.0, |l| 1.0 / l);
+    Ok(from_spectrum(&power, 1, pixel_nm, g_min, &plan, &rings(t)))
 }
 
 /// The tile side: the largest power of two ≤ 256 that fits in the image (tiles then overlap by
@@ -223,7 +240,15 @@ fn threshold(m: usize) -> f64 {
 }
 
 /// Peaks, lattice and spacing from a mean power spectrum of `m` tiles on `plan`'s grid.
-fn from_spectrum(p: &Array2<f32>, m: usize, pixel_nm: Option<f64>, plan: &Fft2, ring: &[Vec<u32>]) -> LatticeAnalysis {
+/// `g_min`: the lowest frequency (cycles/px) that may be a Bragg peak, beyond the tile's own limit.
+fn from_spectrum(
+    p: &Array2<f32>,
+    m: usize,
+    pixel_nm: Option<f64>,
+    g_min: f64,
+    plan: &Fft2,
+    ring: &[Vec<u32>],
+) -> LatticeAnalysis {
     let t = p.nrows();
     let rings = annulus_medians(p, ring);
     let thr = threshold(m);
@@ -234,7 +259,7 @@ fn from_spectrum(p: &Array2<f32>, m: usize, pixel_nm: Option<f64>, plan: &Fft2, 
         Some(px) if px > 0.0 => 0.45f64.min(px / 0.1),
         _ => 0.45,
     };
-    let g_min = 4.0 / t as f64;
+    let g_min = g_min.max(4.0 / t as f64);
     let mut peaks: Vec<(f64, usize, usize)> = Vec::new();
     for y in 0..t {
         for x in 0..t {

@@ -1,5 +1,6 @@
 //! The particle chain as one call: columns (find + fit), particles (segmentation), and per
-//! particle its surface columns and facets, cross-sections, atom counts and ordering. The
+//! particle its own lattice, surface columns and facets, cross-sections, atom counts (refused
+//! off a zone axis) and ordering. The
 //! CLI's `particles`/`count`/`batch`, the page's Particle panel and `compare` all use it.
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -7,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::CoreError;
 use crate::columns::{ColumnParams, ColumnResult, find_and_fit};
 use crate::image::morphology::distance_squared_to;
+use crate::lattice::local::LatticeAnalysis;
 use crate::particles::counting::{CountMixture, Counting, count_atoms, cross_sections};
 use crate::particles::defects::{Defects, find_defects};
+use crate::particles::lattice::{counting_refusal, particle_lattice};
 use crate::particles::ordering::{Ordering, classify};
 use crate::particles::segment::{Particle, ParticleColumns, ParticleParams, Segmentation, particle_columns, segment};
 
@@ -29,6 +32,8 @@ pub struct AnalysisParams {
 pub struct ParticleReport {
     /// Size and shape.
     pub particle: Particle,
+    /// Its own lattice: zone axis, fringes (off axis) or none, from its spectrum alone.
+    pub lattice: LatticeAnalysis,
     /// Its columns, their sites and its facets.
     pub columns: ParticleColumns,
     /// Integrated cross-section per column.
@@ -135,9 +140,13 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
             let pc = particle_columns(near.view(), &points, spacing, columns.lattice.as_ref());
             let pts: Vec<[f64; 2]> = pc.columns.iter().map(|&i| points[i]).collect();
             let cs = cross_sections(img, &pts, near.view(), spacing)?;
-            let (atoms, mixture, counting_error) = match count_atoms(&cs.values, &p.counting) {
-                Ok((a, m)) => (a, m, None),
-                Err(e) => (Vec::new(), None, Some(e.to_string())),
+            let lattice = particle_lattice(img, near.view(), spacing, None)?;
+            let (atoms, mixture, counting_error) = match counting_refusal(&lattice) {
+                Some(why) => (Vec::new(), None, Some(why)),
+                None => match count_atoms(&cs.values, &p.counting) {
+                    Ok((a, m)) => (a, m, None),
+                    Err(e) => (Vec::new(), None, Some(e.to_string())),
+                },
             };
             let ordering = classify(&pts, &cs.values, spacing);
             let mut defects = find_defects(&pts, spacing);
@@ -149,6 +158,7 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
             }
             Ok(ParticleReport {
                 particle: q.clone(),
+                lattice,
                 columns: pc,
                 cross_sections: cs.values,
                 atoms,

@@ -17,7 +17,8 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
     let u = &cal.unit;
     let mut s = format!(
         "particle,area_px2,area_{u}2,equivalent_diameter_{u},centroid_x,centroid_y,aspect_ratio,orientation_deg,\
-         touches_border,columns,surface_columns,edge_columns,facets,atoms,ordered_fraction,counting_note\n"
+         touches_border,lattice,lattice_spacing_px,columns,surface_columns,edge_columns,facets,atoms,ordered_fraction,\
+         counting_note\n"
     );
     let px = cal.pixel_size;
     for r in &a.particles {
@@ -25,7 +26,7 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
         let sites = |k: atomlens_core::particles::segment::Site| r.columns.sites.iter().filter(|&&s| s == k).count();
         let _ = writeln!(
             s,
-            "{},{:.0},{:.5},{:.5},{:.3},{:.3},{:.4},{:.3},{},{},{},{},{},{},{:.4},\"{}\"",
+            "{},{:.0},{:.5},{:.5},{:.3},{:.3},{:.4},{:.3},{},{},{},{},{},{},{},{},{:.4},\"{}\"",
             q.id,
             q.area,
             q.area * px * px,
@@ -35,6 +36,8 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
             q.aspect_ratio,
             q.orientation.to_degrees(),
             q.touches_border,
+            site_name(r.lattice.kind),
+            r.lattice.spacing.map(|d| format!("{d:.3}")).unwrap_or_default(),
             r.columns.columns.len(),
             sites(atomlens_core::particles::segment::Site::Surface),
             sites(atomlens_core::particles::segment::Site::Edge),

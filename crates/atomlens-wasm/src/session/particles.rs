@@ -37,6 +37,10 @@ struct ParticleReply {
     diameter_px: f64,
     aspect_ratio: f64,
     touches_border: bool,
+    /// The particle's own lattice (zone axis, fringes, none; spacing, peaks, notes).
+    lattice: atomlens_core::lattice::local::LatticeAnalysis,
+    /// The same in words.
+    lattice_summary: String,
     /// Outline `[x0, y0, x1, y1, …]` (px).
     outline: Vec<f64>,
     facets: Vec<atomlens_core::particles::segment::Facet>,
@@ -91,6 +95,8 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
             diameter_px: q.equivalent_diameter,
             aspect_ratio: q.aspect_ratio,
             touches_border: q.touches_border,
+            lattice: r.lattice.clone(),
+            lattice_summary: r.lattice.summary(),
             outline: q.outline.iter().flat_map(|p| [p[0], p[1]]).collect(),
             facets: r.columns.facets.clone(),
             columns: r.columns.columns.len(),
