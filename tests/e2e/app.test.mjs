@@ -214,6 +214,12 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
   assert.match(csv[0], /^x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,/);
   assert.equal(csv.length - 1, c.count);
+  // A separation that contradicts the image's spacing is said, with the value that would work.
+  await page.fill('#col-sep', '40');
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.columns?.separation === 40 && !window.__atomlens.busy, null, { timeout: 120000 });
+  assert.match(await page.textContent('[data-testid=col-summary]'), /Note: the separation 40\.0 px is not below the [\d.]+ px column spacing/);
+  await page.fill('#col-sep', '');
   // A blank image has no lattice: a clear message, nothing drawn.
   await drop(page, [{ name: 'blank.tif', mimeType: 'image/tiff', buffer: tiff({ width: 64, height: 64, kind: 'f32', pixels: () => 7 }) }]);
   await page.click('[data-testid=col-run]');

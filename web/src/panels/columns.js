@@ -122,7 +122,7 @@ export class ColumnsPanel {
     const medErr = errs.length ? errs[Math.floor(errs.length / 2)] : NaN;
     const { pixel_size, unit } = this.state.image;
     const pm = unit === 'nm' ? ` (${(medErr * pixel_size * 1000).toFixed(1)} pm)` : '';
-    this.store.set({ columns: { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms, lattice: table.lattice, single: table.single } });
+    this.store.set({ columns: { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms, lattice: table.lattice, single: table.single, notes: table.notes } });
     const precision = `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.`;
     this.$('col-summary').textContent = table.single
       ? `No lattice in this image: ${n} single atoms, each ${table.single.threshold.toFixed(2)} σ or more above its local support ` +
@@ -131,7 +131,8 @@ export class ColumnsPanel {
       : `${n} columns: ${counts[0]} fitted, ${counts[1]} centre of mass, ${counts[2] + counts[3]} weak/edge. ` +
         `Spacing ${table.spacing ? table.spacing.toFixed(2) + ' px' : 'given'}, separation ${table.separation.toFixed(2)} px. ` +
         precision +
-        (table.lattice ? ` Lattice |a| ${table.lattice.a.toFixed(2)} px, |b| ${table.lattice.b.toFixed(2)} px, ${table.lattice.angle.toFixed(1)}°.` : '');
+        (table.lattice ? ` Lattice |a| ${table.lattice.a.toFixed(2)} px, |b| ${table.lattice.b.toFixed(2)} px, ${table.lattice.angle.toFixed(1)}°.` : '') +
+        table.notes.map((n) => `\nNote: ${n}.`).join('');
     for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = false;
     this.paint();
     this.histogram();

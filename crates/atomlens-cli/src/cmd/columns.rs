@@ -121,6 +121,9 @@ pub fn run(a: Args) -> Result<()> {
         r.separation,
         r.spacing.map(|s| format!(", spacing {s:.2} px")).unwrap_or_default()
     );
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
     let strain = if a.strain {
         let l = r.lattice.as_ref().context("--strain needs lattice vectors, and the image shows no lattice")?;
         let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();

@@ -46,6 +46,8 @@ pub struct Peaks {
     /// When the image showed no lattice: the single atoms found instead (`points` are theirs,
     /// in the same order), with their significance.
     pub single: Option<crate::columns::single::SingleAtoms>,
+    /// What was doubtful (a separation that contradicts the image): said by the CLI and page.
+    pub notes: Vec<String>,
 }
 
 impl Peaks {
@@ -124,7 +126,7 @@ pub fn find_columns(img: ArrayView2<f32>, p: &PeakParams) -> Result<Peaks, CoreE
             points.push([x as f64, y as f64]);
         }
     }
-    Ok(Peaks { points, separation, spacing, lattice, single: None })
+    Ok(Peaks { points, separation, spacing, lattice, single: None, notes: Vec::new() })
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub struct ColumnResult {
     pub lattice: Option<Lattice>,
     /// Single atoms (no lattice): their significance, in the columns' order, and the threshold.
     pub single: Option<SingleAtoms>,
+    /// What was doubtful (see [`Peaks::notes`]).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// The coarsest pixel (nm) on which [`find()`] looks for single atoms unaided: a Pt atom's image
@@ -56,8 +59,10 @@ pub const MAX_ATOM_PIXEL_NM: f64 = 0.06;
 /// `p.atoms` asks: what `atomlens columns` and the page do. `pixel_nm`: the calibration, for
 /// the plausibility of the lattice and the atoms' default width.
 pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Result<Peaks, CoreError> {
-    if p.find.separation.is_some() && !p.atoms {
-        return find_columns(img, &p.find);
+    if let (Some(sep), false) = (p.find.separation, p.atoms) {
+        let mut peaks = find_columns(img, &p.find)?;
+        peaks.notes.extend(analyse(img, pixel_nm).ok().and_then(|a| separation_note(sep, a.spacing?)));
+        return Ok(peaks);
     }
     let mut notes = Vec::new();
     if !p.atoms {
@@ -104,7 +109,28 @@ pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Re
         spacing: None,
         lattice: None,
         single: Some(s),
+        notes: Vec::new(),
     })
+}
+
+/// When a separation given by hand contradicts the column spacing `d` the image shows: at or
+/// above `d` neighbouring columns cannot both be kept; under a third of it one column can be
+/// found twice. `None` when it is plausible.
+pub fn separation_note(separation: f64, d: f64) -> Option<String> {
+    let hint = format!("about 0.7 × {d:.1} = {:.1} px keeps every column once", 0.7 * d);
+    if separation >= 0.95 * d {
+        Some(format!(
+            "the separation {separation:.1} px is not below the {d:.1} px column spacing the image shows: \
+             neighbouring columns cannot both be kept, so columns are missing ({hint})"
+        ))
+    } else if separation < d / 3.0 {
+        Some(format!(
+            "the separation {separation:.1} px is under a third of the {d:.1} px column spacing the image \
+             shows: one column may be found twice ({hint})"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Find and refine every column of `img`.
@@ -127,12 +153,20 @@ pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Resul
             spacing: None,
             lattice: None,
             single: Some(s.clone()),
+            notes: peaks.notes.clone(),
         });
     }
     // The finder's lattice when it estimated the spacing; else the spectrum's at the given one.
     let rough = peaks.lattice.clone().or_else(|| lattice_vectors(img, peaks.nn_distance()).ok());
     let (columns, lattice) = refine(img, &peaks.points, p, rough.as_ref())?;
-    Ok(ColumnResult { columns, separation: peaks.separation, spacing: peaks.spacing, lattice, single: None })
+    Ok(ColumnResult {
+        columns,
+        separation: peaks.separation,
+        spacing: peaks.spacing,
+        lattice,
+        single: None,
+        notes: peaks.notes.clone(),
+    })
 }
 
 /// Fit again at `seeds` after the user added, moved or deleted columns: the previous run's
@@ -151,6 +185,7 @@ pub fn refit(
             spacing: None,
             lattice: None,
             single: Some(single),
+            notes: previous.notes.clone(),
         };
         return fit_found(img, &peaks, p);
     }
@@ -217,6 +252,24 @@ mod tests {
         }
         let asked = find(img.view(), None, &ColumnParams { atoms: true, ..p }).unwrap();
         assert_eq!(asked.points.len(), atoms.len());
+    }
+    /// A separation given by hand that contradicts the lattice is said (too large: columns
+    /// dropped; too small: found twice); a sensible one is not.
+    #[test]
+    fn a_separation_that_contradicts_the_lattice_is_said() {
+        let (img, truth) = crate::synth::square_lattice(12, 16.0, 2.5);
+        let at = |s: f64| {
+            find(
+                img.view(),
+                None,
+                &ColumnParams { find: PeakParams { separation: Some(s), ..Default::default() }, ..Default::default() },
+            )
+            .unwrap()
+        };
+        let (big, fine, small) = (at(20.0), at(11.0), at(4.0));
+        assert!(big.points.len() < truth.len() / 2 && big.notes[0].contains("columns are missing"), "{:?}", big.notes);
+        assert!(fine.notes.is_empty(), "{:?}", fine.notes);
+        assert!(small.notes[0].contains("found twice"), "{:?}", small.notes);
     }
     use crate::synth::{NanoparticleParams, nanoparticle};
 

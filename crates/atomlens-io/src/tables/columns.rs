@@ -109,6 +109,7 @@ pub fn columns_json(
         "spacing_px": r.spacing,
         "lattice_px": r.lattice,
         "single_atoms": r.single,
+        "notes": r.notes,
         "columns": r.columns,
         "strain": strain,
     }))

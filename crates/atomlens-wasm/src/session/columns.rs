@@ -45,7 +45,8 @@ impl Session {
     /// The columns as arrays named like the CSV's columns (`x`, `y`, `sigma_x`, …, `status`: 0
     /// fitted, 1 centre of mass, 2 too few pixels, 3 not significant), with `separation`,
     /// `spacing` and `lattice` (`{a, b, angle, vectors}`); for single atoms `significance` (z
-    /// per atom) and `single` (`{threshold, false_alarms, sigma}`), else `single: null`.
+    /// per atom) and `single` (`{threshold, false_alarms, sigma}`), else `single: null`; `notes`:
+    /// what was doubtful (a separation that contradicts the image).
     pub fn column_table(&self) -> Result<Reply> {
         let (r, _) = self.columns()?;
         let c = &r.columns;
@@ -73,6 +74,7 @@ impl Session {
             .json("separation", &r.separation)
             .json("spacing", &r.spacing)
             .json("lattice", &lattice)
+            .json("notes", &r.notes)
             .f64s("significance", r.single.as_ref().map_or_else(Vec::new, |s| s.atoms.iter().map(|a| a.z).collect()))
             .json(
                 "single",
