@@ -6,7 +6,8 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::columns::{ColumnParams, ColumnResult, find_and_fit};
+use crate::columns::find::{PeakParams, find_columns};
+use crate::columns::{ColumnParams, ColumnResult, find_and_fit, refine};
 use crate::image::morphology::distance_squared_to;
 use crate::lattice::local::LatticeAnalysis;
 use crate::particles::counting::{CountMixture, Counting, count_atoms, cross_sections};
@@ -130,17 +131,35 @@ pub fn analyse(img: ArrayView2<f32>, p: &AnalysisParams) -> Result<Analysis, Cor
 pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &AnalysisParams) -> Result<Analysis, CoreError> {
     let spacing = columns.spacing.unwrap_or(columns.separation / 0.7);
     let segmentation = segment(img, Some(spacing), &p.particles)?;
+    // Each particle's own lattice first: where its spacing is not the image's, its columns are
+    // found again at its own (a particle of another material or zone axis in the field).
+    let lattices = segmentation
+        .particles
+        .iter()
+        .map(|q| {
+            let near = distance_squared_to(segmentation.labels.mapv(|l| l == q.id).view());
+            particle_lattice(img, near.view(), spacing, None)
+        })
+        .collect::<Result<Vec<_>, CoreError>>()?;
+    let mut columns = columns;
+    for (q, l) in segmentation.particles.iter().zip(&lattices) {
+        if let Some(d) = own_spacing(l, spacing) {
+            let near = distance_squared_to(segmentation.labels.mapv(|v| v == q.id).view());
+            columns = refind_in(img, columns, near.view(), d, &p.columns)?;
+        }
+    }
     let points: Vec<[f64; 2]> = columns.columns.iter().map(|c| [c.x, c.y]).collect();
     let particles = segmentation
         .particles
         .iter()
-        .map(|q| {
+        .zip(lattices)
+        .map(|(q, lattice)| {
             // Squared distance to the particle: its columns and its support ring both come from it.
             let near = distance_squared_to(segmentation.labels.mapv(|l| l == q.id).view());
+            let spacing = own_spacing(&lattice, spacing).unwrap_or(spacing);
             let pc = particle_columns(near.view(), &points, spacing, columns.lattice.as_ref());
             let pts: Vec<[f64; 2]> = pc.columns.iter().map(|&i| points[i]).collect();
             let cs = cross_sections(img, &pts, near.view(), spacing)?;
-            let lattice = particle_lattice(img, near.view(), spacing, None)?;
             let (atoms, mixture, counting_error) = match counting_refusal(&lattice) {
                 Some(why) => (Vec::new(), None, Some(why)),
                 None => match count_atoms(&cs.values, &p.counting) {
@@ -173,12 +192,102 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
     Ok(Analysis { columns, segmentation, particles, spacing })
 }
 
+/// How far a particle's own spacing may differ from the image's before its columns are found
+/// again: the finder's separation (0.7 of the spacing) keeps every column of a lattice up to
+/// 1/0.7 ≈ 1.4× denser, and a coarser one gets no false doubles down to ~1/3 of it; 20 % keeps
+/// well inside both.
+pub const OWN_SPACING: f64 = 0.2;
+
+/// The particle's own column spacing where it is on a zone axis and differs from the image's
+/// `spacing` by more than [`OWN_SPACING`].
+fn own_spacing(l: &LatticeAnalysis, spacing: f64) -> Option<f64> {
+    let d = l.spacing.filter(|_| l.kind == crate::lattice::local::LatticeKind::ZoneAxis)?;
+    ((d / spacing - 1.0).abs() > OWN_SPACING).then_some(d)
+}
+
+/// `columns` with those within one spacing `d` of the particle (`near`: squared distance to it)
+/// found and fitted again at `d`.
+fn refind_in(
+    img: ArrayView2<f32>,
+    mut columns: ColumnResult,
+    near: ArrayView2<f32>,
+    d: f64,
+    p: &ColumnParams,
+) -> Result<ColumnResult, CoreError> {
+    let reach = (d * d) as f32;
+    let inside = |x: f64, y: f64| {
+        let (xi, yi) = (x.round(), y.round());
+        xi >= 0.0 && yi >= 0.0 && near.get([yi as usize, xi as usize]).is_some_and(|&v| v <= reach)
+    };
+    let (h, w) = img.dim();
+    let (mut y0, mut y1, mut x0, mut x1) = (h, 0, w, 0);
+    for ((y, x), &v) in near.indexed_iter() {
+        if v <= 4.0 * reach {
+            (y0, y1, x0, x1) = (y0.min(y), y1.max(y + 1), x0.min(x), x1.max(x + 1));
+        }
+    }
+    if y1 <= y0 + 16 || x1 <= x0 + 16 {
+        return Ok(columns);
+    }
+    let find = PeakParams { separation: Some(0.7 * d), border: Some(0.0), ..p.find.clone() };
+    let crop = img.slice(ndarray::s![y0..y1, x0..x1]);
+    let seeds: Vec<[f64; 2]> = find_columns(crop, &find)?
+        .points
+        .iter()
+        .map(|q| [q[0] + x0 as f64, q[1] + y0 as f64])
+        .filter(|q| inside(q[0], q[1]))
+        .collect();
+    let (fitted, _) = refine(img, &seeds, p, None)?;
+    columns.columns.retain(|c| !inside(c.x, c.y));
+    columns.columns.extend(fitted);
+    Ok(columns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::match_points;
     use crate::particles::ordering::Kind;
     use crate::synth::{NanoparticleParams, nanoparticle};
+
+    /// A field of two particles whose lattices differ twofold (as two materials, or two zone
+    /// axes, would): each is on a zone axis at its own spacing, and the columns of the denser
+    /// one, merged at the image's spacing, are found again at its own.
+    #[test]
+    #[cfg_attr(debug_assertions, ignore = "fits ~300 columns; run with --release")]
+    fn each_particle_is_found_at_its_own_spacing() {
+        let part = |px: f64, seed: u64| {
+            nanoparticle(&NanoparticleParams {
+                size: 256,
+                pixel_size_nm: px,
+                diameter_nm: 3.2 / (0.02 / px).sqrt(),
+                seed,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let (coarse, fine) = (part(0.02, 1), part(0.04, 2));
+        // Side by side: the coarse particle left, the fine one right.
+        let img = ndarray::Array2::from_shape_fn((256, 512), |(y, x)| {
+            if x < 256 { coarse.image.data[[y, x]] } else { fine.image.data[[y, x - 256]] }
+        });
+        // Columns first found at the coarse particle's spacing (12 px; as given by hand, or as
+        // the image's spectrum would give where such particles dominate).
+        let mut p = AnalysisParams::default();
+        p.columns.find.separation = Some(0.7 * 0.24 / 0.02);
+        let at_coarse = find_and_fit(img.view(), &p.columns).unwrap();
+        let a = analyse_columns(img.view(), at_coarse, &p).unwrap();
+        assert_eq!(a.particles.len(), 2);
+        let found: Vec<[f64; 2]> = a.columns.columns.iter().map(|c| [c.x, c.y]).collect();
+        for (s, dx, name) in [(&coarse, 0.0, "coarse"), (&fine, 256.0, "fine")] {
+            let truth: Vec<[f64; 2]> = s.columns.iter().filter(|c| c.atoms >= 2).map(|c| [c.x + dx, c.y]).collect();
+            let m = match_points(&truth, &found, 0.25 * 0.24 / s.image.calibration.pixel_size);
+            eprintln!("{name}: {} of {} columns", m.pairs.len(), truth.len());
+            assert!(m.pairs.len() as f64 >= 0.95 * truth.len() as f64, "{name}: {} of {}", m.pairs.len(), truth.len());
+            let r = a.particles.iter().find(|r| (r.particle.centroid[0] >= 256.0) == (dx > 0.0)).unwrap();
+            assert_eq!(r.lattice.kind, crate::lattice::local::LatticeKind::ZoneAxis, "{name}");
+        }
+    }
 
     /// From pixels: the ordered particle's fitted columns classified Pt-rich / M-rich against
     /// the truth, ≥ 95 % right.
