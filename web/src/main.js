@@ -45,6 +45,7 @@ app.bridge = new Bridge({
   },
   onProgress(p) { actions.progress(p.text); },
   onCrash(msg) { actions.showError(`The engine stopped (${msg}); it was restarted and your files are still listed.`); },
+  onStall(msg) { actions.showError(`${msg[0].toUpperCase()}${msg.slice(1)}.`); },
 });
 
 app.viewer = new Viewer($('view'), (p) => app.display.hover(p), (c) => app.columns.click(c));

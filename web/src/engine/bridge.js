@@ -1,26 +1,46 @@
 // The one worker that owns the wasm module, behind a promise API with progress and cancel.
 // Cancel terminates the worker (wasm cannot be interrupted) and starts a fresh one; callers
 // re-open what they had (the Open panel keeps the files). Errors carry the engine's `kind`.
+// A worker that has not said 'ready' within STARTUP_MS is started again (a module script of
+// the thread pool can go unanswered under load, and the page would wait forever); after
+// RETRIES the single-threaded engine is used, and the page says why.
+
+const STARTUP_MS = 20000;
+const RETRIES = 2;
 
 export class Bridge {
-  constructor({ onReady, onGpu, onProgress, onCrash, engine }) {
-    this.handlers = { onReady, onGpu, onProgress, onCrash };
+  constructor({ onReady, onGpu, onProgress, onCrash, onStall, engine }) {
+    this.handlers = { onReady, onGpu, onProgress, onCrash, onStall };
     this.engine = engine; // 'auto' | 'single' | 'threads'
     this.nextId = 1;
     this.pending = new Map();
     this.start();
   }
 
-  start() {
+  start(attempt = 0) {
     const url = new URL('./worker.js', import.meta.url);
-    url.searchParams.set('engine', this.engine || 'auto');
+    url.searchParams.set('engine', attempt > RETRIES ? 'single' : this.engine || 'auto');
     this.worker = new Worker(url, { type: 'module', name: 'atomlens-engine' });
-    this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
+    // Callers already waiting keep waiting on the same promise across a start-up retry.
+    if (!this.ready || this.settled) {
+      this.settled = false;
+      this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
+    }
     this.worker.onmessage = (e) => this.receive(e.data);
     this.worker.onerror = (e) => this.crash(e.message || 'the analysis worker failed to start');
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => this.stalled(attempt), STARTUP_MS);
+  }
+
+  stalled(attempt) {
+    this.worker.terminate();
+    const next = attempt + 1 > RETRIES ? 'the single-threaded engine is used instead' : `starting it again (try ${attempt + 2} of ${RETRIES + 1})`;
+    this.handlers.onStall?.(`the engine did not start within ${STARTUP_MS / 1000} s; ${next}`);
+    if (attempt <= RETRIES) this.start(attempt + 1);
   }
 
   receive(msg) {
+    if (msg.type === 'ready' || msg.type === 'init-error') { clearTimeout(this.watchdog); this.settled = true; }
     if (msg.type === 'ready') { this.resolveReady(msg); this.handlers.onReady?.(msg); return; }
     if (msg.type === 'init-error') { this.rejectReady(new Error(msg.error)); this.handlers.onCrash?.(msg.error); return; }
     if (msg.type === 'gpu') { this.handlers.onGpu?.(msg); return; }
