@@ -14,7 +14,9 @@ use crate::particles::counting::{CountMixture, Counting, count_atoms, cross_sect
 use crate::particles::defects::{Defects, find_defects};
 use crate::particles::lattice::{counting_refusal, particle_lattice};
 use crate::particles::ordering::{Ordering, classify};
-use crate::particles::segment::{Particle, ParticleColumns, ParticleParams, Segmentation, particle_columns, segment};
+use crate::particles::segment::{
+    Facet, Particle, ParticleColumns, ParticleParams, Segmentation, particle_columns, segment,
+};
 
 /// Parameters of [`analyse`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -131,65 +133,102 @@ pub fn analyse(img: ArrayView2<f32>, p: &AnalysisParams) -> Result<Analysis, Cor
 pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &AnalysisParams) -> Result<Analysis, CoreError> {
     let spacing = columns.spacing.unwrap_or(columns.separation / 0.7);
     let segmentation = segment(img, Some(spacing), &p.particles)?;
+    let around = |q: &Particle| Around::new(img, &segmentation.labels, q, spacing);
     // Each particle's own lattice first: where its spacing is not the image's, its columns are
     // found again at its own (a particle of another material or zone axis in the field).
-    let lattices = segmentation
-        .particles
-        .iter()
-        .map(|q| {
-            let near = distance_squared_to(segmentation.labels.mapv(|l| l == q.id).view());
-            particle_lattice(img, near.view(), spacing, None)
-        })
-        .collect::<Result<Vec<_>, CoreError>>()?;
     let mut columns = columns;
-    for (q, l) in segmentation.particles.iter().zip(&lattices) {
-        if let Some(d) = own_spacing(l, spacing) {
-            let near = distance_squared_to(segmentation.labels.mapv(|v| v == q.id).view());
-            columns = refind_in(img, columns, near.view(), d, &p.columns)?;
+    for q in &segmentation.particles {
+        let a = around(q);
+        let l = particle_lattice(a.img, a.near.view(), spacing, None)?;
+        if let Some(d) = own_spacing(&l, spacing) {
+            columns = refind_in(img, columns, &a, d, &p.columns)?;
         }
     }
     let points: Vec<[f64; 2]> = columns.columns.iter().map(|c| [c.x, c.y]).collect();
-    let particles = segmentation
-        .particles
-        .iter()
-        .zip(lattices)
-        .map(|(q, lattice)| {
-            // Squared distance to the particle: its columns and its support ring both come from it.
-            let near = distance_squared_to(segmentation.labels.mapv(|l| l == q.id).view());
-            let spacing = own_spacing(&lattice, spacing).unwrap_or(spacing);
-            let pc = particle_columns(near.view(), &points, spacing, columns.lattice.as_ref());
-            let pts: Vec<[f64; 2]> = pc.columns.iter().map(|&i| points[i]).collect();
-            let cs = cross_sections(img, &pts, near.view(), spacing)?;
-            let (atoms, mixture, counting_error) = match counting_refusal(&lattice) {
-                Some(why) => (Vec::new(), None, Some(why)),
-                None => match count_atoms(&cs.values, &p.counting) {
-                    Ok((a, m)) => (a, m, None),
-                    Err(e) => (Vec::new(), None, Some(e.to_string())),
-                },
-            };
-            let ordering = classify(&pts, &cs.values, spacing);
-            let mut defects = find_defects(&pts, spacing);
-            for d in &mut defects.defects {
-                d.columns = d.columns.iter().map(|&k| pc.columns[k]).collect();
-            }
-            for r in &mut defects.regions {
-                r.columns = r.columns.iter().map(|&k| pc.columns[k]).collect();
-            }
-            Ok(ParticleReport {
-                particle: q.clone(),
-                lattice,
-                columns: pc,
-                cross_sections: cs.values,
-                atoms,
-                mixture,
-                counting_error,
-                ordering,
-                support_level: cs.support_level,
-                defects,
-            })
+    // Particles in parallel: each one's work is its own crop's.
+    let particles = crate::math::par::map(segmentation.particles.len(), |k| {
+        let q = &segmentation.particles[k];
+        let a = around(q);
+        let lattice = particle_lattice(a.img, a.near.view(), spacing, None)?;
+        let spacing = own_spacing(&lattice, spacing).unwrap_or(spacing);
+        // In the crop's pixels; indices stay those of all columns.
+        let local: Vec<[f64; 2]> = points.iter().map(|&[x, y]| [x - a.x0 as f64, y - a.y0 as f64]).collect();
+        let pc = particle_columns(a.near.view(), &local, spacing, columns.lattice.as_ref());
+        let pc = ParticleColumns {
+            facets: pc.facets.into_iter().map(|f| Facet { from: a.shift(f.from), to: a.shift(f.to), ..f }).collect(),
+            ..pc
+        };
+        let pts: Vec<[f64; 2]> = pc.columns.iter().map(|&i| points[i]).collect();
+        let pts_local: Vec<[f64; 2]> = pc.columns.iter().map(|&i| local[i]).collect();
+        let cs = cross_sections(a.img, &pts_local, a.near.view(), spacing)?;
+        let (atoms, mixture, counting_error) = match counting_refusal(&lattice) {
+            Some(why) => (Vec::new(), None, Some(why)),
+            None => match count_atoms(&cs.values, &p.counting) {
+                Ok((a, m)) => (a, m, None),
+                Err(e) => (Vec::new(), None, Some(e.to_string())),
+            },
+        };
+        let ordering = classify(&pts, &cs.values, spacing);
+        let mut defects = find_defects(&pts, spacing);
+        for d in &mut defects.defects {
+            d.columns = d.columns.iter().map(|&k| pc.columns[k]).collect();
+        }
+        for r in &mut defects.regions {
+            r.columns = r.columns.iter().map(|&k| pc.columns[k]).collect();
+        }
+        Ok(ParticleReport {
+            particle: q.clone(),
+            lattice,
+            columns: pc,
+            cross_sections: cs.values,
+            atoms,
+            mixture,
+            counting_error,
+            ordering,
+            support_level: cs.support_level,
+            defects,
         })
-        .collect::<Result<Vec<_>, CoreError>>()?;
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, CoreError>>()?;
     Ok(Analysis { columns, segmentation, particles, spacing })
+}
+
+/// A particle's surroundings: the image cut to its bounding box grown by [`MARGIN`] spacings
+/// (everything read about a particle lies within 4 of its own spacings, and its own spacing is
+/// at most twice the image's), and the squared distance to it there (exact: the whole particle
+/// is inside). Per-particle work then scales with the particle, not the field.
+struct Around<'a> {
+    img: ArrayView2<'a, f32>,
+    near: ndarray::Array2<f32>,
+    x0: usize,
+    y0: usize,
+}
+
+/// Margin of [`Around`], in the image's spacings.
+const MARGIN: f64 = 8.0;
+
+impl<'a> Around<'a> {
+    fn new(img: ArrayView2<'a, f32>, labels: &ndarray::Array2<u32>, q: &Particle, spacing: f64) -> Self {
+        let (h, w) = img.dim();
+        let m = MARGIN * spacing + 2.0;
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &[x, y] in &q.outline {
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+        }
+        if q.outline.is_empty() {
+            (x0, x1, y0, y1) = (0.0, w as f64, 0.0, h as f64);
+        }
+        let cut = |v: f64, n: usize| v.clamp(0.0, n as f64) as usize;
+        let (x0, x1, y0, y1) = (cut(x0 - m, w), cut(x1 + m + 1.0, w), cut(y0 - m, h), cut(y1 + m + 1.0, h));
+        let near = distance_squared_to(labels.slice(ndarray::s![y0..y1, x0..x1]).mapv(|l| l == q.id).view());
+        Around { img: img.slice_move(ndarray::s![y0..y1, x0..x1]), near, x0, y0 }
+    }
+
+    /// A point of the crop in the image's pixels.
+    fn shift(&self, [x, y]: [f64; 2]) -> [f64; 2] {
+        [x + self.x0 as f64, y + self.y0 as f64]
+    }
 }
 
 /// How far a particle's own spacing may differ from the image's before its columns are found
@@ -205,38 +244,22 @@ fn own_spacing(l: &LatticeAnalysis, spacing: f64) -> Option<f64> {
     ((d / spacing - 1.0).abs() > OWN_SPACING).then_some(d)
 }
 
-/// `columns` with those within one spacing `d` of the particle (`near`: squared distance to it)
-/// found and fitted again at `d`.
+/// `columns` with those within one spacing `d` of the particle (`a`) found and fitted again at `d`.
 fn refind_in(
     img: ArrayView2<f32>,
     mut columns: ColumnResult,
-    near: ArrayView2<f32>,
+    a: &Around,
     d: f64,
     p: &ColumnParams,
 ) -> Result<ColumnResult, CoreError> {
     let reach = (d * d) as f32;
     let inside = |x: f64, y: f64| {
-        let (xi, yi) = (x.round(), y.round());
-        xi >= 0.0 && yi >= 0.0 && near.get([yi as usize, xi as usize]).is_some_and(|&v| v <= reach)
+        let (xi, yi) = ((x - a.x0 as f64).round(), (y - a.y0 as f64).round());
+        xi >= 0.0 && yi >= 0.0 && a.near.get([yi as usize, xi as usize]).is_some_and(|&v| v <= reach)
     };
-    let (h, w) = img.dim();
-    let (mut y0, mut y1, mut x0, mut x1) = (h, 0, w, 0);
-    for ((y, x), &v) in near.indexed_iter() {
-        if v <= 4.0 * reach {
-            (y0, y1, x0, x1) = (y0.min(y), y1.max(y + 1), x0.min(x), x1.max(x + 1));
-        }
-    }
-    if y1 <= y0 + 16 || x1 <= x0 + 16 {
-        return Ok(columns);
-    }
     let find = PeakParams { separation: Some(0.7 * d), border: Some(0.0), ..p.find.clone() };
-    let crop = img.slice(ndarray::s![y0..y1, x0..x1]);
-    let seeds: Vec<[f64; 2]> = find_columns(crop, &find)?
-        .points
-        .iter()
-        .map(|q| [q[0] + x0 as f64, q[1] + y0 as f64])
-        .filter(|q| inside(q[0], q[1]))
-        .collect();
+    let seeds: Vec<[f64; 2]> =
+        find_columns(a.img, &find)?.points.iter().map(|&q| a.shift(q)).filter(|q| inside(q[0], q[1])).collect();
     let (fitted, _) = refine(img, &seeds, p, None)?;
     columns.columns.retain(|c| !inside(c.x, c.y));
     columns.columns.extend(fitted);
