@@ -601,6 +601,26 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   await page.click('[data-testid=cmp-run]');
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Compare: .*two different signals/.test(e)), null, { timeout: 30000 });
 
+  // A field of one particle on a zone axis and one off axis (its rows of atoms blur into fringes):
+  // each gets its own lattice, and the off-axis one is not counted, with the reason, and outlined apart.
+  let noise = 11;
+  const rnd = () => (noise = (Math.imul(noise, 1664525) + 1013904223) >>> 0) / 4294967296;
+  const field = (x, y) => {
+    const thick = (cx, cy, r) => { const d = Math.hypot(x - cx, y - cy); return d < r ? Math.sqrt(1 - (d / r) ** 2) : 0; };
+    const rows = (y0) => { const f = ((y - y0) % 12 + 12) % 12; return Math.exp(-((Math.min(f, 12 - f)) ** 2) / 12.5); };
+    const dots = (x0, y0) => { const fx = ((x - x0) % 12 + 12) % 12, fy = ((y - y0) % 12 + 12) % 12; return Math.exp(-((Math.min(fx, 12 - fx)) ** 2 + (Math.min(fy, 12 - fy)) ** 2) / 12.5); };
+    return 10 + 4 * rnd() + 160 * thick(128, 128, 70) * dots(128, 128) + 160 * thick(300, 128, 60) * rows(128);
+  };
+  await drop(page, [{ name: 'tilted.tif', mimeType: 'image/tiff', buffer: tiff({ width: 420, height: 256, kind: 'f32', pixels: field }) }]);
+  await page.click('[data-testid=pa-run]');
+  await page.waitForFunction(() => window.__atomlens.particles?.count === 2 && !window.__atomlens.busy, null, { timeout: 120000 });
+  const two = await page.evaluate(() => window.__atomlens.particles);
+  assert.deepEqual([...two.lattices].sort(), ['fringes', 'zone_axis'], JSON.stringify(two.lattices));
+  assert.ok(two.errors.some((e) => /off a zone axis/.test(e)), JSON.stringify(two.errors));
+  assert.match(await page.textContent('[data-testid=pa-summary]'), /fringes only \(off a zone axis\)/);
+  assert.match(await page.textContent('#pa-legend'), /fringes only \(off axis, not counted\)/);
+  saveArtifact('particles-off-axis.png', await page.screenshot());
+
   // An image without a particle says so.
   await drop(page, [{ name: 'flat.tif', mimeType: 'image/tiff', buffer: tiff({ width: 128, height: 128, kind: 'f32', pixels: (x, y) => 10 + ((x * 7 + y * 13) % 5) }) }]);
   await page.click('[data-testid=pa-run]');

@@ -6,6 +6,11 @@ import { fitCanvas, fmt } from '../views/plots.js';
 import { download } from '../actions.js';
 
 const SITE = ['interior', 'surface', 'edge'];
+const LATTICE_OUTLINE = {
+  zone_axis: { color: 'rgba(120,200,255,0.8)', label: 'zone axis' },
+  fringes: { color: '#ffd43b', label: 'fringes only (off axis, not counted)' },
+  none: { color: '#ff6b6b', label: 'no lattice (not counted)' },
+};
 const SITE_COLOURS = ['#9aa3ad', '#ffb347', '#ff6b6b'];
 const KIND = ['Pt-rich', 'M-rich', 'uniform'];
 const KIND_COLOURS = ['#ffe066', '#4dabf7', '#9aa3ad'];
@@ -143,11 +148,13 @@ export class ParticlesPanel {
       colors = v.map((x) => ramp((x - lo) / (hi - lo || 1)));
       legend = `${by === 'atoms' ? 'atoms' : 'cross-section'}: <span style="color:${ramp(0)}">●</span> ${fmt(lo)} … <span style="color:${ramp(1)}">●</span> ${fmt(hi)}`;
     }
+    // Outlines by each particle's own lattice: off a zone axis its columns are not resolved.
+    legend += ` · outline: ${Object.entries(LATTICE_OUTLINE).map(([k, o]) => `<span style="color:${o.color}">▭</span> ${o.label}`).join(' ')}`;
     this.$('pa-legend').innerHTML = legend;
     this.viewer.overlay = { x: c.x, y: c.y, colors, radius: 3.5, selected: null };
     const s = r.spacing * 0.3;
     this.viewer.paths = r.particles.flatMap((p) => [
-      { points: p.outline, color: 'rgba(120,200,255,0.8)', closed: true, width: 1 },
+      { points: p.outline, color: LATTICE_OUTLINE[p.lattice.kind].color, closed: true, width: p.lattice.kind === 'zone_axis' ? 1 : 2.5 },
       ...p.facets.map((f) => ({ points: [...f.from, ...f.to], color: '#ff922b', closed: false, width: 2.5 })),
       // Missing columns as magenta diamonds, extra ones as crosses.
       ...p.defects.map((d) => (d.kind === 'missing'
@@ -203,7 +210,8 @@ export class ParticlesPanel {
     const dpr = fitCanvas(canvas);
     const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 16 * dpr;
     ctx.clearRect(0, 0, W, H);
-    const r = this.result, p = r.particles[0];
+    // The largest particle whose columns are resolved (on a zone axis).
+    const r = this.result, p = r.particles.find((q) => q.lattice.kind === 'zone_axis') || r.particles[0];
     if (!p) return;
     const v = Array.from(r.contrast).filter((c, i) => r.particle[i] === p.id && c > 0).map(Math.log);
     if (!v.length) return;

@@ -154,22 +154,27 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
         // In the crop's pixels; indices stay those of all columns.
         let local: Vec<[f64; 2]> = points.iter().map(|&[x, y]| [x - a.x0 as f64, y - a.y0 as f64]).collect();
         let pc = particle_columns(a.near.view(), &local, spacing, columns.lattice.as_ref());
+        // Off a zone axis the columns are blurred rows of atoms: no counts, ordering, facets or
+        // ring analysis from them (a confident wrong number); the reason goes with the report.
+        let refusal = counting_refusal(&lattice);
+        let resolved = refusal.is_none();
+        let facets = if resolved { pc.facets } else { Vec::new() };
         let pc = ParticleColumns {
-            facets: pc.facets.into_iter().map(|f| Facet { from: a.shift(f.from), to: a.shift(f.to), ..f }).collect(),
+            facets: facets.into_iter().map(|f| Facet { from: a.shift(f.from), to: a.shift(f.to), ..f }).collect(),
             ..pc
         };
         let pts: Vec<[f64; 2]> = pc.columns.iter().map(|&i| points[i]).collect();
         let pts_local: Vec<[f64; 2]> = pc.columns.iter().map(|&i| local[i]).collect();
         let cs = cross_sections(a.img, &pts_local, a.near.view(), spacing)?;
-        let (atoms, mixture, counting_error) = match counting_refusal(&lattice) {
+        let (atoms, mixture, counting_error) = match refusal {
             Some(why) => (Vec::new(), None, Some(why)),
             None => match count_atoms(&cs.values, &p.counting) {
                 Ok((a, m)) => (a, m, None),
                 Err(e) => (Vec::new(), None, Some(e.to_string())),
             },
         };
-        let ordering = classify(&pts, &cs.values, spacing);
-        let mut defects = find_defects(&pts, spacing);
+        let ordering = if resolved { classify(&pts, &cs.values, spacing) } else { Ordering::unclassified(pts.len()) };
+        let mut defects = if resolved { find_defects(&pts, spacing) } else { Defects::none(pts.len()) };
         for d in &mut defects.defects {
             d.columns = d.columns.iter().map(|&k| pc.columns[k]).collect();
         }
@@ -272,6 +277,38 @@ mod tests {
     use crate::metrics::match_points;
     use crate::particles::ordering::Kind;
     use crate::synth::{NanoparticleParams, nanoparticle};
+
+    /// A particle whose rows of atoms blur into fringes (off axis) beside one on a zone axis:
+    /// the first gets no counts, ordering, facets or defects, and says why; the second is
+    /// analysed as before.
+    #[test]
+    fn an_off_axis_particle_is_reported_not_counted() {
+        let per = |v: f64| {
+            let f = v.rem_euclid(12.0);
+            f.min(12.0 - f)
+        };
+        let thick = |x: f64, y: f64, cx: f64, r: f64| {
+            let d = (x - cx).hypot(y - 128.0);
+            if d < r { (1.0 - (d / r).powi(2)).sqrt() } else { 0.0 }
+        };
+        let clean = ndarray::Array2::from_shape_fn((256, 420), |(y, x)| {
+            let (x, y) = (x as f64, y as f64);
+            let dots = (-(per(x - 128.0).powi(2) + per(y - 128.0).powi(2)) / 12.5).exp();
+            let rows = (-per(y - 128.0).powi(2) / 12.5).exp();
+            (10.0 + 160.0 * thick(x, y, 128.0, 70.0) * dots + 160.0 * thick(x, y, 300.0, 60.0) * rows) as f32
+        });
+        let img = crate::synth::at_dose(clean.view(), 1.0, 4);
+        let a = analyse(img.view(), &AnalysisParams::default()).unwrap();
+        assert_eq!(a.particles.len(), 2);
+        let by = |on: bool| a.particles.iter().find(|r| (r.particle.centroid[0] > 214.0) != on).unwrap();
+        let (on, off) = (by(true), by(false));
+        assert_eq!(on.lattice.kind, crate::lattice::local::LatticeKind::ZoneAxis);
+        assert!(!on.atoms.is_empty() && on.counting_error.is_none(), "{:?}", on.counting_error);
+        assert_ne!(off.lattice.kind, crate::lattice::local::LatticeKind::ZoneAxis);
+        assert!(off.atoms.is_empty() && off.counting_error.as_deref().is_some_and(|e| e.contains("zone axis")));
+        assert!(off.columns.facets.is_empty() && off.defects.defects.is_empty());
+        assert_eq!(off.ordering.ordered_fraction, 0.0);
+    }
 
     /// A field of two particles whose lattices differ twofold (as two materials, or two zone
     /// axes, would): each is on a zone axis at its own spacing, and the columns of the denser

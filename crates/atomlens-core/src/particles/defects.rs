@@ -74,6 +74,13 @@ pub struct Defects {
     pub regions: Vec<MisfitRegion>,
 }
 
+impl Defects {
+    /// No ring analysis of `n` columns (where they are not resolved: a particle off axis).
+    pub fn none(n: usize) -> Defects {
+        Defects { defects: Vec::new(), rings: Vec::new(), typical_ring: 0, misfit: vec![false; n], regions: Vec::new() }
+    }
+}
+
 /// Ring analysis of `points` (px) with nearest-neighbour distance `spacing` (px).
 pub fn find_defects(points: &[[f64; 2]], spacing: f64) -> Defects {
     let n = points.len();

@@ -40,6 +40,20 @@ pub struct Ordering {
     pub mixture: Option<Mixture>,
 }
 
+impl Ordering {
+    /// No classification of `n` columns (all uniform, none ordered): where the columns are not
+    /// resolved (a particle off a zone axis), their contrast says nothing about their chemistry.
+    pub fn unclassified(n: usize) -> Ordering {
+        Ordering {
+            contrast: vec![f64::NAN; n],
+            kind: vec![Kind::Uniform; n],
+            ordered: vec![false; n],
+            ordered_fraction: 0.0,
+            mixture: None,
+        }
+    }
+}
+
 /// Ordering of the columns at `points` (px) with cross-sections `values`; `spacing` is the
 /// nearest-neighbour distance (px).
 pub fn classify(points: &[[f64; 2]], values: &[f64], spacing: f64) -> Ordering {
