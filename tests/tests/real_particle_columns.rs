@@ -40,3 +40,30 @@ fn on_axis_particles_meet_the_column_bars() {
         }
     }
 }
+
+/// Each particle's own lattice on the frozen-phonon cells (`particles` chain) at 10³–10⁵ e⁻/Å²:
+/// the [110] truncated octahedron is on a zone axis at its column spacing (Pt [110]: 0.240 nm;
+/// the autocorrelation's peak sits within 5 %), at every dose.
+#[test]
+fn each_particle_lattice_on_frozen_phonon_cells() {
+    use atomlens_core::lattice::local::LatticeKind;
+    use atomlens_core::particles::chain::{AnalysisParams, analyse};
+    let Some(sim) = sim_dir() else { return skip_sim("each_particle_lattice_on_frozen_phonon_cells") };
+    let path = sim.join("pt_to586_110.tif");
+    if !path.is_file() {
+        return skip_sim("each_particle_lattice_on_frozen_phonon_cells (pt_to586_110 not simulated)");
+    }
+    let img = read_image(&path);
+    let px_nm = img.calibration.pixel_size;
+    for dose in [1e3, 1e4, 1e5] {
+        let px_a = px_nm * 10.0;
+        let noisy = atomlens_core::synth::at_dose(img.view(), dose * px_a * px_a, 1);
+        let a = analyse(noisy.view(), &AnalysisParams::default()).unwrap();
+        assert_eq!(a.particles.len(), 1, "at {dose:e}");
+        let l = &a.particles[0].lattice;
+        let d_nm = l.spacing.unwrap() * px_nm;
+        eprintln!("pt_to586_110 at {dose:e}: {}, {d_nm:.4} nm, confidence {:.2}", l.summary(), l.confidence);
+        assert_eq!(l.kind, LatticeKind::ZoneAxis, "at {dose:e}: {l:?}");
+        assert!((d_nm / 0.240 - 1.0).abs() < 0.05, "at {dose:e}: {d_nm} nm");
+    }
+}
