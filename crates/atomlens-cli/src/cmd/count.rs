@@ -53,11 +53,17 @@ pub fn count(a: CountArgs) -> Result<()> {
         "counting.json",
         serde_json::to_string_pretty(&serde_json::json!({ "parameters": p, "particles": mixtures }))?,
     )?;
-    match tables::model_xyz(&r, &img.calibration, a.beam_step, &a.element) {
-        Some(m) => write(&a.out, "model.xyz", m)?,
-        None => eprintln!("no model.xyz: the image is not calibrated in nm"),
-    }
+    let model = match tables::model_xyz(&r, &img.calibration, a.beam_step, &a.element) {
+        Some(m) => {
+            write(&a.out, "model.xyz", m)?;
+            " model.xyz,"
+        }
+        None => {
+            eprintln!("no model.xyz: the image is not calibrated in nm");
+            ""
+        }
+    };
     write(&a.out, "recipe.json", Recipe { analysis: p, ..Default::default() }.to_json())?;
-    eprintln!("wrote counts.csv, counting.json, model.xyz, recipe.json to {}", a.out.display());
+    eprintln!("wrote counts.csv, counting.json,{model} recipe.json to {}", a.out.display());
     Ok(())
 }
