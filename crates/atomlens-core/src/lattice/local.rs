@@ -337,6 +337,13 @@ fn from_spectrum(
                 "no Bragg peak stands {thr:.0}× above its ring of the spectrum (noise, an amorphous support, or \
                  particles off axis)"
             ));
+            if t < MAX_TILE {
+                notes.push(format!(
+                    "or the image is too small for its lattice: its {t} px tiles show four periods only of a lattice \
+                     finer than {} px",
+                    t / 4
+                ));
+            }
             None
         }
         _ => {
