@@ -114,6 +114,7 @@ export class ParticlesPanel {
         lines.push(`   defects: ${miss} missing, ${extra} extra columns (magenta); ${faults} stacking fault(s), ${twins} twin domain(s) (colour by defects)`);
       }
     }
+    for (const n of r.notes || []) lines.push(`Note: ${n}.`);
     this.$('pa-summary').textContent = lines.join('\n');
     for (const id of ['pa-csv', 'pa-cols', 'pa-facets', 'pa-defects', 'pa-json']) this.$(id).disabled = false;
     this.$('pa-xyz').disabled = !atoms;

@@ -74,6 +74,9 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
         a.particles.len(),
         a.spacing
     );
+    for n in &a.columns.notes {
+        eprintln!("note: {n}");
+    }
     for r in &a.particles {
         let q = &r.particle;
         let atoms: u64 = r.atoms.iter().map(|&n| n as u64).sum();

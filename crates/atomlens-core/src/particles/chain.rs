@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::columns::find::{PeakParams, find_columns};
-use crate::columns::{ColumnParams, ColumnResult, find_and_fit, refine};
+use crate::columns::{ColumnParams, ColumnResult, find, fit_found, refine};
 use crate::image::morphology::distance_squared_to;
 use crate::lattice::local::LatticeAnalysis;
 use crate::particles::counting::{CountMixture, Counting, count_atoms, cross_sections};
@@ -125,7 +125,8 @@ impl Analysis {
 
 /// Find and fit the columns of `img`, segment its particles and analyse each.
 pub fn analyse(img: ArrayView2<f32>, p: &AnalysisParams) -> Result<Analysis, CoreError> {
-    let columns = find_and_fit(img, &p.columns)?;
+    // As `atomlens columns` finds them (a separation that contradicts the image is noted).
+    let columns = fit_found(img, &find(img, None, &p.columns)?, &p.columns)?;
     analyse_columns(img, columns, p)
 }
 
@@ -335,7 +336,7 @@ mod tests {
         // the image's spectrum would give where such particles dominate).
         let mut p = AnalysisParams::default();
         p.columns.find.separation = Some(0.7 * 0.24 / 0.02);
-        let at_coarse = find_and_fit(img.view(), &p.columns).unwrap();
+        let at_coarse = crate::columns::find_and_fit(img.view(), &p.columns).unwrap();
         let a = analyse_columns(img.view(), at_coarse, &p).unwrap();
         assert_eq!(a.particles.len(), 2);
         let found: Vec<[f64; 2]> = a.columns.columns.iter().map(|c| [c.x, c.y]).collect();

@@ -115,6 +115,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
     Reply::new()
         .json("particles", &particles)
         .json("spacing", &a.spacing)
+        .json("notes", &a.columns.notes)
         .json("total_columns", &a.columns.columns.len())
         .json("unit", &cal.unit)
         .json("pixel_size", &cal.pixel_size)
