@@ -565,7 +565,7 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.ok(p.facets >= 6, `${p.facets} facets`);
   // Its own lattice: a zone axis, said in the summary.
   assert.deepEqual(p.lattices, ['zone_axis']);
-  assert.match(await page.textContent('[data-testid=pa-summary]'), /zone axis, spacing [\d.]+ px/);
+  assert.match(await page.textContent('[data-testid=pa-summary]'), /zone axis, spacing [\d.]+ px \([\d.]+ nm\)/);
   assert.equal(p.defects, 0, 'a perfect synthetic crystal has no missing or extra columns');
   assert.ok(await page.isVisible('[data-testid=pa-panel]'));
   assert.match(await page.textContent('[data-testid=pa-order-label]'), /M-rich \(blue\)/);

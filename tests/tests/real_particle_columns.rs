@@ -62,7 +62,7 @@ fn each_particle_lattice_on_frozen_phonon_cells() {
         assert_eq!(a.particles.len(), 1, "at {dose:e}");
         let l = &a.particles[0].lattice;
         let d_nm = l.spacing.unwrap() * px_nm;
-        eprintln!("pt_to586_110 at {dose:e}: {}, {d_nm:.4} nm, confidence {:.2}", l.summary(), l.confidence);
+        eprintln!("pt_to586_110 at {dose:e}: {}, confidence {:.2}", l.summary(Some(px_nm)), l.confidence);
         assert_eq!(l.kind, LatticeKind::ZoneAxis, "at {dose:e}: {l:?}");
         assert!((d_nm / 0.240 - 1.0).abs() < 0.05, "at {dose:e}: {d_nm} nm");
     }

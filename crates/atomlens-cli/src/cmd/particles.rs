@@ -85,7 +85,7 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
             q.id,
             q.equivalent_diameter * cal.pixel_size,
             q.aspect_ratio,
-            r.lattice.summary(),
+            r.lattice.summary(cal.pixel_nm()),
             r.columns.columns.len(),
             r.columns.facets.len(),
             if atoms > 0 { format!(", {atoms} atoms") } else { String::new() },

@@ -88,10 +88,11 @@ pub struct LatticeAnalysis {
 }
 
 impl LatticeAnalysis {
-    /// In words, as the CLI and the page print it: "zone axis, spacing 8.12 px",
-    /// "fringes only (off a zone axis)…", "no lattice".
-    pub fn summary(&self) -> String {
-        let spacing = self.spacing.map(|d| format!(", spacing {d:.2} px")).unwrap_or_default();
+    /// In words, as the CLI and the page print it: "zone axis, spacing 8.12 px (0.240 nm)",
+    /// "fringes only (off a zone axis)…", "no lattice"; nm where `pixel_nm` calibrates it.
+    pub fn summary(&self, pixel_nm: Option<f64>) -> String {
+        let nm = |d: f64| pixel_nm.map(|p| format!(" ({:.3} nm)", d * p)).unwrap_or_default();
+        let spacing = self.spacing.map(|d| format!(", spacing {d:.2} px{}", nm(d))).unwrap_or_default();
         match self.kind {
             LatticeKind::ZoneAxis => format!("zone axis{spacing}"),
             LatticeKind::Fringes => format!("fringes only (off a zone axis){spacing}"),

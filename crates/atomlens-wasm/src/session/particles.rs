@@ -96,7 +96,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
             aspect_ratio: q.aspect_ratio,
             touches_border: q.touches_border,
             lattice: r.lattice.clone(),
-            lattice_summary: r.lattice.summary(),
+            lattice_summary: r.lattice.summary(cal.pixel_nm()),
             outline: q.outline.iter().flat_map(|p| [p[0], p[1]]).collect(),
             facets: r.columns.facets.clone(),
             columns: r.columns.columns.len(),
