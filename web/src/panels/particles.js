@@ -186,6 +186,8 @@ export class ParticlesPanel {
     if (m) {
       // Each component scaled to counts per bin: n·w·bw·N(x; μ, σ).
       ctx.strokeStyle = '#ff922b'; ctx.lineWidth = 1.2 * dpr; ctx.fillStyle = '#ffb347';
+      // A class's atom count is written only where it clears the last one written.
+      let lastRight = -Infinity;
       m.means.forEach((mu, k) => {
         ctx.beginPath();
         for (let i = 0; i <= 200; i++) {
@@ -194,7 +196,11 @@ export class ParticlesPanel {
           i ? ctx.lineTo(xOf(x), yOf(y)) : ctx.moveTo(xOf(x), yOf(y));
         }
         ctx.stroke();
-        if (m.means.length <= 25 || k % 2 === 0) ctx.fillText(String(m.atoms[k]), xOf(mu), 10 * dpr);
+        const label = String(m.atoms[k]), half = ctx.measureText(label).width / 2;
+        if (xOf(mu) - half > lastRight + 3 * dpr) {
+          ctx.fillText(label, xOf(mu), 10 * dpr);
+          lastRight = xOf(mu) + half;
+        }
       });
     }
     ctx.fillStyle = '#8a939c'; ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, H - 3 * dpr);
