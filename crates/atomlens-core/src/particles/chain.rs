@@ -134,23 +134,29 @@ pub fn analyse(img: ArrayView2<f32>, p: &AnalysisParams) -> Result<Analysis, Cor
 pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &AnalysisParams) -> Result<Analysis, CoreError> {
     let spacing = columns.spacing.unwrap_or(columns.separation / 0.7);
     let segmentation = segment(img, Some(spacing), &p.particles)?;
-    let around = |q: &Particle| Around::new(img, &segmentation.labels, q, spacing);
-    // Each particle's own lattice first: where its spacing is not the image's, its columns are
-    // found again at its own (a particle of another material or zone axis in the field).
+    // Each particle's surroundings and own lattice, once (particles in parallel: each one's
+    // work is its own crop's).
+    let n = segmentation.particles.len();
+    let sites = crate::math::par::map(n, |k| {
+        let a = Around::new(img, &segmentation.labels, &segmentation.particles[k], spacing);
+        let lattice = particle_lattice(a.img, a.near.view(), spacing, None)?;
+        Ok((a, lattice))
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, CoreError>>()?;
+    // Where a particle's spacing is not the image's, its columns are found again at its own (a
+    // particle of another material or zone axis in the field).
     let mut columns = columns;
-    for q in &segmentation.particles {
-        let a = around(q);
-        let l = particle_lattice(a.img, a.near.view(), spacing, None)?;
-        if let Some(d) = own_spacing(&l, spacing) {
-            columns = refind_in(img, columns, &a, d, &p.columns)?;
+    for (a, lattice) in &sites {
+        if let Some(d) = own_spacing(lattice, spacing) {
+            columns = refind_in(img, columns, a, d, &p.columns)?;
         }
     }
     let points: Vec<[f64; 2]> = columns.columns.iter().map(|c| [c.x, c.y]).collect();
-    // Particles in parallel: each one's work is its own crop's.
-    let particles = crate::math::par::map(segmentation.particles.len(), |k| {
+    let particles = crate::math::par::map(n, |k| {
         let q = &segmentation.particles[k];
-        let a = around(q);
-        let lattice = particle_lattice(a.img, a.near.view(), spacing, None)?;
+        let (a, lattice) = &sites[k];
+        let lattice = lattice.clone();
         let spacing = own_spacing(&lattice, spacing).unwrap_or(spacing);
         // In the crop's pixels; indices stay those of all columns.
         let local: Vec<[f64; 2]> = points.iter().map(|&[x, y]| [x - a.x0 as f64, y - a.y0 as f64]).collect();
