@@ -34,9 +34,17 @@ export class Bridge {
 
   stalled(attempt) {
     this.worker.terminate();
-    const next = attempt + 1 > RETRIES ? 'the single-threaded engine is used instead' : `starting it again (try ${attempt + 2} of ${RETRIES + 1})`;
-    this.handlers.onStall?.(`the engine did not start within ${STARTUP_MS / 1000} s; ${next}`);
-    if (attempt <= RETRIES) this.start(attempt + 1);
+    const said = `the engine did not start within ${STARTUP_MS / 1000} s`;
+    if (attempt > RETRIES) {
+      // The single-threaded engine did not start either: fail the waiting callers, not hang them.
+      this.settled = true;
+      this.rejectReady(new Error(`${said}, single-threaded either; reload the page`));
+      this.handlers.onStall?.(`${said} (single-threaded either); reload the page`);
+      return;
+    }
+    const next = attempt === RETRIES ? 'the single-threaded engine is tried instead' : `starting it again (try ${attempt + 2} of ${RETRIES + 1})`;
+    this.handlers.onStall?.(`${said}; ${next}`);
+    this.start(attempt + 1);
   }
 
   receive(msg) {

@@ -150,7 +150,7 @@ export class ParticlesPanel {
       legend = `${by === 'atoms' ? 'atoms' : 'cross-section'}: <span style="color:${ramp(0)}">●</span> ${fmt(lo)} … <span style="color:${ramp(1)}">●</span> ${fmt(hi)}`;
     }
     // Outlines by each particle's own lattice: off a zone axis its columns are not resolved.
-    legend += ` · outline: ${Object.entries(LATTICE_OUTLINE).map(([k, o]) => `<span style="color:${o.color}">▭</span> ${o.label}`).join(' ')}`;
+    legend += ` · outline: ${Object.values(LATTICE_OUTLINE).map((o) => `<span style="color:${o.color}">▭</span> ${o.label}`).join(' ')}`;
     this.$('pa-legend').innerHTML = legend;
     this.viewer.overlay = { x: c.x, y: c.y, colors, radius: 3.5, selected: null };
     const s = r.spacing * 0.3;
