@@ -573,7 +573,7 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   saveArtifact('particles.png', await page.screenshot());
   const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-cols]')]);
   const lines = fs.readFileSync(await csv.path(), 'utf8').trim().split('\n');
-  assert.equal(lines[0], 'particle,column,x,y,site,cross_section,atoms,kind,contrast,ordered,misfit');
+  assert.equal(lines[0], 'particle,column,x,y,site,cross_section,atoms,count_probability,kind,contrast,ordered,misfit');
   assert.equal(lines.length, p.columns + 1);
   assert.ok(lines.some((l) => l.includes(',m_rich,')) && lines.some((l) => l.includes(',pt_rich,')));
   const [xyz] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-xyz]')]);

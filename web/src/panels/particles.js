@@ -105,7 +105,7 @@ export class ParticlesPanel {
     for (const p of r.particles) {
       lines.push(`#${p.id}: ${fmt(p.diameter_px * px)} ${u} across, aspect ${fmt(p.aspect_ratio)}, ${p.lattice_summary}, ${p.columns} columns ` +
         `(${p.surface} surface, ${p.edge} edge), ${p.facets.length} facets` +
-        (p.atoms ? `, ${p.atoms} atoms` : '') + (p.ordered_fraction > 0 ? `, ${fmt(100 * p.ordered_fraction)} % ordered` : '') +
+        (p.atoms ? `, ${p.atoms}${p.atoms_sd > 0 ? ` ± ${Math.round(p.atoms_sd)}` : ''} atoms` : '') + (p.ordered_fraction > 0 ? `, ${fmt(100 * p.ordered_fraction)} % ordered` : '') +
         (p.touches_border ? ' — touches the border (size and surface cut)' : ''));
       if (p.counting_error) lines.push(`   not counted: ${p.counting_error}`);
       const miss = p.defects.filter((d) => d.kind === 'missing').length, extra = p.defects.length - miss;
@@ -192,7 +192,7 @@ export class ParticlesPanel {
         ctx.beginPath();
         for (let i = 0; i <= 200; i++) {
           const x = lo + (hi - lo) * i / 200;
-          const y = v.length * m.weights[k] * bw * Math.exp(-0.5 * ((x - mu) / m.sigma) ** 2) / (m.sigma * Math.sqrt(2 * Math.PI));
+          const y = v.length * m.weights[k] * bw * Math.exp(-0.5 * ((x - mu) / m.sigmas[k]) ** 2) / (m.sigmas[k] * Math.sqrt(2 * Math.PI));
           i ? ctx.lineTo(xOf(x), yOf(y)) : ctx.moveTo(xOf(x), yOf(y));
         }
         ctx.stroke();
@@ -206,7 +206,7 @@ export class ParticlesPanel {
     ctx.fillStyle = '#8a939c'; ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, H - 3 * dpr);
     ctx.textAlign = 'right'; ctx.fillText(fmt(hi), W - 2, H - 3 * dpr);
     this.$('pa-hist-label').textContent = m
-      ? `Cross-sections of particle ${p.id}: ${m.means.length} classes by ICL (atoms on top), 1 atom = ${fmt(m.unit)}`
+      ? `Cross-sections of particle ${p.id}: ${m.means.length} thickness classes on one curve, chosen by ICL (atoms on top); 1 atom = ${fmt(m.unit)}`
       : `Cross-sections of particle ${p.id}${p.counting_error ? ' (not counted)' : ''}`;
   }
 

@@ -88,7 +88,11 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
             r.lattice.summary(cal.pixel_nm()),
             r.columns.columns.len(),
             r.columns.facets.len(),
-            if atoms > 0 { format!(", {atoms} atoms") } else { String::new() },
+            match r.atom_total() {
+                Some((_, sd)) if sd > 0.0 => format!(", {atoms} ± {sd:.0} atoms"),
+                Some(_) => format!(", {atoms} atoms"),
+                None => String::new(),
+            },
             if r.ordering.ordered_fraction > 0.0 {
                 format!(", ordered fraction {:.2}", r.ordering.ordered_fraction)
             } else {

@@ -2,13 +2,16 @@
 //! of StatSTEM). A column's cross-section is the background-subtracted intensity summed over
 //! its Voronoi cell; the cells are bounded at one column spacing so edge columns do not
 //! collect the whole support. The support level under a particle comes from a quadratic
-//! surface fitted to a ring of support around it. Counts follow from a Gaussian mixture with
-//! one shared width, its number of components chosen by ICL, each component's mean a whole
-//! number of single-atom cross-sections; or from a library of cross-sections per atom count.
+//! surface fitted to a ring of support around it. Counts follow from a Gaussian mixture whose
+//! components are consecutive atom counts on one smooth curve of cross-section against atoms
+//! (`mixture`), their number chosen by ICL; or from a library of cross-sections per atom count.
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
+
+mod mixture;
+pub use mixture::CountMixture;
 
 /// Cross-sections of the columns at `points` (px) of one particle (`mask`), and the support
 /// level model used.
@@ -129,23 +132,6 @@ fn support_surface(img: ArrayView2<f32>, d2: ArrayView2<f32>, spacing: f64) -> R
     Ok(s)
 }
 
-/// A Gaussian mixture of cross-sections with one shared width.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CountMixture {
-    /// Component means, ascending.
-    pub means: Vec<f64>,
-    /// Component weights.
-    pub weights: Vec<f64>,
-    /// The shared standard deviation.
-    pub sigma: f64,
-    /// Atoms of each component.
-    pub atoms: Vec<u32>,
-    /// Cross-section of one atom (the slope of means against atoms).
-    pub unit: f64,
-    /// `(components, ICL)` for every mixture tried; the lowest was chosen.
-    pub icl: Vec<(usize, f64)>,
-}
-
 /// How cross-sections become atom counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -212,215 +198,11 @@ pub fn count_atoms(values: &[f64], how: &Counting) -> Result<(Vec<u32>, Option<C
             Ok((values.iter().map(|&v| if v <= 0.5 * lib[0] { 0 } else { nearest(v) as u32 + 1 }).collect(), None))
         }
         Counting::Statistical { max_components } => {
-            let m = select_mixture(values, *max_components)?;
+            let m = mixture::select(values, *max_components)?;
             let counts = values.iter().map(|&v| m.atoms[m.classify(v)]).collect();
             Ok((counts, Some(m)))
         }
     }
-}
-
-impl CountMixture {
-    /// The most probable component of `v`.
-    pub fn classify(&self, v: f64) -> usize {
-        (0..self.means.len())
-            .max_by(|&a, &b| {
-                let la = self.weights[a].ln() - 0.5 * ((v - self.means[a]) / self.sigma).powi(2);
-                let lb = self.weights[b].ln() - 0.5 * ((v - self.means[b]) / self.sigma).powi(2);
-                la.total_cmp(&lb)
-            })
-            .unwrap_or(0)
-    }
-}
-
-/// Fit 1… `max_g` components and keep the lowest ICL. Every g is tried: with a dozen or so
-/// columns per thickness the ICL curve is bumpy (EM's local optima) and its global minimum
-/// often lies well past a local one.
-fn select_mixture(values: &[f64], max_g: usize) -> Result<CountMixture, CoreError> {
-    let n = values.len();
-    if n < 8 {
-        return Err(CoreError::InvalidParameter {
-            name: "columns",
-            reason: format!("{n} columns are too few to count statistically (at least 8; or use a library)"),
-        });
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    // Each g is independent: fit them in parallel, largest first so the longest jobs start
-    // early. A g whose EM empties a component is skipped.
-    let gs = max_g.min(n / 2).max(1);
-    let fits: Vec<(f64, Fit)> = crate::math::par::map(gs, |k| fit_shared(&sorted, gs - k).map(|f| (f.icl(&sorted), f)))
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut icl: Vec<(usize, f64)> = fits.iter().map(|(score, f)| (f.means.len(), *score)).collect();
-    icl.sort_by_key(|e| e.0);
-    let (_, fit) = fits.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).ok_or_else(|| CoreError::InvalidParameter {
-        name: "cross-sections",
-        reason: "no mixture could be fitted (are they all equal?)".into(),
-    })?;
-    if fit.means.len() < 2 {
-        return Err(CoreError::NotFound {
-            what: "thickness steps",
-            reason: "the cross-sections form one class: statistical counting needs thickness steps that \
-                     stand out from the noise (columns of several thicknesses, at a higher dose for thick \
-                     particles), or a library of cross-sections per atom count"
-                .into(),
-        });
-    }
-    let (atoms, unit) = atoms_of(&fit.means);
-    Ok(CountMixture { means: fit.means, weights: fit.weights, sigma: fit.sigma, atoms, unit, icl })
-}
-
-/// Whole atom numbers for ascending component means: the unit is first the median step
-/// between neighbouring means, then the least-squares slope through the origin of means
-/// against their rounded counts.
-fn atoms_of(means: &[f64]) -> (Vec<u32>, f64) {
-    let mut steps: Vec<f64> = means.windows(2).map(|p| p[1] - p[0]).collect();
-    steps.sort_by(f64::total_cmp);
-    let mut unit = steps[steps.len() / 2].max(1e-300);
-    let mut atoms: Vec<u32> = Vec::new();
-    for _ in 0..3 {
-        atoms = means.iter().map(|m| (m / unit).round().max(1.0) as u32).collect();
-        let (num, den) =
-            atoms.iter().zip(means).fold((0.0, 0.0), |a, (&k, &m)| (a.0 + k as f64 * m, a.1 + (k * k) as f64));
-        unit = num / den;
-    }
-    (atoms, unit)
-}
-
-struct Fit {
-    means: Vec<f64>,
-    weights: Vec<f64>,
-    sigma: f64,
-    ll: f64,
-}
-
-/// Terms more than this far (in log) below the largest contribute < 1e-17 and are skipped.
-const NEGLIGIBLE: f64 = 40.0;
-
-impl Fit {
-    /// `ln(wⱼ) − ½((v − mⱼ)/σ)²` for every component into `out`; returns the largest.
-    fn terms(&self, ln_w: &[f64], v: f64, out: &mut [f64]) -> f64 {
-        let k = 0.5 / (self.sigma * self.sigma);
-        let mut mx = f64::MIN;
-        for ((o, &m), &lw) in out.iter_mut().zip(&self.means).zip(ln_w) {
-            *o = lw - k * (v - m) * (v - m);
-            mx = mx.max(*o);
-        }
-        mx
-    }
-
-    /// ICL = BIC + 2 × the entropy of the hard assignment (Biernacki et al. 2000).
-    fn icl(&self, values: &[f64]) -> f64 {
-        let g = self.means.len();
-        let params = (2 * g) as f64; // g means, g − 1 weights, one width
-        let ln_w: Vec<f64> = self.weights.iter().map(|w| w.ln()).collect();
-        let mut t = vec![0.0; g];
-        let entropy: f64 = values
-            .iter()
-            .map(|&v| {
-                let mx = self.terms(&ln_w, v, &mut t);
-                // −ln τ of the winning component (whose term is mx).
-                t.iter().filter(|&&x| x > mx - NEGLIGIBLE).map(|x| (x - mx).exp()).sum::<f64>().ln()
-            })
-            .sum();
-        -2.0 * self.ll + params * (values.len() as f64).ln() + 2.0 * entropy
-    }
-}
-
-/// EM for `g` components with one shared width, from two starts (quantiles; even spacing over
-/// the range) keeping the higher likelihood.
-fn fit_shared(sorted: &[f64], g: usize) -> Option<Fit> {
-    let n = sorted.len();
-    let (lo, hi) = (sorted[0], sorted[n - 1]);
-    if hi <= lo {
-        return None;
-    }
-    let quantiles: Vec<f64> = (0..g).map(|j| sorted[((2 * j + 1) * n) / (2 * g)]).collect();
-    let even: Vec<f64> = (0..g).map(|j| lo + (hi - lo) * (j as f64 + 0.5) / g as f64).collect();
-    [quantiles, even].into_iter().filter_map(|m| em_shared(sorted, m)).max_by(|a, b| a.ll.total_cmp(&b.ll))
-}
-
-/// EM accumulating the sufficient statistics (Σr, Σrv, Σrv²) in the E-step, so memory is
-/// O(g) and each iteration one pass. Values and means are both sorted, so each value only
-/// visits the components within reach of it (a sliding window) — the rest are negligible.
-fn em_shared(v: &[f64], means: Vec<f64>) -> Option<Fit> {
-    let (n, g) = (v.len(), means.len());
-    let range = v[n - 1] - v[0];
-    let mut fit = Fit { weights: vec![1.0 / g as f64; g], sigma: range / (4.0 * g as f64), means, ll: f64::MIN };
-    let floor = 1e-4 * range;
-    let norm = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    let mut t = vec![0.0; g];
-    let (mut s0, mut s1, mut s2) = (vec![0.0; g], vec![0.0; g], vec![0.0; g]);
-    let mut ll_prev = f64::MIN;
-    for _ in 0..500 {
-        sort_components(&mut fit);
-        let ln_w: Vec<f64> = fit.weights.iter().map(|w| w.ln()).collect();
-        let spread = ln_w.iter().cloned().fold(f64::MIN, f64::max) - ln_w.iter().cloned().fold(f64::MAX, f64::min);
-        let k = 0.5 / (fit.sigma * fit.sigma);
-        let reach = ((NEGLIGIBLE + spread) / k).sqrt();
-        s0.fill(0.0);
-        s1.fill(0.0);
-        s2.fill(0.0);
-        let (mut lo, mut hi, mut ll) = (0, 0, 0.0);
-        for &x in v {
-            while lo < g && fit.means[lo] < x - reach {
-                lo += 1;
-            }
-            while hi < g && fit.means[hi] <= x + reach {
-                hi += 1;
-            }
-            let (a, b) = if lo < hi { (lo, hi) } else { nearest_component(&fit.means, x) };
-            let mut mx = f64::MIN;
-            for j in a..b {
-                t[j] = ln_w[j] - k * (x - fit.means[j]).powi(2);
-                mx = mx.max(t[j]);
-            }
-            let mut sum = 0.0;
-            for tj in &mut t[a..b] {
-                *tj = if *tj > mx - NEGLIGIBLE { (*tj - mx).exp() } else { 0.0 };
-                sum += *tj;
-            }
-            ll += mx + sum.ln() - fit.sigma.ln() - norm;
-            for j in a..b {
-                let r = t[j] / sum;
-                s0[j] += r;
-                s1[j] += r * x;
-                s2[j] += r * x * x;
-            }
-        }
-        fit.ll = ll;
-        if s0.iter().any(|&nj| nj < 1e-6) {
-            return None; // an empty component: this g is too many
-        }
-        let mut var = 0.0;
-        for j in 0..g {
-            fit.means[j] = s1[j] / s0[j];
-            var += (s2[j] - s1[j] * s1[j] / s0[j]).max(0.0);
-            fit.weights[j] = s0[j] / n as f64;
-        }
-        fit.sigma = (var / n as f64).sqrt().max(floor);
-        // ICLs that decide g differ by units; a thousandth of a log-likelihood unit is converged.
-        if (ll - ll_prev).abs() < 1e-3 {
-            break;
-        }
-        ll_prev = ll;
-    }
-    sort_components(&mut fit);
-    Some(fit)
-}
-
-/// The one component nearest `x` as a range (when none is within reach).
-fn nearest_component(means: &[f64], x: f64) -> (usize, usize) {
-    let j = (0..means.len()).min_by(|&a, &b| (means[a] - x).abs().total_cmp(&(means[b] - x).abs())).unwrap_or(0);
-    (j, j + 1)
-}
-
-fn sort_components(fit: &mut Fit) {
-    let mut order: Vec<usize> = (0..fit.means.len()).collect();
-    order.sort_by(|&a, &b| fit.means[a].total_cmp(&fit.means[b]));
-    fit.means = order.iter().map(|&j| fit.means[j]).collect();
-    fit.weights = order.iter().map(|&j| fit.weights[j]).collect();
 }
 
 /// A 3-D starting model: each column's atoms stacked along the beam (z) symmetrically about

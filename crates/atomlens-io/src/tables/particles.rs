@@ -17,7 +17,7 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
     let u = &cal.unit;
     let mut s = format!(
         "particle,area_px2,area_{u}2,equivalent_diameter_{u},centroid_x,centroid_y,aspect_ratio,orientation_deg,\
-         touches_border,lattice,lattice_spacing_px,columns,surface_columns,edge_columns,facets,atoms,ordered_fraction,\
+         touches_border,lattice,lattice_spacing_px,columns,surface_columns,edge_columns,facets,atoms,atoms_sd,ordered_fraction,\
          counting_note\n"
     );
     let px = cal.pixel_size;
@@ -26,7 +26,7 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
         let sites = |k: atomlens_core::particles::segment::Site| r.columns.sites.iter().filter(|&&s| s == k).count();
         let _ = writeln!(
             s,
-            "{},{:.0},{:.5},{:.5},{:.3},{:.3},{:.4},{:.3},{},{},{},{},{},{},{},{},{:.4},\"{}\"",
+            "{},{:.0},{:.5},{:.5},{:.3},{:.3},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{:.4},\"{}\"",
             q.id,
             q.area,
             q.area * px * px,
@@ -43,6 +43,7 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
             sites(atomlens_core::particles::segment::Site::Edge),
             r.columns.facets.len(),
             r.atoms.iter().map(|&n| n as u64).sum::<u64>(),
+            r.atom_total().map(|(_, sd)| format!("{sd:.1}")).unwrap_or_default(),
             r.ordering.ordered_fraction,
             r.counting_error.clone().unwrap_or_default().replace('"', "'")
         );
@@ -52,14 +53,16 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
 
 /// One row per column of every particle: site, cross-section, atoms and ordering.
 pub fn particle_columns_csv(a: &Analysis) -> String {
-    let mut s = String::from("particle,column,x,y,site,cross_section,atoms,kind,contrast,ordered,misfit\n");
+    let mut s =
+        String::from("particle,column,x,y,site,cross_section,atoms,count_probability,kind,contrast,ordered,misfit\n");
     for r in &a.particles {
         for (k, &i) in r.columns.columns.iter().enumerate() {
             let c = &a.columns.columns[i];
             let atoms = r.atoms.get(k).map(|n| n.to_string()).unwrap_or_default();
+            let prob = r.count_probability.get(k).map(|p| format!("{p:.3}")).unwrap_or_default();
             let _ = writeln!(
                 s,
-                "{},{},{:.4},{:.4},{},{:.6e},{},{},{:.4},{},{}",
+                "{},{},{:.4},{:.4},{},{:.6e},{},{},{},{:.4},{},{}",
                 r.particle.id,
                 i,
                 c.x,
@@ -67,6 +70,7 @@ pub fn particle_columns_csv(a: &Analysis) -> String {
                 site_name(r.columns.sites[k]),
                 r.cross_sections[k],
                 atoms,
+                prob,
                 site_name(r.ordering.kind[k]),
                 r.ordering.contrast[k],
                 r.ordering.ordered[k],

@@ -48,6 +48,8 @@ struct ParticleReply {
     surface: usize,
     edge: usize,
     atoms: u64,
+    /// Standard deviation of `atoms` (0 for library counts).
+    atoms_sd: f64,
     ordered_fraction: f64,
     counting_error: Option<String>,
     mixture: Option<atomlens_core::particles::counting::CountMixture>,
@@ -60,10 +62,11 @@ struct ParticleReply {
 }
 
 /// `{particles, spacing, total_columns, unit, pixel_size}` and, per column of every particle,
-/// `x, y, particle, site (0 interior, 1 surface, 2 edge), atoms, cross_section, kind (0 Pt-rich,
+/// `x, y, particle, site (0 interior, 1 surface, 2 edge), atoms, count_probability, cross_section, kind (0 Pt-rich,
 /// 1 M-rich, 2 uniform), contrast, ordered, misfit`.
 fn reply(a: &Analysis, cal: &Calibration) -> Reply {
     let (mut x, mut y, mut particle, mut site, mut atoms) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut probability = vec![];
     let (mut cross, mut kind, mut contrast, mut ordered, mut misfit) = (vec![], vec![], vec![], vec![], vec![]);
     let mut particles = Vec::new();
     for r in &a.particles {
@@ -77,6 +80,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
                 Site::Edge => 2,
             });
             atoms.push(r.atoms.get(k).copied().unwrap_or(0));
+            probability.push(r.count_probability.get(k).copied().unwrap_or(f64::NAN));
             cross.push(r.cross_sections[k]);
             kind.push(match r.ordering.kind[k] {
                 Kind::PtRich => 0,
@@ -103,6 +107,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
             surface: count(Site::Surface),
             edge: count(Site::Edge),
             atoms: r.atoms.iter().map(|&n| n as u64).sum(),
+            atoms_sd: r.atom_total().map_or(0.0, |t| t.1),
             ordered_fraction: r.ordering.ordered_fraction,
             counting_error: r.counting_error.clone(),
             mixture: r.mixture.clone(),
@@ -124,6 +129,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
         .u32s("particle", particle)
         .u8s("site", site)
         .u32s("atoms", atoms)
+        .f64s("count_probability", probability)
         .f64s("cross_section", cross)
         .u8s("kind", kind)
         .f64s("contrast", contrast)

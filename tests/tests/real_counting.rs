@@ -1,0 +1,59 @@
+//! Atom counting on frozen-phonon particles (`sim/`): the `particles` chain's statistical counts
+//! against the simulation's atoms per column. What a count must never be is confidently wrong:
+//! either it holds (counts within one atom, the total within its stated uncertainty) or it is
+//! refused with the reason.
+#![allow(clippy::unwrap_used)]
+use atomlens_core::metrics::match_points;
+use atomlens_core::particles::chain::{AnalysisParams, analyse};
+use atomlens_tests::{csv_rows, read_image, sim_dir, skip_sim};
+
+#[test]
+fn counts_on_frozen_phonon_particles_hold_or_are_refused() {
+    let Some(sim) = sim_dir() else { return skip_sim("counts_on_frozen_phonon_particles_hold_or_are_refused") };
+    for name in ["pt_to586_110", "pt_cubo923_100"] {
+        let img = read_image(&sim.join(format!("{name}.tif")));
+        let px_a = img.calibration.pixel_size * 10.0;
+        let rows = csv_rows(&sim.join(format!("{name}_truth.csv")));
+        let truth: Vec<([f64; 2], u32)> =
+            rows.iter().map(|r| ([r[0].parse().unwrap(), r[1].parse().unwrap()], r[2].parse().unwrap())).collect();
+        let pts: Vec<[f64; 2]> = truth.iter().map(|t| t.0).collect();
+        for dose in [1e4, 1e5] {
+            let noisy = atomlens_core::synth::at_dose(img.view(), dose * px_a * px_a, 1);
+            let a = analyse(noisy.view(), &AnalysisParams::default()).unwrap();
+            let r = a.particles.iter().max_by(|p, q| p.particle.area.total_cmp(&q.particle.area)).unwrap();
+            let found: Vec<[f64; 2]> =
+                r.columns.columns.iter().map(|&i| [a.columns.columns[i].x, a.columns.columns[i].y]).collect();
+            let m = match_points(&pts, &found, 0.5 / px_a);
+            if let Some(e) = &r.counting_error {
+                eprintln!("{name} at {dose:e}: refused: {e}");
+                assert!(e.contains("library") || e.contains("zone axis"), "{e}");
+                continue;
+            }
+            let (total, sd) = r.atom_total().unwrap();
+            let (mut exact, mut within_one) = (0, 0);
+            let mut true_total = 0;
+            for &(t, f, _) in &m.pairs {
+                let (n, want) = (r.atoms[f], truth[t].1);
+                exact += (n == want) as usize;
+                within_one += (n.abs_diff(want) <= 1) as usize;
+                true_total += want;
+            }
+            let counted: f64 = m.pairs.iter().map(|&(_, f, _)| r.atoms[f] as f64).sum();
+            eprintln!(
+                "{name} at {dose:e}: {exact} exact, {within_one} within one atom of {} matched columns; matched total {counted} \
+                 vs {true_total}; particle total {total:.0} ± {sd:.0}; unit {:.4}, classes {:?}",
+                m.pairs.len(),
+                r.mixture.as_ref().map_or(0.0, |m| m.unit),
+                r.mixture.as_ref().map(|m| m.atoms.clone()).unwrap_or_default()
+            );
+            assert!(
+                within_one as f64 >= 0.9 * m.pairs.len() as f64,
+                "{name} at {dose:e}: counts off by more than one atom"
+            );
+            assert!(
+                (counted - true_total as f64).abs() <= 3.0 * sd + 0.05 * true_total as f64,
+                "{name} at {dose:e}: total {counted} vs {true_total}"
+            );
+        }
+    }
+}
