@@ -25,7 +25,7 @@ SET = {
     "carbon": lambda: st.single_atoms(CELL, 0, 5, 17),
 }
 
-if __name__ == "__main__":
+def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ATOMLENS_SIM", os.path.expanduser("~/.cache/atomlens/sim"))
     os.makedirs(out, exist_ok=True)
     only = sys.argv[2:]
@@ -33,5 +33,16 @@ if __name__ == "__main__":
         if (only and name not in only) or os.path.exists(f"{out}/{name}.tif"):
             continue
         run(out, name, build(), PIXEL, CONFIGS, 100 + seed, {"name": name, "cell_A": CELL, "configs": CONFIGS})
+    # The simulated library for counting Pt [110] (tests compare it with statistical counting).
+    if not only or "library_pt_110" in only:
+        if not os.path.exists(f"{out}/library_pt_110.csv"):
+            import library
+            library.build(f"{out}/library_pt_110.csv", "Pt", st.PT_A, "110", 20, PIXEL, CONFIGS)
+    if only:
+        return
     import fields
     fields.compose(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -560,7 +560,12 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.equal(p.count, 1);
   assert.ok(p.columns > 180 && p.columns < 230, `${p.columns} columns`);
   assert.ok(p.diameters[0] > 3.2 && p.diameters[0] < 4.2, `diameter ${p.diameters[0]} nm`);
-  assert.ok(p.atoms > 300, `${p.atoms} Pt-equivalent atoms; ${p.errors}`);
+  // Its Co-rich columns scatter ~1/6 of a Pt column: read on one curve, one atom = a Pt step and
+  // one atom = two of them fit almost equally, so it is not counted, and the page says why
+  // (a count at the wrong unit was the old answer).
+  assert.equal(p.atoms, 0, `${p.atoms} atoms`);
+  assert.match(p.errors.join(' '), /ambiguous.*library of cross-sections/);
+  assert.match(await page.textContent('[data-testid=pa-summary]'), /not counted: .*ambiguous/);
   assert.ok(p.ordered[0] > 0.4, `ordered fraction ${p.ordered[0]}`);
   assert.ok(p.facets >= 6, `${p.facets} facets`);
   // Its own lattice: a zone axis, said in the summary.
@@ -576,12 +581,19 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.equal(lines[0], 'particle,column,x,y,site,cross_section,atoms,count_probability,kind,contrast,ordered,misfit');
   assert.equal(lines.length, p.columns + 1);
   assert.ok(lines.some((l) => l.includes(',m_rich,')) && lines.some((l) => l.includes(',pt_rich,')));
-  const [xyz] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-xyz]')]);
-  assert.equal(+fs.readFileSync(await xyz.path(), 'utf8').split('\n')[0], p.atoms);
+  assert.ok(await page.isDisabled('[data-testid=pa-xyz]'), 'no model without counts');
 
-  // Identical location: the pair demo, compared; the known transform and changes come back.
+  // Identical location: the pair demo (a Pt particle), counted with its uncertainty and its
+  // 3-D model exported, then compared; the known transform and changes come back.
   await page.click('[data-testid=pa-demo-pair]');
   await page.waitForFunction(() => window.__atomlens.signals.length === 2 && !window.__atomlens.busy, null, { timeout: 60000 });
+  await page.click('[data-testid=pa-run]');
+  await page.waitForFunction(() => window.__atomlens.particles?.count === 1 && window.__atomlens.particles.atoms > 0 && !window.__atomlens.busy, null, { timeout: 120000 });
+  const pt = await page.evaluate(() => window.__atomlens.particles);
+  assert.ok(pt.atoms > 500, `${pt.atoms} atoms; ${pt.errors}`);
+  assert.match(await page.textContent('[data-testid=pa-summary]'), /\d+ ± \d+ atoms/);
+  const [xyz] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-xyz]')]);
+  assert.equal(+fs.readFileSync(await xyz.path(), 'utf8').split('\n')[0], pt.atoms);
   assert.equal(await page.inputValue('[data-testid=cmp-after]'), '1');
   await page.click('[data-testid=cmp-run]');
   await page.waitForFunction(() => window.__atomlens.ilCompare && !window.__atomlens.busy, null, { timeout: 120000 });

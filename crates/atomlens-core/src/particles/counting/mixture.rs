@@ -1,6 +1,6 @@
 //! The counting mixture: cross-sections as a Gaussian mixture whose components are consecutive
 //! atom counts n = n₀…n₁ with means on one smooth curve through the origin,
-//! μ(n) = u·n + q·n² (u: one atom's cross-section; q < 0 where channelling makes thick columns
+//! μ(n) = u·m + q·m², m = n − n₀ with n₀ ∈ [0, ½] (u: the step per atom; q < 0 where channelling makes thick columns
 //! scatter less per atom), and widths that grow with thickness, σ(n)² = s²·(1 + κ·n). Each
 //! candidate number of thickness steps is fitted by EM and the one of lowest ICL kept
 //! (De Backer et al. 2016 select the number of components the same way, with free means).
@@ -26,8 +26,11 @@ pub struct CountMixture {
     pub weights: Vec<f64>,
     /// One atom's cross-section: μ'(0) = u.
     pub unit: f64,
-    /// The curvature q of μ(n) = u·n + q·n².
+    /// The curvature q of μ(n) = u·m + q·m², m = n − `offset`.
     pub curvature: f64,
+    /// Where the curve meets zero, in atoms (0–½: the first atom of a column, not yet
+    /// channelling, scatters less than the next ones).
+    pub offset: f64,
     /// `(components, ICL)` of every candidate fitted; the lowest was chosen.
     pub icl: Vec<(usize, f64)>,
 }
@@ -39,6 +42,12 @@ const NEGLIGIBLE: f64 = 40.0;
 /// difference of 10 on the −2 ln L scale is "very strong" evidence, Kass & Raftery 1995).
 const AMBIGUOUS: f64 = 10.0;
 
+/// Where the curve may meet zero, in atoms: a simulated Pt [110] library crosses at ~0.3
+/// (0.209, 0.481, 0.794 of the beam·px for 1, 2, 3 atoms: the first atom scatters least). At
+/// most 0.3: with half an atom and the curvature, a reading shifted by a whole atom bends onto
+/// nearly the same curve and realistic draws become ambiguous.
+const OFFSETS: [f64; 4] = [0.0, 0.1, 0.2, 0.3];
+
 /// Range of the last step over the first, minus one: 2q·n_top/u. HAADF cross-sections grow
 /// about linearly and then saturate (channelling); a curve bent upwards would only trade steps.
 const CURVATURE: std::ops::RangeInclusive<f64> = -0.5..=0.1;
@@ -48,6 +57,12 @@ const CURVATURE: std::ops::RangeInclusive<f64> = -0.5..=0.1;
 const GROWTH: [f64; 9] = [0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
 
 impl CountMixture {
+    /// μ(n) on the fitted curve.
+    pub fn mean_of(&self, n: u32) -> f64 {
+        let m = n as f64 - self.offset;
+        self.unit * m + self.curvature * m * m
+    }
+
     /// `ln(wⱼ N(v; μⱼ, σⱼ))` up to a constant, per component.
     fn log_terms(&self, v: f64) -> impl Iterator<Item = f64> + '_ {
         (0..self.means.len()).map(move |j| {
@@ -239,6 +254,7 @@ fn em(v: &[f64], unit: f64, n_top: usize) -> Option<CountMixture> {
         atoms,
         unit,
         curvature: 0.0,
+        offset: 0.0,
         icl: Vec::new(),
     };
     let (mut s2, mut kappa) = ((0.3 * unit).powi(2), 0.0);
@@ -292,45 +308,16 @@ fn em(v: &[f64], unit: f64, n_top: usize) -> Option<CountMixture> {
         for j in 0..g {
             m.weights[j] = s0[j] / n as f64;
         }
-        // Means on μ = u n + q n², weighted by 1/σ², by the 2×2 normal equations.
-        let (mut a11, mut a12, mut a22, mut b1, mut b2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        // Means on the curve: for each offset, (u, q) by weighted least squares; the cheapest.
+        let w: Vec<f64> = m.sigmas.iter().map(|s| 1.0 / (s * s)).collect();
+        let (_, u, q, offset) = OFFSETS
+            .iter()
+            .chain(std::iter::once(&m.offset))
+            .filter_map(|&o| curve(&m.atoms, &s0, &s1, &w, o))
+            .min_by(|a, b| a.0.total_cmp(&b.0))?;
+        (m.unit, m.curvature, m.offset) = (u, q, offset);
         for j in 0..g {
-            let (k, w) = (m.atoms[j] as f64, 1.0 / m.sigmas[j].powi(2));
-            a11 += w * s0[j] * k * k;
-            a12 += w * s0[j] * k.powi(3);
-            a22 += w * s0[j] * k.powi(4);
-            b1 += w * s1[j] * k;
-            b2 += w * s1[j] * k * k;
-        }
-        let det = a11 * a22 - a12 * a12;
-        let (mut u, mut q) = if det.abs() > 1e-12 * a11 * a22 {
-            ((b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det)
-        } else {
-            (b1 / a11, 0.0)
-        };
-        // Channelling bends the curve mildly: the last step between half and 1.1 times the
-        // first (else two free means would bend it through any two clusters); outside that,
-        // the nearest bound.
-        let top = *m.atoms.last()? as f64;
-        if u > 0.0 && !(CURVATURE.contains(&(2.0 * q * top / u))) {
-            let r = (2.0 * q * top / u).clamp(*CURVATURE.start(), *CURVATURE.end());
-            // μ = u (n + r n²/(2 top)): one parameter left, in closed form.
-            let c = r / (2.0 * top);
-            let (num, den) = (0..g).fold((0.0, 0.0), |acc, j| {
-                let (k, w) = (m.atoms[j] as f64, 1.0 / m.sigmas[j].powi(2));
-                let f = k + c * k * k;
-                (acc.0 + w * s1[j] * f, acc.1 + w * s0[j] * f * f)
-            });
-            (u, q) = (num / den, num / den * c);
-        }
-        if !(u > 0.0) {
-            return None;
-        }
-        m.unit = u;
-        m.curvature = q;
-        for j in 0..g {
-            let k = m.atoms[j] as f64;
-            m.means[j] = u * k + q * k * k;
+            m.means[j] = m.mean_of(m.atoms[j]);
         }
         // Widths: for each growth factor κ, s² in closed form; keep the most likely.
         let resid: Vec<f64> =
@@ -379,6 +366,48 @@ fn terms(c: &[f64], m: &CountMixture, x: f64, range: std::ops::Range<usize>, out
         mx = mx.max(out[j]);
     }
     mx
+}
+
+/// The curve through the components' statistics (`s0`: Σ responsibilities, `s1`: Σ r·v) at
+/// `offset`, weighted by `w` = 1/σ²: `(cost, u, q, offset)` with μ = u·m + q·m², m = n − offset.
+/// Channelling bends it mildly: the last step 0.5–1.1 × the first (else two free means bend it
+/// through any two clusters); outside that, the nearest bound, with u in closed form.
+fn curve(atoms: &[u32], s0: &[f64], s1: &[f64], w: &[f64], offset: f64) -> Option<(f64, f64, f64, f64)> {
+    let x: Vec<f64> = atoms.iter().map(|&n| n as f64 - offset).collect();
+    let (mut a11, mut a12, mut a22, mut b1, mut b2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for j in 0..x.len() {
+        let (k, ws) = (x[j], w[j] * s0[j]);
+        a11 += ws * k * k;
+        a12 += ws * k.powi(3);
+        a22 += ws * k.powi(4);
+        b1 += w[j] * s1[j] * k;
+        b2 += w[j] * s1[j] * k * k;
+    }
+    let det = a11 * a22 - a12 * a12;
+    let (mut u, mut q) = if det.abs() > 1e-12 * a11 * a22 {
+        ((b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det)
+    } else {
+        (b1 / a11, 0.0)
+    };
+    let top = *x.last()?;
+    if u > 0.0 && !CURVATURE.contains(&(2.0 * q * top / u)) {
+        let c = (2.0 * q * top / u).clamp(*CURVATURE.start(), *CURVATURE.end()) / (2.0 * top);
+        let (num, den) = (0..x.len()).fold((0.0, 0.0), |acc, j| {
+            (acc.0 + w[j] * s1[j] * (x[j] + c * x[j] * x[j]), acc.1 + w[j] * s0[j] * (x[j] + c * x[j] * x[j]).powi(2))
+        });
+        (u, q) = (num / den, num / den * c);
+    }
+    if !(u > 0.0) {
+        return None;
+    }
+    // Σ w (s0 μ² − 2 s1 μ): the weighted squared residual up to a constant.
+    let cost = (0..x.len())
+        .map(|j| {
+            let mu = u * x[j] + q * x[j] * x[j];
+            w[j] * (s0[j] * mu * mu - 2.0 * s1[j] * mu)
+        })
+        .sum();
+    Some((cost, u, q, offset))
 }
 
 /// The one component nearest `x` as a range (when none is within reach).
