@@ -57,3 +57,38 @@ fn counts_on_frozen_phonon_particles_hold_or_are_refused() {
         }
     }
 }
+
+/// The same particle counted with the simulated library (`sim/library.py`, written by
+/// `sim/make.py` as `library_pt_110.csv`), its values scaled to the dose's counts per pixel.
+#[test]
+fn library_counts_on_the_frozen_phonon_particle() {
+    let Some(sim) = sim_dir() else { return skip_sim("library_counts_on_the_frozen_phonon_particle") };
+    let lib_path = sim.join("library_pt_110.csv");
+    if !lib_path.is_file() {
+        return skip_sim("library_counts_on_the_frozen_phonon_particle (no library_pt_110.csv)");
+    }
+    let lib = atomlens_core::particles::counting::parse_library(&std::fs::read_to_string(&lib_path).unwrap()).unwrap();
+    let img = read_image(&sim.join("pt_to586_110.tif"));
+    let px_a = img.calibration.pixel_size * 10.0;
+    let rows = csv_rows(&sim.join("pt_to586_110_truth.csv"));
+    let truth: Vec<([f64; 2], u32)> =
+        rows.iter().map(|r| ([r[0].parse().unwrap(), r[1].parse().unwrap()], r[2].parse().unwrap())).collect();
+    let pts: Vec<[f64; 2]> = truth.iter().map(|t| t.0).collect();
+    for dose in [1e4, 1e5] {
+        let scale = dose * px_a * px_a;
+        let noisy = atomlens_core::synth::at_dose(img.view(), scale, 1);
+        let p = AnalysisParams {
+            counting: atomlens_core::particles::counting::Counting::Library(lib.iter().map(|v| v * scale).collect()),
+            ..Default::default()
+        };
+        let a = analyse(noisy.view(), &p).unwrap();
+        let r = a.particles.iter().max_by(|p, q| p.particle.area.total_cmp(&q.particle.area)).unwrap();
+        let found: Vec<[f64; 2]> =
+            r.columns.columns.iter().map(|&i| [a.columns.columns[i].x, a.columns.columns[i].y]).collect();
+        let m = match_points(&pts, &found, 0.5 / px_a);
+        let exact = m.pairs.iter().filter(|&&(t, f, _)| r.atoms[f] == truth[t].1).count();
+        let within_one = m.pairs.iter().filter(|&&(t, f, _)| r.atoms[f].abs_diff(truth[t].1) <= 1).count();
+        eprintln!("library at {dose:e}: {exact} exact, {within_one} within one of {} matched", m.pairs.len());
+        assert!(within_one as f64 >= 0.9 * m.pairs.len() as f64, "library at {dose:e}: {within_one} within one");
+    }
+}
