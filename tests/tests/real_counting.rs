@@ -11,6 +11,10 @@ use atomlens_tests::{csv_rows, read_image, sim_dir, skip_sim};
 fn counts_on_frozen_phonon_particles_hold_or_are_refused() {
     let Some(sim) = sim_dir() else { return skip_sim("counts_on_frozen_phonon_particles_hold_or_are_refused") };
     for name in ["pt_to586_110", "pt_cubo923_100"] {
+        if !sim.join(format!("{name}.tif")).is_file() {
+            eprintln!("SKIPPED {name}: not simulated (sim/make.py OUT {name})");
+            continue;
+        }
         let img = read_image(&sim.join(format!("{name}.tif")));
         let px_a = img.calibration.pixel_size * 10.0;
         let rows = csv_rows(&sim.join(format!("{name}_truth.csv")));
