@@ -64,6 +64,7 @@ fn counts_on_frozen_phonon_particles_hold_or_are_refused() {
 
 /// The same particle counted with the simulated library (`sim/library.py`, written by
 /// `sim/make.py` as `library_pt_110.csv`), its values scaled to the dose's counts per pixel.
+/// Measured (n ≤ 12, 2 configurations): 65 / 69 of 88 exact at 10⁴ / 10⁵, all within one atom.
 #[test]
 fn library_counts_on_the_frozen_phonon_particle() {
     let Some(sim) = sim_dir() else { return skip_sim("library_counts_on_the_frozen_phonon_particle") };
@@ -92,7 +93,13 @@ fn library_counts_on_the_frozen_phonon_particle() {
         let m = match_points(&pts, &found, 0.5 / px_a);
         let exact = m.pairs.iter().filter(|&&(t, f, _)| r.atoms[f] == truth[t].1).count();
         let within_one = m.pairs.iter().filter(|&&(t, f, _)| r.atoms[f].abs_diff(truth[t].1) <= 1).count();
-        eprintln!("library at {dose:e}: {exact} exact, {within_one} within one of {} matched", m.pairs.len());
+        let counted: u32 = m.pairs.iter().map(|&(_, f, _)| r.atoms[f]).sum();
+        let want: u32 = m.pairs.iter().map(|&(t, _, _)| truth[t].1).sum();
+        eprintln!(
+            "library at {dose:e}: {exact} exact, {within_one} within one of {} matched; total {counted} vs {want}",
+            m.pairs.len()
+        );
         assert!(within_one as f64 >= 0.9 * m.pairs.len() as f64, "library at {dose:e}: {within_one} within one");
+        assert!(counted.abs_diff(want) as f64 <= 0.05 * want as f64, "library at {dose:e}: total {counted} vs {want}");
     }
 }
