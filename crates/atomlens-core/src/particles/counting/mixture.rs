@@ -1,14 +1,15 @@
 //! The counting mixture: cross-sections as a Gaussian mixture whose components are consecutive
-//! atom counts n = n₀…n₁ with means on one smooth curve through the origin,
-//! μ(n) = u·m + q·m², m = n − n₀ with n₀ ∈ [0, ½] (u: the step per atom; q < 0 where channelling makes thick columns
+//! atom counts n = n_lo…n_hi with means on one smooth curve, μ(n) = u·m + q·m², m = n − offset
+//! (the offset 0–0.3 atom; u: the step per atom; q < 0 where channelling makes thick columns
 //! scatter less per atom), and widths that grow with thickness, σ(n)² = s²·(1 + κ·n). Each
 //! candidate number of thickness steps is fitted by EM and the one of lowest ICL kept
 //! (De Backer et al. 2016 select the number of components the same way, with free means).
 //!
-//! Why constrained: realistic (frozen-phonon) cross-sections scatter 0.2–0.45 of a step per
-//! class, so a mixture with one free mean per class (2g parameters, a dozen columns per class)
-//! cannot resolve them and ICL falls back to one class; on one curve the whole particle fixes
-//! four shape parameters and only the weights are per class.
+//! Why constrained: one free mean per class (2g parameters, a dozen columns per class) cannot
+//! resolve classes scattered a fifth of a step or more, and ICL falls back to one class; on one
+//! curve the whole particle fixes four shape parameters and only the weights are per class.
+//! Past ~0.3 of a step (a frozen-phonon Pt particle: 0.3–0.55) nothing resolves them; the
+//! refusals below say so, and a simulated library counts them.
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
