@@ -74,11 +74,17 @@ impl CountMixture {
 
     /// Probability of each component given cross-section `v`.
     pub fn posterior(&self, v: f64) -> Vec<f64> {
+        let (t, mx, s) = self.normalised(v);
+        t.into_iter().map(|x| if x > mx - NEGLIGIBLE { (x - mx).exp() / s } else { 0.0 }).collect()
+    }
+
+    /// The log-terms of `v`, the largest of them and Σ exp(term − largest) over the terms that
+    /// are not negligible.
+    fn normalised(&self, v: f64) -> (Vec<f64>, f64, f64) {
         let t: Vec<f64> = self.log_terms(v).collect();
         let mx = t.iter().cloned().fold(f64::MIN, f64::max);
-        let e: Vec<f64> = t.iter().map(|&x| if x > mx - NEGLIGIBLE { (x - mx).exp() } else { 0.0 }).collect();
-        let s: f64 = e.iter().sum();
-        e.into_iter().map(|x| x / s).collect()
+        let s = t.iter().filter(|&&y| y > mx - NEGLIGIBLE).map(|y| (y - mx).exp()).sum();
+        (t, mx, s)
     }
 
     /// The most probable component of `v`.
@@ -231,9 +237,7 @@ fn likelihood(v: &[f64], m: &CountMixture) -> (f64, f64) {
     let norm = 0.5 * (2.0 * std::f64::consts::PI).ln();
     let (mut ll, mut entropy) = (0.0, 0.0);
     for &x in v {
-        let t: Vec<f64> = m.log_terms(x).collect();
-        let mx = t.iter().cloned().fold(f64::MIN, f64::max);
-        let s: f64 = t.iter().filter(|&&y| y > mx - NEGLIGIBLE).map(|y| (y - mx).exp()).sum();
+        let (_, mx, s) = m.normalised(x);
         ll += mx + s.ln() - norm;
         entropy += s.ln();
     }
