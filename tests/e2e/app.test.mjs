@@ -200,6 +200,8 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   assert.ok(c.count >= 280 && c.count <= 330, `found ${c.count}`);
   assert.ok(c.fitted >= 0.95 * c.count, `fitted ${c.fitted} of ${c.count}`);
   assert.match(await page.textContent('[data-testid=col-summary]'), /columns: \d+ fitted/);
+  // Both errors, each saying what it covers.
+  assert.match(await page.textContent('[data-testid=col-summary]'), /Position error x ± [\d.]+ px \([\d.]+ pm\), y ± [\d.]+ px .* empirical .* Cramér–Rao x ± .* \(shot noise only, a lower bound\)/);
   // Click the column nearest the image centre: its numbers and residual appear.
   const pos = await page.evaluate(() => {
     const v = document.querySelector('[data-testid=view]').getBoundingClientRect();
@@ -207,12 +209,13 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   });
   await page.mouse.click(pos.x, pos.y);
   await page.waitForSelector('[data-testid=col-detail]:not([hidden])');
-  assert.match(await page.textContent('[data-testid=col-detail]'), /± x, y \(px\)/);
+  assert.match(await page.textContent('[data-testid=col-detail]'), /± x, y empirical \(px\)\d\.\d+/);
+  assert.match(await page.textContent('[data-testid=col-detail]'), /± x, y Cramér–Rao \(px\)/);
   await page.selectOption('[data-testid=col-color]', 'status');
   saveArtifact('columns.png', await page.screenshot());
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=col-csv]')]);
   const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
-  assert.match(csv[0], /^x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,/);
+  assert.match(csv[0], /^x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,.*,x_err_empirical,y_err_empirical$/);
   assert.equal(csv.length - 1, c.count);
   // A separation that contradicts the image's spacing is said, with the value that would work.
   await page.fill('#col-sep', '40');

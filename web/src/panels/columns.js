@@ -118,12 +118,9 @@ export class ColumnsPanel {
     const n = table.x.length;
     const counts = [0, 0, 0, 0];
     for (const s of table.status) counts[s]++;
-    const errs = Array.from(table.x_err).filter(Number.isFinite).sort((a, b) => a - b);
-    const medErr = errs.length ? errs[Math.floor(errs.length / 2)] : NaN;
-    const { pixel_size, unit } = this.state.image;
-    const pm = unit === 'nm' ? ` (${(medErr * pixel_size * 1000).toFixed(1)} pm)` : '';
     this.store.set({ columns: { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms, lattice: table.lattice, single: table.single, notes: table.notes } });
-    const precision = `Median x error ${fmt(medErr)} px${pm}. ${(ms / 1000).toFixed(2)} s.`;
+    // The sentence is Rust's (`columns::precision::summary`): empirical error beside the bound.
+    const precision = `${table.precision_summary[0].toUpperCase()}${table.precision_summary.slice(1)}. ${(ms / 1000).toFixed(2)} s.`;
     this.$('col-summary').textContent = table.single
       ? `No lattice in this image: ${n} single atoms, each ${table.single.threshold.toFixed(2)} σ or more above its local support ` +
         `(about ${table.single.false_alarms} false detection per image expected; atom width ${table.single.sigma.toFixed(2)} px). ` +
@@ -142,7 +139,7 @@ export class ColumnsPanel {
   values(kind) {
     const t = this.table;
     if (kind === 'sigma') return Array.from(t.sigma_x, (v, i) => Math.sqrt(v * t.sigma_y[i]));
-    if (kind === 'error') return Array.from(t.x_err, (v, i) => Math.hypot(v, t.y_err[i]));
+    if (kind === 'error') return Array.from(t.x_err_empirical, (v, i) => Math.hypot(v, t.y_err_empirical[i]));
     if (kind === 'sublattice') return Array.from(t.sublattice);
     if (kind === 'coordination') return Array.from(t.coordination ?? []);
     if (kind === 'significance') return t.significance?.length ? Array.from(t.significance) : Array.from(t.x, () => NaN);
@@ -222,6 +219,7 @@ export class ColumnsPanel {
       const add = (a, v) => Float64Array.from([...a, v]);
       this.table = { ...t, x: add(t.x, x), y: add(t.y, y), sigma_x: add(t.sigma_x, NaN), sigma_y: add(t.sigma_y, NaN),
         amplitude: add(t.amplitude, NaN), x_err: add(t.x_err, NaN), y_err: add(t.y_err, NaN),
+        x_err_empirical: add(t.x_err_empirical, NaN), y_err_empirical: add(t.y_err_empirical, NaN),
         status: Uint8Array.from([...t.status, 1]), sublattice: Uint32Array.from([...t.sublattice, 0]),
         nn_distance: add(t.nn_distance, NaN), coordination: Uint32Array.from([...t.coordination, 0]),
         significance: t.significance?.length ? add(t.significance, NaN) : t.significance };
@@ -255,7 +253,8 @@ export class ColumnsPanel {
     const nm = (v) => (unit === 'nm' && Number.isFinite(v) ? ` = ${(v * pixel_size * 1000).toFixed(1)} pm` : '');
     const rows = [
       ['x, y (px)', `${t.x[i].toFixed(3)}, ${t.y[i].toFixed(3)}`],
-      ['± x, y (px)', `${fmt(t.x_err[i])}${nm(t.x_err[i])}, ${fmt(t.y_err[i])}`],
+      ['± x, y empirical (px)', `${fmt(t.x_err_empirical[i])}${nm(t.x_err_empirical[i])}, ${fmt(t.y_err_empirical[i])}`],
+      ['± x, y Cramér–Rao (px)', `${fmt(t.x_err[i])}${nm(t.x_err[i])}, ${fmt(t.y_err[i])} (shot noise only)`],
       ['σx, σy (px)', `${fmt(t.sigma_x[i])}, ${fmt(t.sigma_y[i])}`],
       ['rotation', Number.isFinite(t.rotation?.[i]) ? `${(t.rotation[i] * 180 / Math.PI).toFixed(1)}°` : '—'],
       ['amplitude', fmt(t.amplitude[i])], ['volume', fmt(t.volume?.[i])], ['background', fmt(t.background?.[i])],

@@ -121,6 +121,7 @@ pub fn run(a: Args) -> Result<()> {
         r.separation,
         r.spacing.map(|s| format!(", spacing {s:.2} px")).unwrap_or_default()
     );
+    eprintln!("{}", atomlens_core::columns::precision::summary(r.precision.as_ref(), img.calibration.pixel_nm()));
     for n in &r.notes {
         eprintln!("note: {n}");
     }

@@ -8,10 +8,12 @@ use crate::columns::find::{PeakParams, Peaks, find_columns};
 use crate::columns::fit::{AtomColumn, FitParams, FitStatus, fit_columns};
 use crate::columns::single::{SingleAtomParams, SingleAtoms, find_single_atoms};
 use crate::lattice::{Lattice, analyse, lattice_vectors};
+use precision::Precision;
 pub use sublattice::Sublattices;
 
 pub mod find;
 pub mod fit;
+pub mod precision;
 pub mod residual;
 pub mod single;
 pub mod sublattice;
@@ -48,6 +50,20 @@ pub struct ColumnResult {
     /// What was doubtful (see [`Peaks::notes`]).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The positions' empirical precision ([`precision`]), where enough columns have two
+    /// opposite neighbours.
+    #[serde(default)]
+    pub precision: Option<Precision>,
+}
+
+impl ColumnResult {
+    /// With the columns' empirical precision measured ([`precision::measure`]) and each
+    /// column's empirical errors set from it.
+    pub fn with_precision(mut self) -> Self {
+        self.precision = precision::measure(&self.columns);
+        precision::apply(&mut self.columns, self.precision.as_ref());
+        self
+    }
 }
 
 /// The coarsest pixel (nm) on which [`find()`] looks for single atoms unaided: a Pt atom's image
@@ -154,6 +170,8 @@ pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Resul
             lattice: None,
             single: Some(s.clone()),
             notes: peaks.notes.clone(),
+            // Isolated atoms have no neighbours to measure a scatter against.
+            precision: None,
         });
     }
     // The finder's lattice when it estimated the spacing; else the spectrum's at the given one.
@@ -166,7 +184,9 @@ pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Resul
         lattice,
         single: None,
         notes: peaks.notes.clone(),
-    })
+        precision: None,
+    }
+    .with_precision())
 }
 
 /// Fit again at `seeds` after the user added, moved or deleted columns: the previous run's
@@ -190,7 +210,7 @@ pub fn refit(
         return fit_found(img, &peaks, p);
     }
     let (columns, lattice) = refine(img, seeds, p, previous.lattice.as_ref())?;
-    Ok(ColumnResult { columns, lattice, ..previous.clone() })
+    Ok(ColumnResult { columns, lattice, ..previous.clone() }.with_precision())
 }
 
 /// Refine columns at `seeds` (found, or edited by hand), refine the `lattice` (from a spectrum)

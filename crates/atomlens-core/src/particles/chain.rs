@@ -293,7 +293,7 @@ fn refind_in(
     let (fitted, _) = refine(img, &seeds, p, None)?;
     columns.columns.retain(|c| !inside(c.x, c.y));
     columns.columns.extend(fitted);
-    Ok(columns)
+    Ok(columns.with_precision())
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@ use atomlens_core::columns::single::SingleAtoms;
 use atomlens_core::columns::{ColumnParams, ColumnResult};
 use atomlens_core::strain::columns::{ColumnStrain, ColumnStrainResult};
 
-/// The CSV header (pixels; x column, y row, centres at integers; rotation in radians).
-pub const COLUMNS_HEADER: &str = "x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,sigma_x_err,sigma_y_err,amplitude_err,residual_rms,status,sublattice,nn_distance,coordination";
+/// The CSV header (pixels; x column, y row, centres at integers; rotation in radians). `x_err`,
+/// `y_err`: the Cramér–Rao bound (shot noise only, a lower bound); `x_err_empirical`,
+/// `y_err_empirical`: with the image's scatter beyond it (`atomlens_core::columns::precision`).
+pub const COLUMNS_HEADER: &str = "x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,sigma_x_err,sigma_y_err,amplitude_err,residual_rms,status,sublattice,nn_distance,coordination,x_err_empirical,y_err_empirical";
 
 /// Columns as CSV, one row per column.
 pub fn columns_csv(cols: &[AtomColumn]) -> String {
@@ -17,7 +19,7 @@ pub fn columns_csv(cols: &[AtomColumn]) -> String {
         let status =
             serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         s.push_str(&format!(
-            "{:.5},{:.5},{:.5},{:.5},{:.5},{:.6e},{:.6e},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.4e},{:.4e},{},{},{:.4},{}\n",
+            "{:.5},{:.5},{:.5},{:.5},{:.5},{:.6e},{:.6e},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.4e},{:.4e},{},{},{:.4},{},{:.5},{:.5}\n",
             c.x,
             c.y,
             c.sigma_x,
@@ -35,7 +37,9 @@ pub fn columns_csv(cols: &[AtomColumn]) -> String {
             status,
             c.sublattice,
             c.nn_distance,
-            c.coordination
+            c.coordination,
+            c.x_err_empirical,
+            c.y_err_empirical
         ));
     }
     s
@@ -110,6 +114,8 @@ pub fn columns_json(
         "lattice_px": r.lattice,
         "single_atoms": r.single,
         "notes": r.notes,
+        "errors": "x_err, y_err: Cramér–Rao bound (shot noise only, a lower bound); x_err_empirical, y_err_empirical: with the scatter about opposite neighbours beyond it (precision_px)",
+        "precision_px": r.precision,
         "columns": r.columns,
         "strain": strain,
     }))
@@ -142,13 +148,15 @@ mod tests {
             sublattice: 1,
             nn_distance: 12.5,
             coordination: 4,
+            x_err_empirical: 0.03,
+            y_err_empirical: f64::NAN,
         };
         let csv = columns_csv(&[c.clone(), c]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0], COLUMNS_HEADER);
         assert!(lines[1].starts_with("1.50000,2.25000,3.00000,2.00000,"));
-        assert!(lines[1].ends_with(",center_of_mass,1,12.5000,4"));
+        assert!(lines[1].ends_with(",center_of_mass,1,12.5000,4,0.03000,NaN"));
         assert_eq!(lines[1].split(',').count(), COLUMNS_HEADER.split(',').count());
     }
 }

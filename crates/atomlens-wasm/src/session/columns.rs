@@ -1,7 +1,7 @@
 //! Columns of the shown image: found (positions first, so the page draws them while the fits
 //! run), fitted, refitted after edits, exported, and one column's data against its model.
 use atomlens_core::columns::fit::AtomColumn;
-use atomlens_core::columns::{ColumnParams, find, fit_found, refit, residual};
+use atomlens_core::columns::{ColumnParams, find, fit_found, precision, refit, residual};
 
 use super::Session;
 use crate::error::{Error, Result};
@@ -46,7 +46,9 @@ impl Session {
     /// fitted, 1 centre of mass, 2 too few pixels, 3 not significant), with `separation`,
     /// `spacing` and `lattice` (`{a, b, angle, vectors}`); for single atoms `significance` (z
     /// per atom) and `single` (`{threshold, false_alarms, sigma}`), else `single: null`; `notes`:
-    /// what was doubtful (a separation that contradicts the image).
+    /// what was doubtful (a separation that contradicts the image); `x_err`, `y_err` the
+    /// Cramér–Rao bounds, `x_err_empirical`, `y_err_empirical` with the real scatter,
+    /// `precision` (`{sigma, noise, triples}` or null) and `precision_summary` (a sentence).
     pub fn column_table(&self) -> Result<Reply> {
         let (r, _) = self.columns()?;
         let c = &r.columns;
@@ -66,6 +68,8 @@ impl Session {
             .f64s("background", col(|a| a.background))
             .f64s("x_err", col(|a| a.x_err))
             .f64s("y_err", col(|a| a.y_err))
+            .f64s("x_err_empirical", col(|a| a.x_err_empirical))
+            .f64s("y_err_empirical", col(|a| a.y_err_empirical))
             .f64s("residual_rms", col(|a| a.residual_rms))
             .u8s("status", c.iter().map(|a| a.status as u8).collect())
             .u32s("sublattice", c.iter().map(|a| a.sublattice).collect())
@@ -75,6 +79,8 @@ impl Session {
             .json("spacing", &r.spacing)
             .json("lattice", &lattice)
             .json("notes", &r.notes)
+            .json("precision", &r.precision)
+            .json("precision_summary", &precision::summary(r.precision.as_ref(), self.image()?.calibration.pixel_nm()))
             .f64s("significance", r.single.as_ref().map_or_else(Vec::new, |s| s.atoms.iter().map(|a| a.z).collect()))
             .json(
                 "single",

@@ -53,6 +53,8 @@ pub(super) fn finish(
             sublattice: 0,
             nn_distance: nan,
             coordination: 0,
+            x_err_empirical: nan,
+            y_err_empirical: nan,
         };
     };
     let circ = shape == Shape::Circular;
@@ -117,5 +119,7 @@ pub(super) fn finish(
         sublattice: 0,
         nn_distance: f64::NAN,
         coordination: 0,
+        x_err_empirical: f64::NAN,
+        y_err_empirical: f64::NAN,
     }
 }

@@ -116,9 +116,9 @@ pub struct AtomColumn {
     pub volume: f64,
     /// Local background.
     pub background: f64,
-    /// Cramér–Rao standard error of `x` (px).
+    /// Cramér–Rao standard error of `x` (px): the shot noise's share alone, a lower bound.
     pub x_err: f64,
-    /// Cramér–Rao standard error of `y` (px).
+    /// Cramér–Rao standard error of `y` (px): the shot noise's share alone, a lower bound.
     pub y_err: f64,
     /// Standard error of `sigma_x` (px).
     pub sigma_x_err: f64,
@@ -137,6 +137,18 @@ pub struct AtomColumn {
     /// Columns in the first-neighbour shell (within 1.25 × the median nearest-neighbour
     /// distance): low at surfaces, edges and vacancies.
     pub coordination: u32,
+    /// Empirical standard error of `x` (px): `x_err` with the image's scatter beyond the noise
+    /// ([`crate::columns::precision`]; set by [`crate::columns::refine`]; NaN where it could
+    /// not be measured).
+    #[serde(default = "nan")]
+    pub x_err_empirical: f64,
+    /// Empirical standard error of `y` (px), as `x_err_empirical`.
+    #[serde(default = "nan")]
+    pub y_err_empirical: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// Relaxation of the joint passes (1 = plain Jacobi).

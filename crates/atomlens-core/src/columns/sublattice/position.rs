@@ -110,6 +110,8 @@ mod tests {
             sublattice: 0,
             nn_distance: f64::NAN,
             coordination: 0,
+            x_err_empirical: f64::NAN,
+            y_err_empirical: f64::NAN,
         }
     }
 
