@@ -608,6 +608,10 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   await page.waitForFunction(() => window.__atomlens.compare === true && /registered/.test(window.__atomlens.signals[+document.getElementById('signal').value].title), null, { timeout: 30000 });
   assert.ok(Math.abs(c.rotation_deg - 0.8) < 0.05 && Math.abs(c.shift[0] - 6.3) < 0.1 && Math.abs(c.shift[1] + 4.1) < 0.1, JSON.stringify(c));
   assert.ok(c.lost >= 10 && c.new >= 3 && c.kept > 150, JSON.stringify(c));
+  // The transform and the atoms carry their errors; both images counted with one model.
+  const said = await page.textContent('[data-testid=cmp-summary]');
+  assert.match(said, /rotation 0\.\d+ ± 0\.\d+°, shift \([\d.-]+, [\d.-]+\) ± 0\.\d+ px/);
+  assert.match(said, /atoms \d+ ± [\d.]+ → \d+ ± [\d.]+ \([+-]\d+ ± [\d.]+; one counting model for both images\)/);
   assert.equal(await page.evaluate(() => window.__atomlens.signals.length), 4); // + registered after, change map
   assert.ok(await page.isVisible('[data-testid=cmp-panel]'));
   saveArtifact('compare.png', await page.screenshot());

@@ -50,10 +50,8 @@ export class ComparePanel {
       this.compared = { ...r, before, after };
       const s = r.summary;
       this.store.set({ ilCompare: { ...s, seconds: r.seconds, facets: r.facets.length } });
-      this.$('cmp-summary').textContent =
-        `Registered in ${fmt(r.seconds)} s: rotation ${s.rotation_deg.toFixed(3)}°, shift (${s.shift[0].toFixed(2)}, ${s.shift[1].toFixed(2)}) px, ` +
-        `residual ${fmt(s.residual_rms)} px, confidence ${fmt(s.confidence)}.\n${s.kept} kept, ${s.lost} lost, ${s.new} new columns; ` +
-        `atoms ${s.atoms_before} → ${s.atoms_after} (${s.atoms_after - s.atoms_before >= 0 ? '+' : ''}${s.atoms_after - s.atoms_before}).`;
+      // The sentence is Rust's (`CompareSummary::describe`).
+      this.$('cmp-summary').textContent = `Registered in ${fmt(r.seconds)} s: ${r.summary_text}.`;
       for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = false;
       this.$('cmp-panel').hidden = false;
       this.drawFacetBars();

@@ -28,25 +28,7 @@ pub fn compare(a: CompareArgs) -> Result<()> {
     let p = atomlens_core::particles::compare::CompareParams { analysis: a.common.params()?, ..Default::default() };
     let t = Instant::now();
     let c = atomlens_core::particles::compare::compare(&before, &after, &p)?;
-    let s = &c.summary;
-    eprintln!(
-        "registered in {:.2} s: rotation {:.3}°, shift ({:.2}, {:.2}) px, residual {:.3} px, confidence {:.2}",
-        t.elapsed().as_secs_f64(),
-        s.rotation_deg,
-        s.shift[0],
-        s.shift[1],
-        s.residual_rms,
-        s.confidence
-    );
-    eprintln!(
-        "{} kept, {} lost, {} new columns; atoms {} → {} ({:+})",
-        s.kept,
-        s.lost,
-        s.new,
-        s.atoms_before,
-        s.atoms_after,
-        s.atoms_after as i64 - s.atoms_before as i64
-    );
+    eprintln!("registered and compared in {:.2} s: {}", t.elapsed().as_secs_f64(), c.summary.describe());
     out_dir(&a.out)?;
     let cal = &before.calibration;
     write(&a.out, "columns.csv", tables::compare_columns_csv(&c))?;

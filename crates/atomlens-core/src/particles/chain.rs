@@ -146,6 +146,37 @@ pub fn analyse(img: ArrayView2<f32>, p: &AnalysisParams) -> Result<Analysis, Cor
     analyse_columns(img, columns, p)
 }
 
+/// Count the particles of several images of one microscope and detector with one model, so a
+/// column that did not change keeps its count (an identical-location pair): statistical
+/// counting fits one mixture to every countable particle's cross-sections pooled; a library is
+/// one model already. Particles refused for their lattice stay refused.
+pub fn count_together(analyses: &mut [&mut Analysis], how: &Counting) {
+    let countable = |r: &ParticleReport| counting_refusal(&r.lattice).is_none();
+    let pooled: Vec<f64> = analyses
+        .iter()
+        .flat_map(|a| a.particles.iter().filter(|r| countable(r)).flat_map(|r| r.cross_sections.iter().copied()))
+        .collect();
+    let result = count_atoms(&pooled, how);
+    let mut k = 0;
+    for r in analyses.iter_mut().flat_map(|a| a.particles.iter_mut()).filter(|r| countable(r)) {
+        let n = r.cross_sections.len();
+        match &result {
+            Ok((atoms, m)) => {
+                r.atoms = atoms[k..k + n].to_vec();
+                r.count_probability =
+                    m.iter().flat_map(|m| r.cross_sections.iter().map(|&v| m.probability(v))).collect();
+                r.mixture = m.clone();
+                r.counting_error = None;
+            }
+            Err(e) => {
+                (r.atoms, r.count_probability, r.mixture) = (Vec::new(), Vec::new(), None);
+                r.counting_error = Some(e.to_string());
+            }
+        }
+        k += n;
+    }
+}
+
 /// [`analyse`] with the columns already fitted (edited by hand, or from a previous run).
 pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &AnalysisParams) -> Result<Analysis, CoreError> {
     let spacing = columns.spacing.unwrap_or(columns.separation / 0.7);

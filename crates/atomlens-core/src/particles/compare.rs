@@ -1,15 +1,24 @@
 //! Identical-location comparison: the same particle before and after cycling.
 //!
-//! 1. Both images through [`crate::particles::chain`] (columns, particles, counts).
+//! 1. Both images through [`crate::particles::chain`] (columns, particles, cross-sections).
 //! 2. Coarse transform: the rotation from the two lattices' vectors (smallest angle modulo the
 //!    lattice's symmetry), the shift by phase correlation of the images blurred by one column
 //!    spacing (the particle and support, not the lattice, so no lattice-vector ambiguity).
 //! 3. Fine transform: iterated closest points — mutual nearest columns within 0.4 spacing,
 //!    a least-squares affine map, repeated until the pairs stop changing.
-//! 4. Matched columns are *kept* (with displacement, change in atoms and cross-section and
+//! 4. A column one image's finder missed where the other image has one is fitted there
+//!    (with all that image's columns); where it is significant (height ≥ 3 of its standard
+//!    errors) and stays within the match radius, it is added to that image and the image is
+//!    analysed again: a column is lost only when the after image has no significant column
+//!    there, new only when the before image has none.
+//! 5. Both images counted with one model ([`count_together`]: one mixture on the pooled
+//!    cross-sections, or one library), so an unchanged column keeps its count.
+//! 6. Matched columns are *kept* (with displacement, change in atoms and cross-section and
 //!    the local strain of the displacement field); unmatched before-columns inside the after
-//!    field are *lost*, unmatched after-columns inside the before field are *new*.
-//! 5. Per facet of the before particle: atoms lost and gained by the columns within 1.5
+//!    field are *lost*, unmatched after-columns inside the before field are *new*. The
+//!    transform carries its standard errors (from the matched columns' residual scatter), the
+//!    totals and each column's change their counting standard deviations.
+//! 7. Per facet of the before particle: atoms lost and gained by the columns within 1.5
 //!    spacings of its trace.
 //!
 //! Everything is reported in the before image's pixels. Registration that matches fewer
@@ -17,7 +26,9 @@
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::particles::chain::{Analysis, AnalysisParams, analyse};
+use crate::columns::fit::{AtomColumn, FitStatus};
+use crate::columns::{ColumnParams, ColumnResult, refit};
+use crate::particles::chain::{Analysis, AnalysisParams, analyse, analyse_columns, count_together};
 use crate::{CoreError, Image};
 
 /// Parameters of [`compare`].
@@ -166,6 +177,9 @@ pub struct ColumnChange {
     pub atoms_before: u32,
     /// Atoms after (0 when not counted or lost).
     pub atoms_after: u32,
+    /// Standard deviation of `atoms_after − atoms_before` from the counting posteriors (NaN
+    /// for library counts, which carry none; 0 where neither image counted the column).
+    pub d_atoms_sd: f64,
     /// Change in cross-section (after − before).
     pub d_cross_section: f64,
     /// Local strain of the displacement field `[exx, eyy, exy]` (kept columns with enough kept
@@ -205,18 +219,72 @@ pub struct CompareSummary {
     pub lost: usize,
     /// Columns only after.
     pub new: usize,
-    /// Counted atoms before / after (columns in particles).
+    /// Counted atoms before / after (columns in particles; both with one counting model).
     pub atoms_before: u64,
     /// See `atoms_before`.
     pub atoms_after: u64,
+    /// Standard deviations of the totals (counting posteriors; NaN for library counts).
+    pub atoms_before_sd: f64,
+    /// See `atoms_before_sd`.
+    pub atoms_after_sd: f64,
+    /// Why either image's particles were not counted, if they were not.
+    pub counting_error: Option<String>,
     /// Rotation (degrees) and shift at the image centre (px) of after relative to before.
     pub rotation_deg: f64,
     /// See `rotation_deg`.
     pub shift: [f64; 2],
+    /// Standard errors of `rotation_deg` and `shift` from the matched columns' scatter about
+    /// the fitted map.
+    pub rotation_sd_deg: f64,
+    /// See `rotation_sd_deg`.
+    pub shift_sd: [f64; 2],
+    /// Columns one image's finder missed that the other image's position showed to be there
+    /// (added before / after).
+    pub refound: [usize; 2],
     /// Fraction of the smaller column set matched.
     pub confidence: f64,
     /// RMS residual of the matched columns after the affine map (px).
     pub residual_rms: f64,
+}
+
+impl CompareSummary {
+    /// The summary in words, as the CLI and the page say it (two lines).
+    pub fn describe(&self) -> String {
+        let pm = |v: f64| if v.is_finite() { format!(" ± {v:.1}") } else { String::new() };
+        let atoms = match &self.counting_error {
+            Some(e) if self.atoms_before == 0 && self.atoms_after == 0 => format!("atoms not counted: {e}"),
+            _ => {
+                let d = self.atoms_after as i64 - self.atoms_before as i64;
+                let d_sd = self.atoms_before_sd.hypot(self.atoms_after_sd);
+                format!(
+                    "atoms {}{} → {}{} ({d:+}{}; one counting model for both images)",
+                    self.atoms_before,
+                    pm(self.atoms_before_sd),
+                    self.atoms_after,
+                    pm(self.atoms_after_sd),
+                    pm(d_sd)
+                )
+            }
+        };
+        let refound = match self.refound {
+            [0, 0] => String::new(),
+            [a, b] => format!(" ({a} before and {b} after fitted where only the other image's finder saw them)"),
+        };
+        format!(
+            "rotation {:.3} ± {:.3}°, shift ({:.2}, {:.2}) ± {:.2} px, residual {:.3} px, confidence {:.2}\n\
+             {} kept, {} lost, {} new columns{refound}; {atoms}",
+            self.rotation_deg,
+            self.rotation_sd_deg,
+            self.shift[0],
+            self.shift[1],
+            self.shift_sd[0],
+            self.residual_rms,
+            self.confidence,
+            self.kept,
+            self.lost,
+            self.new,
+        )
+    }
 }
 
 /// The comparison.
@@ -248,28 +316,108 @@ pub fn compare(before: &Image, after: &Image, p: &CompareParams) -> Result<Compa
             ),
         });
     }
-    let a = analyse(before.view(), &p.analysis)?;
-    // Count the after image in the before image's units (same microscope, same detector), so a
-    // column that did not change keeps its count.
-    let mut pb = p.analysis.clone();
-    if let Some(m) = a.particles.iter().find_map(|r| r.mixture.as_ref()) {
-        pb.counting = crate::particles::counting::Counting::Library((1..=400).map(|n| m.unit * n as f64).collect());
+    let (bv, av) = (before.view(), after.view());
+    let mut a = analyse(bv, &p.analysis)?;
+    let mut b = analyse(av, &p.analysis)?;
+    // Where one image's finder missed a column the other image has, look there.
+    let spacing = 0.5 * (a.spacing + b.spacing);
+    let (t, pairs) = register(bv, av, &a, &b, p)?;
+    let inv = t.inverse().ok_or_else(singular)?;
+    let (pa, pb) = (points(&a), points(&b));
+    let (matched_a, matched_b) = matched(&pairs, pa.len(), pb.len());
+    let probes = |pts: &[[f64; 2]], matched: &[bool], map: &Affine, dim: (usize, usize)| -> Vec<[f64; 2]> {
+        (0..pts.len())
+            .filter(|&i| !matched[i])
+            .map(|i| map.apply(pts[i]))
+            .filter(|&q| inside(q, dim, spacing))
+            .collect()
+    };
+    let (into_a, into_b) = (probes(&pb, &matched_b, &inv, bv.dim()), probes(&pa, &matched_a, &t, av.dim()));
+    let radius = p.match_radius * spacing;
+    let mut refound = [0, 0];
+    if let Some((cols, n)) = refind(bv, &a.columns, &into_a, &p.analysis.columns, radius)? {
+        a = analyse_columns(bv, cols, &p.analysis)?;
+        refound[0] = n;
     }
-    let b = analyse(after.view(), &pb)?;
-    compare_analyses(before.view(), after.view(), a, b, p)
+    if let Some((cols, n)) = refind(av, &b.columns, &into_b, &p.analysis.columns, radius)? {
+        b = analyse_columns(av, cols, &p.analysis)?;
+        refound[1] = n;
+    }
+    count_together(&mut [&mut a, &mut b], &p.analysis.counting);
+    let mut c = compare_analyses(bv, av, a, b, p)?;
+    c.summary.refound = refound;
+    Ok(c)
 }
 
-/// [`compare`] from analyses already made.
-pub fn compare_analyses(
+fn singular() -> CoreError {
+    CoreError::NotFound { what: "transform", reason: "the fitted map is singular".into() }
+}
+
+fn points(a: &Analysis) -> Vec<[f64; 2]> {
+    a.columns.columns.iter().map(|c| [c.x, c.y]).collect()
+}
+
+/// Which columns of each image the pairs match.
+fn matched(pairs: &[(usize, usize)], na: usize, nb: usize) -> (Vec<bool>, Vec<bool>) {
+    let (mut ma, mut mb) = (vec![false; na], vec![false; nb]);
+    for &(i, j) in pairs {
+        (ma[i], mb[j]) = (true, true);
+    }
+    (ma, mb)
+}
+
+/// Whether `q` lies half a spacing or more inside an image of `(h, w)` pixels.
+fn inside(q: [f64; 2], (h, w): (usize, usize), spacing: f64) -> bool {
+    let m = 0.5 * spacing;
+    q[0] >= m && q[1] >= m && q[0] <= w as f64 - 1.0 - m && q[1] <= h as f64 - 1.0 - m
+}
+
+/// A column refitted at a probe counts as there when its height is this many standard errors
+/// (the fit's own `not_significant` cut is 2, for columns the finder saw; a probe is a guess).
+const SIGNIFICANT: f64 = 3.0;
+
+/// `columns` with those `probes` added where `img` shows a significant column that stays within
+/// `radius` of the probe (fitted with all the image's columns), and how many; `None` when none.
+fn refind(
+    img: ArrayView2<f32>,
+    columns: &ColumnResult,
+    probes: &[[f64; 2]],
+    p: &ColumnParams,
+    radius: f64,
+) -> Result<Option<(ColumnResult, usize)>, CoreError> {
+    if probes.is_empty() {
+        return Ok(None);
+    }
+    let existing: Vec<[f64; 2]> = columns.columns.iter().map(|c| [c.x, c.y]).collect();
+    let trial = refit(img, &[existing.as_slice(), probes].concat(), p, columns)?;
+    let present = |c: &AtomColumn, q: [f64; 2]| {
+        c.status == FitStatus::Fitted
+            && dist2([c.x, c.y], q) <= radius * radius
+            && c.amplitude >= SIGNIFICANT * c.amplitude_err
+    };
+    let found: Vec<[f64; 2]> = trial.columns[existing.len()..]
+        .iter()
+        .zip(probes)
+        .filter(|(c, q)| present(c, **q))
+        .map(|(c, _)| [c.x, c.y])
+        .collect();
+    if found.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((refit(img, &[existing.as_slice(), &found].concat(), p, columns)?, found.len())))
+}
+
+/// Coarse transform (lattice rotation, phase correlation of the blurred images), then iterated
+/// closest points: the map and the mutual-nearest pairs `(before, after)` it ends on.
+fn register(
     before: ArrayView2<f32>,
     after: ArrayView2<f32>,
-    a: Analysis,
-    b: Analysis,
+    a: &Analysis,
+    b: &Analysis,
     p: &CompareParams,
-) -> Result<Comparison, CoreError> {
+) -> Result<(Affine, Vec<(usize, usize)>), CoreError> {
     let spacing = 0.5 * (a.spacing + b.spacing);
-    let pa: Vec<[f64; 2]> = a.columns.columns.iter().map(|c| [c.x, c.y]).collect();
-    let pb: Vec<[f64; 2]> = b.columns.columns.iter().map(|c| [c.x, c.y]).collect();
+    let (pa, pb) = (points(a), points(b));
     if pa.len() < 3 || pb.len() < 3 {
         return Err(CoreError::NotFound { what: "columns", reason: "too few columns to register the pair".into() });
     }
@@ -299,19 +447,76 @@ pub fn compare_analyses(
             t = f;
         }
     }
-    let inv = t
-        .inverse()
-        .ok_or_else(|| CoreError::NotFound { what: "transform", reason: "the fitted map is singular".into() })?;
+    Ok((t, pairs))
+}
+
+/// Standard errors of the rotation (degrees) and of the shift at `centre` (px, the same for x
+/// and y) of the map `t` fitted to `src → dst`: the residual variance per coordinate (2n − 6
+/// degrees of freedom) through the normal equations' inverse; θ = atan2(c − b, a + d)
+/// linearised (the two rows' errors independent).
+pub fn affine_errors(src: &[[f64; 2]], dst: &[[f64; 2]], t: &Affine, centre: [f64; 2]) -> (f64, [f64; 2]) {
+    let n = src.len();
+    if n < 4 || dst.len() != n {
+        return (f64::NAN, [f64::NAN; 2]);
+    }
+    let cs = src.iter().fold([0.0, 0.0], |a, p| [a[0] + p[0] / n as f64, a[1] + p[1] / n as f64]);
+    let mut ata = [[0.0f64; 3]; 3];
+    for p in src {
+        let row = [1.0, p[0] - cs[0], p[1] - cs[1]];
+        for r in 0..3 {
+            for c in 0..3 {
+                ata[r][c] += row[r] * row[c];
+            }
+        }
+    }
+    let var = src.iter().zip(dst).map(|(&p, &q)| dist2(t.apply(p), q)).sum::<f64>() / (2 * n - 6) as f64;
+    let column = |k: usize| {
+        let mut e = [0.0; 3];
+        e[k] = 1.0;
+        crate::math::linalg::solve(ata, e, 3)
+    };
+    let (Some(c1), Some(c2)) = (column(1), column(2)) else { return (f64::NAN, [f64::NAN; 2]) };
+    let Some(c0) = column(0) else { return (f64::NAN, [f64::NAN; 2]) };
+    let m = t.matrix;
+    let (sum, diff) = (m[0][0] + m[1][1], m[1][0] - m[0][1]);
+    let theta = (var * (c1[1] + c2[2]) / (sum * sum + diff * diff)).sqrt();
+    let r = [1.0, centre[0] - cs[0], centre[1] - cs[1]];
+    let inv = [c0, c1, c2];
+    let quad: f64 = (0..3).flat_map(|i| (0..3).map(move |j| (i, j))).map(|(i, j)| r[i] * inv[j][i] * r[j]).sum();
+    let shift = (var * quad).sqrt();
+    (theta.to_degrees(), [shift, shift])
+}
+
+/// [`compare`] from analyses already made (and counted).
+pub fn compare_analyses(
+    before: ArrayView2<f32>,
+    after: ArrayView2<f32>,
+    a: Analysis,
+    b: Analysis,
+    p: &CompareParams,
+) -> Result<Comparison, CoreError> {
+    let spacing = 0.5 * (a.spacing + b.spacing);
+    let (t, pairs) = register(before, after, &a, &b, p)?;
+    let (pa, pb) = (points(&a), points(&b));
+    let (h, w) = before.dim();
+    let centre = [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0];
+    let inv = t.inverse().ok_or_else(singular)?;
     let residual_rms =
         (pairs.iter().map(|&(i, j)| dist2(t.apply(pa[i]), pb[j])).sum::<f64>() / pairs.len() as f64).sqrt();
+    let (src, dst): (Vec<[f64; 2]>, Vec<[f64; 2]>) = pairs.iter().map(|&(i, j)| (pa[i], pb[j])).unzip();
+    let (rotation_sd_deg, shift_sd) = affine_errors(&src, &dst, &t, centre);
     let atoms_of = |a: &Analysis| a.per_column(|r, k| r.atoms.get(k).copied().unwrap_or(0));
     let cs_of = |a: &Analysis| a.per_column(|r, k| r.cross_sections[k]);
     let (atoms_a, atoms_b, cs_a, cs_b) = (atoms_of(&a), atoms_of(&b), cs_of(&a), cs_of(&b));
-    let inside = |q: [f64; 2], w: usize, h: usize| {
-        let m = 0.5 * spacing;
-        q[0] >= m && q[1] >= m && q[0] <= w as f64 - 1.0 - m && q[1] <= h as f64 - 1.0 - m
+    // Each column's count variance under its image's mixture (NaN for library counts).
+    let var_of = |a: &Analysis| {
+        a.per_column(|r, k| match (&r.mixture, r.atoms.is_empty()) {
+            (Some(m), false) => m.moments(r.cross_sections[k]).1,
+            (None, false) => f64::NAN,
+            _ => 0.0,
+        })
     };
-    let (hb, wb) = after.dim();
+    let (var_a, var_b) = (var_of(&a), var_of(&b));
     // A column in the before image (i), the after image (j) or both; positions in the before frame.
     let change = |status: Status, i: Option<usize>, j: Option<usize>| {
         let back = j.map(|j| inv.apply(pb[j]));
@@ -330,21 +535,17 @@ pub fn compare_analyses(
             dy,
             atoms_before: i.map_or(0, |i| atoms_a[i]),
             atoms_after: j.map_or(0, |j| atoms_b[j]),
+            d_atoms_sd: (i.map_or(0.0, |i| var_a[i]) + j.map_or(0.0, |j| var_b[j])).sqrt(),
             d_cross_section: j.map_or(0.0, |j| cs_b[j]) - i.map_or(0.0, |i| cs_a[i]),
             strain: [f64::NAN; 3],
         }
     };
-    let (mut matched_a, mut matched_b) = (vec![false; pa.len()], vec![false; pb.len()]);
-    let mut columns = Vec::new();
-    for &(i, j) in &pairs {
-        matched_a[i] = true;
-        matched_b[j] = true;
-        columns.push(change(Status::Kept, Some(i), Some(j)));
-    }
-    for i in (0..pa.len()).filter(|&i| !matched_a[i] && inside(t.apply(pa[i]), wb, hb)) {
+    let (matched_a, matched_b) = matched(&pairs, pa.len(), pb.len());
+    let mut columns: Vec<ColumnChange> = pairs.iter().map(|&(i, j)| change(Status::Kept, Some(i), Some(j))).collect();
+    for i in (0..pa.len()).filter(|&i| !matched_a[i] && inside(t.apply(pa[i]), after.dim(), spacing)) {
         columns.push(change(Status::Lost, Some(i), None));
     }
-    for j in (0..pb.len()).filter(|&j| !matched_b[j] && inside(inv.apply(pb[j]), w, h)) {
+    for j in (0..pb.len()).filter(|&j| !matched_b[j] && inside(inv.apply(pb[j]), before.dim(), spacing)) {
         columns.push(change(Status::New, None, Some(j)));
     }
     let confidence = agreement(&columns, &cs_a);
@@ -368,8 +569,14 @@ pub fn compare_analyses(
         new: count(Status::New),
         atoms_before: atoms_a.iter().map(|&v| v as u64).sum(),
         atoms_after: atoms_b.iter().map(|&v| v as u64).sum(),
+        atoms_before_sd: var_a.iter().sum::<f64>().sqrt(),
+        atoms_after_sd: var_b.iter().sum::<f64>().sqrt(),
+        counting_error: a.particles.iter().chain(&b.particles).find_map(|r| r.counting_error.clone()),
         rotation_deg: t.rotation_deg(),
         shift: t.shift_at(centre),
+        rotation_sd_deg,
+        shift_sd,
+        refound: [0, 0],
         confidence,
         residual_rms,
     };

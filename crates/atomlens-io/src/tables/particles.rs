@@ -169,13 +169,14 @@ pub fn analysis_json(a: &Analysis, p: &AnalysisParams, cal: &Calibration, source
 
 /// Identical-location comparison: one row per column.
 pub fn compare_columns_csv(c: &Comparison) -> String {
-    let mut s =
-        String::from("status,x,y,before,after,dx,dy,atoms_before,atoms_after,d_atoms,d_cross_section,exx,eyy,exy\n");
+    let mut s = String::from(
+        "status,x,y,before,after,dx,dy,atoms_before,atoms_after,d_atoms,d_atoms_sd,d_cross_section,exx,eyy,exy\n",
+    );
     let idx = |v: Option<usize>| v.map(|i| i.to_string()).unwrap_or_default();
     for k in &c.columns {
         let _ = writeln!(
             s,
-            "{},{:.4},{:.4},{},{},{:.4},{:.4},{},{},{},{:.5e},{:.5},{:.5},{:.5}",
+            "{},{:.4},{:.4},{},{},{:.4},{:.4},{},{},{},{:.3},{:.5e},{:.5},{:.5},{:.5}",
             k.status.as_str(),
             k.x,
             k.y,
@@ -186,6 +187,7 @@ pub fn compare_columns_csv(c: &Comparison) -> String {
             k.atoms_before,
             k.atoms_after,
             k.atoms_after as i64 - k.atoms_before as i64,
+            k.d_atoms_sd,
             k.d_cross_section,
             k.strain[0],
             k.strain[1],

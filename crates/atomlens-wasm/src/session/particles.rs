@@ -208,7 +208,7 @@ impl Session {
     /// Compare signal `before` with signal `after` (first frames): registration, kept / lost /
     /// new columns, per-facet changes. Appends "after, registered onto before" and the change
     /// map as signals: `{signals, index, summary, facets, registered, change}` and per column
-    /// `x, y, status (0 kept, 1 lost, 2 new), d_atoms`.
+    /// `x, y, status (0 kept, 1 lost, 2 new), d_atoms, d_atoms_sd`; `summary_text` in words.
     pub fn compare_signals(&mut self, before: usize, after: usize, analysis: AnalysisParams) -> Result<Reply> {
         if before == after {
             return Err(Error::invalid("pick two different signals: the same image was chosen as before and after"));
@@ -241,13 +241,15 @@ impl Session {
         let out = self
             .appended(reg)
             .json("summary", &c.summary)
+            .json("summary_text", &c.summary.describe())
             .json("facets", &c.facets)
             .json("registered", &reg)
             .json("change", &chg)
             .f64s("x", c.columns.iter().map(|k| k.x).collect())
             .f64s("y", c.columns.iter().map(|k| k.y).collect())
             .u8s("status", c.columns.iter().map(|k| status(k.status)).collect())
-            .f64s("d_atoms", c.columns.iter().map(|k| k.atoms_after as f64 - k.atoms_before as f64).collect());
+            .f64s("d_atoms", c.columns.iter().map(|k| k.atoms_after as f64 - k.atoms_before as f64).collect())
+            .f64s("d_atoms_sd", c.columns.iter().map(|k| k.d_atoms_sd).collect());
         self.compared = Some(Compared { comparison: c, calibration: ib.calibration });
         Ok(out)
     }

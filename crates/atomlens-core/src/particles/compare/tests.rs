@@ -65,6 +65,11 @@ fn identical_location_pair_is_registered_and_its_changes_found() {
     eprintln!("{s:?}");
     assert!((s.shift[0] - p.shift[0]).abs() < 0.1 && (s.shift[1] - p.shift[1]).abs() < 0.1, "shift {:?}", s.shift);
     assert!((s.rotation_deg - p.rotation_deg).abs() < 0.05, "rotation {}", s.rotation_deg);
+    // The stated errors cover the actual ones (3 standard errors), and are not vacuous.
+    assert!((s.rotation_deg - p.rotation_deg).abs() <= 3.0 * s.rotation_sd_deg && s.rotation_sd_deg < 0.05);
+    for k in 0..2 {
+        assert!((s.shift[k] - p.shift[k]).abs() <= 3.0 * s.shift_sd[k] && s.shift_sd[k] < 0.1, "{s:?}");
+    }
     let ((lp, lr), (np, nr)) = scores(&pair, &r);
     eprintln!("lost precision {lp:.3} recall {lr:.3}; new precision {np:.3} recall {nr:.3}");
     assert!(lp >= 0.95 && lr >= 0.95, "lost: precision {lp:.3}, recall {lr:.3}");

@@ -98,17 +98,18 @@ impl CountMixture {
         self.posterior(v).into_iter().fold(0.0, f64::max)
     }
 
+    /// Expected atoms of a column of cross-section `v` and their variance under its posterior.
+    pub fn moments(&self, v: f64) -> (f64, f64) {
+        let p = self.posterior(v);
+        let m: f64 = p.iter().zip(&self.atoms).map(|(p, &n)| p * n as f64).sum();
+        (m, p.iter().zip(&self.atoms).map(|(p, &n)| p * (n as f64 - m).powi(2)).sum())
+    }
+
     /// Expected total atoms of columns with cross-sections `values` and its standard deviation
     /// (each column's count uncertain by its posterior, columns independent; the mixture's own
     /// parameters taken as known).
     pub fn total(&self, values: &[f64]) -> (f64, f64) {
-        let (mut sum, mut var) = (0.0, 0.0);
-        for &v in values {
-            let p = self.posterior(v);
-            let m: f64 = p.iter().zip(&self.atoms).map(|(p, &n)| p * n as f64).sum();
-            sum += m;
-            var += p.iter().zip(&self.atoms).map(|(p, &n)| p * (n as f64 - m).powi(2)).sum::<f64>();
-        }
+        let (sum, var) = values.iter().map(|&v| self.moments(v)).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
         (sum, var.sqrt())
     }
 }
