@@ -1,7 +1,8 @@
 //! Chemical ordering of an alloy particle from column cross-sections. Thickness changes across
-//! a particle far more than composition does, so each column is compared with its
-//! surroundings: `contrast` = its cross-section over the Gaussian-weighted mean of the other
-//! columns within 2.5 spacings. In an ordered (intermetallic) region bright Pt-rich and dim
+//! a particle far more than composition does, so each column is compared with what its
+//! surroundings predict: `contrast` = its cross-section over a plane fitted (Gaussian weights,
+//! σ = one spacing) to the other columns within 2.5 spacings, taken at the column: the local
+//! thickness trend, so a surface column of a convex particle is not "dim". In an ordered (intermetallic) region bright Pt-rich and dim
 //! M-rich columns alternate and the contrasts split into two populations; in a disordered or
 //! pure region they stay near 1. A Gaussian mixture on ln(contrast) (1–3 components, BIC with
 //! a separation check, see [`crate::math::mixture`]) finds the dim population: its columns are
@@ -61,16 +62,10 @@ pub fn classify(points: &[[f64; 2]], values: &[f64], spacing: f64) -> Ordering {
     let sigma = spacing;
     let contrast: Vec<f64> = (0..points.len())
         .map(|i| {
-            let (mut s, mut w) = (0.0, 0.0);
-            for j in grid.within(points, points[i], 2.5 * spacing) {
-                if j != i {
-                    let d2 = (points[j][0] - points[i][0]).powi(2) + (points[j][1] - points[i][1]).powi(2);
-                    let wt = (-d2 / (2.0 * sigma * sigma)).exp();
-                    s += wt * values[j];
-                    w += wt;
-                }
-            }
-            if w > 0.0 && s > 0.0 && values[i] > 0.0 { values[i] / (s / w) } else { f64::NAN }
+            let near: Vec<usize> =
+                grid.within(points, points[i], 2.5 * spacing).into_iter().filter(|&j| j != i).collect();
+            let expected = local_trend(points, values, i, &near, sigma);
+            if expected > 0.0 && values[i] > 0.0 { values[i] / expected } else { f64::NAN }
         })
         .collect();
     let logs: Vec<f64> = contrast.iter().filter(|c| c.is_finite()).map(|c| c.ln()).collect();
@@ -103,6 +98,42 @@ pub fn classify(points: &[[f64; 2]], values: &[f64], spacing: f64) -> Ordering {
     let ordered_fraction =
         if points.is_empty() { 0.0 } else { ordered.iter().filter(|&&o| o).count() as f64 / points.len() as f64 };
     Ordering { contrast, kind, ordered, ordered_fraction, mixture }
+}
+
+/// What column `i`'s thickness predicts from the columns `near` it: a plane through their
+/// cross-sections (Gaussian weights of width `sigma`), evaluated at `i`. A plane, not their
+/// mean: a convex particle's surface column sits below the mean of its (thicker, inner)
+/// neighbours, which would read as M-rich; the plane follows the thickness gradient, while an
+/// alloy's alternation (one column to the next) stays in the contrast. The weighted mean where
+/// the neighbours cannot hold a plane (fewer than three, or in a line).
+fn local_trend(points: &[[f64; 2]], values: &[f64], i: usize, near: &[usize], sigma: f64) -> f64 {
+    let (mut ata, mut atb) = ([[0.0f64; 3]; 3], [0.0f64; 3]);
+    let (mut s, mut w) = (0.0, 0.0);
+    for &j in near {
+        let (dx, dy) = (points[j][0] - points[i][0], points[j][1] - points[i][1]);
+        let wt = (-(dx * dx + dy * dy) / (2.0 * sigma * sigma)).exp();
+        let row = [1.0, dx / sigma, dy / sigma];
+        for r in 0..3 {
+            for c in 0..3 {
+                ata[r][c] += wt * row[r] * row[c];
+            }
+            atb[r] += wt * row[r] * values[j];
+        }
+        (s, w) = (s + wt * values[j], w + wt);
+    }
+    let mean = if w > 0.0 { s / w } else { f64::NAN };
+    if near.len() < 3 {
+        return mean;
+    }
+    // A plane only where the neighbours span two directions (the normal matrix is well
+    // conditioned relative to its size).
+    let det = ata[0][0] * (ata[1][1] * ata[2][2] - ata[1][2] * ata[2][1])
+        - ata[0][1] * (ata[1][0] * ata[2][2] - ata[1][2] * ata[2][0])
+        + ata[0][2] * (ata[1][0] * ata[2][1] - ata[1][1] * ata[2][0]);
+    if det < 1e-3 * ata[0][0].powi(3) {
+        return mean;
+    }
+    crate::math::linalg::solve(ata, atb, 3).map_or(mean, |x| x[0])
 }
 
 #[cfg(test)]
