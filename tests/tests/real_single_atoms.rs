@@ -46,6 +46,9 @@ fn hand_labelled_single_atoms() {
 #[test]
 fn simulated_single_atoms_at_realistic_doses() {
     let Some(sim) = sim_dir() else { return skip_sim("simulated_single_atoms_at_realistic_doses") };
+    if !sim.join("pt_single30.tif").is_file() {
+        return skip_sim("simulated_single_atoms_at_realistic_doses (pt_single30 not simulated)");
+    }
     let clean = read_image(&sim.join("pt_single30.tif"));
     let carbon = read_image(&sim.join("carbon.tif"));
     let px_a = clean.calibration.pixel_size * 10.0;
