@@ -108,6 +108,7 @@ export class ParticlesPanel {
         (p.atoms ? `, ${p.atoms}${p.atoms_sd > 0 ? ` ± ${Math.round(p.atoms_sd)}` : ''} atoms` : '') + (p.ordered_fraction > 0 ? `, ${fmt(100 * p.ordered_fraction)} % ordered` : '') +
         (p.touches_border ? ' — touches the border (size and surface cut)' : ''));
       if (p.counting_error) lines.push(`   not counted: ${p.counting_error}`);
+      if (p.counting_note) lines.push(`   counted: ${p.counting_note}`);
       const miss = p.defects.filter((d) => d.kind === 'missing').length, extra = p.defects.length - miss;
       const faults = p.regions.filter((g) => g.kind === 'stacking_fault').length, twins = p.regions.length - faults;
       if (p.defects.length || p.regions.length) {

@@ -103,6 +103,9 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
         if let Some(e) = &r.counting_error {
             eprintln!("    not counted: {e}");
         }
+        if let Some(n) = r.counting_note() {
+            eprintln!("    counted: {n}");
+        }
         let d = &r.defects;
         let kind = |k| d.defects.iter().filter(|x| x.kind == k).count();
         let misfit = d.misfit.iter().filter(|&&m| m).count();

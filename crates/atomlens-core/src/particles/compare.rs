@@ -508,14 +508,8 @@ pub fn compare_analyses(
     let atoms_of = |a: &Analysis| a.per_column(|r, k| r.atoms.get(k).copied().unwrap_or(0));
     let cs_of = |a: &Analysis| a.per_column(|r, k| r.cross_sections[k]);
     let (atoms_a, atoms_b, cs_a, cs_b) = (atoms_of(&a), atoms_of(&b), cs_of(&a), cs_of(&b));
-    // Each column's count variance under its image's mixture (NaN for library counts).
-    let var_of = |a: &Analysis| {
-        a.per_column(|r, k| match (&r.mixture, r.atoms.is_empty()) {
-            (Some(m), false) => m.moments(r.cross_sections[k]).1,
-            (None, false) => f64::NAN,
-            _ => 0.0,
-        })
-    };
+    // Each column's count variance (NaN for library counts).
+    let var_of = |a: &Analysis| a.per_column(|r, k| r.count_variance(k));
     let (var_a, var_b) = (var_of(&a), var_of(&b));
     // A column in the before image (i), the after image (j) or both; positions in the before frame.
     let change = |status: Status, i: Option<usize>, j: Option<usize>| {

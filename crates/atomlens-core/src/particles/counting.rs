@@ -205,6 +205,51 @@ pub fn count_atoms(values: &[f64], how: &Counting) -> Result<(Vec<u32>, Option<C
     }
 }
 
+/// Atoms per column where some columns (`from_neighbours`: the M-rich columns of an alloy,
+/// whose cross-section mixes two species, so no one unit counts them) are not counted by their
+/// own cross-section but take the Gaussian-weighted mean count of the counted columns within
+/// [`NEIGHBOUR_REACH`] spacings (a particle's thickness varies smoothly from column to
+/// column). The rest are counted by `how`; the mixture when statistical. An M-rich column with
+/// no counted column in reach gets 0.
+pub fn count_with_neighbours(
+    points: &[[f64; 2]],
+    values: &[f64],
+    from_neighbours: &[bool],
+    spacing: f64,
+    how: &Counting,
+) -> Result<(Vec<u32>, Option<CountMixture>), CoreError> {
+    let by_own = |k: usize| !from_neighbours.get(k).copied().unwrap_or(false);
+    let own: Vec<f64> = (0..values.len()).filter(|&k| by_own(k)).map(|k| values[k]).collect();
+    let (counts, m) = count_atoms(&own, how)?;
+    let mut atoms = vec![0; values.len()];
+    for (k, n) in (0..values.len()).filter(|&k| by_own(k)).zip(counts) {
+        atoms[k] = n;
+    }
+    fill_from_neighbours(points, &mut atoms, from_neighbours, spacing);
+    Ok((atoms, m))
+}
+
+/// How far (× the spacing) a column's neighbours lend it their thickness, Gaussian-weighted
+/// with σ = one spacing (as the ordering's local mean).
+pub const NEIGHBOUR_REACH: f64 = 2.5;
+
+/// Give each `from` column the Gaussian-weighted mean count of the other columns around it.
+pub fn fill_from_neighbours(points: &[[f64; 2]], atoms: &mut [u32], from: &[bool], spacing: f64) {
+    let grid = crate::lattice::neighbours::Grid::new(points, spacing);
+    for k in (0..atoms.len()).filter(|&k| from.get(k).copied().unwrap_or(false)) {
+        let (mut sum, mut weight) = (0.0, 0.0);
+        for j in grid.within(points, points[k], NEIGHBOUR_REACH * spacing) {
+            if j == k || from.get(j).copied().unwrap_or(false) {
+                continue;
+            }
+            let d2 = (points[j][0] - points[k][0]).powi(2) + (points[j][1] - points[k][1]).powi(2);
+            let w = (-d2 / (2.0 * spacing * spacing)).exp();
+            (sum, weight) = (sum + w * atoms[j] as f64, weight + w);
+        }
+        atoms[k] = if weight > 0.0 { (sum / weight).round() as u32 } else { 0 };
+    }
+}
+
 /// A 3-D starting model: each column's atoms stacked along the beam (z) symmetrically about
 /// the mid-plane at `step` spacing. Returns `(x, y, z)` in the units of `points` × `scale`.
 pub fn stack_atoms(points: &[[f64; 2]], atoms: &[u32], scale: f64, step: f64) -> Vec<[f64; 3]> {

@@ -51,10 +51,12 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
     s
 }
 
-/// One row per column of every particle: site, cross-section, atoms and ordering.
+/// One row per column of every particle: site, cross-section, atoms and ordering; `count_from`
+/// says whether a column was counted by its own cross-section or its neighbours' thickness.
 pub fn particle_columns_csv(a: &Analysis) -> String {
-    let mut s =
-        String::from("particle,column,x,y,site,cross_section,atoms,count_probability,kind,contrast,ordered,misfit\n");
+    let mut s = String::from(
+        "particle,column,x,y,site,cross_section,atoms,count_probability,kind,contrast,ordered,misfit,count_from\n",
+    );
     for r in &a.particles {
         for (k, &i) in r.columns.columns.iter().enumerate() {
             let c = &a.columns.columns[i];
@@ -62,7 +64,7 @@ pub fn particle_columns_csv(a: &Analysis) -> String {
             let prob = r.count_probability.get(k).map(|p| format!("{p:.3}")).unwrap_or_default();
             let _ = writeln!(
                 s,
-                "{},{},{:.4},{:.4},{},{:.6e},{},{},{},{:.4},{},{}",
+                "{},{},{:.4},{:.4},{},{:.6e},{},{},{},{:.4},{},{},{}",
                 r.particle.id,
                 i,
                 c.x,
@@ -74,7 +76,8 @@ pub fn particle_columns_csv(a: &Analysis) -> String {
                 site_name(r.ordering.kind[k]),
                 r.ordering.contrast[k],
                 r.ordering.ordered[k],
-                r.defects.misfit[k]
+                r.defects.misfit[k],
+                if r.from_neighbours(k) { "neighbours" } else { "cross_section" }
             );
         }
     }

@@ -52,6 +52,8 @@ struct ParticleReply {
     atoms_sd: f64,
     ordered_fraction: f64,
     counting_error: Option<String>,
+    /// How the counts were made where not all by their own cross-sections.
+    counting_note: Option<String>,
     mixture: Option<atomlens_core::particles::counting::CountMixture>,
     support_level: f64,
     defects: Vec<atomlens_core::particles::defects::Defect>,
@@ -110,6 +112,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
             atoms_sd: r.atom_total().map_or(0.0, |t| t.1),
             ordered_fraction: r.ordering.ordered_fraction,
             counting_error: r.counting_error.clone(),
+            counting_note: r.counting_note(),
             mixture: r.mixture.clone(),
             support_level: r.support_level,
             defects: r.defects.defects.clone(),
