@@ -563,12 +563,17 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.equal(p.count, 1);
   assert.ok(p.columns > 180 && p.columns < 230, `${p.columns} columns`);
   assert.ok(p.diameters[0] > 3.2 && p.diameters[0] < 4.2, `diameter ${p.diameters[0]} nm`);
-  // Its Co-rich columns mix two species: no one atom's cross-section counts them, so they are
-  // left to their neighbours' thickness; the Pt-rich columns alone scatter too much for steps, so
-  // statistical counting is refused with the reason (the core's test counts it with a library).
-  assert.equal(p.atoms, 0);
-  assert.match(p.errors.join(' '), /one class.*library of cross-sections/);
-  assert.match(await page.textContent('[data-testid=pa-summary]'), /not counted: .*one class/);
+  // Its Co-rich columns mix two species: no one atom's cross-section counts them, so they take
+  // their neighbours' thickness and the page says so; the rest count by their cross-sections.
+  // The particle holds 2134 atoms (core::synth's truth; the core's test counts it with a library).
+  // Near the noise limit the Pt-rich columns alone may show no steps: then refused, with why.
+  if (p.atoms === 0) {
+    assert.match(p.errors.join(' '), /one class.*library of cross-sections/);
+    assert.match(await page.textContent('[data-testid=pa-summary]'), /not counted: .*one class/);
+  } else {
+    assert.ok(Math.abs(p.atoms / 2134 - 1) < 0.05, `${p.atoms} atoms counted, 2134 true`);
+    assert.match(await page.textContent('[data-testid=pa-summary]'), /\d+ ± \d+ atoms[\s\S]*counted: \d+ M-rich columns counted from their neighbours' thickness/);
+  }
   assert.ok(p.ordered[0] > 0.4, `ordered fraction ${p.ordered[0]}`);
   assert.ok(p.facets >= 6, `${p.facets} facets`);
   // Its own lattice: a zone axis, said in the summary.

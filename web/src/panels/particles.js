@@ -175,7 +175,9 @@ export class ParticlesPanel {
     const r = this.result;
     const p = r.particles.find((q) => q.mixture) || r.particles[0];
     if (!p) return;
-    const v = Array.from(r.cross_section).filter((_, i) => r.particle[i] === p.id);
+    // The columns counted by their own cross-section (an alloy's M-rich ones take their neighbours').
+    const v = Array.from(r.cross_section).filter((_, i) => r.particle[i] === p.id && !r.from_neighbours[i]);
+    const aside = Array.from(r.from_neighbours).filter((f, i) => f && r.particle[i] === p.id).length;
     const lo = Math.min(...v), hi = Math.max(...v), bins = 60, bw = (hi - lo) / bins || 1;
     const hist = new Array(bins).fill(0);
     for (const x of v) hist[Math.min(bins - 1, Math.floor((x - lo) / bw))]++;
@@ -209,6 +211,7 @@ export class ParticlesPanel {
     this.$('pa-hist-label').textContent = m
       ? `Cross-sections of particle ${p.id}: ${m.means.length} thickness classes on one curve, chosen by ICL (atoms on top); 1 atom = ${fmt(m.unit)}`
       : `Cross-sections of particle ${p.id}${p.counting_error ? ' (not counted)' : ''}`;
+    if (aside) this.$('pa-hist-label').textContent += `; ${aside} M-rich columns (counted from their neighbours' thickness) not drawn`;
   }
 
   /** ln(contrast) of the largest particle's columns with the ordering mixture: M-rich on the
@@ -250,7 +253,7 @@ export class ParticlesPanel {
     ctx.textAlign = 'right'; ctx.fillText(fmt(Math.exp(hi)), W - 2, H - 3 * dpr);
     ctx.textAlign = 'center'; ctx.fillText('contrast (log scale)', W / 2, H - 3 * dpr);
     this.$('pa-order-label').textContent = m && m.means.length > 1
-      ? `Ordering of particle ${p.id}: ${m.means.length} populations; M-rich (blue) at ${fmt(Math.exp(m.means[0]))}× the local mean; ${fmt(100 * p.ordered_fraction)} % of columns in ordered neighbourhoods`
+      ? `Ordering of particle ${p.id}: ${m.means.length} populations; M-rich (blue) at ${fmt(Math.exp(m.means[0]))}× what their neighbours' thickness trend predicts; ${fmt(100 * p.ordered_fraction)} % of columns in ordered neighbourhoods`
       : `Ordering of particle ${p.id}: one population — no ordering visible`;
   }
 

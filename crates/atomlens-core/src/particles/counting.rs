@@ -230,7 +230,7 @@ pub fn count_with_neighbours(
 }
 
 /// How far (× the spacing) a column's neighbours lend it their thickness, Gaussian-weighted
-/// with σ = one spacing (as the ordering's local mean).
+/// with σ = one spacing (as the ordering's local trend).
 pub const NEIGHBOUR_REACH: f64 = 2.5;
 
 /// Give each `from` column the Gaussian-weighted mean count of the other columns around it.

@@ -29,7 +29,7 @@ pub enum Kind {
 /// The ordering analysis of one particle's columns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ordering {
-    /// Cross-section over the local mean, per column.
+    /// Cross-section over what the neighbours' thickness trend predicts, per column.
     pub contrast: Vec<f64>,
     /// Class per column.
     pub kind: Vec<Kind>,

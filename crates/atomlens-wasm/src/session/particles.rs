@@ -64,11 +64,12 @@ struct ParticleReply {
 }
 
 /// `{particles, spacing, total_columns, unit, pixel_size}` and, per column of every particle,
-/// `x, y, particle, site (0 interior, 1 surface, 2 edge), atoms, count_probability, cross_section, kind (0 Pt-rich,
+/// `x, y, particle, site (0 interior, 1 surface, 2 edge), atoms, count_probability, from_neighbours (1: counted from
+/// its neighbours' thickness), cross_section, kind (0 Pt-rich,
 /// 1 M-rich, 2 uniform), contrast, ordered, misfit`.
 fn reply(a: &Analysis, cal: &Calibration) -> Reply {
     let (mut x, mut y, mut particle, mut site, mut atoms) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut probability = vec![];
+    let (mut probability, mut from_neighbours) = (vec![], vec![]);
     let (mut cross, mut kind, mut contrast, mut ordered, mut misfit) = (vec![], vec![], vec![], vec![], vec![]);
     let mut particles = Vec::new();
     for r in &a.particles {
@@ -83,6 +84,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
             });
             atoms.push(r.atoms.get(k).copied().unwrap_or(0));
             probability.push(r.count_probability.get(k).copied().unwrap_or(f64::NAN));
+            from_neighbours.push(r.from_neighbours(k) as u8);
             cross.push(r.cross_sections[k]);
             kind.push(match r.ordering.kind[k] {
                 Kind::PtRich => 0,
@@ -133,6 +135,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
         .u8s("site", site)
         .u32s("atoms", atoms)
         .f64s("count_probability", probability)
+        .u8s("from_neighbours", from_neighbours)
         .f64s("cross_section", cross)
         .u8s("kind", kind)
         .f64s("contrast", contrast)
