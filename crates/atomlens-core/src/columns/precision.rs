@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fit::{AtomColumn, FitStatus};
-use crate::lattice::neighbours::Grid;
+use crate::lattice::neighbours::opposite_triples;
 
 /// The empirical precision of a set of columns, per image axis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,12 +32,6 @@ pub struct Precision {
 /// Fewer triples than this give no estimate (the MAD of fewer is uncertain by over 20 %).
 pub const MIN_TRIPLES: usize = 12;
 
-/// An opposite neighbour may sit this far (× the spacing) from the mirror image of the first.
-const MIRROR_TOLERANCE: f64 = 0.25;
-
-/// Neighbours: within this many times the median nearest-neighbour distance.
-const SHELL: f64 = 1.25;
-
 /// Var d = (1 + ½)·σ² for a column and the mean of two others, all scattered by σ.
 const SECOND_DIFFERENCE_VARIANCE: f64 = 1.5;
 
@@ -52,33 +46,23 @@ pub fn measure(columns: &[AtomColumn]) -> Option<Precision> {
     }
     let k = nn.len() / 2;
     let spacing = *nn.select_nth_unstable_by(k, f64::total_cmp).1;
-    let grid = Grid::new(&pts, SHELL * spacing);
     // Second differences grouped by the direction of the triple (mod π).
     let mut directions: Vec<Direction> = Vec::new();
-    for (i, &p) in pts.iter().enumerate() {
-        for j in grid.within(&pts, p, SHELL * spacing) {
-            let mirror = [2.0 * p[0] - pts[j][0], 2.0 * p[1] - pts[j][1]];
-            let opposite = grid
-                .within(&pts, mirror, MIRROR_TOLERANCE * spacing)
-                .into_iter()
-                .filter(|&k| k != i && k != j)
-                .min_by(|&a, &b| dist2(pts[a], mirror).total_cmp(&dist2(pts[b], mirror)));
-            // Each unordered pair once; a column is never its own neighbour.
-            let Some(k) = opposite.filter(|&k| j != i && j < k) else { continue };
-            let angle = (pts[j][1] - p[1]).atan2(pts[j][0] - p[0]).rem_euclid(std::f64::consts::PI);
-            let at = match directions.iter().position(|g| g.holds(angle)) {
-                Some(g) => g,
-                None => {
-                    directions.push(Direction { angle, d: [Vec::new(), Vec::new()], columns: Vec::new() });
-                    directions.len() - 1
-                }
-            };
-            let g = &mut directions[at];
-            for axis in 0..2 {
-                g.d[axis].push(p[axis] - 0.5 * (pts[j][axis] + pts[k][axis]));
+    for (i, j, k) in opposite_triples(&pts, spacing) {
+        let p = pts[i];
+        let angle = (pts[j][1] - p[1]).atan2(pts[j][0] - p[0]).rem_euclid(std::f64::consts::PI);
+        let at = match directions.iter().position(|g| g.holds(angle)) {
+            Some(g) => g,
+            None => {
+                directions.push(Direction { angle, d: [Vec::new(), Vec::new()], columns: Vec::new() });
+                directions.len() - 1
             }
-            g.columns.push(i);
+        };
+        let g = &mut directions[at];
+        for axis in 0..2 {
+            g.d[axis].push(p[axis] - 0.5 * (pts[j][axis] + pts[k][axis]));
         }
+        g.columns.push(i);
     }
     // Errors correlated along a direction (a scan line shifts every column on it alike) cancel
     // in its second differences: each axis takes the direction that shows the most scatter,
@@ -152,10 +136,6 @@ pub fn apply(columns: &mut [AtomColumn], p: Option<&Precision>) {
         let at = |err: f64, extra: f64| if fitted { (err * err + extra).sqrt() } else { f64::NAN };
         (c.x_err_empirical, c.y_err_empirical) = (at(c.x_err, excess[0]), at(c.y_err, excess[1]));
     }
-}
-
-fn dist2(a: [f64; 2], b: [f64; 2]) -> f64 {
-    (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)
 }
 
 /// The RMS about the median of the values within [`REJECT`] MADs of it: as efficient as the

@@ -54,6 +54,30 @@ impl Grid {
     }
 }
 
+/// Every column with two neighbours opposite each other: `(i, j, k)` with `j` within 1.25 ×
+/// `spacing` of `i` and `k` the point nearest `2·pᵢ − pⱼ`, within a quarter spacing of it; each
+/// unordered pair `(j, k)` once (`j < k`). Second differences over these triples cancel
+/// whatever varies linearly across the lattice (precision, convexity of a thickness map).
+pub fn opposite_triples(points: &[[f64; 2]], spacing: f64) -> Vec<(usize, usize, usize)> {
+    let grid = Grid::new(points, 1.25 * spacing);
+    let d2 = |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2);
+    let mut out = Vec::new();
+    for (i, &p) in points.iter().enumerate() {
+        for j in grid.within(points, p, 1.25 * spacing).into_iter().filter(|&j| j != i) {
+            let mirror = [2.0 * p[0] - points[j][0], 2.0 * p[1] - points[j][1]];
+            let opposite = grid
+                .within(points, mirror, 0.25 * spacing)
+                .into_iter()
+                .filter(|&k| k != i && k != j)
+                .min_by(|&a, &b| d2(points[a], mirror).total_cmp(&d2(points[b], mirror)));
+            if let Some(k) = opposite.filter(|&k| j < k) {
+                out.push((i, j, k));
+            }
+        }
+    }
+    out
+}
+
 /// Nearest-neighbour distance of every point and how many points lie within its first shell
 /// (`1.25 ×` the median nearest-neighbour distance).
 pub fn coordination(points: &[[f64; 2]], hint: f64) -> (Vec<f64>, Vec<u32>) {
