@@ -109,6 +109,7 @@ export class ParticlesPanel {
         (p.touches_border ? ' — touches the border (size and surface cut)' : ''));
       if (p.counting_error) lines.push(`   not counted: ${p.counting_error}`);
       if (p.counting_note) lines.push(`   counted: ${p.counting_note}`);
+      if (p.counting_warning) lines.push(`   ⚠ ${p.counting_warning}`);
       const miss = p.defects.filter((d) => d.kind === 'missing').length, extra = p.defects.length - miss;
       const faults = p.regions.filter((g) => g.kind === 'stacking_fault').length, twins = p.regions.length - faults;
       if (p.defects.length || p.regions.length) {

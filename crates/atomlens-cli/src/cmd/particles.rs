@@ -106,6 +106,9 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
         if let Some(n) = r.counting_note() {
             eprintln!("    counted: {n}");
         }
+        if let Some(w) = r.counting_warning() {
+            eprintln!("    warning: {w}");
+        }
         let d = &r.defects;
         let kind = |k| d.defects.iter().filter(|x| x.kind == k).count();
         let misfit = d.misfit.iter().filter(|&&m| m).count();

@@ -11,7 +11,8 @@ use crate::columns::{ColumnParams, ColumnResult, find, fit_found, refine};
 use crate::image::morphology::distance_squared_to;
 use crate::lattice::local::LatticeAnalysis;
 use crate::particles::counting::{
-    CountMixture, Counting, count_atoms, count_with_neighbours, cross_sections, fill_from_neighbours,
+    Convexity, CountMixture, Counting, convexity, count_atoms, count_with_neighbours, cross_sections,
+    fill_from_neighbours,
 };
 use crate::particles::defects::{Defects, find_defects};
 use crate::particles::lattice::{counting_refusal, particle_lattice};
@@ -52,6 +53,9 @@ pub struct ParticleReport {
     /// M-rich columns of an alloy (their intensity mixes two species). Empty when none.
     #[serde(default)]
     pub from_neighbours: Vec<bool>,
+    /// How far the counts fit a convex particle (when counted).
+    #[serde(default)]
+    pub convexity: Option<Convexity>,
     /// The counting mixture (statistical counting).
     pub mixture: Option<CountMixture>,
     /// Why the columns could not be counted, if they could not.
@@ -101,6 +105,11 @@ impl ParticleReport {
                  no one atom's cross-section counts them); the rest by their own cross-sections"
             )
         })
+    }
+
+    /// A warning when the counts cannot be a convex particle's ([`Convexity::warning`]).
+    pub fn counting_warning(&self) -> Option<String> {
+        self.convexity.and_then(|c| c.warning())
     }
 
     /// Column `k`'s count variance: its posterior's, [`NEIGHBOUR_SD`]² when counted from its
@@ -226,12 +235,13 @@ pub fn count_together(analyses: &mut [&mut Analysis], how: &Counting) {
                         .collect();
                     let pts: Vec<[f64; 2]> = r.columns.columns.iter().map(|&i| points[i]).collect();
                     fill_from_neighbours(&pts, &mut r.atoms, &r.from_neighbours, spacing);
+                    r.convexity = Some(convexity(&pts, &r.atoms, spacing));
                     r.count_probability = m.as_ref().map(|m| r.probabilities(m)).unwrap_or_default();
                     r.mixture = m.clone();
                     r.counting_error = None;
                 }
                 Err(e) => {
-                    (r.atoms, r.count_probability, r.mixture) = (Vec::new(), Vec::new(), None);
+                    (r.atoms, r.count_probability, r.mixture, r.convexity) = (Vec::new(), Vec::new(), None, None);
                     r.counting_error = Some(e.to_string());
                 }
             }
@@ -311,6 +321,7 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
             atoms,
             count_probability: Vec::new(),
             from_neighbours,
+            convexity: None,
             mixture,
             counting_error,
             ordering,
@@ -318,6 +329,7 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
             defects,
         };
         report.count_probability = report.mixture.as_ref().map(|m| report.probabilities(m)).unwrap_or_default();
+        report.convexity = (!report.atoms.is_empty()).then(|| convexity(&pts, &report.atoms, spacing));
         Ok(report)
     })
     .into_iter()

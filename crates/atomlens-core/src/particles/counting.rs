@@ -250,6 +250,49 @@ pub fn fill_from_neighbours(points: &[[f64; 2]], atoms: &mut [u32], from: &[bool
     }
 }
 
+/// How far counts fit a convex particle, whose thickness is a concave function across the
+/// projection: a column holds at least about the mean of two opposite neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Convexity {
+    /// Column triples (a column and two opposite neighbours, all counted) checked.
+    pub triples: usize,
+    /// Triples where the column falls short of its neighbours' mean by more than
+    /// [`CONVEXITY_SLACK`] atoms.
+    pub broken: usize,
+}
+
+/// Atoms a column may fall short of its two opposite neighbours' mean in a convex particle:
+/// facets cut columns at lattice steps, so about one.
+pub const CONVEXITY_SLACK: f64 = 1.5;
+
+/// Share of broken triples above which the counts are flagged.
+pub const CONVEXITY_BROKEN: f64 = 0.05;
+
+impl Convexity {
+    /// A warning when more than [`CONVEXITY_BROKEN`] of the triples break convexity.
+    pub fn warning(&self) -> Option<String> {
+        (self.triples > 0 && self.broken as f64 > CONVEXITY_BROKEN * self.triples as f64).then(|| {
+            format!(
+                "the counts break the particle's convexity at {} of {} column triples (a column over {CONVEXITY_SLACK} \
+                 atoms below the mean of two opposite neighbours, which a convex particle's thickness cannot do): \
+                 check them (a void, a step or mis-counted columns)",
+                self.broken, self.triples
+            )
+        })
+    }
+}
+
+/// [`Convexity`] of the counts `atoms` of the columns at `points` (px; `spacing` their
+/// nearest-neighbour distance).
+pub fn convexity(points: &[[f64; 2]], atoms: &[u32], spacing: f64) -> Convexity {
+    let triples = crate::lattice::neighbours::opposite_triples(points, spacing);
+    let broken = triples
+        .iter()
+        .filter(|&&(i, j, k)| (atoms[j] + atoms[k]) as f64 / 2.0 - atoms[i] as f64 > CONVEXITY_SLACK)
+        .count();
+    Convexity { triples: triples.len(), broken }
+}
+
 /// A 3-D starting model: each column's atoms stacked along the beam (z) symmetrically about
 /// the mid-plane at `step` spacing. Returns `(x, y, z)` in the units of `points` × `scale`.
 pub fn stack_atoms(points: &[[f64; 2]], atoms: &[u32], scale: f64, step: f64) -> Vec<[f64; 3]> {

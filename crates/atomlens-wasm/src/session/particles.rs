@@ -54,6 +54,8 @@ struct ParticleReply {
     counting_error: Option<String>,
     /// How the counts were made where not all by their own cross-sections.
     counting_note: Option<String>,
+    /// Why the counts may be wrong (they break the particle's convexity).
+    counting_warning: Option<String>,
     mixture: Option<atomlens_core::particles::counting::CountMixture>,
     support_level: f64,
     defects: Vec<atomlens_core::particles::defects::Defect>,
@@ -115,6 +117,7 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
             ordered_fraction: r.ordering.ordered_fraction,
             counting_error: r.counting_error.clone(),
             counting_note: r.counting_note(),
+            counting_warning: r.counting_warning(),
             mixture: r.mixture.clone(),
             support_level: r.support_level,
             defects: r.defects.defects.clone(),

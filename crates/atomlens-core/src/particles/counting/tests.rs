@@ -199,3 +199,22 @@ fn classes_scattered_a_third_of_a_step_are_refused_or_counted_right() {
         }
     }
 }
+
+/// A convex particle's true counts never dip below two opposite neighbours' mean by more than
+/// the slack; counts scrambled by one or two atoms do, and are flagged.
+#[test]
+fn counts_that_break_convexity_are_flagged() {
+    let s = crate::synth::nanoparticle(&crate::synth::NanoparticleParams::default()).unwrap();
+    let pts: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
+    let atoms: Vec<u32> = s.columns.iter().map(|c| c.atoms).collect();
+    let spacing = crate::lattice::neighbours::nearest_distances(&pts, 10.0).into_iter().fold(f64::INFINITY, f64::min);
+    let truth = super::convexity(&pts, &atoms, spacing);
+    assert!(truth.triples > 500 && truth.broken == 0 && truth.warning().is_none(), "{truth:?}");
+    let scrambled: Vec<u32> = atoms
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| if k % 3 == 0 { n.saturating_sub(2) } else { n + (k % 2) as u32 })
+        .collect();
+    let bad = super::convexity(&pts, &scrambled, spacing);
+    assert!(bad.warning().is_some_and(|w| w.contains("convexity")), "{bad:?}");
+}
