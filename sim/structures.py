@@ -78,10 +78,11 @@ def amorphous_carbon(lx: float, ly: float, thickness: float, seed: int, density:
     return Atoms("C" * len(pts), positions=pts)
 
 
-def on_support(particle: Atoms, cell: float, support_thickness: float, seed: int) -> Atoms:
-    """`particle` centred in a `cell × cell` Å cell, resting on a carbon film."""
+def on_support(particle: Atoms, cell: float, support_thickness: float, seed: int, centre=None) -> Atoms:
+    """`particle` centred in a `cell × cell` Å cell (its mean, or the point `centre` of its
+    frame), resting on a carbon film."""
     p = particle.copy()
-    p.positions[:, :2] += cell / 2 - p.positions[:, :2].mean(axis=0)
+    p.positions[:, :2] += cell / 2 - (p.positions[:, :2].mean(axis=0) if centre is None else np.asarray(centre))
     p.positions[:, 2] -= p.positions[:, 2].min()  # bottom on z = 0
     p.positions[:, 2] += 1.5  # resting on the film
     film = amorphous_carbon(cell, cell, support_thickness, seed)
@@ -90,6 +91,69 @@ def on_support(particle: Atoms, cell: float, support_thickness: float, seed: int
     both.set_cell([cell, cell, both.positions[:, 2].max() + 2.0])
     both.pbc = True
     return both
+
+
+def cycled(particle: Atoms, lost: int, thinned: int, new: int, seed: int) -> Atoms:
+    """`particle` (oriented, beam along z) after "cycling": `lost` surface columns on one side
+    dissolved whole, `thinned` other surface columns losing their one or two topmost atoms, and
+    `new` columns of 2–4 atoms redeposited at lattice sites just outside the other side (the
+    site mirrored through a surface column from its inner neighbour, atoms at that neighbour's
+    heights, so they sit on the lattice)."""
+    rng = np.random.default_rng(seed)
+    a = Atoms(particle.get_chemical_symbols(), positions=particle.positions)
+    xy = a.positions[:, :2]
+    keys = [tuple(np.round(q / 0.4).astype(int)) for q in xy]
+    groups: dict = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    cols = [np.array(v) for v in groups.values()]
+    centres = np.array([xy[c].mean(axis=0) for c in cols])
+    d = np.hypot(*(centres[:, None, :] - centres[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    nn = np.median(d.min(axis=1))
+    neighbours = (d < 1.25 * nn).sum(axis=1)
+    full = neighbours.max()
+    surface = np.where(neighbours < full)[0]
+    mid = centres.mean(axis=0)
+    # Lost: the surface columns furthest along +x (a dissolving corner).
+    order = surface[np.argsort(-(centres[surface, 0] - mid[0]))]
+    lost = list(order[:lost])
+    rest = [c for c in surface if c not in lost and centres[c, 0] < mid[0] + nn]
+    thin = list(rng.choice(rest, size=thinned, replace=False))
+    drop = [i for c in lost for i in cols[c]]
+    for c in thin:
+        top = cols[c][np.argsort(-a.positions[cols[c], 2])]
+        drop += list(top[: rng.integers(1, 3)])
+    # New: mirror sites outside the −x side.
+    added = []
+    for c in surface[np.argsort(centres[surface, 0] - mid[0])]:
+        if len(added) >= new or c in thin:
+            continue
+        inner = [j for j in np.where(d[c] < 1.25 * nn)[0] if neighbours[j] == full]
+        if not inner:
+            continue
+        j = inner[0]
+        site = 2 * centres[c] - centres[j]
+        if np.min(np.hypot(*(centres - site).T)) < 0.8 * nn or any(np.hypot(*(site - q)) < 1.6 * nn for q in added):
+            continue
+        z = np.sort(a.positions[cols[j], 2])
+        n = int(rng.integers(2, 5))
+        lo = int(rng.integers(0, max(1, len(z) - n)))
+        added.append(site)
+        a += Atoms("Pt" * min(n, len(z)), positions=[[site[0], site[1], zz] for zz in z[lo:lo + n]])
+    keep = np.setdiff1d(np.arange(len(particle)), drop)
+    return a[np.concatenate([keep, np.arange(len(particle), len(a))])]
+
+
+def moved(atoms: Atoms, turn_deg: float, shift) -> Atoms:
+    """`atoms` turned by `turn_deg` about the beam through the cell's centre, then shifted by
+    `shift` (Å) and wrapped into the cell: the stage drift and rotation between two sessions."""
+    a = atoms.copy()
+    c = np.array([a.cell[0, 0] / 2, a.cell[1, 1] / 2, 0.0])
+    a.rotate(turn_deg, "z", center=c)
+    a.positions[:, :2] += np.asarray(shift)
+    a.wrap()
+    return a
 
 
 def single_atoms(cell: float, count: int, support_thickness: float, seed: int) -> Atoms:

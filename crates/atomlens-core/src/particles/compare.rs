@@ -8,7 +8,8 @@
 //!    a least-squares affine map, repeated until the pairs stop changing.
 //! 4. A column one image's finder missed where the other image has one is fitted there
 //!    (with all that image's columns); where it is significant (height ≥ 3 of its standard
-//!    errors) and stays within the match radius, it is added to that image and the image is
+//!    errors), stays within the match radius and lies inside one of that image's particles, it
+//!    is added to that image and the image is
 //!    analysed again: a column is lost only when the after image has no significant column
 //!    there, new only when the before image has none.
 //! 5. Both images counted with one model ([`count_together`]: one mixture on the pooled
@@ -335,11 +336,11 @@ pub fn compare(before: &Image, after: &Image, p: &CompareParams) -> Result<Compa
     let (into_a, into_b) = (probes(&pb, &matched_b, &inv, bv.dim()), probes(&pa, &matched_a, &t, av.dim()));
     let radius = p.match_radius * spacing;
     let mut refound = [0, 0];
-    if let Some((cols, n)) = refind(bv, &a.columns, &into_a, &p.analysis.columns, radius)? {
+    if let Some((cols, n)) = refind(bv, &a, &into_a, &p.analysis.columns, radius)? {
         a = analyse_columns(bv, cols, &p.analysis)?;
         refound[0] = n;
     }
-    if let Some((cols, n)) = refind(av, &b.columns, &into_b, &p.analysis.columns, radius)? {
+    if let Some((cols, n)) = refind(av, &b, &into_b, &p.analysis.columns, radius)? {
         b = analyse_columns(av, cols, &p.analysis)?;
         refound[1] = n;
     }
@@ -376,20 +377,29 @@ fn inside(q: [f64; 2], (h, w): (usize, usize), spacing: f64) -> bool {
 /// (the fit's own `not_significant` cut is 2, for columns the finder saw; a probe is a guess).
 const SIGNIFICANT: f64 = 3.0;
 
-/// `columns` with those `probes` added where `img` shows a significant column that stays within
-/// `radius` of the probe (fitted with all the image's columns), and how many; `None` when none.
+/// The analysis's columns with those `probes` added where `img` shows a significant column that
+/// stays within `radius` of the probe (fitted with all the image's columns) inside one of its
+/// particles (outside, it is the support, or a neighbour's tail where a column dissolved), and
+/// how many; `None` when none.
 fn refind(
     img: ArrayView2<f32>,
-    columns: &ColumnResult,
+    analysis: &Analysis,
     probes: &[[f64; 2]],
     p: &ColumnParams,
     radius: f64,
 ) -> Result<Option<(ColumnResult, usize)>, CoreError> {
+    let labels = &analysis.segmentation.labels;
+    let in_particle = |q: &[f64; 2]| {
+        let (x, y) = (q[0].round(), q[1].round());
+        x >= 0.0 && y >= 0.0 && labels.get([y as usize, x as usize]).is_some_and(|&l| l > 0)
+    };
+    let probes: Vec<[f64; 2]> = probes.iter().copied().filter(in_particle).collect();
     if probes.is_empty() {
         return Ok(None);
     }
+    let columns = &analysis.columns;
     let existing: Vec<[f64; 2]> = columns.columns.iter().map(|c| [c.x, c.y]).collect();
-    let trial = refit(img, &[existing.as_slice(), probes].concat(), p, columns)?;
+    let trial = refit(img, &[existing.as_slice(), &probes].concat(), p, columns)?;
     let present = |c: &AtomColumn, q: [f64; 2]| {
         c.status == FitStatus::Fitted
             && dist2([c.x, c.y], q) <= radius * radius
@@ -398,7 +408,7 @@ fn refind(
     let found: Vec<[f64; 2]> = trial.columns[existing.len()..]
         .iter()
         .zip(probes)
-        .filter(|(c, q)| present(c, **q))
+        .filter(|(c, q)| present(c, *q))
         .map(|(c, _)| [c.x, c.y])
         .collect();
     if found.is_empty() {
