@@ -3,7 +3,7 @@
 //!
 //! The fit's Cramér–Rao bound covers the shot noise alone. On realistic images (probe tails,
 //! channelling, thermal diffuse scattering, overlapping neighbours, few frozen configurations)
-//! positions scatter several times more: frozen-phonon Pt [110] at 10⁵ e⁻/Å² scatters 2.5 pm
+//! positions scatter several times more: frozen-phonon Pt \[110\] at 10⁵ e⁻/Å² scatters 2.5 pm
 //! about the truth against a 0.4 pm bound. A second difference `d = pᵢ − (pⱼ + pₖ)/2`, with j
 //! and k opposite neighbours of i, cancels every displacement that is uniform or varies
 //! linearly across two spacings (drift, rotation, strain and its gradient), so what remains is

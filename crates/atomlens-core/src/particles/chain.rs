@@ -112,7 +112,7 @@ impl ParticleReport {
         self.convexity.and_then(|c| c.warning())
     }
 
-    /// Column `k`'s count variance: its posterior's, [`NEIGHBOUR_SD`]² when counted from its
+    /// Column `k`'s count variance: its posterior's, 0.5² (thickness continuity) when counted from its
     /// neighbours, NaN for library counts, 0 when not counted.
     pub fn count_variance(&self, k: usize) -> f64 {
         match (&self.mixture, self.atoms.is_empty(), self.from_neighbours(k)) {
