@@ -90,9 +90,15 @@ export class ComparePanel {
       ctx.fillStyle = '#51cf66'; ctx.fillRect(i * bw + 2, mid - x.atoms_gained * scale, bw - 4, x.atoms_gained * scale);
       ctx.fillStyle = '#ff4d4f'; ctx.fillRect(i * bw + 2, mid, bw - 4, x.atoms_lost * scale);
       ctx.fillStyle = '#8a939c'; ctx.fillText(`#${x.facet} ${Math.round(x.angle)}°`, i * bw + bw / 2, H - 2 * dpr);
+      // The net change with its counting standard deviation (a whisker; none for library counts).
+      if (Number.isFinite(x.net_sd)) {
+        const cx = i * bw + bw / 2, y = mid - (x.atoms_gained - x.atoms_lost) * scale, e = x.net_sd * scale;
+        ctx.strokeStyle = '#e9ecef'; ctx.lineWidth = 1.5 * dpr; ctx.beginPath();
+        ctx.moveTo(cx - bw / 4, y); ctx.lineTo(cx + bw / 4, y); ctx.moveTo(cx, y - e); ctx.lineTo(cx, y + e); ctx.stroke();
+      }
     });
     ctx.strokeStyle = '#8a939c'; ctx.beginPath(); ctx.moveTo(0, mid); ctx.lineTo(W, mid); ctx.stroke();
-    ctx.textAlign = 'left'; ctx.fillStyle = '#8a939c'; ctx.fillText(`atoms gained ↑ / lost ↓ per facet (max ${top})`, 4 * dpr, 10 * dpr);
+    ctx.textAlign = 'left'; ctx.fillStyle = '#8a939c'; ctx.fillText(`atoms gained ↑ / lost ↓ per facet (max ${top}); net ± sd in white`, 4 * dpr, 10 * dpr);
   }
 
   async export(what, ext) {

@@ -205,6 +205,9 @@ pub struct FacetChange {
     pub atoms_lost: u32,
     /// Atoms added (new columns and columns that thickened).
     pub atoms_gained: u32,
+    /// Standard deviation of the net change (gained − lost) from its columns' counting
+    /// (NaN for library counts).
+    pub net_sd: f64,
     /// Columns lost near it.
     pub columns_lost: u32,
     /// Columns new near it.
@@ -685,6 +688,7 @@ fn facet_changes(a: &Analysis, columns: &[ColumnChange], spacing: f64) -> Vec<Fa
             to: f.to,
             atoms_lost: 0,
             atoms_gained: 0,
+            net_sd: 0.0,
             columns_lost: 0,
             columns_new: 0,
         })
@@ -692,6 +696,8 @@ fn facet_changes(a: &Analysis, columns: &[ColumnChange], spacing: f64) -> Vec<Fa
     for c in columns {
         let Some(k) = nearest_facet(r, [c.x, c.y], 1.5 * spacing) else { continue };
         let f = &mut out[k];
+        // Variances add; the square root is taken below.
+        f.net_sd += c.d_atoms_sd * c.d_atoms_sd;
         match c.status {
             Status::Lost => {
                 f.atoms_lost += c.atoms_before;
@@ -706,6 +712,9 @@ fn facet_changes(a: &Analysis, columns: &[ColumnChange], spacing: f64) -> Vec<Fa
                 f.atoms_gained += c.atoms_after.saturating_sub(c.atoms_before);
             }
         }
+    }
+    for f in &mut out {
+        f.net_sd = f.net_sd.sqrt();
     }
     out
 }

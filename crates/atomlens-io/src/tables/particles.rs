@@ -203,17 +203,19 @@ pub fn compare_columns_csv(c: &Comparison) -> String {
 /// Identical-location comparison: one row per facet of the before particle.
 pub fn compare_facets_csv(c: &Comparison, cal: &Calibration) -> String {
     let u = &cal.unit;
-    let mut s = format!("facet,angle_deg,length_{u},atoms_lost,atoms_gained,net_atoms,columns_lost,columns_new\n");
+    let mut s =
+        format!("facet,angle_deg,length_{u},atoms_lost,atoms_gained,net_atoms,net_sd,columns_lost,columns_new\n");
     for f in &c.facets {
         let _ = writeln!(
             s,
-            "{},{:.2},{:.4},{},{},{},{},{}",
+            "{},{:.2},{:.4},{},{},{},{:.2},{},{}",
             f.facet,
             f.angle,
             f.length * cal.pixel_size,
             f.atoms_lost,
             f.atoms_gained,
             f.atoms_gained as i64 - f.atoms_lost as i64,
+            f.net_sd,
             f.columns_lost,
             f.columns_new
         );
