@@ -84,15 +84,10 @@ impl ParticleReport {
         if self.atoms.is_empty() {
             return None;
         }
-        let (mut sum, mut var) = (0.0, 0.0);
-        for (k, &n) in self.atoms.iter().enumerate() {
-            let (m, v) = match (&self.mixture, self.from_neighbours(k)) {
-                (_, true) => (n as f64, NEIGHBOUR_SD * NEIGHBOUR_SD),
-                (Some(mix), false) => mix.moments(self.cross_sections[k]),
-                (None, false) => (n as f64, 0.0),
-            };
-            (sum, var) = (sum + m, var + v);
-        }
+        // `f64::max` drops a library count's NaN variance (0 here).
+        let (sum, var) = (0..self.atoms.len())
+            .map(|k| self.count_moments(k))
+            .fold((0.0, 0.0), |(s, v), (m, var)| (s + m, v + var.max(0.0)));
         Some((sum, var.sqrt()))
     }
 
@@ -112,14 +107,41 @@ impl ParticleReport {
         self.convexity.and_then(|c| c.warning())
     }
 
-    /// Column `k`'s count variance: its posterior's, 0.5² (thickness continuity) when counted from its
-    /// neighbours, NaN for library counts, 0 when not counted.
+    /// Column `k`'s count variance: its posterior's, 0.5² (thickness continuity) when counted
+    /// from its neighbours, NaN for library counts, 0 when not counted.
     pub fn count_variance(&self, k: usize) -> f64 {
-        match (&self.mixture, self.atoms.is_empty(), self.from_neighbours(k)) {
-            (_, true, _) => 0.0,
-            (_, false, true) => NEIGHBOUR_SD * NEIGHBOUR_SD,
-            (Some(m), false, false) => m.moments(self.cross_sections[k]).1,
-            (None, false, false) => f64::NAN,
+        if self.atoms.is_empty() { 0.0 } else { self.count_moments(k).1 }
+    }
+
+    /// Column `k`'s expected count and its variance (see [`ParticleReport::count_variance`]);
+    /// only when counted.
+    fn count_moments(&self, k: usize) -> (f64, f64) {
+        match (&self.mixture, self.from_neighbours(k)) {
+            (_, true) => (self.atoms[k] as f64, NEIGHBOUR_SD * NEIGHBOUR_SD),
+            (Some(m), false) => m.moments(self.cross_sections[k]),
+            (None, false) => (self.atoms[k] as f64, f64::NAN),
+        }
+    }
+
+    /// Take `counted` (atoms per column and the mixture, or why not) with what follows from it:
+    /// each count's probability and the counts' convexity over the columns at `points`.
+    fn set_counts(
+        &mut self,
+        counted: Result<(Vec<u32>, Option<CountMixture>), String>,
+        points: &[[f64; 2]],
+        spacing: f64,
+    ) {
+        match counted {
+            Ok((atoms, mixture)) => {
+                self.convexity = (!atoms.is_empty()).then(|| convexity(points, &atoms, spacing));
+                (self.atoms, self.mixture, self.counting_error) = (atoms, mixture, None);
+                self.count_probability = self.mixture.as_ref().map(|m| self.probabilities(m)).unwrap_or_default();
+            }
+            Err(e) => {
+                (self.atoms, self.count_probability, self.mixture, self.convexity) =
+                    (Vec::new(), Vec::new(), None, None);
+                self.counting_error = Some(e);
+            }
         }
     }
 
@@ -222,9 +244,10 @@ pub fn count_together(analyses: &mut [&mut Analysis], how: &Counting) {
         let spacing = a.spacing;
         let points: Vec<[f64; 2]> = a.columns.columns.iter().map(|c| [c.x, c.y]).collect();
         for r in a.particles.iter_mut().filter(|r| countable(r)) {
-            match &result {
+            let pts: Vec<[f64; 2]> = r.columns.columns.iter().map(|&i| points[i]).collect();
+            let counted = match &result {
                 Ok((counts, m)) => {
-                    r.atoms = (0..r.cross_sections.len())
+                    let mut atoms: Vec<u32> = (0..r.cross_sections.len())
                         .map(|k| {
                             if r.from_neighbours(k) {
                                 return 0;
@@ -233,18 +256,12 @@ pub fn count_together(analyses: &mut [&mut Analysis], how: &Counting) {
                             counts[next - 1]
                         })
                         .collect();
-                    let pts: Vec<[f64; 2]> = r.columns.columns.iter().map(|&i| points[i]).collect();
-                    fill_from_neighbours(&pts, &mut r.atoms, &r.from_neighbours, spacing);
-                    r.convexity = Some(convexity(&pts, &r.atoms, spacing));
-                    r.count_probability = m.as_ref().map(|m| r.probabilities(m)).unwrap_or_default();
-                    r.mixture = m.clone();
-                    r.counting_error = None;
+                    fill_from_neighbours(&pts, &mut atoms, &r.from_neighbours, spacing);
+                    Ok((atoms, m.clone()))
                 }
-                Err(e) => {
-                    (r.atoms, r.count_probability, r.mixture, r.convexity) = (Vec::new(), Vec::new(), None, None);
-                    r.counting_error = Some(e.to_string());
-                }
-            }
+                Err(e) => Err(e.to_string()),
+            };
+            r.set_counts(counted, &pts, spacing);
         }
     }
 }
@@ -299,12 +316,10 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
         } else {
             Vec::new()
         };
-        let (atoms, mixture, counting_error) = match refusal {
-            Some(why) => (Vec::new(), None, Some(why)),
-            None => match count_with_neighbours(&pts, &cs.values, &from_neighbours, spacing, &p.counting) {
-                Ok((a, m)) => (a, m, None),
-                Err(e) => (Vec::new(), None, Some(e.to_string())),
-            },
+        let counted = match refusal {
+            Some(why) => Err(why),
+            None => count_with_neighbours(&pts, &cs.values, &from_neighbours, spacing, &p.counting)
+                .map_err(|e| e.to_string()),
         };
         let mut defects = if resolved { find_defects(&pts, spacing) } else { Defects::none(pts.len()) };
         for d in &mut defects.defects {
@@ -318,18 +333,17 @@ pub fn analyse_columns(img: ArrayView2<f32>, columns: ColumnResult, p: &Analysis
             lattice,
             columns: pc,
             cross_sections: cs.values,
-            atoms,
+            atoms: Vec::new(),
             count_probability: Vec::new(),
             from_neighbours,
             convexity: None,
-            mixture,
-            counting_error,
+            mixture: None,
+            counting_error: None,
             ordering,
             support_level: cs.support_level,
             defects,
         };
-        report.count_probability = report.mixture.as_ref().map(|m| report.probabilities(m)).unwrap_or_default();
-        report.convexity = (!report.atoms.is_empty()).then(|| convexity(&pts, &report.atoms, spacing));
+        report.set_counts(counted, &pts, spacing);
         Ok(report)
     })
     .into_iter()

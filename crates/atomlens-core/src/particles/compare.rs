@@ -325,7 +325,7 @@ pub fn compare(before: &Image, after: &Image, p: &CompareParams) -> Result<Compa
     let mut b = analyse(av, &p.analysis)?;
     // Where one image's finder missed a column the other image has, look there.
     let spacing = 0.5 * (a.spacing + b.spacing);
-    let (t, pairs) = register(bv, av, &a, &b, p)?;
+    let (t, pairs) = register(bv, av, &a, &b, None, p)?;
     let inv = t.inverse().ok_or_else(singular)?;
     let (pa, pb) = (points(&a), points(&b));
     let (matched_a, matched_b) = matched(&pairs, pa.len(), pb.len());
@@ -348,7 +348,8 @@ pub fn compare(before: &Image, after: &Image, p: &CompareParams) -> Result<Compa
         refound[1] = n;
     }
     count_together(&mut [&mut a, &mut b], &p.analysis.counting);
-    let mut c = compare_analyses(bv, av, a, b, p)?;
+    // The images' columns may have changed (refound, refitted): closest points again from `t`.
+    let mut c = compare_analyses(bv, av, a, b, Some(t), p)?;
     c.summary.refound = refound;
     Ok(c)
 }
@@ -420,13 +421,15 @@ fn refind(
     Ok(Some((refit(img, &[existing.as_slice(), &found].concat(), p, columns)?, found.len())))
 }
 
-/// Coarse transform (lattice rotation, phase correlation of the blurred images), then iterated
-/// closest points: the map and the mutual-nearest pairs `(before, after)` it ends on.
+/// Iterated closest points from `start`, or from the coarse transform (lattice rotation, phase
+/// correlation of the blurred images) when there is none: the map and the mutual-nearest pairs
+/// `(before, after)` it ends on.
 fn register(
     before: ArrayView2<f32>,
     after: ArrayView2<f32>,
     a: &Analysis,
     b: &Analysis,
+    start: Option<Affine>,
     p: &CompareParams,
 ) -> Result<(Affine, Vec<(usize, usize)>), CoreError> {
     let spacing = 0.5 * (a.spacing + b.spacing);
@@ -434,16 +437,10 @@ fn register(
     if pa.len() < 3 || pb.len() < 3 {
         return Err(CoreError::NotFound { what: "columns", reason: "too few columns to register the pair".into() });
     }
-    let (h, w) = before.dim();
-    let centre = [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0];
-    let theta = match (&a.columns.lattice, &b.columns.lattice) {
-        (Some(la), Some(lb)) => lattice_rotation(la, lb),
-        _ => 0.0,
+    let mut t = match start {
+        Some(t) => t,
+        None => coarse(before, after, a, b, spacing)?,
     };
-    let rotated = crate::math::warp::rotate(before, theta, centre, crate::image::stats::finite_mean(before) as f32);
-    let blur = |img: ArrayView2<f32>| crate::image::filter::gaussian_blur(img, spacing);
-    let shift = crate::register::shift_of(blur(rotated.view()).view(), blur(after).view())?;
-    let mut t = Affine::rotation_about(theta, centre, shift);
     let radius = p.match_radius * spacing;
     let mut pairs = Vec::new();
     for _ in 0..20 {
@@ -461,6 +458,27 @@ fn register(
         }
     }
     Ok((t, pairs))
+}
+
+/// The rotation from the two lattices, the shift by phase correlation of the images blurred by
+/// one column `spacing` (the particle and support, not the lattice).
+fn coarse(
+    before: ArrayView2<f32>,
+    after: ArrayView2<f32>,
+    a: &Analysis,
+    b: &Analysis,
+    spacing: f64,
+) -> Result<Affine, CoreError> {
+    let (h, w) = before.dim();
+    let centre = [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0];
+    let theta = match (&a.columns.lattice, &b.columns.lattice) {
+        (Some(la), Some(lb)) => lattice_rotation(la, lb),
+        _ => 0.0,
+    };
+    let rotated = crate::math::warp::rotate(before, theta, centre, crate::image::stats::finite_mean(before) as f32);
+    let blur = |img: ArrayView2<f32>| crate::image::filter::gaussian_blur(img, spacing);
+    let shift = crate::register::shift_of(blur(rotated.view()).view(), blur(after).view())?;
+    Ok(Affine::rotation_about(theta, centre, shift))
 }
 
 /// Standard errors of the rotation (degrees) and of the shift at `centre` (px, the same for x
@@ -488,8 +506,7 @@ pub fn affine_errors(src: &[[f64; 2]], dst: &[[f64; 2]], t: &Affine, centre: [f6
         e[k] = 1.0;
         crate::math::linalg::solve(ata, e, 3)
     };
-    let (Some(c1), Some(c2)) = (column(1), column(2)) else { return (f64::NAN, [f64::NAN; 2]) };
-    let Some(c0) = column(0) else { return (f64::NAN, [f64::NAN; 2]) };
+    let (Some(c0), Some(c1), Some(c2)) = (column(0), column(1), column(2)) else { return (f64::NAN, [f64::NAN; 2]) };
     let m = t.matrix;
     let (sum, diff) = (m[0][0] + m[1][1], m[1][0] - m[0][1]);
     let theta = (var * (c1[1] + c2[2]) / (sum * sum + diff * diff)).sqrt();
@@ -500,16 +517,18 @@ pub fn affine_errors(src: &[[f64; 2]], dst: &[[f64; 2]], t: &Affine, centre: [f6
     (theta.to_degrees(), [shift, shift])
 }
 
-/// [`compare`] from analyses already made (and counted).
+/// [`compare`] from analyses already made (and counted), registered from `start` (a transform
+/// already found) or from scratch.
 pub fn compare_analyses(
     before: ArrayView2<f32>,
     after: ArrayView2<f32>,
     a: Analysis,
     b: Analysis,
+    start: Option<Affine>,
     p: &CompareParams,
 ) -> Result<Comparison, CoreError> {
     let spacing = 0.5 * (a.spacing + b.spacing);
-    let (t, pairs) = register(before, after, &a, &b, p)?;
+    let (t, pairs) = register(before, after, &a, &b, start, p)?;
     let (pa, pb) = (points(&a), points(&b));
     let (h, w) = before.dim();
     let centre = [(w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0];
