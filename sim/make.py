@@ -35,7 +35,7 @@ SET = {
     "pt_deca484_side": lambda: st.on_support(st.orient(st.particle("decahedron", 5), "decahedron_side", 0, 70, 3), CELL, 5, 13),
     "pt_to586_110_tilt4": lambda: st.on_support(st.orient(st.particle("truncated_octahedron", 4), "110", 4, 110, 4), CELL, 5, 14),
     "ptco_to1289_100": lambda: st.on_support(
-        st.orient(st.alloy_l10(st.particle("truncated_octahedron", 5), 2.8, 5), "100", 0, 0, 5), CELL, 5, 15),
+        st.orient(st.alloy_l10(st.particle("truncated_octahedron", 5), 1.5, 5, random_side=True), "100", 0, 0, 5), CELL, 5, 15),
     "pt_single30": lambda: st.single_atoms(CELL, 30, 5, 16),
     "carbon": lambda: st.single_atoms(CELL, 0, 5, 17),
     "pt_to586_110_cycled": lambda: st.moved(to586_cycled_in_place(), IL_TURN, IL_SHIFT),

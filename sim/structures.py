@@ -41,17 +41,29 @@ def orient(atoms: Atoms, zone: str, tilt_deg: float, turn_deg: float, seed: int)
     return a
 
 
-def alloy_l10(atoms: Atoms, shell: float, seed: int) -> Atoms:
-    """PtCo: inside `shell` Å of the surface, L1₀ order (Co on every other (001) plane of the
-    fcc frame, before orienting); the outer shell stays Pt. The lattice is Pt's (the tetragonal
-    contraction of real PtCo is left out: it changes spacings by 3–5 %, not the contrast)."""
+def alloy_l10(atoms: Atoms, shell: float, seed: int, random_side: bool = False) -> Atoms:
+    """PtCo: deeper than `shell` Å under the surface (the convex hull's facets), L1₀ order with its c axis along x of the fcc
+    frame (Co on every other (100) plane across x), so that seen along z each core column is
+    all Pt or all Co under its Pt shell: the ordered variant that shows in a [001] image (with c
+    along the beam every column would hold both alike). The outer shell (one monolayer at 1.5 Å) stays Pt. With
+    `random_side`, the core's y > 0 half is a random alloy of the same composition (each atom
+    Co with probability ½): an ordered and a disordered domain in one particle. The lattice is
+    Pt's (the tetragonal contraction of real PtCo changes spacings by 3–5 %, not the contrast)."""
+    from scipy.spatial import ConvexHull
+
     a = atoms.copy()
     c = a.positions - a.positions.mean(axis=0)
-    r = np.linalg.norm(c, axis=1)
-    core = r < r.max() - shell
-    layer = np.rint(c[:, 2] / (PT_A / 2)).astype(int)
+    hull = ConvexHull(c)
+    depth = -(c @ hull.equations[:, :3].T + hull.equations[:, 3]).max(axis=1)
+    core = depth > shell
+    layer = np.rint(c[:, 0] / (PT_A / 2)).astype(int)
+    co = core & (layer % 2 == 1)
+    if random_side:
+        rng = np.random.default_rng(seed)
+        side = core & (c[:, 1] > 0)
+        co = np.where(side, rng.random(len(a)) < 0.5, co)
     symbols = np.array(a.get_chemical_symbols())
-    symbols[core & (layer % 2 == 1)] = "Co"
+    symbols[co] = "Co"
     a.set_chemical_symbols(symbols.tolist())
     return a
 

@@ -105,7 +105,7 @@ export class ParticlesPanel {
     for (const p of r.particles) {
       lines.push(`#${p.id}: ${fmt(p.diameter_px * px)} ${u} across, aspect ${fmt(p.aspect_ratio)}, ${p.lattice_summary}, ${p.columns} columns ` +
         `(${p.surface} surface, ${p.edge} edge), ${p.facets.length} facets` +
-        (p.atoms ? `, ${p.atoms}${p.atoms_sd > 0 ? ` ± ${Math.round(p.atoms_sd)}` : ''} atoms` : '') + (p.ordered_fraction > 0 ? `, ${fmt(100 * p.ordered_fraction)} % ordered` : '') +
+        (p.atoms ? `, ${p.atoms}${p.atoms_sd > 0 ? ` ± ${Math.round(p.atoms_sd)}` : ''} atoms` : '') + (p.ordering_summary ? `, ${p.ordering_summary}` : '') +
         (p.touches_border ? ' — touches the border (size and surface cut)' : ''));
       if (p.counting_error) lines.push(`   not counted: ${p.counting_error}`);
       if (p.counting_note) lines.push(`   counted: ${p.counting_note}`);
@@ -254,7 +254,7 @@ export class ParticlesPanel {
     ctx.textAlign = 'right'; ctx.fillText(fmt(Math.exp(hi)), W - 2, H - 3 * dpr);
     ctx.textAlign = 'center'; ctx.fillText('contrast (log scale)', W / 2, H - 3 * dpr);
     this.$('pa-order-label').textContent = m && m.means.length > 1
-      ? `Ordering of particle ${p.id}: ${m.means.length} populations; M-rich (blue) at ${fmt(Math.exp(m.means[0]))}× what their neighbours' thickness trend predicts; ${fmt(100 * p.ordered_fraction)} % of columns in ordered neighbourhoods`
+      ? `Ordering of particle ${p.id}: ${m.means.length} populations; M-rich (blue) at ${fmt(Math.exp(m.means[0]))}× what their neighbours' thickness trend predicts; ${p.ordering_summary || 'no column in an ordered neighbourhood'}`
       : `Ordering of particle ${p.id}: one population — no ordering visible`;
   }
 

@@ -93,11 +93,7 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
                 Some(_) => format!(", {atoms} atoms"),
                 None => String::new(),
             },
-            if r.ordering.ordered_fraction > 0.0 {
-                format!(", ordered fraction {:.2}", r.ordering.ordered_fraction)
-            } else {
-                String::new()
-            },
+            r.ordering.summary().map(|o| format!(", {o}")).unwrap_or_default(),
             if q.touches_border { " (touches the border: size and surface are cut)" } else { "" }
         );
         if let Some(e) = &r.counting_error {

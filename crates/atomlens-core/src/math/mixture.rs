@@ -25,6 +25,17 @@ impl Mixture {
             .map(|(k, _)| k)
             .unwrap_or(0)
     }
+
+    /// The probability of each component given `x`.
+    pub fn posterior(&self, x: f64) -> Vec<f64> {
+        let logs: Vec<f64> = (0..self.means.len())
+            .map(|k| self.weights[k].ln() + log_normal(x, self.means[k], self.sigmas[k]))
+            .collect();
+        let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = logs.iter().map(|l| (l - top).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|v| v / sum).collect()
+    }
 }
 
 fn log_normal(x: f64, m: f64, s: f64) -> f64 {

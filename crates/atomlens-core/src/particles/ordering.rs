@@ -9,6 +9,7 @@
 //! M-rich, the rest (the bright partners and any pure-Pt shell near contrast 1) Pt-rich. One
 //! population means no ordering is visible. A column is *ordered* when at least half of its
 //! first-shell neighbours are of the opposite class.
+use rand::{Rng, SeedableRng, rngs::SmallRng};
 use serde::{Deserialize, Serialize};
 
 use crate::lattice::neighbours::Grid;
@@ -37,6 +38,11 @@ pub struct Ordering {
     pub ordered: Vec<bool>,
     /// Fraction of columns that are ordered.
     pub ordered_fraction: f64,
+    /// Its standard deviation from the columns' class probabilities.
+    pub ordered_fraction_sd: f64,
+    /// Ordered domains: sizes (columns) of the connected groups of ordered columns, largest
+    /// first.
+    pub domains: Vec<usize>,
     /// The mixture on ln(contrast), when one could be fitted.
     pub mixture: Option<Mixture>,
 }
@@ -50,8 +56,25 @@ impl Ordering {
             kind: vec![Kind::Uniform; n],
             ordered: vec![false; n],
             ordered_fraction: 0.0,
+            ordered_fraction_sd: 0.0,
+            domains: Vec::new(),
             mixture: None,
         }
+    }
+}
+
+impl Ordering {
+    /// The ordering in one sentence (CLI and page), `None` where no column is ordered:
+    /// "ordered fraction 0.42 ± 0.03 (2 domains, largest 118 columns)".
+    pub fn summary(&self) -> Option<String> {
+        (self.ordered_fraction > 0.0).then(|| {
+            let largest = self.domains.first().copied().unwrap_or(0);
+            let domains = match self.domains.len() {
+                1 => "one domain".to_string(),
+                n => format!("{n} domains, largest {largest} columns"),
+            };
+            format!("ordered fraction {:.2} ± {:.2} ({domains})", self.ordered_fraction, self.ordered_fraction_sd)
+        })
     }
 }
 
@@ -70,34 +93,99 @@ pub fn classify(points: &[[f64; 2]], values: &[f64], spacing: f64) -> Ordering {
         .collect();
     let logs: Vec<f64> = contrast.iter().filter(|c| c.is_finite()).map(|c| c.ln()).collect();
     let mixture = best_mixture(&logs, 3);
-    let kind: Vec<Kind> = contrast
-        .iter()
-        .map(|&c| match &mixture {
-            Some(m) if m.means.len() > 1 && m.means[0] < -0.15 => {
-                if c.is_finite() && m.classify(c.ln()) == 0 {
-                    Kind::MRich
-                } else {
-                    Kind::PtRich
-                }
-            }
-            _ => Kind::Uniform,
+    let Some(classes) = mixture.as_ref().and_then(component_kinds) else {
+        let n = points.len();
+        return Ordering { contrast, mixture, ..Ordering::unclassified(n) };
+    };
+    let m = mixture.as_ref().expect("classes come from a mixture");
+    let kind: Vec<Kind> =
+        contrast.iter().map(|&c| if c.is_finite() { classes[m.classify(c.ln())] } else { Kind::PtRich }).collect();
+    let shell = 1.25 * spacing;
+    let near: Vec<Vec<usize>> = (0..points.len())
+        .map(|i| grid.within(points, points[i], shell).into_iter().filter(|&j| j != i).collect())
+        .collect();
+    let ordered = ordered_flags(&kind, &near);
+    let fraction =
+        |o: &[bool]| if o.is_empty() { 0.0 } else { o.iter().filter(|&&v| v).count() as f64 / o.len() as f64 };
+    let ordered_fraction = fraction(&ordered);
+    // The fraction's uncertainty from the classes': each column's class drawn from its
+    // posterior, the flags recomputed.
+    let posteriors: Vec<Option<Vec<f64>>> =
+        contrast.iter().map(|&c| c.is_finite().then(|| m.posterior(c.ln()))).collect();
+    let mut rng = SmallRng::seed_from_u64(7);
+    let draws: Vec<f64> = (0..DRAWS)
+        .map(|_| {
+            let k: Vec<Kind> = posteriors
+                .iter()
+                .zip(&kind)
+                .map(|(p, &k0)| {
+                    let Some(p) = p else { return k0 };
+                    let mut u: f64 = rng.random();
+                    let c = p.iter().position(|&q| {
+                        u -= q;
+                        u <= 0.0
+                    });
+                    classes[c.unwrap_or(p.len() - 1)]
+                })
+                .collect();
+            fraction(&ordered_flags(&k, &near))
         })
         .collect();
-    let shell = 1.25 * spacing;
-    let ordered: Vec<bool> = (0..points.len())
+    let mean = draws.iter().sum::<f64>() / DRAWS as f64;
+    let ordered_fraction_sd = (draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (DRAWS - 1) as f64).sqrt();
+    let domains = domains(&ordered, &near);
+    Ordering { contrast, kind, ordered, ordered_fraction, ordered_fraction_sd, domains, mixture }
+}
+
+/// Draws of the columns' classes behind `ordered_fraction_sd`.
+const DRAWS: usize = 200;
+
+/// What each mixture component on ln(contrast) means: the dimmest, when clearly below 1
+/// (ln < −0.15), is M-rich, the rest Pt-rich. `None` when no population is dim: nothing is
+/// classified.
+fn component_kinds(m: &Mixture) -> Option<Vec<Kind>> {
+    (m.means.len() > 1 && m.means[0] < -0.15)
+        .then(|| (0..m.means.len()).map(|k| if k == 0 { Kind::MRich } else { Kind::PtRich }).collect())
+}
+
+/// A column is ordered when at least half of its first-shell neighbours (`near`) are of the
+/// opposite class.
+fn ordered_flags(kind: &[Kind], near: &[Vec<usize>]) -> Vec<bool> {
+    (0..kind.len())
         .map(|i| {
             let opposite = match kind[i] {
                 Kind::PtRich => Kind::MRich,
                 Kind::MRich => Kind::PtRich,
                 Kind::Uniform => return false,
             };
-            let near: Vec<usize> = grid.within(points, points[i], shell).into_iter().filter(|&j| j != i).collect();
-            !near.is_empty() && 2 * near.iter().filter(|&&j| kind[j] == opposite).count() >= near.len()
+            !near[i].is_empty() && 2 * near[i].iter().filter(|&&j| kind[j] == opposite).count() >= near[i].len()
         })
-        .collect();
-    let ordered_fraction =
-        if points.is_empty() { 0.0 } else { ordered.iter().filter(|&&o| o).count() as f64 / points.len() as f64 };
-    Ordering { contrast, kind, ordered, ordered_fraction, mixture }
+        .collect()
+}
+
+/// Sizes (columns) of the connected groups of ordered columns, largest first.
+fn domains(ordered: &[bool], near: &[Vec<usize>]) -> Vec<usize> {
+    let mut seen = vec![false; ordered.len()];
+    let mut sizes = Vec::new();
+    for start in 0..ordered.len() {
+        if !ordered[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let (mut stack, mut size) = (vec![start], 0);
+        while let Some(i) = stack.pop() {
+            size += 1;
+            for &j in &near[i] {
+                if ordered[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        sizes.push(size);
+    }
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    sizes
 }
 
 /// What column `i`'s thickness predicts from the columns `near` it: a plane through their
@@ -163,6 +251,10 @@ mod tests {
             .collect();
         assert!(right as f64 >= 0.95 * pts.len() as f64, "{right} of {}: {:?} {wrong:?}", pts.len(), o.mixture);
         assert!(o.ordered_fraction > 0.5, "{}", o.ordered_fraction);
+        assert!(
+            o.ordered_fraction_sd < 0.05 && o.domains[0] as f64 > 0.8 * o.ordered_fraction * pts.len() as f64,
+            "{o:?}"
+        );
     }
 
     #[test]

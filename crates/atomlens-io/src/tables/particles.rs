@@ -18,7 +18,7 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
     let mut s = format!(
         "particle,area_px2,area_{u}2,equivalent_diameter_{u},centroid_x,centroid_y,aspect_ratio,orientation_deg,\
          touches_border,lattice,lattice_spacing_px,columns,surface_columns,edge_columns,facets,atoms,atoms_sd,ordered_fraction,\
-         counting_note\n"
+         ordered_fraction_sd,ordered_domains,counting_note\n"
     );
     let px = cal.pixel_size;
     for r in &a.particles {
@@ -26,7 +26,7 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
         let sites = |k: atomlens_core::particles::segment::Site| r.columns.sites.iter().filter(|&&s| s == k).count();
         let _ = writeln!(
             s,
-            "{},{:.0},{:.5},{:.5},{:.3},{:.3},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{:.4},\"{}\"",
+            "{},{:.0},{:.5},{:.5},{:.3},{:.3},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{},\"{}\"",
             q.id,
             q.area,
             q.area * px * px,
@@ -45,6 +45,8 @@ pub fn particles_csv(a: &Analysis, cal: &Calibration) -> String {
             r.atoms.iter().map(|&n| n as u64).sum::<u64>(),
             r.atom_total().map(|(_, sd)| format!("{sd:.1}")).unwrap_or_default(),
             r.ordering.ordered_fraction,
+            r.ordering.ordered_fraction_sd,
+            r.ordering.domains.len(),
             r.counting_error.clone().unwrap_or_default().replace('"', "'")
         );
     }

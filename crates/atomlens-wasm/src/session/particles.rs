@@ -51,6 +51,11 @@ struct ParticleReply {
     /// Standard deviation of `atoms` (0 for library counts).
     atoms_sd: f64,
     ordered_fraction: f64,
+    ordered_fraction_sd: f64,
+    /// Sizes (columns) of the ordered domains, largest first.
+    ordered_domains: Vec<usize>,
+    /// The ordering in one sentence (Rust's `Ordering::summary`), absent where none is ordered.
+    ordering_summary: Option<String>,
     counting_error: Option<String>,
     /// How the counts were made where not all by their own cross-sections.
     counting_note: Option<String>,
@@ -115,6 +120,9 @@ fn reply(a: &Analysis, cal: &Calibration) -> Reply {
             atoms: r.atoms.iter().map(|&n| n as u64).sum(),
             atoms_sd: r.atom_total().map_or(0.0, |t| t.1),
             ordered_fraction: r.ordering.ordered_fraction,
+            ordered_fraction_sd: r.ordering.ordered_fraction_sd,
+            ordered_domains: r.ordering.domains.clone(),
+            ordering_summary: r.ordering.summary(),
             counting_error: r.counting_error.clone(),
             counting_note: r.counting_note(),
             counting_warning: r.counting_warning(),
