@@ -602,7 +602,7 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   assert.match(await page.textContent('[data-testid=pa-summary]'), /\d+ ± \d+ atoms/);
   const [xyz] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=pa-xyz]')]);
   assert.equal(+fs.readFileSync(await xyz.path(), 'utf8').split('\n')[0], pt.atoms);
-  assert.equal(await page.inputValue('[data-testid=cmp-after]'), '1');
+  assert.equal(await page.inputValue('[data-testid=cmp-after]'), 's:1');
   await page.click('[data-testid=cmp-run]');
   await page.waitForFunction(() => window.__atomlens.ilCompare && !window.__atomlens.busy, null, { timeout: 120000 });
   const c = await page.evaluate(() => window.__atomlens.ilCompare);
@@ -621,9 +621,30 @@ test('particles: ordered demo analysed (facets, counts, Pt/M classes, 3-D model,
   const rows = fs.readFileSync(await cc.path(), 'utf8').trim().split('\n');
   assert.equal(rows.filter((l) => l.startsWith('lost,')).length, c.lost);
   // A pair of one image with itself is refused.
-  await page.selectOption('[data-testid=cmp-after]', '0');
+  await page.selectOption('[data-testid=cmp-after]', 's:0');
   await page.click('[data-testid=cmp-run]');
   await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Compare: .*two different signals/.test(e)), null, { timeout: 30000 });
+
+  // Two files: the pair saved as two TIFFs, both dropped, the before file open; the after file
+  // is offered by name and compared (it joins the dataset as a signal named after it).
+  const saved = [];
+  for (const k of [0, 1]) {
+    await page.selectOption('#signal', String(k));
+    await page.waitForFunction(() => !window.__atomlens.busy, null, { timeout: 30000 });
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click('#export-tiff')]);
+    saved.push({ name: k ? 'after.tif' : 'before.tif', mimeType: 'image/tiff', buffer: fs.readFileSync(await d.path()) });
+  }
+  await drop(page, saved);
+  await page.click('[data-testid=datasets] li:has-text("before.tif")');
+  await page.waitForFunction(() => window.__atomlens.signals.length === 1 && !window.__atomlens.busy, null, { timeout: 30000 });
+  const offered = await page.$$eval('[data-testid=cmp-after] option', (o) => o.map((x) => [x.value, x.textContent]));
+  assert.ok(offered.some(([, t]) => /after\.tif \(another file\)/.test(t)), JSON.stringify(offered));
+  assert.match(await page.inputValue('[data-testid=cmp-after]'), /^f:/);
+  await page.click('[data-testid=cmp-run]');
+  await page.waitForFunction(() => window.__atomlens.signals.length === 4 && window.__atomlens.ilCompare && !window.__atomlens.busy, null, { timeout: 120000 });
+  const files2 = await page.evaluate(() => window.__atomlens);
+  assert.match(files2.signals[1].title, /^after\.tif/);
+  assert.ok(Math.abs(files2.ilCompare.rotation_deg - 0.8) < 0.05 && files2.ilCompare.lost >= 10 && files2.ilCompare.new >= 3, JSON.stringify(files2.ilCompare));
 
   // A field of one particle on a zone axis and one off axis (its rows of atoms blur into fringes):
   // each gets its own lattice, and the off-axis one is not counted, with the reason, and outlined apart.

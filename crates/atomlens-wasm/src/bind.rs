@@ -89,6 +89,11 @@ impl Session {
         reply(self.0.load_files(&primary, files(names, bytes)))
     }
 
+    /// Add another file's signals to the dataset: `{signals, index}` (the first added).
+    pub fn add_files(&mut self, primary: String, names: Vec<String>, bytes: Vec<Uint8Array>) -> JsResult {
+        reply(self.0.add_files(&primary, files(names, bytes)))
+    }
+
     /// Several images as one series: `primaries[k]` with the next `counts[k]` of the files.
     pub fn load_series(
         &mut self,

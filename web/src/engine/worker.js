@@ -48,6 +48,10 @@ const ops = {
     progress(id, 'preparing the view');
     return opened(signals);
   },
+  addFiles: (a, id) => {
+    progress(id, `decoding ${a.primary}`);
+    return session.add_files(a.primary, a.names, bytes(a.buffers));
+  },
   openSeries: (a, id) => {
     progress(id, `decoding ${a.primaries.length} images as one series`);
     return opened(session.load_series(a.primaries, a.counts, a.names, bytes(a.buffers)));

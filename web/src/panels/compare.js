@@ -20,6 +20,7 @@ export class ComparePanel {
     app.store.on('signals', (signals) => this.pickers(signals));
     app.store.on('dataset', () => {
       this.compared = null;
+      this.store.set({ ilCompare: null });
       this.$('cmp-panel').hidden = true;
       this.$('cmp-summary').textContent = this.$('cmp-legend').textContent = '';
       for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = true;
@@ -31,19 +32,35 @@ export class ComparePanel {
     });
   }
 
-  /** The signal list changed: refill the before/after pickers (after = the next signal). */
+  /** The signal list changed: refill the before/after pickers with the dataset's signals and
+   * the other files listed (added to the dataset when compared); after = the next signal, or
+   * the next file. */
   pickers(signals) {
-    const shown = this.app.signals.shown.signal;
-    const opts = () => signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'}`, k));
+    const shown = this.app.signals.shown.signal, open = this.app.open;
+    const others = open.datasets.map((d, i) => ({ d, i })).filter(({ d, i }) => d.files && !d.series && i !== open.current);
+    const opts = () => [...signals.map((s, k) => new Option(`${k}: ${s.title || '(untitled)'}`, `s:${k}`)),
+      ...others.map(({ d, i }) => new Option(`${d.primary} (another file)`, `f:${i}`))];
     this.$('cmp-before').replaceChildren(...opts());
     this.$('cmp-after').replaceChildren(...opts());
-    this.$('cmp-before').value = shown;
-    this.$('cmp-after').value = signals.length > 1 ? (shown + 1) % signals.length : shown;
+    this.$('cmp-before').value = `s:${shown}`;
+    this.$('cmp-after').value = signals.length > 1 ? `s:${(shown + 1) % signals.length}` : others.length ? `f:${others[0].i}` : `s:${shown}`;
+  }
+
+  /** A picker's choice as a signal index: another file's image is first added to the dataset. */
+  async resolve(value) {
+    const [what, k] = value.split(':');
+    if (what === 's') return +k;
+    const d = this.app.open.datasets[+k];
+    const buffers = await Promise.all(d.files.map((f) => f.arrayBuffer()));
+    const r = await this.bridge.call('addFiles', { primary: d.primary, names: d.names, buffers }, buffers);
+    await this.app.signals.update(r.signals);
+    return r.index;
   }
 
   run() {
-    const before = +this.$('cmp-before').value, after = +this.$('cmp-after').value;
+    const picked = [this.$('cmp-before').value, this.$('cmp-after').value];
     return this.app.actions.run('Registering the pair and matching columns…', async () => {
+      const before = await this.resolve(picked[0]), after = await this.resolve(picked[1]);
       const t0 = performance.now();
       const r = await this.bridge.call('compare', { before, after, params: this.app.particles.params() });
       r.seconds = (performance.now() - t0) / 1000;

@@ -107,6 +107,8 @@ export class OpenPanel {
       li.onclick = () => this.open(i);
       return li;
     }));
+    // The compare pickers offer the other listed files.
+    if (this.app.compare && this.app.store.state.signals) this.app.compare.pickers(this.app.store.state.signals);
   }
 }
 

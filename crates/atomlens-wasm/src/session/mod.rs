@@ -149,6 +149,26 @@ impl Session {
         self.replace(signals)
     }
 
+    /// Add another file's signals to the dataset (to compare an image with one from another
+    /// file), each titled with the file's name: `{signals, index}` (index of the first added).
+    /// The dataset and its results stay.
+    pub fn add_files(&mut self, primary: &str, files: Vec<NamedFile>) -> Result<Reply> {
+        let read = atomlens_io::read(primary, files, &Limits::BROWSER)?;
+        let first = self.signals.len();
+        for s in read {
+            let stack = s.to_stack()?;
+            let (pixel_size, unit) = (s.calibration.pixel_size, s.calibration.unit.clone());
+            let (width, height, frames, dtype) = (s.width, s.height, s.frames, s.dtype.name());
+            let title = if s.title.is_empty() { primary.to_string() } else { format!("{primary}: {}", s.title) };
+            let info = SignalInfo { title, width, height, frames, dtype, pixel_size, unit, metadata: s.metadata };
+            self.signals.push(Signal { stack, info });
+        }
+        if first == self.signals.len() {
+            return Err(Error::invalid(format!("{primary} holds no image")));
+        }
+        Ok(self.appended(first))
+    }
+
     /// Several files as the frames of one series (the first frame of each file's first signal,
     /// in order): `groups[k]` = (primary, its files). Refuses images of different sizes.
     pub fn load_series(&mut self, groups: Vec<(String, Vec<NamedFile>)>) -> Result<Reply> {

@@ -231,6 +231,14 @@ impl Session {
             return Err(Error::invalid("pick two different signals: the same image was chosen as before and after"));
         }
         let (ib, ia) = (self.frame(before, 0)?, self.frame(after, 0)?);
+        let (cb, ca) = (&ib.calibration, &ia.calibration);
+        if cb.unit != ca.unit || (cb.pixel_size - ca.pixel_size).abs() > 0.01 * cb.pixel_size {
+            return Err(Error::invalid(format!(
+                "the two images have different pixel sizes ({} {} and {} {}): set one calibration for both, \
+                 or resample one, before comparing",
+                cb.pixel_size, cb.unit, ca.pixel_size, ca.unit
+            )));
+        }
         let p = CompareParams { analysis, ..Default::default() };
         let c = atomlens_core::particles::compare::compare(&ib, &ia, &p)?;
         let (h, w) = ib.data.dim();

@@ -207,3 +207,24 @@ fn an_image_without_a_lattice_gives_single_atoms_with_their_significance() {
     let t = s.refit(xs, ys).unwrap();
     assert_eq!(t.numbers("significance").len(), atoms.len() - 1);
 }
+
+#[test]
+fn an_image_from_another_file_joins_the_dataset_for_a_comparison() {
+    let pair = demo(Demo::Pair);
+    let (before, after) = (pair.frame(0, 0).unwrap(), pair.frame(1, 0).unwrap());
+    let mut s = Session::new();
+    s.load_files("before.tif", vec![tiff_file("before.tif", &before.data)]).unwrap();
+    let r = s.add_files("after.tif", vec![tiff_file("after.tif", &after.data)]).unwrap();
+    assert_eq!(r.values["index"], 1);
+    assert!(s.signals[1].info.title.starts_with("after.tif"), "{}", s.signals[1].info.title);
+    let c = s.compare_signals(0, 1, AnalysisParams::default()).unwrap();
+    assert!(c.numbers("status").contains(&1.0) && c.numbers("status").contains(&2.0));
+    // A file that cannot be read adds nothing; one at another pixel size is refused by compare.
+    let junk = NamedFile::new("junk.dm4", b"not a microscope file".to_vec());
+    assert_eq!(kind(s.add_files("junk.dm4", vec![junk])), "unsupported_format");
+    let n = s.signals.len();
+    let other = NamedFile::new("other.tif", tiff(&after.data, &Calibration::nm(0.05)).unwrap());
+    s.add_files("other.tif", vec![other]).unwrap();
+    let e = s.compare_signals(0, n, AnalysisParams::default()).unwrap_err();
+    assert!(e.message.contains("different pixel sizes"), "{}", e.message);
+}
