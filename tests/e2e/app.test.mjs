@@ -79,7 +79,17 @@ test('a generated TIFF loads with its size and calibration, and its frames', asy
   await page.fill('#frame', '2');
   await page.dispatchEvent('#frame', 'input');
   await page.waitForFunction(() => window.__atomlens.image.summary.mean > 1.5 && !window.__atomlens.busy);
+  // The pixel size can be set (and is shown as read); a size without a unit says why.
+  assert.equal(await page.inputValue('[data-testid=pixel-size]'), '0.05 nm');
+  await page.fill('[data-testid=pixel-size]', '0.25 Å');
+  await page.click('[data-testid=pixel-size-set]');
+  await page.waitForFunction(() => Math.abs(window.__atomlens.image.pixel_size - 0.025) < 1e-9 && !window.__atomlens.busy);
+  assert.match(await page.textContent('[data-testid=metadata]'), /0\.025 nm/);
   noErrors(errors);
+  await page.fill('[data-testid=pixel-size]', '0.25');
+  await page.click('[data-testid=pixel-size-set]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => /Pixel size: .*no unit/.test(e)), null, { timeout: 10000 });
+  assert.ok(Math.abs((await page.evaluate(() => window.__atomlens.image.pixel_size)) - 0.025) < 1e-9, 'a refused size changes nothing');
   await page.close();
 });
 

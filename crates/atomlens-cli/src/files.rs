@@ -3,13 +3,27 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use atomlens_core::Image;
+use atomlens_core::{Calibration, Image};
 use atomlens_io::{Limits, NamedFile, Signal};
 
-/// Every signal of the file at `path` (with its TIA companions).
+/// The calibration `--pixel-size` sets for every image read (set once, before any is read).
+static CALIBRATION: std::sync::OnceLock<Calibration> = std::sync::OnceLock::new();
+
+/// Give every image read from now on this calibration instead of its file's.
+pub fn set_calibration(c: Calibration) {
+    let _ = CALIBRATION.set(c);
+}
+
+/// Every signal of the file at `path` (with its TIA companions), with `--pixel-size` applied.
 pub fn load(path: &Path) -> Result<Vec<Signal>> {
     let (primary, named) = with_companions(path)?;
-    Ok(atomlens_io::read(&primary, named, &Limits::NATIVE)?)
+    let mut signals = atomlens_io::read(&primary, named, &Limits::NATIVE)?;
+    if let Some(c) = CALIBRATION.get() {
+        for s in &mut signals {
+            s.calibration = c.clone();
+        }
+    }
+    Ok(signals)
 }
 
 /// The first frame of the first signal of `path`.

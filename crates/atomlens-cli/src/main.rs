@@ -27,6 +27,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Set every input image's pixel size (overrides the file's): a number and a unit, e.g.
+    /// "0.25 Å", "25 pm", "0.02 nm"; "px" to drop the calibration.
+    #[arg(long, global = true, value_name = "SIZE")]
+    pixel_size: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -85,6 +89,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(size) = &cli.pixel_size {
+        files::set_calibration(atomlens_core::Calibration::parse(size)?);
+    }
     match cli.command {
         Command::Info { file, json } => info::info(&file, json),
         Command::Convert { file, out, signal } => convert::convert(&file, &out, signal),

@@ -40,6 +40,13 @@ fn info_json_has_the_documented_keys() {
     assert_eq!(v["pixel_size"].as_f64(), Some(0.0125));
     assert_eq!(v["unit"], "nm");
     assert_eq!(v["signals"].as_array().unwrap().len(), 1);
+    // `--pixel-size` overrides the file's calibration; a size without a unit is refused.
+    let (ok, out, err) = atomlens(&["info", p.to_str().unwrap(), "--json", "--pixel-size", "25 pm"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((v["pixel_size"].as_f64().unwrap() - 0.025).abs() < 1e-12 && v["unit"] == "nm", "{v}");
+    let (ok, _, err) = atomlens(&["info", p.to_str().unwrap(), "--pixel-size", "0.25"]);
+    assert!(!ok && err.contains("no unit"), "{err}");
 }
 
 #[test]

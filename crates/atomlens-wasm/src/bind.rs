@@ -110,6 +110,11 @@ impl Session {
         reply(self.0.load_series(groups))
     }
 
+    /// Set signal `signal`'s pixel size from text ("0.25 Å", "px"): `{signals, index}`.
+    pub fn set_calibration(&mut self, signal: usize, size: &str) -> JsResult {
+        reply(self.0.set_calibration(signal, size))
+    }
+
     /// Show frame `frame` of signal `signal`: `{width, height, pixel_size, unit, summary}`.
     pub fn select(&mut self, signal: usize, frame: usize) -> JsResult {
         reply(self.0.select(signal, frame))

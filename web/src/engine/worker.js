@@ -57,6 +57,7 @@ const ops = {
     return opened(session.load_series(a.primaries, a.counts, a.names, bytes(a.buffers)));
   },
   select: (a) => session.select(a.signal, a.frame),
+  calibrate: (a) => session.set_calibration(a.signal, a.size),
   view: (a) => session.view(a.plo ?? 0, a.phi ?? 100, a.lo ?? NaN, a.hi ?? NaN, a.cmap),
   spectrum: (a) => session.spectrum(a.cmap),
   renderSignal: (a) => session.render_signal(a.signal, a.frame, a.lo, a.hi, a.cmap),

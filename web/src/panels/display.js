@@ -17,6 +17,14 @@ export class DisplayPanel {
       } catch (e) { app.actions.showError(e.message); }
     };
     $('export-png').onclick = async () => download(await app.viewer.toPNG(), `${app.baseName()}_view.png`);
+    // The shown image's pixel size, and setting it (parsed in Rust: `Calibration::parse`).
+    app.store.on('image', (im) => { $('pixel-size').value = im.unit === 'px' ? 'px' : `${+im.pixel_size.toPrecision(4)} ${im.unit}`; });
+    const calibrate = () => app.actions.run('Setting the pixel size…', async () => {
+      const r = await app.bridge.call('calibrate', { signal: app.signals.shown.signal, size: $('pixel-size').value });
+      await app.signals.update(r.signals, r.index);
+    }, 'Pixel size');
+    $('pixel-size-set').onclick = calibrate;
+    $('pixel-size').onkeydown = (e) => { if (e.key === 'Enter') calibrate(); };
     // A new dataset: no split over images of another.
     app.store.on('dataset', () => {
       app.store.set({ split: null, compare: false });

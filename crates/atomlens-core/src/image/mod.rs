@@ -52,6 +52,30 @@ impl Calibration {
         (nm.is_finite() && nm > 0.0).then(|| Self::nm(nm))
     }
 
+    /// A pixel size as written by a user: a number and a length unit ("0.25 Å", "25pm",
+    /// "0.02 nm", "1e-3 um"); "px" removes the calibration.
+    pub fn parse(text: &str) -> Result<Self, crate::CoreError> {
+        let t = text.trim();
+        if t == "px" {
+            return Ok(Self::uncalibrated());
+        }
+        let split =
+            t.find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))).unwrap_or(t.len());
+        // An exponent's `e` followed by no digit belongs to the unit ("1em" is not a length anyway).
+        let (number, unit) = t.split_at(split);
+        let bad = |reason: String| crate::CoreError::InvalidParameter { name: "pixel size", reason };
+        let value: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{text:?}: a number and a unit, e.g. 0.25 Å, 25 pm, 0.02 nm")))?;
+        if unit.trim().is_empty() {
+            return Err(bad(format!("{text:?} has no unit: write e.g. {value} nm, {value} Å or {value} pm")));
+        }
+        Self::from_length(value, unit).ok_or_else(|| {
+            bad(format!("{text:?}: the size must be positive and the unit one of pm, Å (A), nm, µm (um), mm, m"))
+        })
+    }
+
     /// True when the pixel size is a physical length.
     pub fn is_calibrated(&self) -> bool {
         self.unit != "px"
@@ -174,6 +198,18 @@ mod tests {
         assert_eq!(Calibration::from_length(2.0, "µm"), Some(Calibration::nm(2000.0)));
         assert_eq!(Calibration::from_length(1.0, "1/nm"), None);
         assert_eq!(Calibration::from_length(0.0, "nm"), None);
+    }
+
+    #[test]
+    fn a_written_pixel_size_parses_or_says_why_not() {
+        let nm = |t: &str| Calibration::parse(t).unwrap().pixel_size;
+        assert!((nm("0.25 Å") - 0.025).abs() < 1e-12 && (nm("25pm") - 0.025).abs() < 1e-12);
+        assert!((nm("2e-2 nm") - 0.02).abs() < 1e-12 && (nm(" 0.001 um ") - 1.0).abs() < 1e-12);
+        assert_eq!(Calibration::parse("px").unwrap(), Calibration::uncalibrated());
+        for (bad, says) in [("0.25", "no unit"), ("nm", "a number"), ("-1 nm", "positive"), ("0.2 furlong", "unit")] {
+            let e = Calibration::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

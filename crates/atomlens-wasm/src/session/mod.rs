@@ -231,6 +231,17 @@ impl Session {
         Ok(self.signals.len() - 1)
     }
 
+    /// Give signal `signal` the pixel size `size` as a user writes it ("0.25 Å", "25 pm",
+    /// "px"; [`Calibration::parse`]): `{signals, index}`. Select it again to measure with it.
+    pub fn set_calibration(&mut self, signal: usize, size: &str) -> Result<Reply> {
+        let cal = Calibration::parse(size)?;
+        let s = self.signals.get_mut(signal).ok_or_else(|| Error::invalid(format!("no signal {signal}")))?;
+        s.info.pixel_size = cal.pixel_size;
+        s.info.unit = cal.unit.clone();
+        s.stack.calibration = cal;
+        Ok(self.appended(signal))
+    }
+
     /// Frame `frame` of signal `signal`.
     fn frame(&self, signal: usize, frame: usize) -> Result<Image> {
         let s = self.signals.get(signal).ok_or_else(|| Error::invalid(format!("no signal {signal}")))?;
