@@ -73,11 +73,13 @@ def main():
         run(out, name, build(), PIXEL, CONFIGS, 100 + seed, meta)
         if name == "pt_to586_110_cycled":
             il_changes(out)
-    # The simulated library for counting Pt [110] (tests compare it with statistical counting).
-    if not only or "library_pt_110" in only:
-        if not os.path.exists(f"{out}/library_pt_110.csv"):
+    # The simulated libraries for counting Pt along [110] and [001] (tests compare them with
+    # statistical counting; the PtCo particle is counted in Pt-equivalents with the second).
+    for zone, most in (("110", 20), ("100", 16)):
+        lib = f"library_pt_{zone}"
+        if (not only or lib in only) and not os.path.exists(f"{out}/{lib}.csv"):
             import library
-            library.build(f"{out}/library_pt_110.csv", "Pt", st.PT_A, "110", 20, PIXEL, CONFIGS)
+            library.build(f"{out}/{lib}.csv", "Pt", st.PT_A, zone, most, PIXEL, CONFIGS)
     if only:
         return
     import fields
