@@ -257,6 +257,44 @@ mod tests {
         );
     }
 
+    /// The ordered particle with its core's y > centre half a random alloy (each core atom M
+    /// with probability ½): the ordered half stays ordered, the random half is not.
+    #[test]
+    fn an_ordered_and_a_random_domain_are_told_apart() {
+        use rand::{SeedableRng, rngs::SmallRng};
+        use rand_distr::{Binomial, Distribution};
+        let s = nanoparticle(&NanoparticleParams { size: 384, diameter_nm: 4.0, ordered: true, ..Default::default() })
+            .unwrap();
+        let n = s.columns.len() as f64;
+        let (cx, cy) = (s.columns.iter().map(|c| c.x).sum::<f64>() / n, s.columns.iter().map(|c| c.y).sum::<f64>() / n);
+        let r = s.columns.iter().map(|c| (c.x - cx).hypot(c.y - cy)).fold(0.0, f64::max);
+        let mut rng = SmallRng::seed_from_u64(3);
+        let core = |c: &crate::synth::TrueColumn| (c.x - cx).hypot(c.y - cy) < 0.7 * r && c.atoms > 2;
+        let (mut pts, mut vol, mut random) = (vec![], vec![], vec![]);
+        for c in &s.columns {
+            let m = if core(c) && c.y > cy {
+                Binomial::new((c.atoms - 2) as u64, 0.5).unwrap().sample(&mut rng) as u32
+            } else {
+                c.m_atoms
+            };
+            pts.push([c.x, c.y]);
+            vol.push((c.atoms - m) as f64 + crate::synth::M_CONTRAST * m as f64);
+            // Truth one spacing clear of the boundary between the halves.
+            random.push((core(c) && (c.y - cy).abs() > 12.0).then_some(c.y > cy));
+        }
+        let o = classify(&pts, &vol, 12.0);
+        let share = |want: bool, flag: bool| {
+            let of: Vec<usize> = (0..pts.len()).filter(|&i| random[i] == Some(want)).collect();
+            of.iter().filter(|&&i| o.ordered[i] == flag).count() as f64 / of.len() as f64
+        };
+        let (ordered_ok, random_ok) = (share(false, true), share(true, false));
+        assert!(
+            ordered_ok >= 0.8 && random_ok >= 0.8,
+            "ordered half {ordered_ok:.2}, random half {random_ok:.2}; {:?}",
+            o.mixture
+        );
+    }
+
     #[test]
     fn a_pure_particle_is_not_ordered() {
         let (pts, vol, _) = truth(false);
