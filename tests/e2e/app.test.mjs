@@ -93,6 +93,28 @@ test('a generated TIFF loads with its size and calibration, and its frames', asy
   await page.close();
 });
 
+test('results belong to their image: columns, strain and particles of one file are gone when another is shown', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  for (const [run, done] of [['col-run', 'columns'], ['gpa-run', 'gpa'], ['pa-run', 'particles']]) {
+    await page.click(`[data-testid=${run}]`);
+    await page.waitForFunction((k) => window.__atomlens[k] && !window.__atomlens.busy, done, { timeout: 120000 });
+  }
+  const drawn = () => page.evaluate(() => window.__atomlensTest.drawn());
+  assert.ok((await drawn()).overlay && (await drawn()).paths > 0, 'the demo columns and facets are drawn');
+  await drop(page, [{ name: 'other.tif', mimeType: 'image/tiff', buffer: tiff({ width: 128, height: 96, kind: 'f32', pixelSizeNm: 0.03, pixels: (x, y) => Math.sin(x / 5) + y / 50 }) }]);
+  const s = await page.evaluate(() => window.__atomlens);
+  assert.deepEqual([s.columns, s.gpa, s.particles, s.ilCompare], [null, null, null, null]);
+  assert.deepEqual(await drawn(), { overlay: false, paths: 0, split: false });
+  for (const id of ['col-detail', 'gpa-maps', 'pa-panel', 'cmp-panel', 'tomo-view']) assert.ok(!(await page.isVisible(`[data-testid=${id}]`)), `${id} still shown`);
+  for (const id of ['gpa-summary', 'pa-summary', 'cmp-summary']) assert.equal((await page.textContent(`[data-testid=${id}]`)).trim(), '', `${id} keeps the demo text`);
+  // Back to the demo: nothing of the other file, and its results are measured again on request.
+  await page.click('[data-testid=datasets] li:has-text("Demo")');
+  await page.waitForFunction(() => /Demo/.test(document.querySelector('[data-testid=datasets] li.active')?.textContent) && window.__atomlens.image?.width !== 128 && !window.__atomlens.busy, null, { timeout: 30000 });
+  assert.equal(await page.evaluate(() => window.__atomlens.columns), null);
+  noErrors(errors);
+  await page.close();
+});
+
 test('every shared microscope file loads with the right shape and calibration', { skip: !hasShared && 'needs ../shared' }, async () => {
   const dir = path.join(SHARED, 'data/formats');
   const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'))).files;

@@ -93,5 +93,6 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
 window.__atomlensTest = {
   addFiles: (f) => app.open.addFiles(f), columns: () => app.columns, strain: () => app.strain,
   spectrumPoint: (fx, fy) => app.spectrum.clientPoint(fx, fy), bridge: app.bridge,
+  drawn: () => ({ overlay: !!app.viewer.overlay?.x?.length, paths: app.viewer.paths?.length || 0, split: !!app.viewer.compare }),
 };
 app.open.openDemo('particle');
