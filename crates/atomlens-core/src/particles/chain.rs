@@ -102,9 +102,18 @@ impl ParticleReport {
         })
     }
 
-    /// A warning when the counts cannot be a convex particle's ([`Convexity::warning`]).
+    /// A warning when the counts cannot be a convex particle's ([`Convexity::warning`]), and
+    /// for an alloy, whose total is a lower bound: a column with M atoms, or with M-rich
+    /// neighbours (less of their scattering reaches its cell), reads fewer Pt-equivalents than
+    /// it holds atoms (a frozen-phonon PtCo particle: 70 % of its atoms, BENCHMARKS.md).
     pub fn counting_warning(&self) -> Option<String> {
-        self.convexity.and_then(|c| c.warning())
+        let alloy = (!self.atoms.is_empty() && self.from_neighbours.iter().any(|&b| b)).then(|| {
+            "an alloy: the total is a lower bound (mixed columns and those beside M-rich ones count as Pt-equivalents, \
+             which are fewer than their atoms)"
+                .to_string()
+        });
+        let parts: Vec<String> = [self.convexity.and_then(|c| c.warning()), alloy].into_iter().flatten().collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Column `k`'s count variance: its posterior's, 0.5² (thickness continuity) when counted

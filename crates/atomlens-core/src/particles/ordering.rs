@@ -104,7 +104,7 @@ pub fn classify(points: &[[f64; 2]], values: &[f64], spacing: f64) -> Ordering {
     let near: Vec<Vec<usize>> = (0..points.len())
         .map(|i| grid.within(points, points[i], shell).into_iter().filter(|&j| j != i).collect())
         .collect();
-    let ordered = ordered_flags(&kind, &near);
+    let (ordered, domains) = ordered_domains(&kind, &near);
     let fraction =
         |o: &[bool]| if o.is_empty() { 0.0 } else { o.iter().filter(|&&v| v).count() as f64 / o.len() as f64 };
     let ordered_fraction = fraction(&ordered);
@@ -128,24 +128,25 @@ pub fn classify(points: &[[f64; 2]], values: &[f64], spacing: f64) -> Ordering {
                     classes[c.unwrap_or(p.len() - 1)]
                 })
                 .collect();
-            fraction(&ordered_flags(&k, &near))
+            fraction(&ordered_domains(&k, &near).0)
         })
         .collect();
     let mean = draws.iter().sum::<f64>() / DRAWS as f64;
     let ordered_fraction_sd = (draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (DRAWS - 1) as f64).sqrt();
-    let domains = domains(&ordered, &near);
     Ordering { contrast, kind, ordered, ordered_fraction, ordered_fraction_sd, domains, mixture }
 }
 
 /// Draws of the columns' classes behind `ordered_fraction_sd`.
 const DRAWS: usize = 200;
 
-/// What each mixture component on ln(contrast) means: the dimmest, when clearly below 1
-/// (ln < −0.15), is M-rich, the rest Pt-rich. `None` when no population is dim: nothing is
-/// classified.
+/// What each mixture component on ln(contrast) means: those clearly below 1 (ln < −0.15) are
+/// M-rich (more than one where M-rich columns differ in their Pt cap: a column that ends a
+/// layer under the surface has none), the rest Pt-rich. `None` when no population is dim or
+/// all are: nothing is classified.
 fn component_kinds(m: &Mixture) -> Option<Vec<Kind>> {
-    (m.means.len() > 1 && m.means[0] < -0.15)
-        .then(|| (0..m.means.len()).map(|k| if k == 0 { Kind::MRich } else { Kind::PtRich }).collect())
+    let dim = |k: usize| m.means[k] < -0.15;
+    (m.means.len() > 1 && dim(0) && !dim(m.means.len() - 1))
+        .then(|| (0..m.means.len()).map(|k| if dim(k) { Kind::MRich } else { Kind::PtRich }).collect())
 }
 
 /// A column is ordered when at least half of its first-shell neighbours (`near`) are of the
@@ -163,8 +164,15 @@ fn ordered_flags(kind: &[Kind], near: &[Vec<usize>]) -> Vec<bool> {
         .collect()
 }
 
-/// Sizes (columns) of the connected groups of ordered columns, largest first.
-fn domains(ordered: &[bool], near: &[Vec<usize>]) -> Vec<usize> {
+/// The smallest ordered domain (columns): a random alloy's columns alternate by chance in
+/// small patches (a dim column among bright ones), an ordered phase over unit cells.
+const MIN_DOMAIN: usize = 16;
+
+/// The ordered flags (only in domains of at least [`MIN_DOMAIN`] columns) and the domains'
+/// sizes, largest first.
+fn ordered_domains(kind: &[Kind], near: &[Vec<usize>]) -> (Vec<bool>, Vec<usize>) {
+    let min: usize = std::env::var("MIN_DOMAIN").ok().and_then(|v| v.parse().ok()).unwrap_or(MIN_DOMAIN);
+    let mut ordered = ordered_flags(kind, near);
     let mut seen = vec![false; ordered.len()];
     let mut sizes = Vec::new();
     for start in 0..ordered.len() {
@@ -172,9 +180,9 @@ fn domains(ordered: &[bool], near: &[Vec<usize>]) -> Vec<usize> {
             continue;
         }
         seen[start] = true;
-        let (mut stack, mut size) = (vec![start], 0);
+        let (mut stack, mut members) = (vec![start], Vec::new());
         while let Some(i) = stack.pop() {
-            size += 1;
+            members.push(i);
             for &j in &near[i] {
                 if ordered[j] && !seen[j] {
                     seen[j] = true;
@@ -182,10 +190,16 @@ fn domains(ordered: &[bool], near: &[Vec<usize>]) -> Vec<usize> {
                 }
             }
         }
-        sizes.push(size);
+        if members.len() >= min {
+            sizes.push(members.len());
+        } else {
+            for i in members {
+                ordered[i] = false;
+            }
+        }
     }
     sizes.sort_unstable_by(|a, b| b.cmp(a));
-    sizes
+    (ordered, sizes)
 }
 
 /// What column `i`'s thickness predicts from the columns `near` it: a plane through their
