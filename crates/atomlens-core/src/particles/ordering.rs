@@ -164,14 +164,14 @@ fn ordered_flags(kind: &[Kind], near: &[Vec<usize>]) -> Vec<bool> {
         .collect()
 }
 
-/// The smallest ordered domain (columns): a random alloy's columns alternate by chance in
-/// small patches (a dim column among bright ones), an ordered phase over unit cells.
+/// The smallest ordered domain (columns, four by four): a random alloy's columns alternate by
+/// chance in small patches (a dim column among bright ones; up to 14 columns on the
+/// frozen-phonon PtCo particle), an ordered phase over unit cells.
 const MIN_DOMAIN: usize = 16;
 
 /// The ordered flags (only in domains of at least [`MIN_DOMAIN`] columns) and the domains'
 /// sizes, largest first.
 fn ordered_domains(kind: &[Kind], near: &[Vec<usize>]) -> (Vec<bool>, Vec<usize>) {
-    let min: usize = std::env::var("MIN_DOMAIN").ok().and_then(|v| v.parse().ok()).unwrap_or(MIN_DOMAIN);
     let mut ordered = ordered_flags(kind, near);
     let mut seen = vec![false; ordered.len()];
     let mut sizes = Vec::new();
@@ -190,7 +190,7 @@ fn ordered_domains(kind: &[Kind], near: &[Vec<usize>]) -> (Vec<bool>, Vec<usize>
                 }
             }
         }
-        if members.len() >= min {
+        if members.len() >= MIN_DOMAIN {
             sizes.push(members.len());
         } else {
             for i in members {
