@@ -45,7 +45,7 @@ test('isolated page: threaded engine on every core, WebGPU adapter, demo rendere
   });
   assert.ok(view.covered > 0.5, `the image covers only ${view.covered} of the view`);
   assert.ok(view.bright > 0.002 && view.bright < 0.3, `bright fraction ${view.bright}`);
-  assert.match(await page.textContent('[data-testid=metadata]'), /0\.02 nm/);
+  assert.match(await page.textContent('[data-testid=metadata]'), /Pixel size20 pm/);
   saveArtifact('app.png', await page.screenshot());
   noErrors(errors);
   await page.close();
@@ -74,7 +74,7 @@ test('a generated TIFF loads with its size and calibration, and its frames', asy
   assert.ok(Math.abs(s.image.pixel_size - 0.05) < 1e-9);
   const meta = await page.textContent('[data-testid=metadata]');
   assert.match(meta, /96 × 64 px × 3 frames/);
-  assert.match(meta, /0\.05 nm/);
+  assert.match(meta, /Pixel size50 pm/);
   // Frame 3 has mean +2 over frame 1.
   await page.fill('#frame', '2');
   await page.dispatchEvent('#frame', 'input');
@@ -84,7 +84,8 @@ test('a generated TIFF loads with its size and calibration, and its frames', asy
   await page.fill('[data-testid=pixel-size]', '0.25 Å');
   await page.click('[data-testid=pixel-size-set]');
   await page.waitForFunction(() => Math.abs(window.__atomlens.image.pixel_size - 0.025) < 1e-9 && !window.__atomlens.busy);
-  assert.match(await page.textContent('[data-testid=metadata]'), /0\.025 nm/);
+  assert.match(await page.textContent('[data-testid=metadata]'), /Pixel size25 pm/);
+  assert.match(await page.textContent('[data-testid=metadata]'), /2\.4 nm × 1\.6 nm/);
   noErrors(errors);
   await page.fill('[data-testid=pixel-size]', '0.25');
   await page.click('[data-testid=pixel-size-set]');

@@ -1,7 +1,7 @@
 // The Display section and the image view around it: display limits and colormap, the
 // histogram, the pixel readout, the before/after split (another image left of a divider), the
 // metadata table, and the image exports.
-import { drawHistogram, fmt } from '../views/plots.js';
+import { drawHistogram, fmt, fmtLength } from '../views/plots.js';
 import { download } from '../actions.js';
 
 export class DisplayPanel {
@@ -101,14 +101,14 @@ export class DisplayPanel {
     const { $, store } = this.app;
     const s = store.state.signals[this.app.signals.shown.signal], image = store.state.image;
     const m = s.metadata || {};
-    const cal = s.unit === 'nm' ? `${+s.pixel_size.toPrecision(6)} nm (${+(s.pixel_size * 10).toPrecision(6)} Å)` : 'uncalibrated (px)';
+    const cal = s.unit === 'nm' ? fmtLength(s.pixel_size) : 'uncalibrated (px)';
     const rows = [
       ['File', store.state.dataset], ['Format', m.format], ['Title', s.title],
       ['Size', `${s.width} × ${s.height} px${s.frames > 1 ? ` × ${s.frames} frames` : ''}`], ['Type', s.dtype],
       ['Pixel size', cal],
-      ['Field of view', s.unit === 'nm' ? `${(s.width * s.pixel_size).toFixed(3)} × ${(s.height * s.pixel_size).toFixed(3)} nm` : null],
-      ['Voltage', m.voltage_kv && `${m.voltage_kv} kV`], ['Microscope', m.microscope], ['Detector', m.detector], ['Mode', m.mode],
-      ['Magnification', m.magnification && `${m.magnification}×`], ['Dwell time', m.dwell_time_us && `${m.dwell_time_us} µs`],
+      ['Field of view', s.unit === 'nm' ? `${fmtLength(s.width * s.pixel_size)} × ${fmtLength(s.height * s.pixel_size)}` : null],
+      ['Voltage', m.voltage_kv && `${+(+m.voltage_kv).toPrecision(4)} kV`], ['Microscope', m.microscope], ['Detector', m.detector], ['Mode', m.mode],
+      ['Magnification', m.magnification && (m.magnification >= 1e6 ? `${+(m.magnification / 1e6).toPrecision(3)} M×` : `${+(m.magnification / 1e3).toPrecision(3)} k×`)], ['Dwell time', m.dwell_time_us && `${m.dwell_time_us} µs`],
       ['Acquired', m.acquired], ['Min / max', `${fmt(image.summary.min)} / ${fmt(image.summary.max)}`],
       ['Mean ± std', `${fmt(image.summary.mean)} ± ${fmt(image.summary.std)}`],
       ['NaN / inf pixels', image.summary.non_finite ? String(image.summary.non_finite) : null],

@@ -37,6 +37,15 @@ export function fmt(v) {
   return a !== 0 && (a >= 1e5 || a < 1e-3) ? v.toExponential(2) : +v.toPrecision(4) + '';
 }
 
+/** A length given in nm, in the unit that reads best: pm, Å, nm or µm. */
+export function fmtLength(nm) {
+  const a = Math.abs(nm);
+  if (a >= 1000) return `${+(nm / 1000).toPrecision(4)} µm`;
+  if (a >= 1) return `${+nm.toPrecision(4)} nm`;
+  if (a >= 0.1) return `${+(nm * 10).toPrecision(4)} Å`;
+  return `${+(nm * 1000).toPrecision(4)} pm`;
+}
+
 /** Spectrum layout: the spectrum drawn square-fitted with a margin for axes. */
 export function spectrumLayout(canvas, sp) {
   const W = canvas.width, H = canvas.height, m = 28 * (window.devicePixelRatio || 1);

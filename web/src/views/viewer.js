@@ -1,15 +1,17 @@
 // The image view: zoom (wheel, around the pointer), pan (drag), fit (double-click), a scale bar
 // from the calibration, and a readout of the pixel under the pointer.
 
+import { fmtLength } from './plots.js';
+
 const NICE = [1, 2, 5];
 
-/** A round length (1, 2 or 5 × 10^k) near `target`, in the image's unit; label in nm, Å or px. */
+/** A round length (1, 2 or 5 × 10^k) near `target`, in the image's unit; label in pm, Å, nm, µm or px. */
 export function scaleBarLength(target, unit) {
   const k = Math.floor(Math.log10(target));
   let best = 10 ** k;
   for (const n of NICE) if (n * 10 ** k <= target) best = n * 10 ** k;
   let label;
-  if (unit === 'nm') label = best >= 1 ? `${+best.toPrecision(3)} nm` : `${+(best * 10).toPrecision(3)} Å`;
+  if (unit === 'nm') label = fmtLength(best);
   else label = `${+best.toPrecision(3)} px`;
   return { length: best, label };
 }
