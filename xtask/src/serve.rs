@@ -91,6 +91,7 @@ fn content_type(p: &Path) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
