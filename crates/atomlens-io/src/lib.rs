@@ -184,6 +184,28 @@ mod tests {
         assert_eq!(sniff("x.dm3", b"\0\0\0\x03"), Format::Microscope);
     }
 
+    /// A DM3 whose only tag is an array of structs declared with no fields (the fuzzer's find
+    /// on a real file): refused, not a panic (`third_party/openreadout-em`, patched).
+    #[test]
+    fn a_dm_array_of_empty_structs_is_not_a_panic() {
+        let mut tag = vec![21u8, 0, 5];
+        tag.extend_from_slice(b"Empty%%%%");
+        for v in [5u32, 20, 15, 0, 0, 3] {
+            tag.extend_from_slice(&v.to_be_bytes());
+        }
+        let mut body = vec![1u8, 0];
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&tag);
+        body.extend_from_slice(&[0; 8]);
+        let mut file = Vec::new();
+        for v in [3u32, body.len() as u32 + 4, 1] {
+            file.extend_from_slice(&v.to_be_bytes());
+        }
+        file.extend_from_slice(&body);
+        let r = std::panic::catch_unwind(|| read_one(NamedFile::new("empty_struct.dm3", file), &Limits::NATIVE));
+        assert!(r.expect("no panic").is_err());
+    }
+
     #[test]
     fn empty_and_oversized_inputs_are_refused() {
         let e = read_one(NamedFile::new("x.dm3", vec![]), &Limits::NATIVE).unwrap_err();
