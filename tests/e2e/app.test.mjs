@@ -153,6 +153,13 @@ test('every shared microscope file loads with the right shape and calibration', 
     }
     assert.equal(s.signals.length, want.signals.length, name);
   }
+  // Renamed files are read by their content: a DM3 as .tif, an MRC as .bin, an EMD as .h5.
+  for (const [file, as] of [['test-1.dm3', 'renamed.tif'], ['HAADFscan.mrc', 'renamed.bin'], ['example_image.emd', 'renamed.h5']]) {
+    const s = await drop(page, [{ name: as, mimeType: 'application/octet-stream', buffer: fs.readFileSync(path.join(dir, file)) }]);
+    assert.deepEqual(s.errors, [], `${file} as ${as}`);
+    const w = expected[file].signals[0], shape = w.shape.length === 3 ? w.shape.slice(1) : w.shape;
+    assert.deepEqual([s.image.height, s.image.width], shape, `${file} as ${as}`);
+  }
   noErrors(errors);
   await page.close();
 });

@@ -76,20 +76,25 @@ pub enum Format {
     Microscope,
 }
 
-/// Guess the format from the magic bytes, then the extension.
-pub fn sniff(name: &str, bytes: &[u8]) -> Format {
+/// The raster format the magic bytes say, if any.
+fn raster_magic(bytes: &[u8]) -> Option<Format> {
     if bytes.starts_with(b"II*\0")
         || bytes.starts_with(b"MM\0*")
         || bytes.starts_with(b"II+\0")
         || bytes.starts_with(b"MM\0+")
     {
-        return Format::Tiff;
+        return Some(Format::Tiff);
     }
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        return Format::Png;
+        return Some(Format::Png);
     }
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return Format::Jpeg;
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF]).then_some(Format::Jpeg)
+}
+
+/// Guess the format from the magic bytes, then the extension.
+pub fn sniff(name: &str, bytes: &[u8]) -> Format {
+    if let Some(f) = raster_magic(bytes) {
+        return f;
     }
     match extension(name).as_str() {
         "tif" | "tiff" => Format::Tiff,
@@ -114,11 +119,35 @@ pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec
     if main.bytes.is_empty() {
         return Err(IoError::EmptyFile { name: primary.to_string() });
     }
-    match sniff(&main.name, &main.bytes) {
-        Format::Tiff => formats::tiff::read(main, limits),
-        Format::Png | Format::Jpeg => formats::raster::read(main, limits),
-        Format::Microscope => formats::em::read(primary, files, limits),
+    match (raster_magic(&main.bytes), sniff(&main.name, &main.bytes)) {
+        (Some(Format::Tiff), _) => formats::tiff::read(main, limits),
+        (Some(_), _) => formats::raster::read(main, limits),
+        // Named as a raster but without its magic: a renamed microscope file is read by its
+        // content; when no reader knows it, the named format's reader says what is wrong.
+        (None, named @ (Format::Tiff | Format::Png | Format::Jpeg)) => {
+            let main = main.clone();
+            match read_microscope(primary, files, limits) {
+                Err(IoError::UnsupportedFormat { .. }) if named == Format::Tiff => formats::tiff::read(&main, limits),
+                Err(IoError::UnsupportedFormat { .. }) => formats::raster::read(&main, limits),
+                other => other,
+            }
+        }
+        (None, _) => read_microscope(primary, files, limits),
     }
+}
+
+/// The microscope readers; an HDF5 file under a name they do not take as one (an EMD renamed,
+/// or saved as `.h5`) is offered to them as `.emd`.
+fn read_microscope(primary: &str, mut files: Vec<NamedFile>, limits: &Limits) -> Result<Vec<Signal>, IoError> {
+    let hdf5 = files.iter().any(|f| f.name == primary && f.bytes.starts_with(b"\x89HDF\r\n\x1a\n"));
+    if hdf5 && extension(primary) != "emd" {
+        let renamed = format!("{primary}.emd");
+        for f in files.iter_mut().filter(|f| f.name == primary) {
+            f.name = renamed.clone();
+        }
+        return formats::em::read(&renamed, files, limits);
+    }
+    formats::em::read(primary, files, limits)
 }
 
 /// Read one file on its own (no companions).
@@ -204,6 +233,23 @@ mod tests {
         file.extend_from_slice(&body);
         let r = std::panic::catch_unwind(|| read_one(NamedFile::new("empty_struct.dm3", file), &Limits::NATIVE));
         assert!(r.expect("no panic").is_err());
+    }
+
+    /// Microscope files under a raster's or no extension are read by their content; garbage
+    /// named `.tif` is still a corrupt TIFF.
+    #[test]
+    fn renamed_files_are_read_by_their_content() {
+        let mut dm = Vec::new();
+        for v in [3u32, 14, 1] {
+            dm.extend_from_slice(&v.to_be_bytes());
+        }
+        dm.extend_from_slice(&[1, 0, 0, 0, 0, 0]);
+        dm.extend_from_slice(&[0; 8]);
+        // A DM3 with an empty tag directory: no image, but the DM reader (not TIFF's) says so.
+        let e = read_one(NamedFile::new("x.tif", dm), &Limits::NATIVE).unwrap_err().to_string();
+        assert!(!e.contains("TIFF"), "{e}");
+        let e = read_one(NamedFile::new("x.tif", b"garbage bytes".to_vec()), &Limits::NATIVE).unwrap_err().to_string();
+        assert!(e.contains("TIFF"), "{e}");
     }
 
     #[test]
