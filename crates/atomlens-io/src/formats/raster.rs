@@ -28,6 +28,14 @@ pub fn read(file: &NamedFile, limits: &Limits) -> Result<Vec<Signal>, IoError> {
         .into_dimensions()
         .map_err(err)?;
     limits.check(w as u64, h as u64, 1)?;
+    // The JPEG decoder fills a cut-off scan with grey and says nothing: a whole file ends its
+    // last scan (after its last SOS marker) with EOI.
+    if format == "JPEG" && !jpeg_is_complete(&file.bytes) {
+        return Err(IoError::Truncated {
+            name: name.into(),
+            detail: "the JPEG ends inside its image data (no end marker)".into(),
+        });
+    }
     let img = reader.decode().map_err(err)?;
     let mut notes = Vec::new();
     let (dtype, data) = match img {
@@ -55,6 +63,13 @@ pub fn read(file: &NamedFile, limits: &Limits) -> Result<Vec<Signal>, IoError> {
     }])
 }
 
+/// Whether an EOI marker (FF D9) follows the last start of scan (FF DA). Inside a scan an FF
+/// byte is stuffed (FF 00) or a restart marker, so FF D9 there is the end.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let Some(sos) = b.windows(2).rposition(|w| w == [0xFF, 0xDA]) else { return false };
+    b[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +84,17 @@ mod tests {
         assert_eq!((s.dtype, s.width, s.height), (DType::U8, 5, 3));
         assert_eq!(s.frame(0).unwrap().data[[2, 4]], 42.0);
         assert!(!s.calibration.is_calibrated());
+    }
+
+    #[test]
+    fn truncated_jpeg_is_refused() {
+        let g = GrayImage::from_fn(64, 64, |x, y| Luma([(x * 3 + y) as u8]));
+        let mut bytes = Cursor::new(Vec::new());
+        g.write_to(&mut bytes, ImageFormat::Jpeg).unwrap();
+        let b = bytes.into_inner();
+        assert!(read(&NamedFile::new("a.jpg", b.clone()), &Limits::NATIVE).is_ok());
+        let e = read(&NamedFile::new("a.jpg", b[..b.len() * 6 / 10].to_vec()), &Limits::NATIVE).unwrap_err();
+        assert!(matches!(e, IoError::Truncated { .. }), "{e}");
     }
 
     #[test]
