@@ -265,6 +265,10 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   await page.waitForSelector('[data-testid=col-detail]:not([hidden])');
   assert.match(await page.textContent('[data-testid=col-detail]'), /± x, y empirical \(px\)\d\.\d+/);
   assert.match(await page.textContent('[data-testid=col-detail]'), /± x, y Cramér–Rao \(px\)/);
+  // Coloured by width: the legend gives the range, the histogram (bars in their colours) is the key.
+  await page.selectOption('[data-testid=col-color]', 'sigma');
+  await page.waitForFunction(() => /width σ: dark [\d.e-]+ … bright [\d.e-]+/.test(document.querySelector('[data-testid=col-legend]').textContent));
+  saveArtifact('columns-sigma.png', await page.screenshot());
   await page.selectOption('[data-testid=col-color]', 'status');
   saveArtifact('columns.png', await page.screenshot());
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=col-csv]')]);

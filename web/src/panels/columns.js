@@ -132,7 +132,6 @@ export class ColumnsPanel {
         table.notes.map((n) => `\nNote: ${n}.`).join('');
     for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = false;
     this.paint();
-    this.histogram();
     if (this.selected != null && this.selected < n) this.select(this.selected); else this.$('col-detail').hidden = true;
   }
 
@@ -160,46 +159,60 @@ export class ColumnsPanel {
 
   async paint() {
     if (!this.table) return;
-    const kind = this.$('col-color').value;
+    const kind = this.$('col-color').value, label = this.$('col-color').selectedOptions[0]?.textContent || kind;
     this.$('col-legend').textContent = '';
-    let colors;
+    let colors, hist;
     if (['exx', 'eyy', 'exy', 'lattice_rotation'].includes(kind)) {
       let v;
       try { v = await this.strainValues(kind); } catch (e) { this.app.actions.showError(`Column strain: ${e.message}`); return; }
       // Red = positive (tension), blue = negative, symmetric about zero; grey = not measured.
       const lim = quantiles(v.map(Math.abs), 0.95, 0.95)[1] || 1e-3;
-      colors = v.map((x) => (Number.isFinite(x) ? diverging(x / lim) : '#808080'));
+      const colorOf = (x) => (Number.isFinite(x) ? diverging(x / lim) : '#808080');
+      colors = v.map(colorOf);
+      hist = { v, colorOf, label };
       this.$('col-legend').textContent = `${kind}: red +${fmt(lim)}, white 0, blue −${fmt(lim)} (reference: ${this.state.gpa ? 'the GPA reference region' : 'lattice from the spectrum'})`;
-    } else if (kind === 'status') colors = Array.from(this.table.status, (s) => STATUS_COLOURS[s]);
-    else {
+    } else if (kind === 'status') {
+      colors = Array.from(this.table.status, (s) => STATUS_COLOURS[s]);
+      hist = { v: this.values('amplitude'), colorOf: () => '#7fb0d9', label: 'amplitude' };
+    } else {
       const v = this.values(kind);
       const [lo, hi] = quantiles(v, 0.02, 0.98);
-      colors = v.map((x) => viridis((x - lo) / (hi - lo || 1)));
+      const colorOf = (x) => viridis((x - lo) / (hi - lo || 1));
+      colors = v.map(colorOf);
+      hist = { v, colorOf, label };
+      this.$('col-legend').textContent = `${label}: dark ${fmt(lo)} … bright ${fmt(hi)} (2–98 % of the columns; the histogram below is the colour key)`;
     }
     const medSigma = quantiles(this.values('sigma'), 0.5, 0.5)[0];
     this.viewer.overlay = { x: this.table.x, y: this.table.y, colors, radius: Number.isFinite(medSigma) ? 1.5 * medSigma : 3, selected: this.selected };
     this.viewer.draw();
+    this.histogram(hist);
   }
 
-  histogram() {
+  /** Histogram of what the columns are coloured by, each bar in its colour (the colour key),
+   * with the value range on x and the tallest bar's count on y. */
+  histogram({ v: all, colorOf, label }) {
     const c = this.$('col-hist');
     const dpr = window.devicePixelRatio || 1;
     const r = c.getBoundingClientRect();
     c.width = Math.round(r.width * dpr); c.height = Math.round(r.height * dpr);
     const ctx = c.getContext('2d');
-    const v = Array.from(this.table.amplitude).filter(Number.isFinite);
+    const v = all.filter(Number.isFinite);
     ctx.clearRect(0, 0, c.width, c.height);
     if (!v.length) return;
     const [lo, hi] = quantiles(v, 0, 1);
     const bins = new Array(40).fill(0);
     for (const x of v) bins[Math.min(39, Math.floor(((x - lo) / (hi - lo || 1)) * 40))]++;
     const top = Math.max(...bins), pad = 14 * dpr, bw = c.width / 40;
-    ctx.fillStyle = '#7fb0d9';
-    bins.forEach((b, i) => { const h = (b / top) * (c.height - pad - 2); ctx.fillRect(i * bw, c.height - pad - h, bw - 1, h); });
+    bins.forEach((b, i) => {
+      const h = (b / top) * (c.height - pad - 2);
+      ctx.fillStyle = colorOf(lo + (i + 0.5) * (hi - lo) / 40);
+      ctx.fillRect(i * bw, c.height - pad - h, bw - 1, h);
+    });
     ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
     ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, c.height - 3 * dpr);
+    ctx.fillText(`${top} columns`, 2, 10 * dpr);
     ctx.textAlign = 'right'; ctx.fillText(fmt(hi), c.width - 2, c.height - 3 * dpr);
-    ctx.textAlign = 'center'; ctx.fillText('amplitude', c.width / 2, c.height - 3 * dpr);
+    ctx.textAlign = 'center'; ctx.fillText(label, c.width / 2, c.height - 3 * dpr);
   }
 
   nearest(x, y) {
