@@ -436,6 +436,12 @@ fn particles_count_compare_and_batch_write_their_tables() {
     let xyz = std::fs::read_to_string(k.join("model.xyz")).unwrap();
     let atoms: usize = xyz.lines().next().unwrap().parse().unwrap();
     assert_eq!(xyz.lines().count(), atoms + 2);
+    // counting.json carries each particle's total with its sd, as the model holds it.
+    let cj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(k.join("counting.json")).unwrap()).unwrap();
+    let p0 = &cj["particles"][0];
+    assert_eq!(p0["atoms"].as_f64().map(|n| n.round() as usize), Some(atoms), "{p0}");
+    assert!(p0["atoms_sd"].as_f64().is_some_and(|sd| sd >= 0.0), "{p0}");
     // A library of 393 counts per atom (10 counts peak × 2πσ², σ = 2.5 px) gives the same total
     // within a few per cent.
     let lib = tmp("lib.txt");

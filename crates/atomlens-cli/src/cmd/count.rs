@@ -46,7 +46,15 @@ pub fn count(a: CountArgs) -> Result<()> {
     let mixtures: Vec<_> = r
         .particles
         .iter()
-        .map(|q| serde_json::json!({"particle": q.particle.id, "mixture": q.mixture, "error": q.counting_error}))
+        .map(|q| {
+            let (atoms, atoms_sd) = q.atom_total().map_or((None, None), |(n, sd)| (Some(n), Some(sd)));
+            serde_json::json!({
+                "particle": q.particle.id, "atoms": atoms, "atoms_sd": atoms_sd, "mixture": q.mixture,
+                "error": q.counting_error, "note": q.counting_note(), "warning": q.counting_warning(),
+                "ordered_fraction": q.ordering.ordered_fraction, "ordered_fraction_sd": q.ordering.ordered_fraction_sd,
+                "ordered_domains": q.ordering.domains,
+            })
+        })
         .collect();
     write(
         &a.out,
