@@ -54,6 +54,31 @@ impl Grid {
     }
 }
 
+/// The connected groups of the items where `keep` is true, through `links` (each item's
+/// neighbours): the members of each group, in the order found.
+pub fn components(keep: &[bool], links: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut seen = vec![false; keep.len()];
+    let mut out = Vec::new();
+    for start in 0..keep.len() {
+        if !keep[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let (mut stack, mut members) = (vec![start], Vec::new());
+        while let Some(i) = stack.pop() {
+            members.push(i);
+            for &j in &links[i] {
+                if keep[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        out.push(members);
+    }
+    out
+}
+
 /// Every column with two neighbours opposite each other: `(i, j, k)` with `j` within 1.25 ×
 /// `spacing` of `i` and `k` the point nearest `2·pᵢ − pⱼ`, within a quarter spacing of it; each
 /// unordered pair `(j, k)` once (`j < k`). Second differences over these triples cancel

@@ -188,23 +188,8 @@ pub fn find_defects(points: &[[f64; 2]], spacing: f64) -> Defects {
 
 /// Connected misfit columns (through bonds), measured by their second moments.
 fn regions(points: &[[f64; 2]], bonds: &[Vec<usize>], misfit: &[bool], spacing: f64) -> Vec<MisfitRegion> {
-    let mut seen = vec![false; points.len()];
     let mut out = Vec::new();
-    for start in 0..points.len() {
-        if !misfit[start] || seen[start] {
-            continue;
-        }
-        let (mut cols, mut stack) = (Vec::new(), vec![start]);
-        seen[start] = true;
-        while let Some(i) = stack.pop() {
-            cols.push(i);
-            for &j in &bonds[i] {
-                if misfit[j] && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            }
-        }
+    for cols in crate::lattice::neighbours::components(misfit, bonds) {
         if cols.len() < 3 {
             continue;
         }

@@ -173,23 +173,9 @@ const MIN_DOMAIN: usize = 16;
 /// sizes, largest first.
 fn ordered_domains(kind: &[Kind], near: &[Vec<usize>]) -> (Vec<bool>, Vec<usize>) {
     let mut ordered = ordered_flags(kind, near);
-    let mut seen = vec![false; ordered.len()];
+    let groups = crate::lattice::neighbours::components(&ordered, near);
     let mut sizes = Vec::new();
-    for start in 0..ordered.len() {
-        if !ordered[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        let (mut stack, mut members) = (vec![start], Vec::new());
-        while let Some(i) = stack.pop() {
-            members.push(i);
-            for &j in &near[i] {
-                if ordered[j] && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            }
-        }
+    for members in groups {
         if members.len() >= MIN_DOMAIN {
             sizes.push(members.len());
         } else {

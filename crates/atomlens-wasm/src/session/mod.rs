@@ -64,6 +64,18 @@ pub struct Signal {
     pub info: SignalInfo,
 }
 
+impl Signal {
+    /// A signal read from a file, its title passed through `title`.
+    fn read(s: atomlens_io::Signal, title: impl FnOnce(String) -> String) -> Result<Signal> {
+        let stack = s.to_stack()?;
+        let (pixel_size, unit) = (s.calibration.pixel_size, s.calibration.unit.clone());
+        let (width, height, frames, dtype) = (s.width, s.height, s.frames, s.dtype.name());
+        let info =
+            SignalInfo { title: title(s.title), width, height, frames, dtype, pixel_size, unit, metadata: s.metadata };
+        Ok(Signal { stack, info })
+    }
+}
+
 /// The image shown and everything measured on it.
 pub struct Shown {
     /// Which signal and frame.
@@ -134,15 +146,10 @@ impl Session {
     /// Read `primary` from the dropped files (`names[i]` ↔ `bytes[i]`); returns the signal list.
     /// A file whose first image cannot be shown is refused before anything is replaced.
     pub fn load_files(&mut self, primary: &str, files: Vec<NamedFile>) -> Result<Reply> {
-        let mut signals = Vec::new();
-        for s in atomlens_io::read(primary, files, &Limits::BROWSER)? {
-            let stack = s.to_stack()?;
-            let (pixel_size, unit) = (s.calibration.pixel_size, s.calibration.unit.clone());
-            let (width, height, frames, dtype) = (s.width, s.height, s.frames, s.dtype.name());
-            let info =
-                SignalInfo { title: s.title, width, height, frames, dtype, pixel_size, unit, metadata: s.metadata };
-            signals.push(Signal { stack, info });
-        }
+        let signals = atomlens_io::read(primary, files, &Limits::BROWSER)?
+            .into_iter()
+            .map(|s| Signal::read(s, |t| t))
+            .collect::<Result<Vec<_>>>()?;
         if let Some(first) = signals.first() {
             atomlens_core::image::check_usable(first.stack.frames.index_axis(ndarray::Axis(0), 0))?;
         }
@@ -156,12 +163,8 @@ impl Session {
         let read = atomlens_io::read(primary, files, &Limits::BROWSER)?;
         let first = self.signals.len();
         for s in read {
-            let stack = s.to_stack()?;
-            let (pixel_size, unit) = (s.calibration.pixel_size, s.calibration.unit.clone());
-            let (width, height, frames, dtype) = (s.width, s.height, s.frames, s.dtype.name());
-            let title = if s.title.is_empty() { primary.to_string() } else { format!("{primary}: {}", s.title) };
-            let info = SignalInfo { title, width, height, frames, dtype, pixel_size, unit, metadata: s.metadata };
-            self.signals.push(Signal { stack, info });
+            let titled = |t: String| if t.is_empty() { primary.to_string() } else { format!("{primary}: {t}") };
+            self.signals.push(Signal::read(s, titled)?);
         }
         if first == self.signals.len() {
             return Err(Error::invalid(format!("{primary} holds no image")));
