@@ -13,54 +13,55 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 
-use crate::error::Error;
-use crate::reply::{Array, Reply};
-use crate::session;
+use atomlens_session::error::Error;
+use atomlens_session::reply::{Array, Reply};
+use atomlens_session::session;
 
 /// An engine error as a JS `Error` carrying `kind`.
-impl From<Error> for JsValue {
-    fn from(e: Error) -> JsValue {
-        let err = js_sys::Error::new(&e.message);
-        let _ = js_sys::Reflect::set(&err, &"kind".into(), &e.kind.into());
-        err.into()
-    }
+fn js_error(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.message);
+    let _ = js_sys::Reflect::set(&err, &"kind".into(), &e.kind.into());
+    err.into()
+}
+
+/// An engine result with its error as a JS `Error`.
+fn ok<T>(r: atomlens_session::error::Result<T>) -> JsResult<T> {
+    r.map_err(js_error)
 }
 
 type JsResult<T = JsValue> = Result<T, JsValue>;
 
 /// JSON-compatible JS value of `v` (maps as objects).
 pub fn to_js<T: Serialize + ?Sized>(v: &T) -> JsResult {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| Error::invalid(e.to_string()).into())
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error(Error::invalid(e.to_string())))
 }
 
 /// A JS value parsed into `T` (missing fields take their defaults where `T` says so).
 fn from_js<T: DeserializeOwned>(v: JsValue) -> JsResult<T> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| Error::invalid(e.to_string()).into())
+    serde_wasm_bindgen::from_value(v).map_err(|e| js_error(Error::invalid(e.to_string())))
 }
 
-impl Reply {
-    /// One JS object: the values, then the arrays as typed arrays.
-    pub fn into_js(self) -> JsResult {
-        let out = to_js(&self.values)?;
-        for (k, a) in self.arrays {
-            let v: JsValue = match a {
-                Array::F64(v) => Float64Array::from(&v[..]).into(),
-                Array::F32(v) => Float32Array::from(&v[..]).into(),
-                Array::U8(v) => Uint8Array::from(&v[..]).into(),
-                Array::U32(v) => Uint32Array::from(&v[..]).into(),
-            };
-            js_sys::Reflect::set(&out, &k.into(), &v)?;
-        }
-        Ok(out)
+/// A [`Reply`] as one JS object: the values, then the arrays as typed arrays.
+pub fn into_js(r: Reply) -> JsResult {
+    let out = to_js(&r.values)?;
+    for (k, a) in r.arrays {
+        let v: JsValue = match a {
+            Array::F64(v) => Float64Array::from(&v[..]).into(),
+            Array::F32(v) => Float32Array::from(&v[..]).into(),
+            Array::U8(v) => Uint8Array::from(&v[..]).into(),
+            Array::U32(v) => Uint32Array::from(&v[..]).into(),
+        };
+        js_sys::Reflect::set(&out, &k.into(), &v)?;
     }
+    Ok(out)
 }
 
-fn reply(r: crate::error::Result<Reply>) -> JsResult {
-    r?.into_js()
+fn reply(r: atomlens_session::error::Result<Reply>) -> JsResult {
+    into_js(ok(r)?)
 }
 
-fn bytes(r: crate::error::Result<Vec<u8>>) -> JsResult<Uint8Array> {
-    Ok(Uint8Array::from(&r?[..]))
+fn bytes(r: atomlens_session::error::Result<Vec<u8>>) -> JsResult<Uint8Array> {
+    Ok(Uint8Array::from(&ok(r)?[..]))
 }
 
 fn files(names: Vec<String>, bytes: Vec<Uint8Array>) -> Vec<NamedFile> {
@@ -103,7 +104,7 @@ impl Session {
         bytes: Vec<Uint8Array>,
     ) -> JsResult {
         if primaries.len() != counts.len() || counts.iter().sum::<usize>() != names.len() {
-            return Err(Error::invalid("the series' files do not match its images").into());
+            return Err(js_error(Error::invalid("the series' files do not match its images")));
         }
         let mut all = files(names, bytes).into_iter();
         let groups = primaries.into_iter().zip(counts).map(|(p, n)| (p, all.by_ref().take(n).collect())).collect();
@@ -134,7 +135,7 @@ impl Session {
 
     /// The pixel value at (x, y), NaN outside.
     pub fn value_at(&self, x: usize, y: usize) -> JsResult<f32> {
-        Ok(self.0.value_at(x, y)?)
+        ok(self.0.value_at(x, y))
     }
 
     /// The power spectrum: `{rgba, width, height, step_x, step_y, unit}`.
@@ -174,12 +175,12 @@ impl Session {
 
     /// The columns as CSV.
     pub fn columns_csv(&self) -> JsResult<String> {
-        Ok(self.0.columns_csv()?)
+        ok(self.0.columns_csv())
     }
 
     /// The columns as JSON.
     pub fn columns_json(&self, source: &str) -> JsResult<String> {
-        Ok(self.0.columns_json(source)?)
+        ok(self.0.columns_json(source))
     }
 
     /// Column `i`'s data, model and residual.
@@ -199,7 +200,7 @@ impl Session {
 
     /// A GPA map's values.
     pub fn gpa_values(&self, name: &str) -> JsResult<Float32Array> {
-        Ok(Float32Array::from(&self.0.gpa_values(name)?[..]))
+        Ok(Float32Array::from(&ok(self.0.gpa_values(name))?[..]))
     }
 
     /// A GPA map as a calibrated float TIFF.
@@ -224,12 +225,12 @@ impl Session {
 
     /// The counted columns as atoms `[x, y, z, …]`.
     pub fn particle_model(&self, beam_step_nm: f64) -> JsResult<Float32Array> {
-        Ok(Float32Array::from(&self.0.particle_model(beam_step_nm)?[..]))
+        Ok(Float32Array::from(&ok(self.0.particle_model(beam_step_nm))?[..]))
     }
 
     /// An export of the particle analysis.
     pub fn particle_export(&self, what: &str, source: &str) -> JsResult<String> {
-        Ok(self.0.particle_export(what, source)?)
+        ok(self.0.particle_export(what, source))
     }
 
     /// Compare two signals (`params`: `AnalysisParams`).
@@ -239,7 +240,7 @@ impl Session {
 
     /// An export of the comparison.
     pub fn compare_export(&self, what: &str, before: &str, after: &str) -> JsResult<String> {
-        Ok(self.0.compare_export(what, before, after)?)
+        ok(self.0.compare_export(what, before, after))
     }
 
     /// A phantom tilt series (`params`: `{kind, n, start, end, count, dose, axis}`).
@@ -262,13 +263,13 @@ impl Session {
 
     /// Reconstruct `count` more slices; the number done.
     pub fn tomo_step(&mut self, count: usize) -> JsResult<usize> {
-        Ok(self.0.tomo_step(count)?)
+        ok(self.0.tomo_step(count))
     }
 
     /// The latest slice, or null.
     pub fn tomo_preview(&self, cmap: &str) -> JsResult {
-        match self.0.tomo_preview(cmap)? {
-            Some(r) => r.into_js(),
+        match ok(self.0.tomo_preview(cmap))? {
+            Some(r) => into_js(r),
             None => Ok(JsValue::NULL),
         }
     }
@@ -342,14 +343,14 @@ pub fn batch_csv(rows: JsValue) -> JsResult<String> {
 /// A cross-section library from a text file's contents (`core::particles::counting::parse_library`).
 #[wasm_bindgen]
 pub fn parse_library(text: &str) -> JsResult<Float64Array> {
-    let v = atomlens_core::particles::counting::parse_library(text).map_err(Error::from)?;
+    let v = atomlens_core::particles::counting::parse_library(text).map_err(|e| js_error(Error::from(e)))?;
     Ok(Float64Array::from(&v[..]))
 }
 
 /// Run GPA's synthetic self-test cases; each check carries truth, measured value and tolerance.
 #[wasm_bindgen]
 pub fn gpa_self_test() -> JsResult {
-    to_js(&atomlens_core::strain::gpa::self_test().map_err(Error::from)?)
+    to_js(&atomlens_core::strain::gpa::self_test().map_err(|e| js_error(Error::from(e)))?)
 }
 
 /// Group dropped file names into datasets (a TIA `.emi` with its `.ser`): `[[primary, [names]]]`.
@@ -392,9 +393,9 @@ pub fn memory_bytes() -> f64 {
 pub async fn gpu_probe() -> JsResult {
     let report = atomlens_gpu::probe(atomlens_gpu::default_backends())
         .await
-        .map_err(|e| Error { kind: "no_gpu", message: e })?;
+        .map_err(|e| js_error(Error { kind: "no_gpu", message: e }))?;
     let label = report.label();
-    let mut v = serde_json::to_value(&report).map_err(Error::from)?;
+    let mut v = serde_json::to_value(&report).map_err(|e| js_error(Error::from(e)))?;
     v["label"] = label.into();
     to_js(&v)
 }

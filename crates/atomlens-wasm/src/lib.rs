@@ -1,16 +1,12 @@
 //! # atomlens-wasm
 //!
-//! The browser engine. [`session`] is the worker's state and every operation on it, in plain
-//! Rust with native tests; [`bind`] is the `#[wasm_bindgen]` surface over it (JS values parsed
-//! into the core's parameter structs, [`reply::Reply`]s and bytes out, errors as `{kind,
-//! message}`). No science here: that is `atomlens-core`.
+//! The browser engine: [`bind`] is the `#[wasm_bindgen]` surface over `atomlens-session`'s
+//! `Session` (JS values parsed into the core's parameter structs, `Reply`s and bytes out, errors
+//! as JS `Error`s carrying `kind`). No science and no state of its own here.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 use wasm_bindgen::prelude::*;
 
 pub mod bind;
-pub mod error;
-pub mod reply;
-pub mod session;
 
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
