@@ -71,6 +71,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Run the particle chain over every image in a folder with one recipe; summary table.
     Batch(batch::BatchArgs),
+    /// Run a session saved in the page again on the same files and check every number.
+    Replay(replay::ReplayArgs),
     /// Write synthetic test images with known truth (the demo particle, an ordered particle, an
     /// identical-location pair).
     Synth(synth::SynthArgs),
@@ -104,6 +106,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Count(args) => count::count(args),
         Command::Compare(args) => compare::compare(args),
         Command::Batch(args) => batch::batch(args),
+        Command::Replay(args) => replay::replay(args),
         Command::Synth(args) => synth::synth(args),
         Command::Bench(args) => bench::run(args),
     }

@@ -500,3 +500,51 @@ fn particles_count_compare_and_batch_write_their_tables() {
     let (ok, _, err) = atomlens(&["batch", empty.to_str().unwrap(), "--out", b.to_str().unwrap()]);
     assert!(!ok && err.contains("holds no image files"), "{err}");
 }
+
+/// `replay` runs a saved session on its files (found by name, or renamed by their hash),
+/// writes its tables, and fails when a number differs from the saved one or a file is missing.
+#[test]
+fn replay_reproduces_a_saved_session_and_says_when_it_cannot() {
+    use atomlens_io::NamedFile;
+    use atomlens_session::session::Session;
+    let d = tmp("replay");
+    let (ok, _, err) = atomlens(&["synth", "pair", "--size", "256", "--diameter", "3", "--out", d.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let read = |n: &str| NamedFile::new(n, std::fs::read(d.join(n)).unwrap());
+    let mut s = Session::new();
+    s.load_files("before.tif", vec![read("before.tif")]).unwrap();
+    s.select(0, 0).unwrap();
+    s.find_seeds(Default::default()).unwrap();
+    let t = s.fit_found().unwrap();
+    let (mut x, mut y) = (t.numbers("x"), t.numbers("y"));
+    x.pop();
+    y.pop();
+    s.refit(x, y).unwrap();
+    s.analyse_particles(Default::default()).unwrap();
+    s.add_files("after.tif", vec![read("after.tif")]).unwrap();
+    s.compare_signals(0, 1, Default::default()).unwrap();
+    let saved = s.save();
+    let session = d.join("pair.atomlens.json");
+    std::fs::write(&session, saved.to_json()).unwrap();
+    // The after image renamed: found by its size and SHA-256.
+    std::fs::rename(d.join("after.tif"), d.join("after_renamed.tif")).unwrap();
+    let out = tmp("replayed");
+    let (ok, _, err) = atomlens(&["replay", session.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok && err.contains("came out the same to the printed digit"), "{err}");
+    for f in ["columns.csv", "particles.csv", "compare_columns.csv", "check.json"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    assert_eq!(std::fs::read_to_string(out.join("columns.csv")).unwrap(), saved.results["columns.csv"]);
+    // A saved number that the replay does not give: a failure naming it.
+    let mut edited = saved.clone();
+    let csv = edited.results.get_mut("particles.csv").unwrap();
+    let row = csv.lines().nth(1).unwrap().to_string();
+    *csv = csv.replacen(&row, &row.replacen(",false,", ",true,", 1), 1);
+    std::fs::write(&session, edited.to_json()).unwrap();
+    let (ok, _, err) = atomlens(&["replay", session.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("differs") && err.contains("particles.csv line 2"), "{err}");
+    // A file that is not there: named.
+    std::fs::remove_file(d.join("after_renamed.tif")).unwrap();
+    let (ok, _, err) = atomlens(&["replay", session.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("missing after.tif"), "{err}");
+}

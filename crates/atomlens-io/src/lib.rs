@@ -46,6 +46,13 @@ pub struct Limits {
     pub max_pixels: u64,
 }
 
+/// The stricter: [`Limits::BROWSER`].
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::BROWSER
+    }
+}
+
 impl Limits {
     /// The browser: 8192 × 8192 pixels (256 MiB as f32), within a wasm32 heap with room for
     /// the analyses.

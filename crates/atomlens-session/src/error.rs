@@ -35,6 +35,8 @@ impl std::fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 impl From<CoreError> for Error {
     fn from(e: CoreError) -> Error {
         Error { kind: e.kind(), message: e.to_string() }

@@ -10,4 +10,5 @@ pub mod info;
 pub mod particles;
 pub mod reconstruct;
 pub mod register;
+pub mod replay;
 pub mod synth;

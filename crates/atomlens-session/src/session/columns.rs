@@ -3,7 +3,7 @@
 use atomlens_core::columns::fit::AtomColumn;
 use atomlens_core::columns::{ColumnParams, find, fit_found, precision, refit, residual};
 
-use super::Session;
+use super::{Session, Step};
 use crate::error::{Error, Result};
 use crate::reply::Reply;
 
@@ -16,7 +16,8 @@ impl Session {
         let reply = Reply::new()
             .f64s("x", peaks.points.iter().map(|q| q[0]).collect())
             .f64s("y", peaks.points.iter().map(|q| q[1]).collect());
-        shown.found = Some((peaks, p));
+        shown.found = Some((peaks, p.clone()));
+        self.record(Step::FindColumns { params: p });
         Ok(reply)
     }
 
@@ -26,6 +27,7 @@ impl Session {
         let (peaks, p) = shown.found.take().ok_or_else(|| Error::state("find the columns first"))?;
         let r = fit_found(shown.image.view(), &peaks, &p)?;
         shown.columns = Some((r, p));
+        self.record(Step::FitColumns);
         self.column_table()
     }
 
@@ -33,8 +35,9 @@ impl Session {
     pub fn refit(&mut self, xs: Vec<f64>, ys: Vec<f64>) -> Result<Reply> {
         let shown = self.shown_mut()?;
         let (result, p) = shown.columns.as_mut().ok_or_else(|| Error::state("find the columns first"))?;
-        let seeds: Vec<[f64; 2]> = xs.into_iter().zip(ys).map(|(x, y)| [x, y]).collect();
+        let seeds: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(x, y)| [*x, *y]).collect();
         *result = refit(shown.image.view(), &seeds, p, result)?;
+        self.record(Step::Refit { x: xs, y: ys });
         self.column_table()
     }
 

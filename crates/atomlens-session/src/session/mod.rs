@@ -17,12 +17,14 @@ use crate::error::{Error, Result};
 use crate::reply::Reply;
 
 mod columns;
+pub mod journal;
 mod particles;
 mod strain;
 #[cfg(test)]
 mod tests;
 mod tomo;
 
+pub use journal::{FileRef, Saved, Step};
 pub use particles::{Compared, Particles};
 pub use tomo::Tomo;
 
@@ -116,12 +118,21 @@ pub struct Session {
     pub tomo: Option<Tomo>,
     /// The last comparison of two of the dataset's signals.
     pub compared: Option<Compared>,
+    /// Every operation since the dataset was opened ([`journal`]).
+    journal: Vec<Step>,
+    /// The largest image it reads ([`Limits::BROWSER`] unless made [`Session::with_limits`]).
+    limits: Limits,
 }
 
 impl Session {
     /// An empty session.
     pub fn new() -> Session {
         Session::default()
+    }
+
+    /// An empty session that reads images up to `limits` (the CLI: [`Limits::NATIVE`]).
+    pub fn with_limits(limits: Limits) -> Session {
+        Session { limits, ..Session::default() }
     }
 
     /// Replace the dataset by a built-in demo; returns the signal list.
@@ -140,27 +151,33 @@ impl Session {
             let info = SignalInfo::derived(d.title, &img.data, &img.calibration, metadata);
             signals.push(Signal { stack: stack_of(img.data, img.calibration)?, info });
         }
-        self.replace(signals)
+        let out = self.replace(signals)?;
+        self.record(Step::Demo { demo });
+        Ok(out)
     }
 
     /// Read `primary` from the dropped files (`names[i]` ↔ `bytes[i]`); returns the signal list.
     /// A file whose first image cannot be shown is refused before anything is replaced.
     pub fn load_files(&mut self, primary: &str, files: Vec<NamedFile>) -> Result<Reply> {
-        let signals = atomlens_io::read(primary, files, &Limits::BROWSER)?
+        let refs = files.iter().map(FileRef::of).collect();
+        let signals = atomlens_io::read(primary, files, &self.limits)?
             .into_iter()
             .map(|s| Signal::read(s, |t| t))
             .collect::<Result<Vec<_>>>()?;
         if let Some(first) = signals.first() {
             atomlens_core::image::check_usable(first.stack.frames.index_axis(ndarray::Axis(0), 0))?;
         }
-        self.replace(signals)
+        let out = self.replace(signals)?;
+        self.record(Step::Open { primary: primary.into(), files: refs });
+        Ok(out)
     }
 
     /// Add another file's signals to the dataset (to compare an image with one from another
     /// file), each titled with the file's name: `{signals, index}` (index of the first added).
     /// The dataset and its results stay.
     pub fn add_files(&mut self, primary: &str, files: Vec<NamedFile>) -> Result<Reply> {
-        let read = atomlens_io::read(primary, files, &Limits::BROWSER)?;
+        let refs = files.iter().map(FileRef::of).collect();
+        let read = atomlens_io::read(primary, files, &self.limits)?;
         let first = self.signals.len();
         for s in read {
             let titled = |t: String| if t.is_empty() { primary.to_string() } else { format!("{primary}: {t}") };
@@ -169,6 +186,7 @@ impl Session {
         if first == self.signals.len() {
             return Err(Error::invalid(format!("{primary} holds no image")));
         }
+        self.record(Step::Add { primary: primary.into(), files: refs });
         Ok(self.appended(first))
     }
 
@@ -178,11 +196,12 @@ impl Session {
         if groups.len() < 2 {
             return Err(Error::invalid("a series needs at least two images"));
         }
+        let refs = groups.iter().map(|(p, f)| (p.clone(), f.iter().map(FileRef::of).collect())).collect();
         let mut pixels = Vec::new();
         let mut first: Option<(usize, usize, Calibration, String)> = None;
         let primaries: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
         for (primary, files) in groups {
-            let img = atomlens_io::read(&primary, files, &Limits::BROWSER)?[0].frame(0)?;
+            let img = atomlens_io::read(&primary, files, &self.limits)?[0].frame(0)?;
             let (w, h) = (img.width(), img.height());
             match &first {
                 None => first = Some((w, h, img.calibration.clone(), primary.clone())),
@@ -208,12 +227,14 @@ impl Session {
             metadata: Metadata { notes: primaries, ..Metadata::default() },
         };
         let stack = Stack::from_vec(w, h, n, pixels, cal)?;
-        self.replace(vec![Signal { stack, info }])
+        let out = self.replace(vec![Signal { stack, info }])?;
+        self.record(Step::Series { groups: refs });
+        Ok(out)
     }
 
     /// A new dataset: every earlier result goes with the old one.
     fn replace(&mut self, signals: Vec<Signal>) -> Result<Reply> {
-        *self = Session { signals, ..Session::default() };
+        *self = Session { signals, limits: self.limits, ..Session::default() };
         Ok(self.signal_list())
     }
 
@@ -242,6 +263,7 @@ impl Session {
         s.info.pixel_size = cal.pixel_size;
         s.info.unit = cal.unit.clone();
         s.stack.calibration = cal;
+        self.record(Step::Calibrate { signal, size: size.into() });
         Ok(self.appended(signal))
     }
 
@@ -264,6 +286,11 @@ impl Session {
             summary,
         };
         self.shown = Some(Shown { signal, frame, image, found: None, columns: None, gpa: None, particles: None });
+        // Scrubbing through frames: only the last one shown matters.
+        if let Some(Step::Select { .. }) = self.journal.last() {
+            self.journal.pop();
+        }
+        self.record(Step::Select { signal, frame });
         Ok(Reply::of(&info))
     }
 
@@ -366,6 +393,7 @@ impl Session {
         ));
         let cal = s.stack.calibration.clone();
         let index = self.append(r.average, cal, info)?;
+        self.record(Step::Register { signal, nonrigid });
         Ok(self
             .appended(index)
             .f64s("dx", r.shifts.iter().map(|s| s[0]).collect())
@@ -386,6 +414,7 @@ impl Session {
         let rest = SignalInfo::derived(format!("removed by {name}"), &removed, &cal, meta());
         let index = self.append(out, cal.clone(), result)?;
         self.append(removed, cal, rest)?;
+        self.record(Step::Denoise { method });
         Ok(self.appended(index))
     }
 }

@@ -10,7 +10,7 @@ use atomlens_io::Metadata;
 use atomlens_io::tables::{self, BatchRow};
 use serde::Serialize;
 
-use super::{Session, SignalInfo};
+use super::{Session, SignalInfo, Step};
 use crate::error::{Error, Result};
 use crate::reply::Reply;
 
@@ -169,7 +169,8 @@ impl Session {
             _ => analyse(img, &p),
         }?;
         let out = reply(&a, &shown.image.calibration);
-        shown.particles = Some(Particles { analysis: a, params: p });
+        shown.particles = Some(Particles { analysis: a, params: p.clone() });
+        self.record(Step::Particles { params: p });
         Ok(out)
     }
 
@@ -239,7 +240,7 @@ impl Session {
                 cb.pixel_size, cb.unit, ca.pixel_size, ca.unit
             )));
         }
-        let p = CompareParams { analysis, ..Default::default() };
+        let p = CompareParams { analysis: analysis.clone(), ..Default::default() };
         let c = atomlens_core::particles::compare::compare(&ib, &ia, &p)?;
         let (h, w) = ib.data.dim();
         let registered = after_in_before_frame(ia.view(), &c.transform, h, w);
@@ -276,6 +277,7 @@ impl Session {
             .f64s("d_atoms", c.columns.iter().map(|k| k.atoms_after as f64 - k.atoms_before as f64).collect())
             .f64s("d_atoms_sd", c.columns.iter().map(|k| k.d_atoms_sd).collect());
         self.compared = Some(Compared { comparison: c, calibration: ib.calibration });
+        self.record(Step::Compare { before, after, params: analysis });
         Ok(out)
     }
 

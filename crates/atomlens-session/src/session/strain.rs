@@ -6,7 +6,7 @@ use atomlens_core::strain::columns::{ColumnStrain, column_strain};
 use atomlens_core::strain::gpa::{GpaParams, GpaResult, analyse};
 use ndarray::Array2;
 
-use super::{Session, tiff};
+use super::{Session, Step, tiff};
 use crate::error::{Error, Result};
 use crate::reply::Reply;
 
@@ -22,7 +22,8 @@ impl Session {
         let limits = r.maps().map(|(_, m)| symmetric_limit(&r, m));
         let displacement = r.displacement.as_ref().map(|[ux, uy]| symmetric_limit(&r, ux).max(symmetric_limit(&r, uy)));
         let (height, width) = r.exx.dim();
-        shown.gpa = Some((r, p));
+        shown.gpa = Some((r, p.clone()));
+        self.record(Step::Gpa { params: p });
         Ok(Reply::new()
             .json("summary", &summary)
             .json("width", &width)

@@ -9,7 +9,7 @@ use atomlens_core::strain::gpa::GpaParams;
 use atomlens_core::synth::Demo;
 use atomlens_core::tomo::phantom::Phantom;
 use atomlens_core::tomo::{Algorithm, Preparation};
-use atomlens_io::NamedFile;
+use atomlens_io::{Limits, NamedFile};
 
 use super::tomo::PhantomSeries;
 use super::*;
@@ -227,4 +227,89 @@ fn an_image_from_another_file_joins_the_dataset_for_a_comparison() {
     s.add_files("other.tif", vec![other]).unwrap();
     let e = s.compare_signals(0, n, AnalysisParams::default()).unwrap_err();
     assert!(e.message.contains("different pixel sizes"), "{}", e.message);
+}
+
+/// A session on two files: opened, calibrated, columns found, edited (one deleted, one added)
+/// and refitted, strain, particles, the other file added and compared.
+fn worked_session(a: &NamedFile, b: &NamedFile) -> Session {
+    let mut s = Session::new();
+    s.load_files(&a.name, vec![a.clone()]).unwrap();
+    s.set_calibration(0, "0.2 Å").unwrap();
+    s.select(0, 0).unwrap();
+    s.find_seeds(ColumnParams::default()).unwrap();
+    let t = s.fit_found().unwrap();
+    let (mut x, mut y) = (t.numbers("x"), t.numbers("y"));
+    x.remove(3);
+    y.remove(3);
+    x.push(5.5);
+    y.push(6.5);
+    s.refit(x, y).unwrap();
+    s.gpa(GpaParams::default()).unwrap();
+    s.analyse_particles(AnalysisParams::default()).unwrap();
+    s.add_files(&b.name, vec![b.clone()]).unwrap();
+    s.set_calibration(1, "0.2 Å").unwrap();
+    s.compare_signals(0, 1, AnalysisParams::default()).unwrap();
+    s
+}
+
+fn pair_files() -> (NamedFile, NamedFile) {
+    let mut d = Session::new();
+    d.load_demo(Demo::Pair).unwrap();
+    let f = |k: usize, name: &str| tiff_file(name, &d.frame(k, 0).unwrap().data);
+    (f(0, "before.tif"), f(1, "after.tif"))
+}
+
+#[test]
+fn a_saved_session_replays_to_the_same_numbers_and_names_missing_or_changed_files() {
+    let (a, b) = pair_files();
+    let s = worked_session(&a, &b);
+    let saved = s.save();
+    assert_eq!(saved.files.len(), 2);
+    assert!(saved.steps.iter().any(|st| matches!(st, Step::Refit { .. })), "the manual edit is journalled");
+    for t in ["columns.csv", "particles.csv", "strain.json", "compare_columns.csv"] {
+        assert!(saved.results.contains_key(t), "{t} saved");
+    }
+    let text = saved.to_json();
+    let back = Saved::from_json(&text).unwrap();
+    assert_eq!(back, saved);
+    let files = [a.clone(), b.clone()];
+    let mut source = |f: &FileRef| files.iter().find(|n| n.name == f.name).map(|n| n.bytes.clone());
+    let replayed = Session::replay(&back, &mut source, Limits::BROWSER).unwrap();
+    let check = journal::check(&saved.results, &replayed.results());
+    assert!(check.same(), "{check:?}");
+    assert!(check.compared > 500, "{}", check.compared);
+    assert_eq!(replayed.save().steps, saved.steps, "a replayed session saves the same journal");
+    // The check can fail: one edited number is found and named.
+    let mut other = saved.results.clone();
+    let csv = other.get_mut("columns.csv").unwrap();
+    let second = csv.lines().nth(1).unwrap().to_string();
+    let changed = second.replacen(second.split(',').next().unwrap(), "1.2345", 1);
+    *csv = csv.replacen(&second, &changed, 1);
+    let c = journal::check(&other, &replayed.results());
+    assert!(!c.same() && c.differences[0].contains("columns.csv line 2 x"), "{c:?}");
+
+    // Missing and changed files are named before anything runs.
+    let mut only_a = |f: &FileRef| (f.name == a.name).then(|| a.bytes.clone());
+    let e = Session::replay(&back, &mut only_a, Limits::BROWSER).err().unwrap();
+    assert_eq!(e.kind, "missing_files");
+    assert!(e.message.contains("missing after.tif"), "{}", e.message);
+    let mut tampered = |f: &FileRef| {
+        let mut bytes = files.iter().find(|n| n.name == f.name)?.bytes.clone();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        Some(bytes)
+    };
+    let e = Session::replay(&back, &mut tampered, Limits::BROWSER).err().unwrap();
+    assert!(e.message.contains("changed since") && e.message.contains("before.tif"), "{}", e.message);
+}
+
+#[test]
+fn session_files_of_another_kind_or_version_are_refused_with_the_reason() {
+    assert!(Saved::from_json("{not json").unwrap_err().message.contains("not an atomlens session"));
+    assert!(Saved::from_json(r#"{"format": "other"}"#).unwrap_err().message.contains("not an atomlens session"));
+    let e =
+        Saved::from_json(r#"{"format": "atomlens-session", "version": 99, "software": "atomlens 9.0"}"#).unwrap_err();
+    assert!(e.message.contains("version 99") && e.message.contains("atomlens 9.0"), "{}", e.message);
+    let e = Saved::from_json(r#"{"format": "atomlens-session", "version": 1}"#).unwrap_err();
+    assert!(e.message.contains("damaged"), "{}", e.message);
 }
