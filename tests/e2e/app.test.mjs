@@ -3,7 +3,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { serve, browser, openApp, waitReady, drop, tiff, hugeTiffHeader, saveArtifact, SHARED, hasShared } from './harness.mjs';
+import os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { serve, browser, openApp, waitReady, drop, tiff, hugeTiffHeader, saveArtifact, SHARED, hasShared, WEB } from './harness.mjs';
 
 let isolated, plain, chrome;
 before(async () => {
@@ -767,4 +769,126 @@ test('batch: every listed file analysed with a progress bar each, a summary tabl
   assert.equal(fs.readFileSync(await csv.path(), 'utf8').trim().split('\n').length, 4);
   noErrors(errors);
   await page.close();
+});
+
+/** The CLI built by the test run (debug by `cargo test`, or release), newest first; null when none. */
+function cliBinary() {
+  const root = path.resolve(WEB, '..');
+  const found = ['release', 'debug'].map((p) => path.join(root, 'target', p, 'atomlens')).filter((p) => fs.existsSync(p));
+  return found.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0] || null;
+}
+
+/** Run `atomlens replay` on a session downloaded from the page. */
+function replay(sessionPath, filesDir) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'atomlens-replay-'));
+  const r = spawnSync(cliBinary(), ['replay', sessionPath, '--files', filesDir, '--out', out], { encoding: 'utf8' });
+  return { ok: r.status === 0, stderr: r.stderr, out };
+}
+
+async function saveSession(page, dir) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=session-save]')]);
+  assert.match(dl.suggestedFilename(), /\.atomlens\.json$/);
+  const p = path.join(dir, dl.suggestedFilename());
+  await dl.saveAs(p);
+  return p;
+}
+
+const runPanel = async (page, button, key) => {
+  await page.click(`[data-testid=${button}]`);
+  await page.waitForFunction((k) => window.__atomlens[k] && !window.__atomlens.busy, key, { timeout: 120000 });
+};
+
+test('sessions: saved in the page, replayed by the CLI to the printed digit, autosaved and restored after a reload', async () => {
+  const own = await browser(); // its own profile: an empty IndexedDB
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atomlens-session-'));
+  try {
+    const { page, errors } = await openApp(own.ctx, `${isolated.url}/?sw=off`);
+    // The demo particle as a file (its calibration inside), so the session refers to a file.
+    const tif = Buffer.from(await page.evaluate(async () => Array.from(await window.__atomlensTest.bridge.call('exportTiff'))));
+    fs.writeFileSync(path.join(dir, 'particle.tif'), tif);
+    await drop(page, [path.join(dir, 'particle.tif')]);
+    await runPanel(page, 'col-run', 'columns');
+    // A manual edit: the first column deleted (alt-click on it), then refitted.
+    const n0 = await page.evaluate(() => window.__atomlens.columns.count);
+    await page.evaluate(() => { const c = window.__atomlensTest.columns(); c.click({ x: c.table.x[0], y: c.table.y[0], alt: true }); });
+    await page.click('[data-testid=col-refit]');
+    await page.waitForFunction((n) => window.__atomlens.columns?.count === n - 1 && !window.__atomlens.columns.edited && !window.__atomlens.busy, n0, { timeout: 60000 });
+    await runPanel(page, 'gpa-run', 'gpa');
+    await runPanel(page, 'pa-run', 'particles');
+    const texts = async () => page.evaluate(() => ['col-summary', 'pa-summary'].map((id) => document.querySelector(`[data-testid=${id}]`).textContent.replace(/\d+(\.\d+)? s\b|\(?restored\)?/g, '').replace(/[\s.,]+/g, ' ')));
+    const before = { state: await page.evaluate(() => { const s = window.__atomlens; return { columns: s.columns.count, atoms: s.particles.atoms, particles: s.particles.count, gpa: s.gpa.summary.stats }; }), texts: await texts() };
+    // Saved: the CLI replays it on the same file and gets every number.
+    const saved = await saveSession(page, dir);
+    const json = JSON.parse(fs.readFileSync(saved, 'utf8'));
+    assert.deepEqual(json.files.map((f) => f.name), ['particle.tif']);
+    assert.ok(json.steps.some((s) => s.op === 'refit'), 'the manual edit is in the session');
+    if (cliBinary()) {
+      const r = replay(saved, dir);
+      assert.ok(r.ok, r.stderr);
+      assert.match(r.stderr, /all \d+ numbers of the saved results came out the same to the printed digit/);
+      assert.equal(fs.readFileSync(path.join(r.out, 'particles.csv'), 'utf8'), json.results['particles.csv']);
+    } else console.log('# no atomlens binary under target/: the CLI replay is not checked here');
+    // Autosaved: a reload offers the last session, which comes back with every panel's result.
+    await page.waitForFunction(() => window.__atomlens.autosaved?.steps >= 6, null, { timeout: 30000 });
+    await page.reload();
+    await page.waitForFunction(() => window.__atomlens.sessionOffered, null, { timeout: 60000 });
+    assert.match(await page.textContent('[data-testid=session-offer]'), /particle\.tif/);
+    await page.click('[data-testid=session-restore]');
+    await page.waitForFunction(() => window.__atomlens.sessionRestored && window.__atomlens.particles && !window.__atomlens.busy, null, { timeout: 120000 });
+    const after = { state: await page.evaluate(() => { const s = window.__atomlens; return { columns: s.columns.count, atoms: s.particles.atoms, particles: s.particles.count, gpa: s.gpa.summary.stats }; }), texts: await texts() };
+    assert.deepEqual(after, before);
+    assert.equal(await page.evaluate(() => window.__atomlens.sessionRestored.same), true);
+    assert.match(await page.textContent('[data-testid=session-status]'), /came out the same to the printed digit/);
+    assert.ok((await page.evaluate(() => window.__atomlensTest.drawn())).overlay, 'the columns are drawn again');
+    saveArtifact('session-restored.png', await page.screenshot());
+    // The report: one HTML file that opens offline with every figure and asks for nothing.
+    const [rdl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=session-report]')]);
+    const reportPath = path.join(dir, rdl.suggestedFilename());
+    await rdl.saveAs(reportPath);
+    await own.ctx.setOffline(true);
+    const viewer = await own.ctx.newPage();
+    const asked = [];
+    viewer.on('request', (r) => { if (!/^(data|file):/.test(r.url())) asked.push(r.url()); });
+    await viewer.goto(`file://${reportPath}`);
+    const figures = await viewer.evaluate(() => [...document.images].map((i) => i.complete && i.naturalWidth > 0));
+    assert.ok(figures.length >= 6 && figures.every(Boolean), `figures ${figures}`);
+    const text = await viewer.textContent('body');
+    for (const want of ['What the uncertainties cover', 'particles.csv', json.files[0].sha256, 'Cramér–Rao', 'Strain (GPA)']) assert.ok(text.includes(want), want);
+    assert.deepEqual(asked, []);
+    assert.match(await viewer.getAttribute('meta[http-equiv=Content-Security-Policy]', 'content'), /default-src 'none'/);
+    saveArtifact('report.png', await viewer.screenshot({ fullPage: false }));
+    await viewer.close();
+    await own.ctx.setOffline(false);
+    // Opening the session file without its data file says which file is missing.
+    const nErr = await page.evaluate(() => window.__atomlens.errors.length);
+    await page.evaluate(() => { window.__atomlensTest.forgetFiles(); });
+    await page.setInputFiles('[data-testid=session-open]', [saved]);
+    await page.waitForFunction((n) => window.__atomlens.errors.length > n, nErr, { timeout: 30000 });
+    assert.match(await page.evaluate(() => window.__atomlens.errors.at(-1)), /needs particle\.tif \([\d.]+ MB\)/);
+    // A session from another version is refused with both versions named.
+    fs.writeFileSync(path.join(dir, 'old.atomlens.json'), JSON.stringify({ ...json, version: 99, software: 'atomlens 9.9.9' }));
+    await page.setInputFiles('[data-testid=session-open]', [path.join(dir, 'old.atomlens.json'), path.join(dir, 'particle.tif')]);
+    await page.waitForFunction((n) => window.__atomlens.errors.length > n + 1, nErr, { timeout: 30000 });
+    assert.match(await page.evaluate(() => window.__atomlens.errors.at(-1)), /version 99 \(written by atomlens 9\.9\.9\)/);
+    noErrors(errors);
+    await page.close();
+
+    // A real HAADF image (uncalibrated 8-bit export): calibrated in the page, columns, strain; replayed by the CLI.
+    if (hasShared && cliBinary()) {
+      const real = path.join(SHARED, 'data/images');
+      const { page: p2, errors: e2 } = await openApp(own.ctx, `${isolated.url}/?sw=off&noautosave`);
+      await drop(p2, [path.join(real, 'atomsegnet_au_grain_boundary.tif')]);
+      await p2.fill('[data-testid=pixel-size]', '0.1 Å');
+      await p2.press('[data-testid=pixel-size]', 'Enter');
+      await p2.waitForFunction(() => window.__atomlens.image?.unit === 'nm' && !window.__atomlens.busy, null, { timeout: 30000 });
+      await runPanel(p2, 'col-run', 'columns');
+      await runPanel(p2, 'gpa-run', 'gpa');
+      const s = await saveSession(p2, dir);
+      const r = replay(s, real);
+      assert.ok(r.ok, r.stderr);
+      assert.match(r.stderr, /came out the same to the printed digit/);
+      noErrors(e2);
+      await p2.close();
+    }
+  } finally { await own.close(); fs.rmSync(dir, { recursive: true, force: true }); }
 });

@@ -24,7 +24,7 @@ export function createActions({ store, $ }) {
     $('progress-text').textContent = text;
     $('progress').hidden = false;
     return () => {
-      if (--depth <= 0) { depth = 0; store.set({ busy: false }); $('progress').hidden = true; }
+      if (--depth <= 0) { depth = 0; store.set({ busy: false }); $('progress').hidden = true; store.emit('idle'); }
     };
   }
 

@@ -16,6 +16,7 @@ import { ParticlesPanel } from './panels/particles.js';
 import { ComparePanel } from './panels/compare.js';
 import { BatchPanel } from './panels/batch.js';
 import { TomoPanel } from './panels/tomo.js';
+import { SessionPanel } from './panels/session.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -62,6 +63,7 @@ app.particles = new ParticlesPanel(app);
 app.compare = new ComparePanel(app);
 app.batch = new BatchPanel(app);
 app.tomo = new TomoPanel(app);
+app.session = new SessionPanel(app);
 
 $('cancel').onclick = async () => {
   app.bridge.cancel();
@@ -92,7 +94,8 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
 // For the e2e suite: the panels and the engine (the state is window.__atomlens, read-only).
 window.__atomlensTest = {
   addFiles: (f) => app.open.addFiles(f), columns: () => app.columns, strain: () => app.strain,
+  forgetFiles: () => { app.open.datasets = app.open.datasets.filter((d) => !d.files); app.open.current = null; app.open.render(); },
   spectrumPoint: (fx, fy) => app.spectrum.clientPoint(fx, fy), bridge: app.bridge,
   drawn: () => ({ overlay: !!app.viewer.overlay?.x?.length, paths: app.viewer.paths?.length || 0, split: !!app.viewer.compare }),
 };
-app.open.openDemo('particle');
+app.open.openDemo('particle').then(() => app.session.offer());

@@ -9,6 +9,11 @@ use atomlens_io::{Limits, NamedFile, Signal};
 /// The calibration `--pixel-size` sets for every image read (set once, before any is read).
 static CALIBRATION: std::sync::OnceLock<Calibration> = std::sync::OnceLock::new();
 
+/// The `--pixel-size` given, as text the session's calibration step takes.
+pub fn calibration_text() -> Option<String> {
+    CALIBRATION.get().map(|c| if c.is_calibrated() { format!("{} {}", c.pixel_size, c.unit) } else { "px".into() })
+}
+
 /// Give every image read from now on this calibration instead of its file's.
 pub fn set_calibration(c: Calibration) {
     let _ = CALIBRATION.set(c);
@@ -54,7 +59,7 @@ pub fn is_image(p: &Path) -> bool {
 }
 
 /// The primary file name and every file to hand to the reader.
-fn with_companions(path: &Path) -> Result<(String, Vec<NamedFile>)> {
+pub fn with_companions(path: &Path) -> Result<(String, Vec<NamedFile>)> {
     let main = read_named(path)?;
     let primary = main.name.clone();
     let mut files = vec![main];

@@ -73,6 +73,8 @@ enum Command {
     Batch(batch::BatchArgs),
     /// Run a session saved in the page again on the same files and check every number.
     Replay(replay::ReplayArgs),
+    /// One self-contained HTML report of an image's analysis (figures, tables, parameters, hashes).
+    Report(report::ReportArgs),
     /// Write synthetic test images with known truth (the demo particle, an ordered particle, an
     /// identical-location pair).
     Synth(synth::SynthArgs),
@@ -107,6 +109,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare(args) => compare::compare(args),
         Command::Batch(args) => batch::batch(args),
         Command::Replay(args) => replay::replay(args),
+        Command::Report(args) => report::report(args),
         Command::Synth(args) => synth::synth(args),
         Command::Bench(args) => bench::run(args),
     }

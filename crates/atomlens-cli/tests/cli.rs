@@ -548,3 +548,45 @@ fn replay_reproduces_a_saved_session_and_says_when_it_cannot() {
     let (ok, _, err) = atomlens(&["replay", session.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("missing after.tif"), "{err}");
 }
+
+/// `report` writes one self-contained HTML file (figures as data: URIs, no external reference)
+/// and says in it what failed.
+#[test]
+fn report_is_one_self_contained_file_and_says_what_failed() {
+    let d = tmp("report");
+    let (ok, _, err) = atomlens(&["synth", "pair", "--size", "256", "--diameter", "3", "--out", d.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let recipe = d.join("recipe.json");
+    std::fs::write(&recipe, r#"{"strain": {}}"#).unwrap();
+    let out = d.join("report.html");
+    let img = d.join("before.tif");
+    let (ok, _, err) = atomlens(&[
+        "report",
+        img.to_str().unwrap(),
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    for want in
+        ["<h2>Columns</h2>", "<h2>Particles</h2>", "<h2>Strain (GPA)</h2>", "What the uncertainties cover", "SHA-256"]
+    {
+        assert!(html.contains(want), "{want}");
+    }
+    assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 6, "the image, four maps, the colour bar");
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "self-contained");
+    assert!(!html.contains("What failed"));
+    // A blank image: columns and particles fail, and the report says so.
+    let blank = d.join("blank.tif");
+    std::fs::write(
+        &blank,
+        atomlens_io::formats::tiff::write_f32(64, 64, &[1.0; 64 * 64], &Calibration::nm(0.02)).unwrap(),
+    )
+    .unwrap();
+    let (ok, _, err) = atomlens(&["report", blank.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok && err.contains("failed"), "{err}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("What failed") && html.contains("<b>columns</b>"), "the failure is in the report");
+}

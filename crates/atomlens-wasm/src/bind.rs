@@ -1,6 +1,6 @@
 //! The `#[wasm_bindgen]` surface, as thin as it can be: JS values in (parsed into the core's own
 //! parameter structs by serde), a [`Reply`] or bytes out, errors thrown as a JS `Error` with the
-//! engine's `kind`. Everything else is in [`crate::session`].
+//! engine's `kind`. Everything else is in `atomlens_session::session`.
 use atomlens_core::columns::ColumnParams;
 use atomlens_core::denoise::Method;
 use atomlens_core::particles::chain::AnalysisParams;
@@ -114,6 +114,42 @@ impl Session {
     /// Set signal `signal`'s pixel size from text ("0.25 Å", "px"): `{signals, index}`.
     pub fn set_calibration(&mut self, signal: usize, size: &str) -> JsResult {
         reply(self.0.set_calibration(signal, size))
+    }
+
+    /// The session as `*.atomlens.json` text (journal, file hashes, result tables).
+    pub fn save_session(&self) -> String {
+        self.0.save_json()
+    }
+
+    /// Replace the session by a saved one replayed on the given files: `{signals, shown, image,
+    /// has, same, check}`.
+    pub fn restore_session(&mut self, json: &str, names: Vec<String>, bytes: Vec<Uint8Array>) -> JsResult {
+        reply(self.0.restore(json, files(names, bytes)))
+    }
+
+    /// The shown image's report as one self-contained HTML file; `failures`: `[[what, why]]`.
+    pub fn report(&self, title: &str, generated: &str, failures: JsValue) -> JsResult<String> {
+        ok(self.0.report(title, generated, &from_js::<Vec<(String, String)>>(failures)?))
+    }
+
+    /// The strain maps' reply, as `gpa` returned it.
+    pub fn gpa_result(&self) -> JsResult {
+        reply(self.0.gpa_reply())
+    }
+
+    /// The particle analysis' reply, as `analyse_particles` returned it.
+    pub fn particles_result(&self) -> JsResult {
+        reply(self.0.particles_reply())
+    }
+
+    /// The comparison's reply, as `compare_signals` returned it.
+    pub fn compare_result(&self) -> JsResult {
+        reply(self.0.compare_reply())
+    }
+
+    /// The column table of the shown image.
+    pub fn column_table(&self) -> JsResult {
+        reply(self.0.column_table())
     }
 
     /// Show frame `frame` of signal `signal`: `{width, height, pixel_size, unit, summary}`.
@@ -351,6 +387,13 @@ pub fn parse_library(text: &str) -> JsResult<Float64Array> {
 #[wasm_bindgen]
 pub fn gpa_self_test() -> JsResult {
     to_js(&atomlens_core::strain::gpa::self_test().map_err(|e| js_error(Error::from(e)))?)
+}
+
+/// What a saved session needs: `{files: [{name, size, sha256}], software, steps}`; refuses
+/// other formats and versions with the reason.
+#[wasm_bindgen]
+pub fn session_needs(json: &str) -> JsResult {
+    reply(session::Session::needs(json))
 }
 
 /// Group dropped file names into datasets (a TIA `.emi` with its `.ser`): `[[primary, [names]]]`.

@@ -57,6 +57,20 @@ const ops = {
     return opened(session.load_series(a.primaries, a.counts, a.names, bytes(a.buffers)));
   },
   select: (a) => session.select(a.signal, a.frame),
+  saveSession: () => session.save_session(),
+  sessionNeeds: (a) => pkg.session_needs(a.json),
+  restoreSession: (a, id) => {
+    progress(id, `replaying the session on ${a.names.length} file(s)`);
+    return session.restore_session(a.json, a.names, bytes(a.buffers));
+  },
+  columnTable: () => session.column_table(),
+  report: (a, id) => {
+    progress(id, 'writing the report');
+    return session.report(a.title, a.generated, a.failures || []);
+  },
+  gpaResult: () => session.gpa_result(),
+  particlesResult: () => session.particles_result(),
+  compareResult: () => session.compare_result(),
   calibrate: (a) => session.set_calibration(a.signal, a.size),
   view: (a) => session.view(a.plo ?? 0, a.phi ?? 100, a.lo ?? NaN, a.hi ?? NaN, a.cmap),
   spectrum: (a) => session.spectrum(a.cmap),

@@ -120,7 +120,7 @@ export class ColumnsPanel {
     for (const s of table.status) counts[s]++;
     this.store.set({ columns: { count: n, fitted: counts[0], status: counts, separation: table.separation, spacing: table.spacing, ms, lattice: table.lattice, single: table.single, notes: table.notes } });
     // The sentence is Rust's (`columns::precision::summary`): empirical error beside the bound.
-    const precision = `${table.precision_summary[0].toUpperCase()}${table.precision_summary.slice(1)}. ${(ms / 1000).toFixed(2)} s.`;
+    const precision = `${table.precision_summary[0].toUpperCase()}${table.precision_summary.slice(1)}. ${Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s.` : '(restored)'}`;
     this.$('col-summary').textContent = table.single
       ? `No lattice in this image: ${n} single atoms, each ${table.single.threshold.toFixed(2)} σ or more above its local support ` +
         `(about ${table.single.false_alarms} false detection per image expected; atom width ${table.single.sigma.toFixed(2)} px). ` +

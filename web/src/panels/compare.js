@@ -64,17 +64,24 @@ export class ComparePanel {
       const t0 = performance.now();
       const r = await this.bridge.call('compare', { before, after, params: this.app.particles.params() });
       r.seconds = (performance.now() - t0) / 1000;
-      this.compared = { ...r, before, after };
-      const s = r.summary;
-      this.store.set({ ilCompare: { ...s, seconds: r.seconds, facets: r.facets.length } });
-      // The sentence is Rust's (`CompareSummary::describe`).
-      this.$('cmp-summary').textContent = `Registered in ${fmt(r.seconds)} s: ${r.summary_text}.`;
-      for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = false;
-      this.$('cmp-panel').hidden = false;
-      this.drawFacetBars();
-      this.app.display.setSplit({ source: { signal: before, frame: 0 }, left: 'before', right: 'after (registered)' }, true);
+      this.show(r);
       await this.app.signals.update(r.signals, r.registered);
     }, 'Compare');
+  }
+
+  /** A comparison's reply (`before`, `after`: the signals compared), drawn; the registered
+   * image is shown by the caller. */
+  show(r) {
+    this.compared = r;
+    const s = r.summary;
+    this.store.set({ ilCompare: { ...s, seconds: r.seconds, facets: r.facets.length } });
+    // The sentence is Rust's (`CompareSummary::describe`).
+    this.$('cmp-summary').textContent = `${r.seconds == null ? 'Restored' : `Registered in ${fmt(r.seconds)} s`}: ${r.summary_text}.`;
+    for (const id of ['cmp-csv', 'cmp-facets', 'cmp-json']) this.$(id).disabled = false;
+    this.$('cmp-panel').hidden = false;
+    this.drawFacetBars();
+    this.app.display.setSplit({ source: { signal: r.before, frame: 0 }, left: 'before', right: 'after (registered)' }, true);
+    if ([r.before, r.registered, r.change].includes(this.app.signals.shown.signal)) this.paint();
   }
 
   /** Kept / lost / new columns and the facets coloured by their net change. */

@@ -101,7 +101,7 @@ export class ParticlesPanel {
       facets: r.particles.reduce((s, p) => s + p.facets.length, 0),
       defects: r.particles.reduce((s, p) => s + p.defects.length, 0), misfit: Array.from(r.misfit).filter(Boolean).length, errors: r.particles.map((p) => p.counting_error).filter(Boolean),
     } });
-    const lines = [`${r.particles.length} particle(s), ${r.x.length} of ${r.total_columns} columns inside, ${fmt(r.seconds)} s.`];
+    const lines = [`${r.particles.length} particle(s), ${r.x.length} of ${r.total_columns} columns inside${r.seconds == null ? ' (restored)' : `, ${fmt(r.seconds)} s`}.`];
     for (const p of r.particles) {
       lines.push(`#${p.id}: ${fmt(p.diameter_px * px)} ${u} across, aspect ${fmt(p.aspect_ratio)}, ${p.lattice_summary}, ${p.columns} columns ` +
         `(${p.surface} surface, ${p.edge} edge), ${p.facets.length} facets` +

@@ -22,6 +22,15 @@ export class SignalPanel {
     await this.show(image);
   }
 
+  /** A session was restored: its signals and the image it showed (`shown`), results kept. */
+  async restored(signals, image, shown) {
+    this.shown = shown;
+    this.app.store.emit('dataset');
+    this.list(signals);
+    this.app.$('signal-box').hidden = signals.length < 2 && signals[0].frames < 2;
+    await this.show(image);
+  }
+
   /** The signal list changed (something was derived); show signal `index` if given. */
   async update(signals, index = null) {
     this.list(signals);

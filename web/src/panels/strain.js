@@ -146,36 +146,41 @@ export class StrainPanel {
     try {
       const t0 = performance.now();
       const r = await this.bridge.call('gpa', { params: this.params() });
-      this.result = r;
-      this.ms = performance.now() - t0;
-      this.limits = Object.fromEntries(MAPS.map(([n], k) => [n, r.limits[k]]));
-      const bits = await Promise.all(MAPS.map(([n]) => this.bridge.call('gpaMap', { name: n, limit: this.limits[n] })));
-      this.bitmaps = {};
-      for (let k = 0; k < MAPS.length; k++) {
-        this.bitmaps[MAPS[k][0]] = await createImageBitmap(new ImageData(new Uint8ClampedArray(bits[k].buffer), r.width, r.height));
-      }
-      if (r.displacement_limit != null) {
-        for (const n of ['ux', 'uy']) {
-          this.limits[n] = r.displacement_limit;
-          const px = await this.bridge.call('gpaMap', { name: n, limit: r.displacement_limit });
-          this.bitmaps[n] = await createImageBitmap(new ImageData(new Uint8ClampedArray(px.buffer), r.width, r.height));
-        }
-      }
-      this.values = {};
-      this.store.set({ gpa: { summary: r.summary, ms: this.ms }, gpaRuns: (this.state.gpaRuns || 0) + 1 });
-      this.reference = r.summary.reference;
-      this.viewer.rect = r.summary.reference;
-      this.viewer.draw();
-      this.$('gpa-maps').hidden = false;
-      for (const id of ['gpa-tiff', 'gpa-png', 'gpa-svg', 'gpa-json']) this.$(id).disabled = false;
-      this.showSummary();
-      this.showLayer();
-      this.drawMaps();
-      await this.drawProfile();
-      this.app.spectrum.draw();
+      await this.show(r, performance.now() - t0);
     } catch (e) {
       if (!e.cancelled) this.app.actions.showError(`Strain: ${e.message}`);
     } finally { this.running = false; done(); }
+  }
+
+  /** GPA's reply drawn: maps, summary, reference, profile. */
+  async show(r, ms) {
+    this.result = r;
+    this.ms = ms;
+    this.limits = Object.fromEntries(MAPS.map(([n], k) => [n, r.limits[k]]));
+    const bits = await Promise.all(MAPS.map(([n]) => this.bridge.call('gpaMap', { name: n, limit: this.limits[n] })));
+    this.bitmaps = {};
+    for (let k = 0; k < MAPS.length; k++) {
+      this.bitmaps[MAPS[k][0]] = await createImageBitmap(new ImageData(new Uint8ClampedArray(bits[k].buffer), r.width, r.height));
+    }
+    if (r.displacement_limit != null) {
+      for (const n of ['ux', 'uy']) {
+        this.limits[n] = r.displacement_limit;
+        const px = await this.bridge.call('gpaMap', { name: n, limit: r.displacement_limit });
+        this.bitmaps[n] = await createImageBitmap(new ImageData(new Uint8ClampedArray(px.buffer), r.width, r.height));
+      }
+    }
+    this.values = {};
+    this.store.set({ gpa: { summary: r.summary, ms: this.ms }, gpaRuns: (this.state.gpaRuns || 0) + 1 });
+    this.reference = r.summary.reference;
+    this.viewer.rect = r.summary.reference;
+    this.viewer.draw();
+    this.$('gpa-maps').hidden = false;
+    for (const id of ['gpa-tiff', 'gpa-png', 'gpa-svg', 'gpa-json']) this.$(id).disabled = false;
+    this.showSummary();
+    this.showLayer();
+    this.drawMaps();
+    await this.drawProfile();
+    this.app.spectrum.draw();
   }
 
   showSummary() {
@@ -187,7 +192,7 @@ export class StrainPanel {
       ...g,
       `mask ${s.mask} ${s.mask_radius_per_px.toFixed(4)} /px → resolution ${s.resolution_px.toFixed(1)} px${unit ? ` (${s.resolution_nm.toFixed(2)} nm)` : ''}`,
       `reference x ${ref.x0}–${ref.x1}, y ${ref.y0}–${ref.y1}${s.refined ? '' : ' (g as given, not refined)'}; edge band ${s.border_px} px unreliable`,
-      `${(100 * s.valid_fraction).toFixed(0)} % of pixels measured (no colour where a fringe is absent) · ${this.ms.toFixed(0)} ms`,
+      `${(100 * s.valid_fraction).toFixed(0)} % of pixels measured (no colour where a fringe is absent)${Number.isFinite(this.ms) ? ` · ${this.ms.toFixed(0)} ms` : ' · restored'}`,
       ...MAPS.map(([n, label]) => `${label}: core mean ${fmt(s.stats[n].core_mean)} ± ${fmt(s.stats[n].core_std)}`),
     ];
     this.$('gpa-summary').textContent = lines.join('\n');

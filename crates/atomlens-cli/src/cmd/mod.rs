@@ -11,4 +11,5 @@ pub mod particles;
 pub mod reconstruct;
 pub mod register;
 pub mod replay;
+pub mod report;
 pub mod synth;

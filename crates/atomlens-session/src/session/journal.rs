@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::Session;
 use crate::error::{Error, Result};
+use crate::reply::Reply;
 
 /// What a saved session's `format` says.
 pub const FORMAT: &str = "atomlens-session";
@@ -133,11 +134,46 @@ pub fn software() -> String {
     format!("atomlens {}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Every non-integer number in `v` rounded to `digits` significant digits and to no finer than
+/// 1e-8 (a mean strain near zero is known to 1e-8 at best, not to 7 of its own digits).
+fn round_floats(v: &mut serde_json::Value, digits: i32) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if x != 0.0 && x.is_finite() {
+                let scale = 10f64.powi((digits - 1 - x.abs().log10().floor() as i32).min(8));
+                if let Some(r) = serde_json::Number::from_f64((x * scale).round() / scale) {
+                    *n = r;
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| round_floats(x, digits)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| round_floats(x, digits)),
+        _ => {}
+    }
+}
+
+/// A cell's number: the text after a JSON key (`"d_px": 11.3`) or the whole cell.
+fn number(cell: &str) -> Option<f64> {
+    cell.rsplit(':').next()?.trim().parse().ok()
+}
+
+/// One unit of the last digit `cell` prints (`0.05403` → 1e-5, `1.410115e2` → 1e-4, `12` → 1).
+fn last_digit(cell: &str) -> f64 {
+    let t = cell.rsplit(':').next().unwrap_or("").trim();
+    let (mantissa, exp) = t.split_once(['e', 'E']).unwrap_or((t, "0"));
+    let decimals = mantissa.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    10f64.powi(exp.parse::<i32>().unwrap_or(0) - decimals)
+}
+
 /// How the replayed tables compare with the saved ones.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     /// Numbers compared.
     pub compared: usize,
+    /// Numbers whose last printed digit is off by one: the same value rounded the other way
+    /// (the page's wasm and a native build may differ in a float's last bits).
+    pub rounding: usize,
     /// One line per difference (table, row, column, saved → replayed); at most 20.
     pub differences: Vec<String>,
     /// Tables saved but not produced, or produced but not saved.
@@ -153,8 +189,12 @@ impl Check {
     /// One sentence.
     pub fn describe(&self) -> String {
         if self.same() {
+            let flips = match self.rounding {
+                0 => String::new(),
+                k => format!(" ({k} rounded the other way in the last digit)"),
+            };
             return format!(
-                "all {} numbers of the saved results came out the same to the printed digit",
+                "all {} numbers of the saved results came out the same to the printed digit{flips}",
                 self.compared
             );
         }
@@ -168,7 +208,7 @@ impl Check {
 
 /// Compare `replayed` tables with `saved` ones cell by cell (as printed).
 pub fn check(saved: &BTreeMap<String, String>, replayed: &BTreeMap<String, String>) -> Check {
-    let mut out = Check { compared: 0, differences: Vec::new(), missing: Vec::new() };
+    let mut out = Check { compared: 0, rounding: 0, differences: Vec::new(), missing: Vec::new() };
     for name in saved.keys().chain(replayed.keys()) {
         if !(saved.contains_key(name) && replayed.contains_key(name)) && !out.missing.contains(name) {
             out.missing.push(name.clone());
@@ -183,8 +223,18 @@ pub fn check(saved: &BTreeMap<String, String>, replayed: &BTreeMap<String, Strin
         let header: Vec<&str> = ra.first().map(|h| h.split(',').collect()).unwrap_or_default();
         for (row, (la, lb)) in ra.iter().zip(&rb).enumerate() {
             for (col, (ca, cb)) in la.split(',').zip(lb.split(',')).enumerate() {
-                out.compared += usize::from(ca.trim().parse::<f64>().is_ok());
-                if ca != cb && out.differences.len() < 20 {
+                let (na, nb) = (number(ca), number(cb));
+                out.compared += usize::from(na.is_some());
+                if ca == cb {
+                    continue;
+                }
+                if let (Some(a), Some(b)) = (na, nb)
+                    && (a - b).abs() <= 1.000_001 * last_digit(ca)
+                {
+                    out.rounding += 1;
+                    continue;
+                }
+                if out.differences.len() < 20 {
                     let what = header.get(col).filter(|_| name.ends_with(".csv")).copied().unwrap_or("");
                     out.differences.push(format!("{name} line {} {what}: saved {ca}, replayed {cb}", row + 1));
                 }
@@ -261,7 +311,10 @@ impl Session {
         if let Some((r, p)) = self.shown.as_ref().and_then(|s| s.gpa.as_ref()) {
             let cal = &self.shown.as_ref().map(|s| s.image.calibration.clone()).unwrap_or_default();
             let summary = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));
-            put("strain.json", serde_json::to_string_pretty(&summary).map_err(Error::from));
+            // The maps are f32: 7 significant digits is all they hold, and what two builds agree on.
+            let mut v = serde_json::to_value(&summary).unwrap_or_default();
+            round_floats(&mut v, 7);
+            put("strain.json", serde_json::to_string_pretty(&v).map_err(Error::from));
         }
         if self.compared.is_some() {
             put("compare_columns.csv", self.compare_export("columns_csv", "", ""));
@@ -330,5 +383,49 @@ impl Session {
             })?;
         }
         Ok(s)
+    }
+
+    /// The session as `*.atomlens.json` text.
+    pub fn save_json(&self) -> String {
+        self.save().to_json()
+    }
+
+    /// What a saved session needs before it can be restored: `{files: [{name, size, sha256}],
+    /// software, steps}`; refuses other formats and versions.
+    pub fn needs(json: &str) -> Result<Reply> {
+        let saved = Saved::from_json(json)?;
+        Ok(Reply::new().json("files", &saved.files).json("software", &saved.software).json("steps", &saved.steps.len()))
+    }
+
+    /// Replace this session by a saved one replayed on `files` (each found by name, else by
+    /// size and SHA-256): `{signals, shown: {signal, frame} | null, image, has: {columns, gpa,
+    /// particles, compared}, same, check}`; `check` says whether every saved number came out
+    /// the same. On failure this session stays as it was.
+    pub fn restore(&mut self, json: &str, files: Vec<NamedFile>) -> Result<Reply> {
+        let saved = Saved::from_json(json)?;
+        let mut source = |f: &FileRef| {
+            let by_name = files.iter().find(|n| n.name == f.name);
+            let by_hash = || files.iter().find(|n| n.bytes.len() as u64 == f.size && sha256_hex(&n.bytes) == f.sha256);
+            by_name.or_else(by_hash).map(|n| n.bytes.clone())
+        };
+        let replayed = Session::replay(&saved, &mut source, self.limits)?;
+        let check = check(&saved.results, &replayed.results());
+        *self = replayed;
+        let shown = self.shown.as_ref();
+        let has = serde_json::json!({
+            "columns": shown.is_some_and(|s| s.columns.is_some()),
+            "gpa": shown.is_some_and(|s| s.gpa.is_some()),
+            "particles": shown.is_some_and(|s| s.particles.is_some()),
+            "compared": self.compared.is_some(),
+        });
+        let at = shown.map(|s| serde_json::json!({ "signal": s.signal, "frame": s.frame }));
+        let image = self.image_info().ok().map(|r| serde_json::Value::Object(r.values));
+        Ok(self
+            .signal_list()
+            .json("shown", &at)
+            .json("image", &image)
+            .json("has", &has)
+            .json("same", &check.same())
+            .json("check", &check.describe()))
     }
 }

@@ -19,6 +19,7 @@ use crate::reply::Reply;
 mod columns;
 pub mod journal;
 mod particles;
+mod report;
 mod strain;
 #[cfg(test)]
 mod tests;
@@ -277,20 +278,27 @@ impl Session {
     /// measured on the image shown before is dropped. Fails for images that cannot be shown.
     pub fn select(&mut self, signal: usize, frame: usize) -> Result<Reply> {
         let image = self.frame(signal, frame)?;
-        let summary = stats::summary(image.view())?;
-        let info = ImageInfo {
-            width: image.width(),
-            height: image.height(),
-            pixel_size: image.calibration.pixel_size,
-            unit: image.calibration.unit.clone(),
-            summary,
-        };
+        stats::summary(image.view())?;
         self.shown = Some(Shown { signal, frame, image, found: None, columns: None, gpa: None, particles: None });
         // Scrubbing through frames: only the last one shown matters.
         if let Some(Step::Select { .. }) = self.journal.last() {
             self.journal.pop();
         }
         self.record(Step::Select { signal, frame });
+        self.image_info()
+    }
+
+    /// What [`Session::select`] says about the image shown: `{width, height, pixel_size, unit,
+    /// summary}`.
+    pub fn image_info(&self) -> Result<Reply> {
+        let image = self.image()?;
+        let info = ImageInfo {
+            width: image.width(),
+            height: image.height(),
+            pixel_size: image.calibration.pixel_size,
+            unit: image.calibration.unit.clone(),
+            summary: stats::summary(image.view())?,
+        };
         Ok(Reply::of(&info))
     }
 

@@ -28,6 +28,10 @@ pub struct Compared {
     pub comparison: Comparison,
     /// The before image's calibration.
     pub calibration: Calibration,
+    /// The two signals compared (before, after).
+    pub pair: (usize, usize),
+    /// The signals it appended: the after image registered onto the before, the change map.
+    pub appended: (usize, usize),
 }
 
 #[derive(Serialize)]
@@ -168,10 +172,15 @@ impl Session {
             }
             _ => analyse(img, &p),
         }?;
-        let out = reply(&a, &shown.image.calibration);
         shown.particles = Some(Particles { analysis: a, params: p.clone() });
         self.record(Step::Particles { params: p });
-        Ok(out)
+        self.particles_reply()
+    }
+
+    /// The particle analysis of the shown image, as [`Session::analyse_particles`] returned it.
+    pub fn particles_reply(&self) -> Result<Reply> {
+        let (r, cal) = self.particles()?;
+        Ok(reply(&r.analysis, cal))
     }
 
     fn particles(&self) -> Result<(&Particles, &Calibration)> {
@@ -259,6 +268,16 @@ impl Session {
         let ci = info("Change in atoms", &change, "atoms after − before per px², Gaussian of one column spacing");
         let reg = self.append(registered, ib.calibration.clone(), ri)?;
         let chg = self.append(change, ib.calibration.clone(), ci)?;
+        self.compared =
+            Some(Compared { comparison: c, calibration: ib.calibration, pair: (before, after), appended: (reg, chg) });
+        self.record(Step::Compare { before, after, params: analysis });
+        self.compare_reply()
+    }
+
+    /// The last comparison, as [`Session::compare_signals`] returned it.
+    pub fn compare_reply(&self) -> Result<Reply> {
+        let r = self.compared.as_ref().ok_or_else(|| Error::state("compare two images first"))?;
+        let (c, (reg, chg)) = (&r.comparison, r.appended);
         let status = |s: Status| match s {
             Status::Kept => 0,
             Status::Lost => 1,
@@ -275,9 +294,9 @@ impl Session {
             .f64s("y", c.columns.iter().map(|k| k.y).collect())
             .u8s("status", c.columns.iter().map(|k| status(k.status)).collect())
             .f64s("d_atoms", c.columns.iter().map(|k| k.atoms_after as f64 - k.atoms_before as f64).collect())
-            .f64s("d_atoms_sd", c.columns.iter().map(|k| k.d_atoms_sd).collect());
-        self.compared = Some(Compared { comparison: c, calibration: ib.calibration });
-        self.record(Step::Compare { before, after, params: analysis });
+            .f64s("d_atoms_sd", c.columns.iter().map(|k| k.d_atoms_sd).collect())
+            .json("before", &r.pair.0)
+            .json("after", &r.pair.1);
         Ok(out)
     }
 

@@ -16,14 +16,21 @@ impl Session {
     /// over the core, where the particle edges, where fringes fade, do not set it).
     pub fn gpa(&mut self, p: GpaParams) -> Result<Reply> {
         let shown = self.shown_mut()?;
-        let cal = &shown.image.calibration;
         let r = analyse(shown.image.view(), &p)?;
-        let summary = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));
-        let limits = r.maps().map(|(_, m)| symmetric_limit(&r, m));
-        let displacement = r.displacement.as_ref().map(|[ux, uy]| symmetric_limit(&r, ux).max(symmetric_limit(&r, uy)));
-        let (height, width) = r.exx.dim();
         shown.gpa = Some((r, p.clone()));
         self.record(Step::Gpa { params: p });
+        self.gpa_reply()
+    }
+
+    /// The strain maps of the shown image, as [`Session::gpa`] returned them.
+    pub fn gpa_reply(&self) -> Result<Reply> {
+        let shown = self.shown()?;
+        let (r, p) = shown.gpa.as_ref().ok_or_else(|| Error::state("run GPA first"))?;
+        let cal = &shown.image.calibration;
+        let summary = r.summary(p.refine, cal.is_calibrated().then_some(cal.pixel_size));
+        let limits = r.maps().map(|(_, m)| symmetric_limit(r, m));
+        let displacement = r.displacement.as_ref().map(|[ux, uy]| symmetric_limit(r, ux).max(symmetric_limit(r, uy)));
+        let (height, width) = r.exx.dim();
         Ok(Reply::new()
             .json("summary", &summary)
             .json("width", &width)
@@ -84,7 +91,7 @@ impl Session {
 }
 
 /// The 95th percentile of |m| over the maps' core (at least 1e-4; 0.01 when nothing was measured).
-fn symmetric_limit(r: &GpaResult, m: &Array2<f32>) -> f64 {
+pub(super) fn symmetric_limit(r: &GpaResult, m: &Array2<f32>) -> f64 {
     let c = r.core();
     let mut v: Vec<f32> =
         (c.y0..c.y1).flat_map(|y| (c.x0..c.x1).map(move |x| m[[y, x]].abs())).filter(|v| v.is_finite()).collect();

@@ -288,6 +288,19 @@ fn a_saved_session_replays_to_the_same_numbers_and_names_missing_or_changed_file
     let c = journal::check(&other, &replayed.results());
     assert!(!c.same() && c.differences[0].contains("columns.csv line 2 x"), "{c:?}");
 
+    // Restored in place (the page): by name, or renamed by its hash; every panel's result is back.
+    let mut page = demo(Demo::Particle);
+    let renamed = NamedFile::new("renamed.tif", b.bytes.clone());
+    let r = page.restore(&text, vec![a.clone(), renamed]).unwrap();
+    assert_eq!(r.values["has"], serde_json::json!({"columns": true, "gpa": true, "particles": true, "compared": true}));
+    assert_eq!(r.values["same"], true, "{}", r.values["check"]);
+    assert_eq!(page.compare_reply().unwrap().values["before"], 0);
+    assert!(page.gpa_reply().is_ok() && page.particles_reply().is_ok() && page.column_table().is_ok());
+    let needs = Session::needs(&text).unwrap();
+    assert_eq!(needs.values["files"].as_array().unwrap().len(), 2);
+    let e = page.restore(&text, vec![a.clone()]).unwrap_err();
+    assert!(e.message.contains("missing after.tif"), "{}", e.message);
+    assert!(page.compare_reply().is_ok(), "a failed restore leaves the session as it was");
     // Missing and changed files are named before anything runs.
     let mut only_a = |f: &FileRef| (f.name == a.name).then(|| a.bytes.clone());
     let e = Session::replay(&back, &mut only_a, Limits::BROWSER).err().unwrap();
@@ -312,4 +325,16 @@ fn session_files_of_another_kind_or_version_are_refused_with_the_reason() {
     assert!(e.message.contains("version 99") && e.message.contains("atomlens 9.0"), "{}", e.message);
     let e = Saved::from_json(r#"{"format": "atomlens-session", "version": 1}"#).unwrap_err();
     assert!(e.message.contains("damaged"), "{}", e.message);
+}
+
+#[test]
+fn the_check_tolerates_a_last_digit_rounded_the_other_way_and_nothing_more() {
+    let t = |v: &str| [("a.csv".to_string(), format!("x,y\n{v},1.5e2"))].into_iter().collect();
+    let same = journal::check(&t("0.12345"), &t("0.12346"));
+    assert!(same.same() && same.rounding == 1 && same.compared == 2, "{same:?}");
+    assert!(same.describe().contains("1 rounded the other way"));
+    assert!(!journal::check(&t("0.12345"), &t("0.12347")).same());
+    assert!(!journal::check(&t("0.12345"), &t("nan")).same());
+    let json = |v: &str| [("s.json".to_string(), format!("{{\n  \"d_px\": {v},\n}}"))].into_iter().collect();
+    assert_eq!(journal::check(&json("11.341269"), &json("11.341270")).rounding, 1);
 }
