@@ -798,7 +798,7 @@ const runPanel = async (page, button, key) => {
   await page.waitForFunction((k) => window.__atomlens[k] && !window.__atomlens.busy, key, { timeout: 120000 });
 };
 
-test('sessions: saved in the page, replayed by the CLI to the printed digit, autosaved and restored after a reload', async () => {
+test('sessions: manual edits undone and redone, saved in the page, replayed by the CLI to the printed digit, autosaved and restored after a reload', async () => {
   const own = await browser(); // its own profile: an empty IndexedDB
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atomlens-session-'));
   try {
@@ -810,7 +810,21 @@ test('sessions: saved in the page, replayed by the CLI to the printed digit, aut
     await runPanel(page, 'col-run', 'columns');
     // A manual edit: the first column deleted (alt-click on it), then refitted.
     const n0 = await page.evaluate(() => window.__atomlens.columns.count);
-    await page.evaluate(() => { const c = window.__atomlensTest.columns(); c.click({ x: c.table.x[0], y: c.table.y[0], alt: true }); });
+    const count = () => page.evaluate(() => window.__atomlens.columns.count);
+    const del = () => page.evaluate(() => { const c = window.__atomlensTest.columns(); c.click({ x: c.table.x[0], y: c.table.y[0], alt: true }); });
+    await del();
+    await del();
+    assert.equal(await count(), n0 - 2);
+    // Undo and redo of manual edits: buttons and Ctrl+Z / Ctrl+Shift+Z.
+    await page.click('[data-testid=col-undo]');
+    assert.equal(await count(), n0 - 1);
+    await page.keyboard.press('Control+Shift+Z');
+    assert.equal(await count(), n0 - 2);
+    await page.keyboard.press('Control+z');
+    await page.keyboard.press('Control+z');
+    assert.equal(await count(), n0);
+    assert.equal(await page.evaluate(() => window.__atomlens.columns.edited), false, 'back to the fitted table');
+    await page.click('[data-testid=col-redo]');
     await page.click('[data-testid=col-refit]');
     await page.waitForFunction((n) => window.__atomlens.columns?.count === n - 1 && !window.__atomlens.columns.edited && !window.__atomlens.busy, n0, { timeout: 60000 });
     await runPanel(page, 'gpa-run', 'gpa');

@@ -38,6 +38,18 @@ export class ColumnsPanel {
     $('col-run').onclick = () => this.run();
     $('col-refit').onclick = () => this.refit();
     $('col-clear').onclick = () => this.clear();
+    // Manual edits (shift-click adds, alt-click deletes) can be undone and redone until the next
+    // fit; Refit sends the positions to the engine, which journals them.
+    this.undoStack = [];
+    this.redoStack = [];
+    $('col-undo').onclick = () => this.undo();
+    $('col-redo').onclick = () => this.redo();
+    window.addEventListener('keydown', (e) => {
+      if (!(e.ctrlKey || e.metaKey) || e.target.matches?.('input, textarea, select')) return;
+      const k = e.key.toLowerCase();
+      if (k === 'z' && !e.shiftKey && this.undoStack.length) { e.preventDefault(); this.undo(); }
+      else if (((k === 'z' && e.shiftKey) || k === 'y') && this.redoStack.length) { e.preventDefault(); this.redo(); }
+    });
     $('col-color').onchange = () => this.paint();
     $('col-csv').onclick = () => this.export('csv');
     $('col-json').onclick = () => this.export('json');
@@ -104,6 +116,9 @@ export class ColumnsPanel {
     this.table = null;
     this.strain = null;
     this.selected = null;
+    this.undoStack = [];
+    this.redoStack = [];
+    this.history();
     this.store.set({ columns: null, columnsPreview: null, columnStrain: null, selectedColumn: null });
     this.viewer.overlay = null;
     this.viewer.draw();
@@ -115,6 +130,9 @@ export class ColumnsPanel {
 
   show(table, ms) {
     this.table = table;
+    this.undoStack = [];
+    this.redoStack = [];
+    this.history();
     const n = table.x.length;
     const counts = [0, 0, 0, 0];
     for (const s of table.status) counts[s]++;
@@ -130,6 +148,7 @@ export class ColumnsPanel {
         precision +
         (table.lattice ? ` Lattice |a| ${table.lattice.a.toFixed(2)} px, |b| ${table.lattice.b.toFixed(2)} px, ${table.lattice.angle.toFixed(1)}°.` : '') +
         table.notes.map((n) => `\nNote: ${n}.`).join('');
+    this.fittedSummary = this.$('col-summary').textContent;
     for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = false;
     this.paint();
     if (this.selected != null && this.selected < n) this.select(this.selected); else this.$('col-detail').hidden = true;
@@ -229,6 +248,7 @@ export class ColumnsPanel {
     if (!this.table) return false;
     const t = this.table;
     if (shift) {
+      this.remember();
       const add = (a, v) => Float64Array.from([...a, v]);
       this.table = { ...t, x: add(t.x, x), y: add(t.y, y), sigma_x: add(t.sigma_x, NaN), sigma_y: add(t.sigma_y, NaN),
         amplitude: add(t.amplitude, NaN), x_err: add(t.x_err, NaN), y_err: add(t.y_err, NaN),
@@ -242,6 +262,7 @@ export class ColumnsPanel {
     const { i, d } = this.nearest(x, y);
     if (i < 0 || d > Math.max(4, t.separation)) return false;
     if (alt) {
+      this.remember();
       const drop = (a) => a.filter((_, k) => k !== i);
       this.table = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, ArrayBuffer.isView(v) ? drop(v) : v]));
       this.selected = null;
@@ -252,9 +273,39 @@ export class ColumnsPanel {
     return true;
   }
 
+  /** Keep the table before an edit, for Undo. */
+  remember() {
+    this.undoStack.push(this.table);
+    this.redoStack = [];
+  }
+
+  undo() {
+    if (!this.undoStack.length) return;
+    this.redoStack.push(this.table);
+    this.table = this.undoStack.pop();
+    this.selected = null;
+    this.edited();
+  }
+
+  redo() {
+    if (!this.redoStack.length) return;
+    this.undoStack.push(this.table);
+    this.table = this.redoStack.pop();
+    this.selected = null;
+    this.edited();
+  }
+
+  history() {
+    this.$('col-undo').disabled = !this.undoStack.length;
+    this.$('col-redo').disabled = !this.redoStack.length;
+  }
+
+  /** The table changed by hand (or back to the fitted one by Undo). */
   edited() {
-    this.$('col-summary').textContent = `${this.table.x.length} columns (edited: press Refit to fit them again)`;
-    this.store.set({ columns: { ...this.state.columns, count: this.table.x.length, edited: true } });
+    this.history();
+    const edited = this.undoStack.length > 0;
+    this.$('col-summary').textContent = edited ? `${this.table.x.length} columns (edited: press Refit to fit them again; Ctrl+Z undoes)` : this.fittedSummary;
+    this.store.set({ columns: { ...this.state.columns, count: this.table.x.length, edited } });
     this.paint();
   }
 
