@@ -906,3 +906,39 @@ test('sessions: manual edits undone and redone, saved in the page, replayed by t
     }
   } finally { await own.close(); fs.rmSync(dir, { recursive: true, force: true }); }
 });
+
+test('navigation: one tab of the sidebar at a time, keys 1–8, ? lists the shortcuts, each panel links its method page', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off&noautosave`);
+  const shown = () => page.evaluate(() => [...document.querySelectorAll('aside.left section[data-tab]')]
+    .filter((s) => getComputedStyle(s).display !== 'none' && !s.hidden).map((s) => s.querySelector('h2').firstChild.textContent.trim()));
+  assert.deepEqual(await shown(), ['Open', 'Display', 'Export']);
+  // The tab bar itself (not the suite's reveal): Strain shows only the Strain section.
+  await page.locator('[data-testid=tab-strain]').click();
+  assert.deepEqual(await shown(), ['Strain (GPA)']);
+  assert.equal(await page.evaluate(() => window.__atomlens.tab), 'strain');
+  await page.locator('body').press('3');
+  assert.deepEqual(await shown(), ['Columns']);
+  await page.locator('body').press('7');
+  assert.deepEqual(await shown(), ['Tomography']);
+  // The sidebar fits the window: no section stack four screens tall.
+  const tall = await page.evaluate(() => document.querySelector('aside.left').scrollHeight / window.innerHeight);
+  assert.ok(tall < 1.6, `sidebar ${tall.toFixed(2)} screens tall`);
+  await page.locator('body').press('?');
+  assert.ok(await page.isVisible('[data-testid=shortcuts]'));
+  assert.match(await page.textContent('[data-testid=shortcuts]'), /Ctrl\+Z[\s\S]*undo/);
+  saveArtifact('shortcuts.png', await page.screenshot());
+  await page.keyboard.press('Escape');
+  assert.ok(!(await page.isVisible('[data-testid=shortcuts]')));
+  // Every help link opens its method page, served with the app.
+  const links = await page.evaluate(() => [...new Set([...document.querySelectorAll('a.help')].map((a) => a.getAttribute('href')))]);
+  assert.ok(links.length >= 6, links.join(' '));
+  for (const href of links) {
+    const r = await page.request.get(`${isolated.url}/${href}`);
+    assert.equal(r.status(), 200, href);
+    assert.match(await r.text(), /^# /m, href);
+  }
+  await page.locator('body').press('1');
+  saveArtifact('tabs.png', await page.screenshot());
+  noErrors(errors);
+  await page.close();
+});

@@ -16,7 +16,7 @@ export const SHARED = process.env.ATOMLENS_SHARED || path.resolve(here, '../../.
 export const hasShared = fs.existsSync(path.join(SHARED, 'data'));
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.wasm': 'application/wasm', '.json': 'application/json' };
+  '.wasm': 'application/wasm', '.json': 'application/json', '.md': 'text/plain; charset=utf-8' };
 
 /** Serve web/ on 127.0.0.1; `isolate` adds COOP/COEP. `/host/embed.html` is a third-party page embedding the app. */
 export async function serve({ isolate }) {
@@ -70,6 +70,15 @@ export async function openApp(ctx, url) {
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
   page.on('crash', () => errors.push('page crashed'));
+  // The sidebar shows one tab at a time: before acting on a control, show its tab, as a user
+  // clicks the tab first (the 'navigation' test drives the tabs themselves).
+  for (const m of ['click', 'fill', 'selectOption', 'check', 'uncheck', 'press']) {
+    const act = page[m].bind(page);
+    page[m] = async (selector, ...rest) => {
+      await page.evaluate((s) => window.__atomlensTest?.reveal(s), selector).catch(() => {});
+      return act(selector, ...rest);
+    };
+  }
   // Nothing leaves the machine: any request to another origin is an error (blob: and data: are
   // the page's own bytes).
   const origin = new URL(url).origin;

@@ -17,6 +17,7 @@ import { ComparePanel } from './panels/compare.js';
 import { BatchPanel } from './panels/batch.js';
 import { TomoPanel } from './panels/tomo.js';
 import { SessionPanel } from './panels/session.js';
+import { Tabs } from './panels/tabs.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -64,6 +65,7 @@ app.compare = new ComparePanel(app);
 app.batch = new BatchPanel(app);
 app.tomo = new TomoPanel(app);
 app.session = new SessionPanel(app);
+app.tabs = new Tabs(app);
 
 $('cancel').onclick = async () => {
   app.bridge.cancel();
@@ -94,6 +96,12 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
 // For the e2e suite: the panels and the engine (the state is window.__atomlens, read-only).
 window.__atomlensTest = {
   addFiles: (f) => app.open.addFiles(f), columns: () => app.columns, strain: () => app.strain,
+  // Show the tab holding the element `selector` names (as a user clicks its tab first).
+  reveal: (selector) => {
+    let el = null;
+    try { el = document.querySelector(selector.replace(/:has-text\([^)]*\)/g, '')); } catch { /* not CSS */ }
+    if (el) app.tabs.reveal(el);
+  },
   forgetFiles: () => { app.open.datasets = app.open.datasets.filter((d) => !d.files); app.open.current = null; app.open.render(); },
   spectrumPoint: (fx, fy) => app.spectrum.clientPoint(fx, fy), bridge: app.bridge,
   drawn: () => ({ overlay: !!app.viewer.overlay?.x?.length, paths: app.viewer.paths?.length || 0, split: !!app.viewer.compare }),

@@ -68,7 +68,22 @@ pub fn wasm(root: &Path) -> Result<()> {
             Ok(())
         })?;
     }
+    copy_methods(root, &root.join(&m.out_dir))?;
     write_file_list(&root.join(&m.out_dir))
+}
+
+/// The method pages (`docs/methods/*.md`) into `pkg/docs/`, where each panel's help links to
+/// them (served, and precached for offline use, with the engines).
+fn copy_methods(root: &Path, pkg: &Path) -> Result<()> {
+    let out = pkg.join("docs");
+    std::fs::create_dir_all(&out)?;
+    for e in std::fs::read_dir(root.join("docs/methods"))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "md") {
+            std::fs::copy(&p, out.join(p.file_name().context("a file name")?))?;
+        }
+    }
+    Ok(())
 }
 
 /// `files.json`: every file under `pkg/` and `src/`, relative to `web/`, for the service worker
