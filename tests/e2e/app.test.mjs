@@ -277,6 +277,20 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
   assert.match(csv[0], /^x,y,sigma_x,sigma_y,rotation,amplitude,volume,background,x_err,y_err,.*,x_err_empirical,y_err_empirical$/);
   assert.equal(csv.length - 1, c.count);
+  // The histogram is a real plot: right-click exports its values (one row per bin, summing to the
+  // columns) and an SVG with the axis names.
+  assert.match(await page.getAttribute('#col-hist', 'data-plotted'), /^columns by amplitude/);
+  const plotExport = async (label) => {
+    await page.click('#col-hist', { button: 'right' });
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click(`.plot-menu button:has-text("${label}")`)]);
+    return fs.readFileSync(await d.path(), 'utf8');
+  };
+  const bins = (await plotExport('CSV')).trim().split('\n');
+  assert.match(bins[0], /^"amplitude","columns"/);
+  assert.equal(bins.slice(1).reduce((s, l) => s + Number(l.split(',')[1]), 0), c.count);
+  const svg = await plotExport('SVG');
+  assert.match(svg, /^<svg[^>]*width="640"[^>]*height="400"/);
+  assert.match(svg, /amplitude/);
   // A separation that contradicts the image's spacing is said, with the value that would work.
   await page.fill('#col-sep', '40');
   await page.click('[data-testid=col-run]');

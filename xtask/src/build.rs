@@ -69,7 +69,21 @@ pub fn wasm(root: &Path) -> Result<()> {
         })?;
     }
     copy_methods(root, &root.join(&m.out_dir))?;
+    vendor(root, &root.join(&m.out_dir))?;
     write_file_list(&root.join(&m.out_dir))
+}
+
+/// The page's npm dependency (ECharts, from `web/node_modules`, installed by `setup`) into
+/// `pkg/vendor/` with its licence: served from the app's own origin, never a CDN.
+fn vendor(root: &Path, pkg: &Path) -> Result<()> {
+    let out = pkg.join("vendor");
+    std::fs::create_dir_all(&out)?;
+    let echarts = root.join("web/node_modules/echarts");
+    for (from, to) in [("dist/echarts.esm.min.mjs", "echarts.esm.min.mjs"), ("LICENSE", "echarts.LICENSE.txt")] {
+        std::fs::copy(echarts.join(from), out.join(to))
+            .with_context(|| format!("copying {from} from {} (run `cargo xtask setup`)", echarts.display()))?;
+    }
+    Ok(())
 }
 
 /// The method pages (`docs/methods/*.md`) into `pkg/docs/`, where each panel's help links to

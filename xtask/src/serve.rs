@@ -84,7 +84,7 @@ fn content_type(p: &Path) -> &'static str {
         "css" => "text/css; charset=utf-8",
         "wasm" => "application/wasm",
         "json" | "webmanifest" => "application/json",
-        "md" => "text/plain; charset=utf-8",
+        "md" | "txt" => "text/plain; charset=utf-8",
         "svg" => "image/svg+xml",
         "png" => "image/png",
         _ => "application/octet-stream",

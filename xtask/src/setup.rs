@@ -51,6 +51,12 @@ pub fn ensure(root: &Path, browser: bool) -> Result<()> {
             run_cmd(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN]))
         })?;
     }
+    // The page's plotting library (vendored into web/pkg/vendor by the build).
+    if !root.join("web/node_modules/echarts").is_dir() {
+        step("npm ci (web: echarts)", || {
+            run_cmd(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root.join("web")))
+        })?;
+    }
     if browser {
         let have = output(Command::new("cargo").args(["deny", "--version"])).unwrap_or_default();
         if have.trim() != format!("cargo-deny {CARGO_DENY}") {

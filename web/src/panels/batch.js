@@ -2,7 +2,8 @@
 // analysis) in a second engine session, so the shown image stays; a row per image with its own
 // progress bar, the summary table, the size distribution and atoms per image, and the summary
 // as CSV written by the engine (the same writer as `atomlens batch`).
-import { fitCanvas, fmt } from '../views/plots.js';
+import { fmt } from '../views/plots.js';
+import { binned, clearPlot, plot } from '../views/charts.js';
 import { download } from '../actions.js';
 
 export class BatchPanel {
@@ -82,29 +83,21 @@ export class BatchPanel {
   plot() {
     const ok = this.rows.filter((r) => r.state === 'done');
     const d = ok.flatMap((r) => r.diameters);
-    this.histogram(this.$('batch-sizes'), d, `equivalent diameter (${ok[0]?.unit ?? 'px'}) · ${d.length} particles`);
-    this.bars(this.$('batch-atoms'), ok.map((r) => r.atoms), 'atoms counted per image');
+    this.histogram(this.$('batch-sizes'), d, `equivalent diameter (${ok[0]?.unit ?? 'px'}), ${d.length} particles`);
+    this.bars(this.$('batch-atoms'), ok.map((r) => r.atoms), ok.map((r) => r.name), 'atoms counted per image');
   }
 
-  histogram(canvas, values, label) {
-    const { ctx, W, H, dpr } = setup(canvas);
-    if (!values.length) return;
-    const lo = Math.min(...values), hi = Math.max(...values), bins = 20, bw = (hi - lo) / bins || 1;
-    const h = new Array(bins).fill(0);
-    for (const v of values) h[Math.min(bins - 1, Math.floor((v - lo) / bw))]++;
-    const top = Math.max(...h), pad = 16 * dpr;
-    ctx.fillStyle = '#6f8aa6';
-    h.forEach((n, i) => ctx.fillRect(i * W / bins, H - pad - (n / top) * (H - 2 * pad), W / bins - 1, (n / top) * (H - 2 * pad)));
-    axis(ctx, W, H, dpr, fmt(lo), fmt(hi), label);
+  histogram(el, values, label) {
+    const b = binned(values, 20);
+    if (!b.total) { clearPlot(el); return; }
+    plot(el, { title: 'size distribution', x: { label, values: b.centres }, y: { label: 'particles' },
+      series: [{ name: 'particles', type: 'bar', color: '#6f8aa6', data: b.counts }] });
   }
 
-  bars(canvas, values, label) {
-    const { ctx, W, H, dpr } = setup(canvas);
-    if (!values.length) return;
-    const top = Math.max(1, ...values), pad = 16 * dpr, bw = W / values.length;
-    ctx.fillStyle = '#ffb347';
-    values.forEach((v, i) => ctx.fillRect(i * bw, H - pad - (v / top) * (H - 2 * pad), Math.max(1, bw - 1), (v / top) * (H - 2 * pad)));
-    axis(ctx, W, H, dpr, '1', `${values.length}`, `${label} (max ${top})`);
+  bars(el, values, names, label) {
+    if (!values.length) { clearPlot(el); return; }
+    plot(el, { title: label, x: { label: 'image', values: names }, y: { label: 'atoms' },
+      series: [{ name: 'atoms', type: 'bar', color: '#ffb347', data: values }] });
   }
 
   setDefaults({ recipe }) { this.defaults = recipe; }
@@ -119,18 +112,4 @@ export class BatchPanel {
     } catch (e) { this.app.actions.showError(`Batch: ${e.message}`); }
   }
 
-}
-
-function setup(canvas) {
-  const dpr = fitCanvas(canvas);
-  const ctx = canvas.getContext('2d');
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  return { ctx, W: canvas.width, H: canvas.height, dpr };
-}
-
-function axis(ctx, W, H, dpr, lo, hi, label) {
-  ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
-  ctx.textAlign = 'left'; ctx.fillText(lo, 2, H - 3 * dpr);
-  ctx.textAlign = 'right'; ctx.fillText(hi, W - 2, H - 3 * dpr);
-  ctx.textAlign = 'center'; ctx.fillText(label, W / 2, 11 * dpr);
 }

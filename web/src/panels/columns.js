@@ -2,6 +2,7 @@
 // for details and residual, manual add/delete + refit, amplitude histogram, CSV/JSON export.
 import { fmt } from '../views/plots.js';
 import { download } from '../actions.js';
+import { binned, clearPlot, plot } from '../views/charts.js';
 import { fillSelect } from '../forms.js';
 
 const STATUS = ['fitted', 'centre of mass (fit failed)', 'too few pixels', 'not significant'];
@@ -125,7 +126,7 @@ export class ColumnsPanel {
     this.$('col-summary').textContent = '';
     this.$('col-detail').hidden = true;
     for (const id of ['col-refit', 'col-csv', 'col-json']) this.$(id).disabled = true;
-    this.$('col-hist').getContext('2d').clearRect(0, 0, 9999, 9999);
+    clearPlot(this.$('col-hist'));
   }
 
   show(table, ms) {
@@ -207,31 +208,14 @@ export class ColumnsPanel {
     this.histogram(hist);
   }
 
-  /** Histogram of what the columns are coloured by, each bar in its colour (the colour key),
-   * with the value range on x and the tallest bar's count on y. */
+  /** Histogram of what the columns are coloured by, each bar in its colour (the colour key). */
   histogram({ v: all, colorOf, label }) {
-    const c = this.$('col-hist');
-    const dpr = window.devicePixelRatio || 1;
-    const r = c.getBoundingClientRect();
-    c.width = Math.round(r.width * dpr); c.height = Math.round(r.height * dpr);
-    const ctx = c.getContext('2d');
-    const v = all.filter(Number.isFinite);
-    ctx.clearRect(0, 0, c.width, c.height);
-    if (!v.length) return;
-    const [lo, hi] = quantiles(v, 0, 1);
-    const bins = new Array(40).fill(0);
-    for (const x of v) bins[Math.min(39, Math.floor(((x - lo) / (hi - lo || 1)) * 40))]++;
-    const top = Math.max(...bins), pad = 14 * dpr, bw = c.width / 40;
-    bins.forEach((b, i) => {
-      const h = (b / top) * (c.height - pad - 2);
-      ctx.fillStyle = colorOf(lo + (i + 0.5) * (hi - lo) / 40);
-      ctx.fillRect(i * bw, c.height - pad - h, bw - 1, h);
+    const b = binned(all, 40);
+    if (!b.total) { clearPlot(this.$('col-hist')); return; }
+    plot(this.$('col-hist'), {
+      title: `columns by ${label}`, x: { label, values: b.centres }, y: { label: 'columns' },
+      series: [{ name: 'columns', type: 'bar', data: b.counts, colors: b.centres.map(colorOf) }],
     });
-    ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
-    ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, c.height - 3 * dpr);
-    ctx.fillText(`${top} columns`, 2, 10 * dpr);
-    ctx.textAlign = 'right'; ctx.fillText(fmt(hi), c.width - 2, c.height - 3 * dpr);
-    ctx.textAlign = 'center'; ctx.fillText(label, c.width / 2, c.height - 3 * dpr);
   }
 
   nearest(x, y) {

@@ -1,7 +1,8 @@
 // The Compare section (identical location): two of the dataset's signals registered and their
 // columns matched (kept / lost / new), the after image shown registered right of a divider,
 // per-facet bars of atoms gained and lost, and the exports.
-import { fitCanvas, fmt } from '../views/plots.js';
+import { fmt } from '../views/plots.js';
+import { clearPlot, plot } from '../views/charts.js';
 import { download } from '../actions.js';
 
 const STATUS = ['kept', 'lost', 'new'];
@@ -99,30 +100,21 @@ export class ComparePanel {
     this.viewer.draw();
   }
 
-  /** Atoms lost (down, red) and gained (up, green) per facet of the before particle. */
+  /** Atoms lost (down, red) and gained (up, green) per facet of the before particle, with the
+   * net change and its counting sd. */
   drawFacetBars() {
-    const canvas = this.$('cmp-bars');
-    const dpr = fitCanvas(canvas);
-    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height;
-    ctx.clearRect(0, 0, W, H);
     const f = this.compared.facets;
-    if (!f.length) return;
-    const top = Math.max(1, ...f.map((x) => Math.max(x.atoms_lost, x.atoms_gained)));
-    const mid = H / 2, bw = W / f.length, scale = (mid - 14 * dpr) / top;
-    ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'center';
-    f.forEach((x, i) => {
-      ctx.fillStyle = '#51cf66'; ctx.fillRect(i * bw + 2, mid - x.atoms_gained * scale, bw - 4, x.atoms_gained * scale);
-      ctx.fillStyle = '#ff4d4f'; ctx.fillRect(i * bw + 2, mid, bw - 4, x.atoms_lost * scale);
-      ctx.fillStyle = '#8a939c'; ctx.fillText(`#${x.facet} ${Math.round(x.angle)}°`, i * bw + bw / 2, H - 2 * dpr);
-      // The net change with its counting standard deviation (a whisker; none for library counts).
-      if (Number.isFinite(x.net_sd)) {
-        const cx = i * bw + bw / 2, y = mid - (x.atoms_gained - x.atoms_lost) * scale, e = x.net_sd * scale;
-        ctx.strokeStyle = '#e9ecef'; ctx.lineWidth = 1.5 * dpr; ctx.beginPath();
-        ctx.moveTo(cx - bw / 4, y); ctx.lineTo(cx + bw / 4, y); ctx.moveTo(cx, y - e); ctx.lineTo(cx, y + e); ctx.stroke();
-      }
+    if (!f.length) { clearPlot(this.$('cmp-bars')); return; }
+    plot(this.$('cmp-bars'), {
+      title: 'atoms gained and lost per facet', x: { label: 'facet of the before particle (angle)', values: f.map((x) => `#${x.facet} ${Math.round(x.angle)}°`) },
+      y: { label: 'atoms' },
+      series: [
+        { name: 'gained', type: 'bar', color: '#51cf66', data: f.map((x) => x.atoms_gained), stack: 'change' },
+        { name: 'lost', type: 'bar', color: '#ff4d4f', data: f.map((x) => -x.atoms_lost), stack: 'change' },
+        { name: 'net', type: 'line', color: '#e9ecef', data: f.map((x) => x.atoms_gained - x.atoms_lost), symbol: true },
+        ...(f.some((x) => Number.isFinite(x.net_sd)) ? [{ name: 'net sd', type: 'line', color: 'rgba(233,236,239,0.5)', data: f.map((x) => x.net_sd), symbol: true, hidden: true }] : []),
+      ],
     });
-    ctx.strokeStyle = '#8a939c'; ctx.beginPath(); ctx.moveTo(0, mid); ctx.lineTo(W, mid); ctx.stroke();
-    ctx.textAlign = 'left'; ctx.fillStyle = '#8a939c'; ctx.fillText(`atoms gained ↑ / lost ↓ per facet (max ${top}); net ± sd in white`, 4 * dpr, 10 * dpr);
   }
 
   async export(what, ext) {

@@ -1,7 +1,8 @@
 // The Display section and the image view around it: display limits and colormap, the
 // histogram, the pixel readout, the before/after split (another image left of a divider), the
 // metadata table, and the image exports.
-import { drawHistogram, fmt, fmtLength } from '../views/plots.js';
+import { fmt, fmtLength } from '../views/plots.js';
+import { plot } from '../views/charts.js';
 import { download } from '../actions.js';
 
 export class DisplayPanel {
@@ -54,7 +55,13 @@ export class DisplayPanel {
     const { width, height, pixel_size, unit } = image;
     const bitmap = await createImageBitmap(new ImageData(new Uint8ClampedArray(r.rgba.buffer), width, height));
     viewer.setImage(bitmap, { width, height, pixel_size, unit });
-    drawHistogram($('hist'), r);
+    const n = r.hist.length, w = (r.max - r.min) / n || 1;
+    const dtype = store.state.signals?.[this.app.signals.shown.signal]?.dtype ?? '';
+    plot($('hist'), {
+      title: 'pixel values', x: { label: `pixel value${dtype ? ` (${dtype})` : ''}`, min: r.min, max: r.max }, y: { label: 'pixels', log: true },
+      series: [{ name: 'pixels', type: 'line', step: true, area: true, color: '#6f8aa6', data: Array.from(r.hist, (c, i) => [r.min + (i + 0.5) * w, c || null]) }],
+      marks: [{ x: r.lo, label: 'low' }, { x: r.hi, label: 'high' }],
+    });
     $('limits').textContent = `shown ${fmt(r.lo)} … ${fmt(r.hi)}   (data ${fmt(r.min)} … ${fmt(r.max)})`;
     store.set({ view: { lo: r.lo, hi: r.hi, min: r.min, max: r.max } });
     if (viewer.compare || $('dn-compare').checked) await this.showSplit();

@@ -3,6 +3,7 @@
 // parameters (a core `AnalysisParams`, from the engine's defaults) are also the Compare and
 // Batch sections'. Science in Rust; this file draws.
 import { fitCanvas, fmt } from '../views/plots.js';
+import { binned, clearPlot, component, plot } from '../views/charts.js';
 import { download } from '../actions.js';
 
 const SITE = ['interior', 'surface', 'edge'];
@@ -169,46 +170,23 @@ export class ParticlesPanel {
 
   /** Cross-sections of the largest counted particle with the mixture's components. */
   drawHistogram() {
-    const canvas = this.$('pa-hist');
-    const dpr = fitCanvas(canvas);
-    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 16 * dpr;
-    ctx.clearRect(0, 0, W, H);
+    const el = this.$('pa-hist');
     const r = this.result;
     const p = r.particles.find((q) => q.mixture) || r.particles[0];
-    if (!p) return;
+    if (!p) { clearPlot(el); return; }
     // The columns counted by their own cross-section (an alloy's M-rich ones take their neighbours').
     const v = Array.from(r.cross_section).filter((_, i) => r.particle[i] === p.id && !r.from_neighbours[i]);
     const aside = Array.from(r.from_neighbours).filter((f, i) => f && r.particle[i] === p.id).length;
-    const lo = Math.min(...v), hi = Math.max(...v), bins = 60, bw = (hi - lo) / bins || 1;
-    const hist = new Array(bins).fill(0);
-    for (const x of v) hist[Math.min(bins - 1, Math.floor((x - lo) / bw))]++;
-    const top = Math.max(...hist, 1), xOf = (x) => ((x - lo) / (hi - lo || 1)) * W, yOf = (n) => H - pad - (n / top) * (H - pad - 4 * dpr);
-    ctx.fillStyle = '#6f8aa6';
-    hist.forEach((n, i) => ctx.fillRect(i * (W / bins), yOf(n), Math.max(1, W / bins - 0.5), H - pad - yOf(n)));
-    const m = p.mixture;
-    ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'center';
-    if (m) {
-      // Each component scaled to counts per bin: n·w·bw·N(x; μ, σ).
-      ctx.strokeStyle = '#ff922b'; ctx.lineWidth = 1.2 * dpr; ctx.fillStyle = '#ffb347';
-      // A class's atom count is written only where it clears the last one written.
-      let lastRight = -Infinity;
-      m.means.forEach((mu, k) => {
-        ctx.beginPath();
-        for (let i = 0; i <= 200; i++) {
-          const x = lo + (hi - lo) * i / 200;
-          const y = v.length * m.weights[k] * bw * Math.exp(-0.5 * ((x - mu) / m.sigmas[k]) ** 2) / (m.sigmas[k] * Math.sqrt(2 * Math.PI));
-          i ? ctx.lineTo(xOf(x), yOf(y)) : ctx.moveTo(xOf(x), yOf(y));
-        }
-        ctx.stroke();
-        const label = String(m.atoms[k]), half = ctx.measureText(label).width / 2;
-        if (xOf(mu) - half > lastRight + 3 * dpr) {
-          ctx.fillText(label, xOf(mu), 10 * dpr);
-          lastRight = xOf(mu) + half;
-        }
-      });
-    }
-    ctx.fillStyle = '#8a939c'; ctx.textAlign = 'left'; ctx.fillText(fmt(lo), 2, H - 3 * dpr);
-    ctx.textAlign = 'right'; ctx.fillText(fmt(hi), W - 2, H - 3 * dpr);
+    const b = binned(v, 60), m = p.mixture;
+    plot(el, {
+      title: `cross-sections of particle ${p.id}`, x: { label: 'cross-section (image units × px²)', min: b.lo, max: b.hi }, y: { label: 'columns' },
+      series: [
+        { name: 'columns', type: 'line', step: true, area: true, color: '#6f8aa6', data: b.centres.map((x, i) => [x, b.counts[i]]) },
+        // Each class of the mixture as counts per bin, named by its atoms.
+        ...(m ? m.means.map((mu, k) => ({ name: 'classes (atoms on top)', type: 'line', color: '#ff922b', data: component(b, m.weights[k], mu, m.sigmas[k]) })) : []),
+      ],
+      marks: m ? m.means.map((mu, k) => ({ x: mu, label: String(m.atoms[k]), color: 'rgba(255,179,71,0.35)' })) : [],
+    });
     this.$('pa-hist-label').textContent = m
       ? `Cross-sections of particle ${p.id}: ${m.means.length} thickness classes on one curve, chosen by ICL (atoms on top); 1 atom = ${fmt(m.unit)}`
       : `Cross-sections of particle ${p.id}${p.counting_error ? ' (not counted)' : ''}`;
@@ -218,41 +196,23 @@ export class ParticlesPanel {
   /** ln(contrast) of the largest particle's columns with the ordering mixture: M-rich on the
    * left, Pt-rich (and any pure shell) to the right; one component means no ordering. */
   drawOrdering() {
-    const canvas = this.$('pa-order');
-    const dpr = fitCanvas(canvas);
-    const ctx = canvas.getContext('2d'), W = canvas.width, H = canvas.height, pad = 16 * dpr;
-    ctx.clearRect(0, 0, W, H);
+    const el = this.$('pa-order');
     // The largest particle whose columns are resolved (on a zone axis).
     const r = this.result, p = r.particles.find((q) => q.lattice.kind === 'zone_axis') || r.particles[0];
-    if (!p) return;
-    const v = Array.from(r.contrast).filter((c, i) => r.particle[i] === p.id && c > 0).map(Math.log);
-    if (!v.length) return;
-    const lo = Math.min(...v), hi = Math.max(...v), bins = 50, bw = (hi - lo) / bins || 1;
-    const hist = new Array(bins).fill(0);
-    for (const x of v) hist[Math.min(bins - 1, Math.floor((x - lo) / bw))]++;
-    const top = Math.max(...hist, 1), xOf = (x) => ((x - lo) / (hi - lo || 1)) * W, yOf = (n) => H - pad - (n / top) * (H - pad - 4 * dpr);
-    hist.forEach((n, i) => {
-      const mid = lo + (i + 0.5) * bw;
-      ctx.fillStyle = p.ordering_mixture?.means.length > 1 && mid < (p.ordering_mixture.means[0] + p.ordering_mixture.means[1]) / 2 ? '#4dabf7' : '#ffe066';
-      ctx.fillRect(i * (W / bins), yOf(n), Math.max(1, W / bins - 0.5), H - pad - yOf(n));
+    const v = p ? Array.from(r.contrast).filter((c, i) => r.particle[i] === p.id && c > 0).map(Math.log) : [];
+    if (!v.length) { clearPlot(el); return; }
+    const b = binned(v, 50), m = p.ordering_mixture;
+    // M-rich (blue) left of the midpoint between the two populations, Pt-rich (yellow) right.
+    const cut = m?.means.length > 1 ? (m.means[0] + m.means[1]) / 2 : -Infinity;
+    const half = (left) => b.centres.map((x, i) => [x, (x < cut) === left ? b.counts[i] : null]);
+    plot(el, {
+      title: `ordering of particle ${p.id}`, x: { label: 'ln(contrast against the thickness trend)', min: b.lo, max: b.hi }, y: { label: 'columns' },
+      series: [
+        ...(cut > -Infinity ? [{ name: 'M-rich', type: 'line', step: true, area: true, color: '#4dabf7', data: half(true) }] : []),
+        { name: 'Pt-rich', type: 'line', step: true, area: true, color: '#ffe066', data: half(false) },
+        ...(m ? m.means.map((mu, k) => ({ name: 'populations', type: 'line', color: '#ff922b', data: component(b, m.weights[k], mu, m.sigmas[k]) })) : []),
+      ],
     });
-    const m = p.ordering_mixture;
-    if (m) {
-      ctx.strokeStyle = '#ff922b'; ctx.lineWidth = 1.2 * dpr;
-      m.means.forEach((mu, k) => {
-        ctx.beginPath();
-        for (let i = 0; i <= 200; i++) {
-          const x = lo + (hi - lo) * i / 200;
-          const y = v.length * m.weights[k] * bw * Math.exp(-0.5 * ((x - mu) / m.sigmas[k]) ** 2) / (m.sigmas[k] * Math.sqrt(2 * Math.PI));
-          i ? ctx.lineTo(xOf(x), yOf(y)) : ctx.moveTo(xOf(x), yOf(y));
-        }
-        ctx.stroke();
-      });
-    }
-    ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
-    ctx.textAlign = 'left'; ctx.fillText(fmt(Math.exp(lo)), 2, H - 3 * dpr);
-    ctx.textAlign = 'right'; ctx.fillText(fmt(Math.exp(hi)), W - 2, H - 3 * dpr);
-    ctx.textAlign = 'center'; ctx.fillText('contrast (log scale)', W / 2, H - 3 * dpr);
     this.$('pa-order-label').textContent = m && m.means.length > 1
       ? `Ordering of particle ${p.id}: ${m.means.length} populations; M-rich (blue) at ${fmt(Math.exp(m.means[0]))}× what their neighbours' thickness trend predicts; ${p.ordering_summary || 'no column in an ordered neighbourhood'}`
       : `Ordering of particle ${p.id}: one population — no ordering visible`;

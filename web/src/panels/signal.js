@@ -2,6 +2,7 @@
 // change of either takes (`select` → the engine → `show`), so each result panel hears of it once
 // through the store's 'image' event. Also: aligning a series' frames, with its drift plot.
 import { fmt } from '../views/plots.js';
+import { plot } from '../views/charts.js';
 
 export class SignalPanel {
   constructor(app) {
@@ -84,22 +85,13 @@ export class SignalPanel {
   drawDrift({ dx, dy }) {
     const c = this.app.$('drift');
     c.hidden = false;
-    const dpr = window.devicePixelRatio || 1, r = c.getBoundingClientRect();
-    c.width = Math.round(r.width * dpr); c.height = Math.round(r.height * dpr);
-    const ctx = c.getContext('2d'), n = dx.length, pad = 24 * dpr;
-    const lim = Math.max(0.5, ...Array.from(dx, Math.abs), ...Array.from(dy, Math.abs));
-    const X = (k) => pad + (k / Math.max(1, n - 1)) * (c.width - pad - 6 * dpr), Y = (v) => c.height / 2 - (v / lim) * (c.height / 2 - 8 * dpr);
-    ctx.clearRect(0, 0, c.width, c.height);
-    ctx.strokeStyle = '#555'; ctx.beginPath(); ctx.moveTo(pad, Y(0)); ctx.lineTo(c.width, Y(0)); ctx.stroke();
-    for (const [v, col] of [[dx, '#ff6b6b'], [dy, '#4fb3ff']]) {
-      ctx.strokeStyle = col; ctx.lineWidth = 1.5 * dpr; ctx.beginPath();
-      v.forEach((d, k) => (k ? ctx.lineTo(X(k), Y(d)) : ctx.moveTo(X(k), Y(d))));
-      ctx.stroke();
-    }
-    ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
-    ctx.fillText(`±${fmt(lim)} px`, 2, 10 * dpr);
+    const pts = (v) => Array.from(v, (d, k) => [k + 1, d]);
+    plot(c, {
+      title: 'drift per frame', x: { label: 'frame', min: 1, max: dx.length }, y: { label: 'drift (px)' },
+      series: [{ name: 'dx', type: 'line', color: '#ff6b6b', data: pts(dx) }, { name: 'dy', type: 'line', color: '#4fb3ff', data: pts(dy) }],
+    });
     const reg = this.app.store.state.registration;
-    this.app.$('drift-label').textContent = `drift per frame: dx (red), dy (blue); ${n} frames, largest ${fmt(reg.maxDrift)} px from the mean`
+    this.app.$('drift-label').textContent = `drift per frame: dx (red), dy (blue); ${dx.length} frames, largest ${fmt(reg.maxDrift)} px from the mean`
       + (reg.nonrigid ? `; scan-distortion fields up to ${fmt(reg.maxField)} px RMS` : '');
   }
 }

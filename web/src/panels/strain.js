@@ -1,6 +1,7 @@
 // The Strain panel: GPA parameters (defaults from Rust), g-vectors picked on the power spectrum
 // (click = g1, shift-click = g2), a reference rectangle drawn on the image, the four maps with
 // colour bars and a line profile, the self-test against synthetic truth, and TIFF/PNG/JSON export.
+import { clearPlot, plot } from '../views/charts.js';
 import { fmt } from '../views/plots.js';
 import { download } from '../actions.js';
 import { fillSelect } from '../forms.js';
@@ -271,40 +272,21 @@ export class StrainPanel {
   /** Profiles of all four maps along the chosen row (default: the middle). */
   async drawProfile() {
     const c = this.$('gpa-profile');
-    const ctx = c.getContext('2d');
-    const dpr = window.devicePixelRatio || 1;
-    const rect = c.getBoundingClientRect();
-    c.width = Math.round(rect.width * dpr); c.height = Math.round(rect.height * dpr);
-    ctx.fillStyle = '#1a1d21'; ctx.fillRect(0, 0, c.width, c.height);
-    if (!this.result) return;
+    if (!this.result) { clearPlot(c); return; }
     const { width: w, height: h } = this.result;
     const row = this.profileRow ?? Math.floor(h / 2);
     const vals = await Promise.all(MAPS.map(([n]) => this.valuesOf(n)));
-    const lines = vals.map((v) => Array.from({ length: w }, (_, x) => v[row * w + x]));
-    const lim = Math.max(...MAPS.map(([n]) => this.limits[n]));
-    const pad = 44 * dpr, W = c.width - pad - 4 * dpr, H = c.height - 8 * dpr, top = 16 * dpr;
-    const yOf = (v) => top + (1 - (v + lim) / (2 * lim)) * (H - top);
-    ctx.strokeStyle = '#555'; ctx.lineWidth = dpr;
-    ctx.beginPath(); ctx.moveTo(pad, yOf(0)); ctx.lineTo(pad + W, yOf(0)); ctx.stroke();
+    const im = this.state.image, nm = im?.unit === 'nm' ? im.pixel_size : null;
     const colours = ['#ff6b6b', '#4fb3ff', '#5ad17a', '#e0c060'];
-    lines.forEach((l, k) => {
-      ctx.strokeStyle = colours[k]; ctx.lineWidth = 1.3 * dpr; ctx.beginPath();
-      let pen = false;
-      l.forEach((v, x) => {
-        if (!Number.isFinite(v)) { pen = false; return; }
-        const X = pad + (x / (w - 1)) * W, Y = yOf(Math.max(-lim, Math.min(lim, v)));
-        if (pen) ctx.lineTo(X, Y); else ctx.moveTo(X, Y);
-        pen = true;
-      });
-      ctx.stroke();
+    plot(c, {
+      title: `strain profile along row y = ${row}`,
+      x: { label: nm ? 'x (nm)' : 'x (px)', min: 0, max: (w - 1) * (nm ?? 1) },
+      y: { label: `strain, rotation (rad) · row y = ${row}` },
+      series: MAPS.map(([n, label], k) => ({
+        name: label.split(' ')[0], type: 'line', color: colours[k],
+        data: Array.from({ length: w }, (_, x) => { const v = vals[k][row * w + x]; return [x * (nm ?? 1), Number.isFinite(v) ? v : null]; }),
+      })),
     });
-    ctx.fillStyle = '#c8c8c8'; ctx.font = `${9 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'right';
-    ctx.fillText(`+${fmt(lim)}`, pad - 2 * dpr, yOf(lim) + 8 * dpr);
-    ctx.fillText(`−${fmt(lim)}`, pad - 2 * dpr, yOf(-lim));
-    ctx.textAlign = 'left';
-    MAPS.forEach(([, label], k) => { ctx.fillStyle = colours[k]; ctx.fillText(label.split(' ')[0], pad + k * 40 * dpr, 11 * dpr); });
-    ctx.fillStyle = '#c8c8c8'; ctx.textAlign = 'right';
-    ctx.fillText(`row y = ${row}`, c.width - 4 * dpr, 11 * dpr);
   }
 
   selfTest() {

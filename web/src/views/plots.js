@@ -1,26 +1,5 @@
-// Small canvas plots: the histogram with display limits, and the power spectrum with its
-// reciprocal-space axes.
-
-export function drawHistogram(canvas, { hist, min, max, lo, hi }) {
-  const ctx = canvas.getContext('2d');
-  const dpr = window.devicePixelRatio || 1;
-  const r = canvas.getBoundingClientRect();
-  canvas.width = Math.round(r.width * dpr); canvas.height = Math.round(r.height * dpr);
-  const W = canvas.width, H = canvas.height, pad = 16 * dpr;
-  ctx.clearRect(0, 0, W, H);
-  const logs = Array.from(hist, (c) => Math.log10(1 + c));
-  const top = Math.max(...logs, 1);
-  const bw = W / logs.length;
-  ctx.fillStyle = '#6f8aa6';
-  logs.forEach((v, i) => { const h = (v / top) * (H - pad - 4 * dpr); ctx.fillRect(i * bw, H - pad - h, Math.max(1, bw - 0.5), h); });
-  const xOf = (v) => ((v - min) / (max - min || 1)) * W;
-  ctx.strokeStyle = '#ffb347'; ctx.lineWidth = 1.5 * dpr;
-  for (const v of [lo, hi]) { const x = xOf(v); ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, H - pad); ctx.stroke(); }
-  ctx.fillStyle = '#8a939c'; ctx.font = `${10 * dpr}px system-ui, sans-serif`;
-  ctx.textAlign = 'left'; ctx.fillText(fmt(min), 2, H - 3 * dpr);
-  ctx.textAlign = 'right'; ctx.fillText(fmt(max), W - 2, H - 3 * dpr);
-  ctx.textAlign = 'center'; ctx.fillText('log count', W / 2, H - 3 * dpr);
-}
+// Number and length formats, and the power spectrum with its reciprocal-space axes (the
+// histograms and profiles are charts.js).
 
 /** Size `canvas`'s backing store to its CSS box × devicePixelRatio; returns the ratio. */
 export function fitCanvas(canvas) {
