@@ -21,7 +21,11 @@ self.addEventListener('install', (event) => {
   })());
 });
 
-self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+// A new release (a new CACHE name) takes over at once and drops the caches of older ones.
+self.addEventListener('activate', (event) => event.waitUntil((async () => {
+  for (const key of await caches.keys()) if (key.startsWith('atomlens-') && key !== CACHE) await caches.delete(key);
+  await self.clients.claim();
+})()));
 
 function isolated(response) {
   if (!response || response.status === 0 || response.type === 'opaque') return response;

@@ -231,6 +231,40 @@ test('on a host without headers the service worker isolates the page, and it wor
   await page.close();
 });
 
+test('start-up cannot hang: an engine that never answers is started again with a message; a new release replaces the cached one', async () => {
+  const host = await serve({ isolate: false });
+  const { page, errors } = await openApp(chrome.ctx, `${host.url}/?startup_ms=4000`);
+  // The service worker installs and isolates the page (one reload), then …
+  await page.waitForFunction(() => window.__atomlens?.ready && window.__atomlens.isolated, null, { timeout: 90000 });
+  // … the engine's next worker never says it is ready (a module script left unanswered).
+  let stalls = 0;
+  host.override.set('/src/engine/worker.js', (url) => (url.searchParams.has('engine') && stalls++ === 0 ? '// never answers\n' : null));
+  await page.reload();
+  await waitReady(page);
+  assert.ok(stalls >= 2, 'the worker was requested again');
+  assert.ok((await page.evaluate(() => window.__atomlens.errors)).some((e) => /did not start within 4 s; starting it again \(try 2 of 3\)/.test(e)));
+  await page.waitForFunction(async () => !!(await caches.match('pkg/files.json')), null, { timeout: 60000 });
+  // A release: a new page and a service worker with a new cache. One reload shows the new page
+  // (network first); the new worker takes over and drops the old cache.
+  const html = fs.readFileSync(path.join(WEB, 'index.html'), 'utf8').replace('<title>', '<meta name="atomlens-release" content="next"><title>');
+  const sw = fs.readFileSync(path.join(WEB, 'sw.js'), 'utf8').replace(/const CACHE = '[^']+'/, "const CACHE = 'atomlens-next'");
+  assert.match(sw, /atomlens-next/);
+  for (const p of ['/', '/index.html']) host.override.set(p, () => html);
+  host.override.set('/sw.js', () => sw);
+  await page.reload();
+  await waitReady(page);
+  assert.equal(await page.getAttribute('meta[name=atomlens-release]', 'content'), 'next');
+  await page.waitForFunction(async () => {
+    const keys = await caches.keys();
+    return keys.length === 1 && keys[0] === 'atomlens-next' && !!(await caches.match('pkg/files.json'));
+  }, null, { timeout: 60000 });
+  // What the new release cached for offline use is the new page.
+  assert.ok(await page.evaluate(async () => (await (await (await caches.open('atomlens-next')).match('./')).text()).includes('atomlens-release')));
+  noErrors(errors.filter((e) => !/did not start within/.test(e)));
+  await page.close();
+  await host.close();
+});
+
 test('the embed snippet hosts the app inside another page', async () => {
   const page = await chrome.ctx.newPage();
   const errors = [];

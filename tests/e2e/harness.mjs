@@ -20,8 +20,17 @@ const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/jav
 
 /** Serve web/ on 127.0.0.1; `isolate` adds COOP/COEP. `/host/embed.html` is a third-party page embedding the app. */
 export async function serve({ isolate }) {
+  // `override`: pathname → (url) => a body to send instead of the file, or null for the file
+  // (a new release, a worker that never answers).
+  const override = new Map();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
+    const body = override.get(url.pathname)?.(url);
+    if (body != null) {
+      res.writeHead(200, { 'Content-Type': MIME[path.extname(url.pathname.endsWith('/') ? 'index.html' : url.pathname)] || 'text/plain', 'Cache-Control': 'no-store',
+        ...(isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' } : {}) });
+      return res.end(body);
+    }
     if (url.pathname === '/host/embed.html') {
       res.writeHead(200, { 'Content-Type': 'text/html' });
       return res.end('<!doctype html><title>Group site</title><h1>Our lab</h1>'
@@ -47,6 +56,7 @@ export async function serve({ isolate }) {
   server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   return {
     url: `http://127.0.0.1:${server.address().port}`,
+    override,
     close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(r); }),
   };
 }

@@ -31,6 +31,8 @@ const actions = createActions({ store, $ });
 const app = { $, store, actions, baseName: () => (store.state.dataset || 'image').replace(/\.[^.]+$/, '').replace(/[^\w.-]+/g, '_') };
 app.bridge = new Bridge({
   engine: params.get('engine') || 'auto',
+  // `?startup_ms=` shortens the start-up watchdog (the e2e suite's stalled-engine test).
+  ...(Number(params.get('startup_ms')) > 0 ? { startupMs: Number(params.get('startup_ms')) } : {}),
   onReady(r) {
     store.set({ ready: true, engine: r.engine, threads: r.threads, version: r.version });
     const label = r.engine === 'threads' ? `wasm threads · ${r.threads} threads` : 'wasm single-threaded · 1 thread';

@@ -9,8 +9,9 @@ const STARTUP_MS = 20000;
 const RETRIES = 2;
 
 export class Bridge {
-  constructor({ onReady, onGpu, onProgress, onCrash, onStall, engine }) {
+  constructor({ onReady, onGpu, onProgress, onCrash, onStall, engine, startupMs = STARTUP_MS }) {
     this.handlers = { onReady, onGpu, onProgress, onCrash, onStall };
+    this.startupMs = startupMs;
     this.engine = engine; // 'auto' | 'single' | 'threads'
     this.nextId = 1;
     this.pending = new Map();
@@ -29,12 +30,12 @@ export class Bridge {
     this.worker.onmessage = (e) => this.receive(e.data);
     this.worker.onerror = (e) => this.crash(e.message || 'the analysis worker failed to start');
     clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(() => this.stalled(attempt), STARTUP_MS);
+    this.watchdog = setTimeout(() => this.stalled(attempt), this.startupMs);
   }
 
   stalled(attempt) {
     this.worker.terminate();
-    const said = `the engine did not start within ${STARTUP_MS / 1000} s`;
+    const said = `the engine did not start within ${this.startupMs / 1000} s`;
     if (attempt > RETRIES) {
       // The single-threaded engine did not start either: fail the waiting callers, not hang them.
       this.settled = true;
