@@ -303,6 +303,9 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   assert.match(await page.textContent('[data-testid=col-detail]'), /± x, y Cramér–Rao \(px\)/);
   // Coloured by width: the legend gives the range, the histogram (bars in their colours) is the key.
   await page.selectOption('[data-testid=col-color]', 'sigma');
+  await page.waitForFunction(() => /width σ/.test(window.__atomlensTest.colourKey()?.label));
+  const ck = await page.evaluate(() => window.__atomlensTest.colourKey());
+  assert.ok(ck.lo > 0.5 && ck.hi > ck.lo && ck.hi < 10, `width key ${JSON.stringify(ck)}`);
   await page.waitForFunction(() => /width σ: dark [\d.e-]+ … bright [\d.e-]+/.test(document.querySelector('[data-testid=col-legend]').textContent));
   saveArtifact('columns-sigma.png', await page.screenshot());
   await page.selectOption('[data-testid=col-color]', 'status');
@@ -391,6 +394,10 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   const st = await page.evaluate(() => window.__atomlens.gpaSelfTest);
   assert.ok(st.total >= 10 && st.pass === st.total, `self-test ${st.pass}/${st.total}`);
   await page.selectOption('[data-testid=gpa-show]', 'exx');
+  // The map on the image has its colour bar: symmetric about zero, at the map's limit.
+  const key = await page.evaluate(() => window.__atomlensTest.colourKey());
+  assert.match(key.label, /^εxx \(GPA\)/);
+  assert.ok(key.hi > 0 && key.lo === -key.hi, JSON.stringify(key));
   saveArtifact('strain.png', await page.screenshot());
 
   // Draw a reference rectangle on the image: GPA reruns against it.

@@ -98,6 +98,8 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
 // For the e2e suite: the panels and the engine (the state is window.__atomlens, read-only).
 window.__atomlensTest = {
   addFiles: (f) => app.open.addFiles(f), columns: () => app.columns, strain: () => app.strain,
+  // The colour bar drawn on the image now: { label, lo, hi } or null.
+  colourKey: () => { const v = app.viewer, k = (v.layer && v.layerKey) || v.overlay?.key; return k ? { label: k.label, lo: k.lo, hi: k.hi } : null; },
   // Show the tab holding the element `selector` names (as a user clicks its tab first).
   reveal: (selector) => {
     let el = null;

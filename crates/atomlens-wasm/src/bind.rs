@@ -341,7 +341,8 @@ impl Default for Session {
 /// `gpa`, `analysis` (the particle chain), `recipe`, `beam_step_nm` (the 3-D model's atom spacing
 /// along the beam), `denoise` (every method at its defaults),
 /// `tomo` (every algorithm at its defaults), and the names of every choice: `shapes`, `noise`,
-/// `sublattices`, `masks`, `align`, `phantoms`, `colormaps`.
+/// `sublattices`, `masks`, `align`, `phantoms`, `colormaps`, and `luts` (each colormap's 256 RGB
+/// entries, so the page's colour keys and column colours are the maps' own).
 #[wasm_bindgen]
 pub fn defaults() -> JsResult {
     use atomlens_core::columns::Sublattices;
@@ -366,6 +367,10 @@ pub fn defaults() -> JsResult {
         "align": Align::ALL,
         "phantoms": Phantom::ALL,
         "colormaps": Colormap::ALL,
+        "luts": Colormap::ALL
+            .iter()
+            .filter_map(|c| Some((serde_json::to_value(c).ok()?.as_str()?.to_owned(), serde_json::json!(c.lut().to_vec()))))
+            .collect::<serde_json::Map<_, _>>(),
     }))
 }
 

@@ -7,21 +7,12 @@ import { fillSelect } from '../forms.js';
 
 const STATUS = ['fitted', 'centre of mass (fit failed)', 'too few pixels', 'not significant'];
 const STATUS_COLOURS = ['#5ad17a', '#ffb347', '#ff6b6b', '#9aa3ad'];
-const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
 
-function viridis(t) {
+/** `lut` (256 RGB entries, from Rust) at t in [0, 1] as a CSS colour; magenta where t is not a number. */
+export function lutColour(lut, t) {
   if (!Number.isFinite(t)) return '#ff00ff';
-  const u = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(u)), f = u - i;
-  const c = VIRIDIS[i].map((v, k) => Math.round(v + f * (VIRIDIS[i + 1][k] - v)));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
-}
-
-/** Red–white–blue for t in [−1, 1]. */
-function diverging(t) {
-  const u = Math.max(-1, Math.min(1, t));
-  const [r, g, b] = u >= 0 ? [255, 255 - 200 * u, 255 - 210 * u] : [255 + 220 * u, 255 + 150 * u, 255];
-  return `rgb(${Math.round(r)},${Math.round(g)},${Math.round(b)})`;
+  const [r, g, b] = lut[Math.round(Math.min(1, Math.max(0, t)) * 255)];
+  return `rgb(${r},${g},${b})`;
 }
 
 function quantiles(values, lo, hi) {
@@ -58,8 +49,9 @@ export class ColumnsPanel {
 
   get state() { return this.store.state; }
 
-  setDefaults({ columns: d, shapes, noise, sublattices }) {
+  setDefaults({ columns: d, shapes, noise, sublattices, luts }) {
     this.defaults = d;
+    this.luts = luts;
     fillSelect(this.$('col-shape'), shapes);
     fillSelect(this.$('col-noise'), noise, { poisson: 'Poisson', gaussian: 'Gaussian' });
     fillSelect(this.$('col-subl'), sublattices, { intensity: 'by intensity', position: 'by unit-cell site' });
@@ -181,15 +173,16 @@ export class ColumnsPanel {
     if (!this.table) return;
     const kind = this.$('col-color').value, label = this.$('col-color').selectedOptions[0]?.textContent || kind;
     this.$('col-legend').textContent = '';
-    let colors, hist;
+    let colors, hist, key = null;
     if (['exx', 'eyy', 'exy', 'lattice_rotation'].includes(kind)) {
       let v;
       try { v = await this.strainValues(kind); } catch (e) { this.app.actions.showError(`Column strain: ${e.message}`); return; }
       // Red = positive (tension), blue = negative, symmetric about zero; grey = not measured.
       const lim = quantiles(v.map(Math.abs), 0.95, 0.95)[1] || 1e-3;
-      const colorOf = (x) => (Number.isFinite(x) ? diverging(x / lim) : '#808080');
+      const colorOf = (x) => (Number.isFinite(x) ? lutColour(this.luts.rdbu, 0.5 + x / (2 * lim)) : '#808080');
       colors = v.map(colorOf);
       hist = { v, colorOf, label };
+      key = { label: `${label} of the columns`, lo: -lim, hi: lim, lut: this.luts.rdbu };
       this.$('col-legend').textContent = `${kind}: red +${fmt(lim)}, white 0, blue −${fmt(lim)} (reference: ${this.state.gpa ? 'the GPA reference region' : 'lattice from the spectrum'})`;
     } else if (kind === 'status') {
       colors = Array.from(this.table.status, (s) => STATUS_COLOURS[s]);
@@ -197,13 +190,14 @@ export class ColumnsPanel {
     } else {
       const v = this.values(kind);
       const [lo, hi] = quantiles(v, 0.02, 0.98);
-      const colorOf = (x) => viridis((x - lo) / (hi - lo || 1));
+      const colorOf = (x) => lutColour(this.luts.viridis, (x - lo) / (hi - lo || 1));
       colors = v.map(colorOf);
       hist = { v, colorOf, label };
+      key = { label: `column ${label}`, lo, hi, lut: this.luts.viridis };
       this.$('col-legend').textContent = `${label}: dark ${fmt(lo)} … bright ${fmt(hi)} (2–98 % of the columns; the histogram below is the colour key)`;
     }
     const medSigma = quantiles(this.values('sigma'), 0.5, 0.5)[0];
-    this.viewer.overlay = { x: this.table.x, y: this.table.y, colors, radius: Number.isFinite(medSigma) ? 1.5 * medSigma : 3, selected: this.selected };
+    this.viewer.overlay = { x: this.table.x, y: this.table.y, colors, radius: Number.isFinite(medSigma) ? 1.5 * medSigma : 3, selected: this.selected, key };
     this.viewer.draw();
     this.histogram(hist);
   }

@@ -45,8 +45,9 @@ export class StrainPanel {
 
   get state() { return this.store.state; }
 
-  setDefaults({ gpa: d, masks }) {
+  setDefaults({ gpa: d, masks, luts }) {
     this.defaults = d;
+    this.luts = luts;
     fillSelect(this.$('gpa-shape'), masks, { gaussian: 'Gaussian' });
     this.$('gpa-radius').value = d.mask_radius;
     this.$('gpa-shape').value = d.mask;
@@ -60,12 +61,15 @@ export class StrainPanel {
       return;
     }
     this.viewer.layer = (name && this.bitmaps[name]) || null;
+    const lim = this.limits?.[name];
+    this.viewer.layerKey = this.viewer.layer && lim != null
+      ? { label: `${(MAPS.find(([n]) => n === name) || [name, name])[1]} (GPA)`, lo: -lim, hi: lim, lut: this.luts.rdbu } : null;
     this.viewer.draw();
   }
 
   /** The image changed: forget maps and choices tied to it. */
   reset() {
-    this.result = null; this.g = null; this.reference = null; this.viewer.rect = null; this.viewer.layer = null;
+    this.result = null; this.g = null; this.reference = null; this.viewer.rect = null; this.viewer.layer = null; this.viewer.layerKey = null;
     this.bitmaps = {};
     this.$('gpa-maps').hidden = true;
     this.$('gpa-summary').textContent = '';

@@ -1,7 +1,7 @@
 // The image view: zoom (wheel, around the pointer), pan (drag), fit (double-click), a scale bar
 // from the calibration, and a readout of the pixel under the pointer.
 
-import { fmtLength } from './plots.js';
+import { fmt, fmtLength } from './plots.js';
 
 const NICE = [1, 2, 5];
 
@@ -25,6 +25,7 @@ export class Viewer {
     this.overlay = null; // {x, y, colors, selected}
     this.paths = null;   // [{points: [x0, y0, …], color, closed, width}] drawn under the overlay
     this.layer = null;    // a map drawn over the image (same size), e.g. a strain map
+    this.layerKey = null; // its colour key: { label, lo, hi, lut (256 RGB) }; an overlay's is overlay.key
     this.compare = null;  // {bitmap, split}: another image shown left of a draggable divider
     this.rect = null;     // a region drawn over the image {x0, y0, x1, y1} (GPA reference)
     this.rectMode = false; // dragging draws `rect` instead of panning, then calls onRect
@@ -172,6 +173,38 @@ export class Viewer {
     this.drawOverlay();
     this.drawRect();
     this.drawScaleBar();
+    this.drawKey((this.layer && this.layerKey) || this.overlay?.key);
+  }
+
+  /** The colour bar of what is colour-coded on the image (bottom left): the map's own colours
+   * from `lo` to `hi`, with the ends and zero (when inside) labelled. */
+  drawKey(key) {
+    if (!key?.lut) return;
+    const { ctx, canvas } = this;
+    const dpr = window.devicePixelRatio || 1;
+    // Above the pointer readout, which sits at the bottom left.
+    const w = Math.min(220 * dpr, canvas.width * 0.35), h = 10 * dpr, x = 24 * dpr, y = canvas.height - 64 * dpr;
+    ctx.fillStyle = 'rgba(0,0,0,0.55)';
+    ctx.fillRect(x - 8 * dpr, y - 22 * dpr, w + 16 * dpr, 48 * dpr);
+    for (let i = 0; i < 256; i++) {
+      const [r, g, b] = key.lut[i];
+      ctx.fillStyle = `rgb(${r},${g},${b})`;
+      ctx.fillRect(x + (i * w) / 256, y, w / 256 + 1, h);
+    }
+    ctx.fillStyle = '#fff';
+    ctx.font = `${12 * dpr}px system-ui, sans-serif`;
+    ctx.textAlign = 'left';
+    ctx.fillText(key.label, x, y - 7 * dpr);
+    ctx.font = `${11 * dpr}px system-ui, sans-serif`;
+    const tick = (v, align) => {
+      const tx = x + ((v - key.lo) / (key.hi - key.lo || 1)) * w;
+      ctx.textAlign = align;
+      ctx.fillRect(tx - dpr / 2, y + h, dpr, 3 * dpr);
+      ctx.fillText(fmt(v), tx, y + h + 14 * dpr);
+    };
+    tick(key.lo, 'left');
+    tick(key.hi, 'right');
+    if (key.lo < 0 && key.hi > 0 && -key.lo / (key.hi - key.lo) > 0.2 && key.hi / (key.hi - key.lo) > 0.2) tick(0, 'center');
   }
 
   drawOverlay() {
