@@ -428,6 +428,25 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   await page.waitForFunction((r) => window.__atomlens.gpa.summary.mask_radius_per_px > 1.3 * r && !window.__atomlens.busy, r0, { timeout: 60000 });
   for (const v of (await page.evaluate(() => window.__atomlens.gpa.summary.g))) assert.ok(v.d_nm > 0.18 && v.d_nm < 0.25, `after the drag: d = ${v.d_nm} nm`);
 
+  // Zoom the spectrum on g1 (wheel), pick g1 there by a click: the same spot, to the pixel.
+  const g1 = await page.evaluate(() => window.__atomlens.gpa.summary.g[0].per_px);
+  const at = await page.evaluate(() => { const m = window.__atomlensTest.strain().gmarks()[0]; return window.__atomlensTest.spectrumPoint(m.fx, m.fy); });
+  await page.mouse.move(Math.round(at.x), Math.round(at.y));
+  for (let k = 0; k < 4; k++) await page.mouse.wheel(0, -300);
+  assert.ok(await page.evaluate(() => window.__atomlensTest.spectrumZoom()) > 4);
+  const zoomed = await page.evaluate(() => { const m = window.__atomlensTest.strain().gmarks()[0]; return window.__atomlensTest.spectrumPoint(m.fx, m.fy); });
+  // The point under the (whole-pixel) pointer stays put: g1 moves away from it by its offset × zoom.
+  const z = await page.evaluate(() => window.__atomlensTest.spectrumZoom()), px = Math.round(at.x), py = Math.round(at.y);
+  assert.ok(Math.hypot(zoomed.x - px - (at.x - px) * z, zoomed.y - py - (at.y - py) * z) < 1, JSON.stringify([at, zoomed, z]));
+  const runsBefore = await page.evaluate(() => window.__atomlens.gpaRuns);
+  await page.mouse.click(zoomed.x, zoomed.y);
+  await page.waitForFunction((n) => window.__atomlens.gpaRuns > n && !window.__atomlens.busy, runsBefore, { timeout: 60000 });
+  const g1z = await page.evaluate(() => window.__atomlens.gpa.summary.g[0].per_px);
+  assert.ok(Math.hypot(g1z[0] - g1[0], g1z[1] - g1[1]) < 2 / 512, `g1 ${g1} → ${g1z}`);
+  saveArtifact('spectrum-zoom.png', await page.locator('[data-testid=fft]').screenshot());
+  await page.dblclick('[data-testid=fft]');
+  assert.equal(await page.evaluate(() => window.__atomlensTest.spectrumZoom()), 1);
+
   // Displacement field on request, shown over the image.
   await page.check('#gpa-disp');
   await page.waitForFunction(() => !window.__atomlens.busy && window.__atomlensTest.strain().bitmaps.ux, null, { timeout: 60000 });

@@ -107,7 +107,7 @@ window.__atomlensTest = {
     if (el) app.tabs.reveal(el);
   },
   forgetFiles: () => { app.open.datasets = app.open.datasets.filter((d) => !d.files); app.open.current = null; app.open.render(); },
-  spectrumPoint: (fx, fy) => app.spectrum.clientPoint(fx, fy), bridge: app.bridge,
+  spectrumPoint: (fx, fy) => app.spectrum.clientPoint(fx, fy), spectrumZoom: () => app.spectrum.view.zoom, bridge: app.bridge,
   drawn: () => ({ overlay: !!app.viewer.overlay?.x?.length, paths: app.viewer.paths?.length || 0, split: !!app.viewer.compare }),
 };
 app.open.openDemo('particle').then(() => app.session.offer());
