@@ -399,6 +399,18 @@ test('strain: GPA on the demo, maps and profile, self-test passes, reference dra
   assert.match(key.label, /^εxx \(GPA\)/);
   assert.ok(key.hi > 0 && key.lo === -key.hi, JSON.stringify(key));
   saveArtifact('strain.png', await page.screenshot());
+  // A figure of the whole image at 2×: the map, its colour bar, the scale bar and a caption below.
+  await page.selectOption('[data-testid=fig-scale]', '2');
+  const [figPng] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=fig-png]')]);
+  const png = fs.readFileSync(await figPng.path());
+  saveArtifact('strain-figure.png', png);
+  assert.equal(png.readUInt32BE(16), 1024);
+  assert.ok(png.readUInt32BE(20) > 1024 + 40 && png.readUInt32BE(20) < 1024 + 200, `figure height ${png.readUInt32BE(20)}`);
+  const [figSvg] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=fig-svg]')]);
+  const fsvg = fs.readFileSync(await figSvg.path(), 'utf8');
+  assert.match(fsvg, /<image href="data:image\/png;base64,[A-Za-z0-9+/]{1000,}/);
+  assert.match(fsvg, /Colour: εxx \(GPA\), −?-?[\d.]+ … [\d.]+\./);
+  assert.match(fsvg, /512 × 512 px, pixel 20 pm/);
 
   // Draw a reference rectangle on the image: GPA reruns against it.
   await page.check('#gpa-pickref');

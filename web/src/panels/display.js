@@ -5,6 +5,18 @@ import { fmt, fmtLength } from '../views/plots.js';
 import { plot } from '../views/charts.js';
 import { download } from '../actions.js';
 
+/** A figure (`Viewer.figure`) as SVG: the image embedded as PNG, the caption as text. */
+async function figureSvg(f) {
+  const data = await new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(f.image); });
+  const esc = (t) => t.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}">
+<rect width="100%" height="100%" fill="#fff"/>
+<image href="${data}" width="${f.width}" height="${f.imageHeight}" style="image-rendering:pixelated"/>
+${f.lines.map((t, i) => `<text x="${0.5 * f.size}" y="${f.imageHeight + (i + 1) * f.lineH}" font-family="system-ui, sans-serif" font-size="${f.size}" fill="#111">${esc(t)}</text>`).join('\n')}
+</svg>
+`;
+}
+
 export class DisplayPanel {
   constructor(app) {
     this.app = app;
@@ -18,6 +30,14 @@ export class DisplayPanel {
       } catch (e) { app.actions.showError(e.message); }
     };
     $('export-png').onclick = async () => download(await app.viewer.toPNG(), `${app.baseName()}_view.png`);
+    $('fig-png').onclick = () => app.actions.run('Drawing the figure…', async () => {
+      const f = await app.viewer.figure(+$('fig-scale').value, this.caption());
+      download(f.png, `${app.baseName()}_figure.png`);
+    }, 'Figure');
+    $('fig-svg').onclick = () => app.actions.run('Drawing the figure…', async () => {
+      const f = await app.viewer.figure(+$('fig-scale').value, this.caption());
+      download(new Blob([await figureSvg(f)], { type: 'image/svg+xml' }), `${app.baseName()}_figure.svg`);
+    }, 'Figure');
     // The shown image's pixel size, and setting it (parsed in Rust: `Calibration::parse`).
     app.store.on('image', (im) => { $('pixel-size').value = im.unit === 'px' ? 'px' : `${+im.pixel_size.toPrecision(4)} ${im.unit}`; });
     const calibrate = () => app.actions.run('Setting the pixel size…', async () => {
@@ -102,6 +122,21 @@ export class DisplayPanel {
     const { pixel_size, unit } = store.state.image;
     const pos = unit === 'nm' ? `  (${(p.x * pixel_size).toFixed(3)}, ${(p.y * pixel_size).toFixed(3)}) nm` : '';
     $('readout').textContent = `x ${p.x}  y ${p.y}${pos}  value ${fmt(v)}`;
+  }
+
+  /** What a figure of the shown image says under it: file, signal, size and calibration, the
+   * display, the colour key, the software. */
+  caption() {
+    const { store, viewer } = this.app;
+    const st = store.state, s = st.signals[this.app.signals.shown.signal];
+    const key = (viewer.layer && viewer.layerKey) || viewer.overlay?.key;
+    const cal = s.unit === 'nm' ? `pixel ${fmtLength(s.pixel_size)}, field of view ${fmtLength(s.width * s.pixel_size)} × ${fmtLength(s.height * s.pixel_size)}` : 'uncalibrated (px)';
+    return [
+      `${st.dataset} — ${s.title}${s.frames > 1 ? `, frame ${this.app.signals.shown.frame + 1} of ${s.frames}` : ''}`,
+      `${s.width} × ${s.height} px, ${cal}; display ${this.app.$('cmap').value}, ${this.app.$('plo').value}–${this.app.$('phi').value} percentile.`,
+      ...(key ? [`Colour: ${key.label}, ${fmt(key.lo)} … ${fmt(key.hi)}.`] : []),
+      `atomlens ${st.version || ''} · ${new Date().toISOString().slice(0, 10)}`,
+    ];
   }
 
   metadata() {

@@ -159,7 +159,7 @@ export class Viewer {
       ctx.beginPath(); ctx.rect(0, 0, sx, canvas.height); ctx.clip();
       ctx.drawImage(this.compare.bitmap, this.ox - this.zoom / 2, this.oy - this.zoom / 2, this.meta.width * this.zoom, this.meta.height * this.zoom);
       ctx.restore();
-      const dpr = window.devicePixelRatio || 1;
+      const dpr = this.ui();
       ctx.fillStyle = '#ffe066'; ctx.fillRect(sx - dpr, 0, 2 * dpr, canvas.height);
       ctx.font = `${12 * dpr}px system-ui, sans-serif`; ctx.textAlign = 'right';
       ctx.fillText(this.compare.left, sx - 6 * dpr, 18 * dpr);
@@ -181,7 +181,7 @@ export class Viewer {
   drawKey(key) {
     if (!key?.lut) return;
     const { ctx, canvas } = this;
-    const dpr = window.devicePixelRatio || 1;
+    const dpr = this.ui();
     // Above the pointer readout, which sits at the bottom left.
     const w = Math.min(220 * dpr, canvas.width * 0.35), h = 10 * dpr, x = 24 * dpr, y = canvas.height - 64 * dpr;
     ctx.fillStyle = 'rgba(0,0,0,0.55)';
@@ -209,7 +209,7 @@ export class Viewer {
 
   drawOverlay() {
     const { ctx } = this;
-    const dpr = window.devicePixelRatio || 1;
+    const dpr = this.ui();
     // Paths (particle outlines, facets): flat [x0, y0, x1, y1, …] in image pixels.
     for (const p of this.paths || []) {
       ctx.strokeStyle = p.color; ctx.lineWidth = p.width * dpr;
@@ -241,7 +241,7 @@ export class Viewer {
   drawRect() {
     const r = this.rect;
     if (!r) return;
-    const dpr = window.devicePixelRatio || 1;
+    const dpr = this.ui();
     this.ctx.strokeStyle = '#ffe066'; this.ctx.lineWidth = 1.5 * dpr; this.ctx.setLineDash([6 * dpr, 4 * dpr]);
     // Pixel edges: pixel i covers [i − ½, i + ½].
     this.ctx.strokeRect(this.ox + (r.x0 - 0.5) * this.zoom, this.oy + (r.y0 - 0.5) * this.zoom, (r.x1 - r.x0) * this.zoom, (r.y1 - r.y0) * this.zoom);
@@ -250,7 +250,7 @@ export class Viewer {
 
   drawScaleBar() {
     const { ctx, canvas, meta } = this;
-    const dpr = window.devicePixelRatio || 1;
+    const dpr = this.ui();
     const perPx = meta.unit === 'nm' ? meta.pixel_size : 1;
     const target = (canvas.width * 0.18) / this.zoom * perPx;
     const { length, label } = scaleBarLength(target, meta.unit);
@@ -265,7 +265,49 @@ export class Viewer {
     ctx.fillText(label, x + w / 2, y - 6 * dpr);
   }
 
+  /** Canvas px per CSS px for text and lines: the screen's ratio, or a figure's own. */
+  ui() { return this.uiScale ?? (window.devicePixelRatio || 1); }
+
   toPNG() {
     return new Promise((res) => this.canvas.toBlob(res, 'image/png'));
+  }
+
+  /** The whole image (not the screen's view) at `scale` output px per image pixel, with what is
+   * drawn over it, its scale bar and colour bar, and `caption` (lines, wrapped) in a strip
+   * below: `png` (all of it), `image` (the image part) and the wrapped `lines` for an SVG. */
+  async figure(scale, caption) {
+    if (!this.bitmap) throw new Error('no image to export');
+    const W = this.meta.width * scale, H = this.meta.height * scale;
+    if (W * H > 16384 * 16384 / 4) throw new Error(`a ${W} × ${H} px figure is too large; choose a smaller scale`);
+    const saved = { canvas: this.canvas, ctx: this.ctx, ox: this.ox, oy: this.oy, zoom: this.zoom, compare: this.compare };
+    const img = new OffscreenCanvas(W, H);
+    // Pixel i covers [i − ½, i + ½]: its left edge at canvas 0.
+    Object.assign(this, { canvas: img, ctx: img.getContext('2d'), zoom: scale, ox: scale / 2, oy: scale / 2, uiScale: Math.max(1, W / 640) });
+    if (this.compare) this.compare = { ...this.compare };
+    try { this.draw(); } finally { Object.assign(this, saved); this.uiScale = undefined; }
+    const ui = Math.max(1, W / 640), size = 12 * ui, lineH = 1.4 * size;
+    const font = `${size}px system-ui, sans-serif`;
+    // The caption wrapped to the figure's width.
+    const measure = new OffscreenCanvas(1, 1).getContext('2d');
+    measure.font = font;
+    const lines = caption.flatMap((t) => {
+      const words = t.split(' '), wrapped = [];
+      let line = '';
+      for (const w of words) {
+        const next = line ? `${line} ${w}` : w;
+        if (line && measure.measureText(next).width > W - size) { wrapped.push(line); line = w; } else line = next;
+      }
+      return [...wrapped, line];
+    });
+    const out = new OffscreenCanvas(W, H + Math.ceil(lines.length * lineH + size));
+    const ctx = out.getContext('2d');
+    ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, out.width, out.height);
+    ctx.drawImage(img, 0, 0);
+    ctx.fillStyle = '#111'; ctx.font = font; ctx.textAlign = 'left';
+    lines.forEach((t, i) => ctx.fillText(t, 0.5 * size, H + (i + 1) * lineH));
+    return {
+      png: await out.convertToBlob({ type: 'image/png' }), image: await img.convertToBlob({ type: 'image/png' }),
+      width: W, height: out.height, imageHeight: H, lines, size, lineH,
+    };
   }
 }
