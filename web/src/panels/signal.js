@@ -87,8 +87,8 @@ export class SignalPanel {
     c.hidden = false;
     const pts = (v) => Array.from(v, (d, k) => [k + 1, d]);
     plot(c, {
-      title: 'drift per frame', x: { label: 'frame', min: 1, max: dx.length }, y: { label: 'drift (px)' },
-      series: [{ name: 'dx', type: 'line', color: '#ff6b6b', data: pts(dx) }, { name: 'dy', type: 'line', color: '#4fb3ff', data: pts(dy) }],
+      title: 'drift per frame', x: { label: 'frame', min: 1, max: dx.length, integer: true }, y: { label: 'drift (px)' },
+      series: [{ name: 'dx', type: 'line', symbol: true, color: '#ff6b6b', data: pts(dx) }, { name: 'dy', type: 'line', symbol: true, color: '#4fb3ff', data: pts(dy) }],
     });
     const reg = this.app.store.state.registration;
     this.app.$('drift-label').textContent = `drift per frame: dx (red), dy (blue); ${dx.length} frames, largest ${fmt(reg.maxDrift)} px from the mean`

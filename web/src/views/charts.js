@@ -1,7 +1,7 @@
 // Every histogram and profile of the page, drawn by ECharts (vendored into pkg/vendor/ by the
 // build): axes with units, hover values, wheel / drag zoom on x (box zoom and reset in the
 // toolbox), and export as PNG at a chosen scale or as SVG. One spec format for all of them:
-//   { title, x: { label, values?, min?, max? }, y: { label, log? }, series: [{ name, type: 'bar' |
+//   { title, x: { label, values?, min?, max?, integer? (frames, counts) }, y: { label, log? }, series: [{ name, type: 'bar' |
 //     'line', data: [y] or [[x, y]], color, colors?: [per bar], area? }],
 //     marks: [{ x, color, label }] }
 import * as echarts from '../../pkg/vendor/echarts.esm.min.mjs';
@@ -21,7 +21,8 @@ function option(spec, { exporting = false } = {}) {
     nameTextStyle: { color: fg, fontSize: 10 }, min: a.min, max: a.max,
     // Bars start at zero (a bar's length is its value); profiles and x axes fit their data.
     scale: type === 'value' && !(a === spec.y && spec.series.some((s) => (s.type || 'bar') === 'bar')),
-    axisLabel: { color: fg, fontSize: 9, formatter: (v) => num(v), hideOverlap: true, showMinLabel: a.min == null, showMaxLabel: a.max == null },
+    axisLabel: { color: fg, fontSize: 9, formatter: (v) => num(v), hideOverlap: true, showMinLabel: a.min == null || a.integer, showMaxLabel: a.max == null || a.integer },
+    ...(a.integer ? { minInterval: 1 } : {}),
     axisLine: { lineStyle: { color: grid } }, splitLine: { show: a === spec.y, lineStyle: { color: grid, opacity: 0.5 } },
     ...(a.values ? { data: a.values.map((v) => num(v)) } : {}),
   });
