@@ -242,6 +242,68 @@ mod tests {
         assert!(r.expect("no panic").is_err());
     }
 
+    /// A tag of a DM3 tag directory (big-endian info, little-endian data as the header says).
+    fn dm3_tag(name: &str, info: &[u32], data: &[u8]) -> Vec<u8> {
+        let mut t = vec![21u8];
+        t.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        t.extend_from_slice(name.as_bytes());
+        t.extend_from_slice(b"%%%%");
+        t.extend_from_slice(&(info.len() as u32).to_be_bytes());
+        for v in info {
+            t.extend_from_slice(&v.to_be_bytes());
+        }
+        t.extend_from_slice(data);
+        t
+    }
+
+    /// A DM3 tag group named `name` holding `tags`.
+    fn dm3_group(name: &str, tags: &[Vec<u8>]) -> Vec<u8> {
+        let mut g = vec![20u8];
+        g.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        g.extend_from_slice(name.as_bytes());
+        g.extend_from_slice(&[0, 0]);
+        g.extend_from_slice(&(tags.len() as u32).to_be_bytes());
+        for t in tags {
+            g.extend_from_slice(t);
+        }
+        g
+    }
+
+    /// A DM3 RGBA image (DataType 23): read as grey, the mean of R, G and B, with a note.
+    #[test]
+    fn a_dm_colour_image_is_read_as_grey() {
+        let (w, h) = (3u32, 2u32);
+        let rgba: Vec<u8> = (0..w * h).flat_map(|i| [i as u8 * 30, 90, 3 * i as u8, 255]).collect();
+        let u32le = |v: u32| v.to_le_bytes().to_vec();
+        let image_data = dm3_group(
+            "ImageData",
+            &[
+                dm3_tag("Data", &[20, 10, rgba.len() as u32], &rgba),
+                dm3_tag("DataType", &[5], &u32le(23)),
+                dm3_group("Dimensions", &[dm3_tag("", &[5], &u32le(w)), dm3_tag("", &[5], &u32le(h))]),
+                dm3_tag("PixelDepth", &[5], &u32le(4)),
+            ],
+        );
+        let list = dm3_group("ImageList", &[dm3_group("", &[image_data])]);
+        let mut body = vec![1u8, 0];
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&list);
+        body.extend_from_slice(&[0; 8]);
+        let mut file = Vec::new();
+        for v in [3u32, body.len() as u32 - 8, 1] {
+            file.extend_from_slice(&v.to_be_bytes());
+        }
+        file.extend_from_slice(&body);
+        let s = read_one(NamedFile::new("colour.dm3", file), &Limits::NATIVE).expect("a colour DM3 is read");
+        assert_eq!((s[0].width, s[0].height, s[0].frames), (3, 2, 1));
+        let img = s[0].frame(0).expect("frame 0").data;
+        for i in 0..6 {
+            let want = (i as f32 * 30.0 + 90.0 + 3.0 * i as f32) / 3.0;
+            assert!((img[[i / 3, i % 3]] - want).abs() < 1e-4, "pixel {i}: {} vs {want}", img[[i / 3, i % 3]]);
+        }
+        assert!(s[0].metadata.notes.iter().any(|n| n.contains("mean of R, G, B")));
+    }
+
     /// Microscope files under a raster's or no extension are read by their content; garbage
     /// named `.tif` is still a corrupt TIFF.
     #[test]

@@ -49,7 +49,10 @@ pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec
     let mut signals = Vec::new();
     let mut skipped = Vec::new();
     for im in &info.images {
-        if im.samples_per_pixel != 1 || im.name.as_deref().is_some_and(|n| n.starts_with("Image Of")) {
+        // Colour (DM RGBA, read as 3 interleaved u8 samples) becomes grey below; thumbnails and
+        // other layouts are left out.
+        let colour = im.samples_per_pixel == 3 && im.pixel_type == PixelType::Uint8;
+        if !(im.samples_per_pixel == 1 || colour) || im.name.as_deref().is_some_and(|n| n.starts_with("Image Of")) {
             skipped.push(im.name.clone().unwrap_or_else(|| format!("image {}", im.index)));
             continue;
         }
@@ -85,7 +88,8 @@ fn read_image(
         name: file.into(),
         detail: format!("pixel type {:?}", im.pixel_type),
     })?;
-    let plane_bytes = (w * h) as usize * dtype.size();
+    let spp = im.samples_per_pixel as usize;
+    let plane_bytes = (w * h) as usize * dtype.size() * spp;
     let mut data = Vec::with_capacity(plane_bytes * frames as usize);
     for t in 0..im.size_t {
         for z in 0..im.size_z {
@@ -108,10 +112,25 @@ fn read_image(
         data = transpose_planes(&data, w as usize, h as usize, dtype.size());
         (w, h) = (h, w);
     }
+    // Colour to grey as TIFF's colour images are: the mean of R, G and B, as f32.
+    let dtype = if spp == 3 {
+        data = data
+            .as_chunks::<3>()
+            .0
+            .iter()
+            .flat_map(|[r, g, b]| ((*r as f32 + *g as f32 + *b as f32) / 3.0).to_le_bytes())
+            .collect();
+        DType::F32
+    } else {
+        dtype
+    };
     let calibration =
         im.physical_size.x.and_then(|um| Calibration::from_length(um, "µm")).unwrap_or_else(Calibration::uncalibrated);
     let mut metadata = metadata_of(im, format);
     metadata.tilt_angles_deg = tilt_angles(ds, im.index, frames as usize);
+    if spp == 3 {
+        metadata.notes.push("colour image: converted to grey (mean of R, G, B)".into());
+    }
     if matches!(dtype, DType::C64 | DType::C128) {
         metadata.notes.push("complex data: shown and analysed as magnitude".into());
     }
