@@ -46,27 +46,62 @@ pub fn read(primary: &str, files: Vec<NamedFile>, limits: &Limits) -> Result<Vec
     }
 
     let format_name = info.format.name.clone();
-    let mut signals = Vec::new();
+    let mut read = Vec::new();
     let mut skipped = Vec::new();
     for im in &info.images {
-        // Colour (DM RGBA, read as 3 interleaved u8 samples) becomes grey below; thumbnails and
-        // other layouts are left out.
+        let label = im.name.clone().unwrap_or_else(|| format!("image {}", im.index));
+        // Colour (DM RGBA, read as 3 interleaved u8 samples) becomes grey below; thumbnails,
+        // spectrum images (Velox EDS/EELS: an energy axis, thousands of channels) and other
+        // layouts are left out.
         let colour = im.samples_per_pixel == 3 && im.pixel_type == PixelType::Uint8;
-        if !(im.samples_per_pixel == 1 || colour) || im.name.as_deref().is_some_and(|n| n.starts_with("Image Of")) {
-            skipped.push(im.name.clone().unwrap_or_else(|| format!("image {}", im.index)));
+        let spectral = im.extra.contains_key("energy_axis");
+        if !(im.samples_per_pixel == 1 || colour) || spectral || label.starts_with("Image Of") {
+            skipped.push(if spectral { format!("{label} (a spectrum image)") } else { label });
             continue;
         }
-        signals.push(read_image(primary, ds.as_mut(), im, &format_name, limits)?);
+        read.push((label, read_image(primary, ds.as_mut(), im, &format_name, limits)));
     }
-    if signals.is_empty() {
+    if read.is_empty() {
         let detail = if info.images.is_empty() {
             format!("{format_name} file with no image (spectra, tables or a damaged header)")
         } else {
-            format!("only colour or thumbnail images ({})", skipped.join(", "))
+            format!("only colour, thumbnail or spectrum images ({})", skipped.join(", "))
         };
         return Err(IoError::NoImage { name: primary.into(), detail });
     }
+    let mut signals = keep_readable(read)?;
+    if let Some(first) = signals.first_mut()
+        && skipped.iter().any(|s| s.ends_with("(a spectrum image)"))
+    {
+        first.metadata.notes.push(format!("not read: {} (atomlens analyses images)", skipped.join(", ")));
+    }
     Ok(signals)
+}
+
+/// The images of a file that could be read; one that could not is named in a note on the first
+/// (a Velox file keeps its HAADF when another part is damaged). An error only when none could.
+fn keep_readable(read: Vec<(String, Result<Signal, IoError>)>) -> Result<Vec<Signal>, IoError> {
+    let mut signals = Vec::new();
+    let mut failed = Vec::new();
+    let mut first_error = None;
+    for (label, r) in read {
+        match r {
+            Ok(s) => signals.push(s),
+            Err(e) => {
+                failed.push(format!("{label}: {e}"));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (signals.first_mut(), first_error) {
+        (None, Some(e)) => Err(e),
+        (first, _) => {
+            if let Some(first) = first {
+                first.metadata.notes.extend(failed.into_iter().map(|f| format!("could not be read, left out: {f}")));
+            }
+            Ok(signals)
+        }
+    }
 }
 
 fn read_image(
@@ -268,4 +303,38 @@ fn map_error(name: &str, e: OrError) -> IoError {
 /// The crate's messages address its own CLI ("run `check`"); drop that for ours.
 fn tidy(msg: &str) -> String {
     msg.replace("; run `check`", "").replace(" (run `check`)", "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(title: &str) -> Signal {
+        Signal {
+            title: title.into(),
+            dtype: DType::U8,
+            width: 1,
+            height: 1,
+            frames: 1,
+            data: vec![0],
+            calibration: Calibration::uncalibrated(),
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// A damaged part of a file (a Velox event stream) does not take its HAADF with it; a file
+    /// of which nothing reads gives its first error.
+    #[test]
+    fn a_damaged_image_is_left_out_with_a_note() {
+        let bad = || IoError::Truncated { name: "f.emd".into(), detail: "event stream 3".into() };
+        let kept = keep_readable(vec![("HAADF".into(), Ok(signal("HAADF"))), ("EDS".into(), Err(bad()))]).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(
+            kept[0].metadata.notes.iter().any(|n| n.starts_with("could not be read, left out: EDS:")),
+            "{:?}",
+            kept[0].metadata.notes
+        );
+        let e = keep_readable(vec![("EDS".into(), Err(bad()))]).unwrap_err();
+        assert!(e.to_string().contains("event stream 3"), "{e}");
+    }
 }
