@@ -15,6 +15,19 @@ use openreadout_core::time::unix_to_iso8601;
 use openreadout_core::{Error, PixelType, Plane, Result};
 use serde_json::{Value, json};
 
+/// atomlens patch: the most bytes a metadata dataset may declare before it is read whole. A
+/// damaged header can declare gigabytes (found by fuzzing a Velox file: 3.9 GB allocated for
+/// a fill value); Velox metadata is ~60 KB per frame.
+const METADATA_MAX_BYTES: u64 = 256 << 20;
+
+/// atomlens patch: `ds` read whole when its declared size (elements × element size) is at most
+/// `max` bytes, else `None`, so an untrusted extent never sizes an allocation.
+fn read_bounded(ds: &hdf5_pure::Dataset, max: u64) -> Option<Vec<u8>> {
+    let elements = ds.shape().ok()?.iter().try_fold(1u64, |n, &d| n.checked_mul(d))?;
+    let bytes = elements.checked_mul(ds.element_size().ok()?)?;
+    (bytes <= max).then(|| ds.read_raw().ok()).flatten()
+}
+
 use super::spectra::{
     EventTable, VeloxSpectrum, VeloxStream, decode_stream, event_table, stream_histogram,
 };
@@ -309,7 +322,7 @@ fn read_spectra(file: &hdf5_pure::File) -> Vec<VeloxSpectrum> {
             .ok()
             .and_then(|m| {
                 let f = m.shape().ok()?.get(1).copied().unwrap_or(1);
-                metadata_json(&m.read_raw().ok()?, f)
+                metadata_json(&read_bounded(&m, METADATA_MAX_BYTES)?, f)
             });
         let detector = text(at(metadata.as_ref(), &["BinaryResult", "Detector"]));
         let entry = detector
@@ -491,7 +504,7 @@ fn read_eels(file: &hdf5_pure::File, images: &[VeloxImage]) -> Vec<EelsSpectrumI
             .ok()
             .and_then(|m| {
                 let f = m.shape().ok()?.get(1).copied().unwrap_or(1);
-                metadata_json(&m.read_raw().ok()?, f)
+                metadata_json(&read_bounded(&m, METADATA_MAX_BYTES)?, f)
             });
         // One `AcquisitionMetadata` document per column (scan line).
         let acq: Vec<Value> = file
@@ -499,7 +512,7 @@ fn read_eels(file: &hdf5_pure::File, images: &[VeloxImage]) -> Vec<EelsSpectrumI
             .ok()
             .and_then(|m| {
                 let n = m.shape().ok()?.get(1).copied().unwrap_or(1).max(1);
-                let raw = m.read_raw().ok()?;
+                let raw = read_bounded(&m, METADATA_MAX_BYTES)?;
                 let n = usize::try_from(n).ok()?;
                 Some(
                     (0..n)
@@ -639,7 +652,7 @@ impl EmdDataset {
                 .ok()
                 .and_then(|m| {
                     let f = m.shape().ok()?.get(1).copied().unwrap_or(1);
-                    metadata_json(&m.read_raw().ok()?, f)
+                    metadata_json(&read_bounded(&m, METADATA_MAX_BYTES)?, f)
                 });
             images.push(VeloxImage {
                 display_label: labels.get(&id).cloned(),
