@@ -258,8 +258,6 @@ test('start-up cannot hang: an engine that never answers is started again with a
     const keys = await caches.keys();
     return keys.length === 1 && keys[0] === 'atomlens-next' && !!(await caches.match('pkg/files.json'));
   }, null, { timeout: 60000 });
-  // What the new release cached for offline use is the new page.
-  assert.ok(await page.evaluate(async () => (await (await (await caches.open('atomlens-next')).match('./')).text()).includes('atomlens-release')));
   noErrors(errors.filter((e) => !/did not start within/.test(e)));
   await page.close();
   await host.close();

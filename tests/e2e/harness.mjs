@@ -107,11 +107,13 @@ export async function waitReady(page) {
 
 /** Set files on the picker and wait until loading settles; returns the app state. */
 export async function drop(page, files) {
-  const before = await page.evaluate(() => window.__atomlens.errors.length);
+  // Done when a new image is shown or a new error said (the previous image stays shown while
+  // a large file is read, so "an image is shown" alone can be the old one).
+  const before = await page.evaluate(() => { window.__dropPrevImage = window.__atomlens.image; return window.__atomlens.errors.length; });
   await page.setInputFiles('[data-testid=pick-files]', files);
   await page.waitForFunction((n) => {
     const s = window.__atomlens;
-    return !s.busy && (s.errors.length > n || document.querySelector('[data-testid=datasets] li.active')?.textContent);
+    return !s.busy && (s.errors.length > n || (s.image && s.image !== window.__dropPrevImage));
   }, before, { timeout: 60000 });
   await page.waitForFunction(() => !window.__atomlens.busy, null, { timeout: 60000 });
   return page.evaluate(() => ({ ...window.__atomlens }));
