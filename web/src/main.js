@@ -99,7 +99,7 @@ if ('serviceWorker' in navigator && params.get('sw') !== 'off') {
 window.__atomlensTest = {
   addFiles: (f) => app.open.addFiles(f), columns: () => app.columns, strain: () => app.strain,
   // The colour bar drawn on the image now: { label, lo, hi } or null.
-  colourKey: () => { const v = app.viewer, k = (v.layer && v.layerKey) || v.overlay?.key; return k ? { label: k.label, lo: k.lo, hi: k.hi } : null; },
+  colourKey: () => { const k = app.viewer.key(); return k ? { label: k.label, lo: k.lo, hi: k.hi } : null; },
   // Show the tab holding the element `selector` names (as a user clicks its tab first).
   reveal: (selector) => {
     let el = null;

@@ -129,7 +129,7 @@ export class DisplayPanel {
   caption() {
     const { store, viewer } = this.app;
     const st = store.state, s = st.signals[this.app.signals.shown.signal];
-    const key = (viewer.layer && viewer.layerKey) || viewer.overlay?.key;
+    const key = viewer.key();
     const cal = s.unit === 'nm' ? `pixel ${fmtLength(s.pixel_size)}, field of view ${fmtLength(s.width * s.pixel_size)} × ${fmtLength(s.height * s.pixel_size)}` : 'uncalibrated (px)';
     return [
       `${st.dataset} — ${s.title}${s.frames > 1 ? `, frame ${this.app.signals.shown.frame + 1} of ${s.frames}` : ''}`,

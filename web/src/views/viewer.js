@@ -173,8 +173,11 @@ export class Viewer {
     this.drawOverlay();
     this.drawRect();
     this.drawScaleBar();
-    this.drawKey((this.layer && this.layerKey) || this.overlay?.key);
+    this.drawKey(this.key());
   }
+
+  /** The colour key of what is colour-coded on the image now (the map's, else the overlay's). */
+  key() { return (this.layer && this.layerKey) || this.overlay?.key || null; }
 
   /** The colour bar of what is colour-coded on the image (bottom left): the map's own colours
    * from `lo` to `hi`, with the ends and zero (when inside) labelled. */
