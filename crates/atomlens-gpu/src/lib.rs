@@ -1,13 +1,76 @@
 //! # atomlens-gpu
 //!
-//! The GPU side of atomlens, through wgpu: the browser's WebGPU in the worker, Vulkan/GL (Mesa
-//! lavapipe/llvmpipe on machines without a GPU) natively. For now it finds an adapter and says
-//! which; compute kernels, each tested against its CPU reference in `atomlens-core`, come later.
-//! Without an adapter every analysis runs on the CPU path and the UI says so.
+//! The GPU side of atomlens, through wgpu: the browser's WebGPU in the engine worker, Vulkan/GL
+//! natively (Mesa lavapipe/llvmpipe on machines without a GPU). Each kernel is the twin of a CPU
+//! function in `atomlens-core`, which stays the reference; the tests hold them to stated
+//! tolerances on random data at odd sizes.
+//!
+//! | kernel | WGSL | CPU twin |
+//! |---|---|---|
+//! | non-local means ([`nlm`]) | `shaders/nlm.wgsl` | `core::denoise::nlm::nl_means` |
+//! | projector, adjoint, SIRT, FBP ([`tomo`]) | `shaders/project.wgsl` | `core::tomo::project`, `iterative`, `fbp` |
+//!
+//! Everything is async (a readback resolves on the browser's event loop; natively the device is
+//! polled), and a [`Gpu`] lives on the thread that made it. Without an adapter, or when a kernel
+//! fails, callers run the CPU path and say why ([`GpuError`]).
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use serde::{Deserialize, Serialize};
+
+mod device;
+pub mod nlm;
+mod shaders;
+pub mod tomo;
+
+pub use device::Gpu;
+
+/// Why the GPU path did not run; the caller falls back to the CPU and shows this.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter (no WebGPU in this browser, no Vulkan/GL driver).
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The adapter would not give a device, or the kernels did not compile on it.
+    #[error("the GPU device could not be made: {0}")]
+    Device(String),
+    /// A buffer larger than the device allows in one binding.
+    #[error("{what} needs {bytes} bytes, more than the GPU allows in one buffer ({limit} bytes)")]
+    TooLarge {
+        /// What the buffer holds.
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
+        /// The device's limit.
+        limit: u64,
+    },
+    /// A dispatch failed or the device was lost.
+    #[error("the GPU failed: {0}")]
+    Failed(String),
+    /// The kernel's start-up self-check against the CPU failed on this adapter.
+    #[error("the GPU {kernel} kernel disagrees with the CPU on its self-check ({detail})")]
+    SelfCheck {
+        /// The kernel.
+        kernel: &'static str,
+        /// By how much.
+        detail: String,
+    },
+}
+
+/// The adapter's info in words.
+pub(crate) fn report(info: &wgpu::AdapterInfo) -> AdapterReport {
+    AdapterReport {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: [info.driver.as_str(), info.driver_info.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
 
 /// The adapter wgpu found, in words the UI shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,18 +119,7 @@ pub async fn probe(backends: wgpu::Backends) -> Result<AdapterReport, String> {
         .request_adapter(&wgpu::RequestAdapterOptions::default())
         .await
         .map_err(|e| format!("no GPU adapter: {e}"))?;
-    let info = adapter.get_info();
-    Ok(AdapterReport {
-        name: info.name.clone(),
-        backend: format!("{:?}", info.backend),
-        device_type: format!("{:?}", info.device_type),
-        driver: [info.driver.as_str(), info.driver_info.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" "),
-    })
+    Ok(report(&adapter.get_info()))
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -158,84 +158,74 @@ fn invalid(name: &'static str, reason: String) -> CoreError {
     CoreError::InvalidParameter { name, reason }
 }
 
-/// Apply `method` to `img`.
-pub fn apply(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, CoreError> {
-    check_usable(img)?;
+/// Check `method`'s parameters (every path that runs a method, CPU or GPU, checks here).
+pub fn check(method: &Method) -> Result<(), CoreError> {
     let positive = |name, v: f64| {
         if v.is_finite() && v > 0.0 { Ok(()) } else { Err(invalid(name, format!("{v} must be positive"))) }
     };
+    let within = |name, v: usize, lo: usize, hi: usize| {
+        if (lo..=hi).contains(&v) { Ok(()) } else { Err(invalid(name, format!("{v} px is outside {lo}–{hi}"))) }
+    };
     match *method {
-        Method::Gaussian { sigma } => {
-            positive("sigma", sigma)?;
-            Ok(gaussian_blur(img, sigma))
-        }
-        Method::Median { radius } => {
-            if !(1..=15).contains(&radius) {
-                return Err(invalid("radius", format!("{radius} is outside 1–15 px")));
-            }
-            Ok(median(img, radius))
-        }
+        Method::Gaussian { sigma } | Method::Background { sigma } => positive("sigma", sigma),
+        Method::Median { radius } => within("radius", radius, 1, 15),
         Method::Wiener { radius, noise } => {
-            if !(1..=15).contains(&radius) {
-                return Err(invalid("radius", format!("{radius} is outside 1–15 px")));
-            }
-            if let Some(n) = noise {
-                positive("noise", n)?;
-            }
-            Ok(wiener(img, radius, noise))
+            within("radius", radius, 1, 15)?;
+            noise.map_or(Ok(()), |n| positive("noise", n))
         }
         Method::Bandpass { small, large } => {
             positive("small", small)?;
             if !(large > small) {
                 return Err(invalid("large", format!("{large} px must exceed small ({small} px)")));
             }
-            let mean = finite_mean(img);
-            let fine = gaussian_blur(img, small);
-            let coarse = gaussian_blur(img, (small * small + large * large).sqrt());
-            Ok(&fine - &coarse + mean as f32)
+            Ok(())
         }
-        Method::Background { sigma } => {
-            positive("sigma", sigma)?;
-            let bg = gaussian_blur(img, sigma);
-            let level = finite_mean(bg.view()) as f32;
-            Ok(img.mapv(|v| if v.is_finite() { v } else { f32::NAN }) - &bg + level)
-        }
-        Method::NonLocalMeans { patch, search, h, noise, lattice } => {
+        Method::NonLocalMeans { patch, search, h, .. } => {
             if !(1..=5).contains(&patch) || !(1..=15).contains(&search) {
                 return Err(invalid("patch", format!("patch {patch} px (1–5) and search {search} px (1–15)")));
             }
-            if let Some(v) = h {
-                positive("h", v)?;
-            }
-            Ok(crate::denoise::nlm::denoise(
-                img,
-                patch,
-                search,
-                lattice,
-                h.unwrap_or(crate::denoise::nlm::STRENGTH),
-                noise,
-            ))
+            h.map_or(Ok(()), |v| positive("h", v))
         }
-        Method::RollingBall { radius } => {
-            if !(2..=200).contains(&radius) {
-                return Err(invalid("radius", format!("{radius} px is outside 2–200")));
-            }
-            let bg = crate::denoise::rolling_ball::rolling_ball_background(img, radius);
-            Ok(&img.mapv(|v| if v.is_finite() { v } else { f32::NAN }) - &bg)
-        }
-        Method::Bm3d { search, noise, lattice } => {
-            if !(4..=24).contains(&search) {
-                return Err(invalid("search", format!("{search} px is outside 4–24")));
-            }
-            Ok(crate::denoise::bm3d::bm3d(img, noise, search, lattice))
-        }
+        Method::RollingBall { radius } => within("radius", radius, 2, 200),
+        Method::Bm3d { search, .. } => within("search", search, 4, 24),
         Method::Bragg { radius } => {
             if !(radius > 0.0 && radius <= 0.5) {
                 return Err(invalid("radius", format!("{radius} must be in (0, 0.5] (a fraction of |g|)")));
             }
-            bragg(img, radius)
+            Ok(())
         }
     }
+}
+
+/// Apply `method` to `img`.
+pub fn apply(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, CoreError> {
+    check_usable(img)?;
+    check(method)?;
+    let finite = |img: ArrayView2<f32>| img.mapv(|v| if v.is_finite() { v } else { f32::NAN });
+    Ok(match *method {
+        Method::Gaussian { sigma } => gaussian_blur(img, sigma),
+        Method::Median { radius } => median(img, radius),
+        Method::Wiener { radius, noise } => wiener(img, radius, noise),
+        Method::Bandpass { small, large } => {
+            let mean = finite_mean(img);
+            let fine = gaussian_blur(img, small);
+            let coarse = gaussian_blur(img, (small * small + large * large).sqrt());
+            &fine - &coarse + mean as f32
+        }
+        Method::Background { sigma } => {
+            let bg = gaussian_blur(img, sigma);
+            let level = finite_mean(bg.view()) as f32;
+            finite(img) - &bg + level
+        }
+        Method::NonLocalMeans { patch, search, h, noise, lattice } => {
+            crate::denoise::nlm::denoise(img, patch, search, lattice, h.unwrap_or(crate::denoise::nlm::STRENGTH), noise)
+        }
+        Method::RollingBall { radius } => {
+            &finite(img) - &crate::denoise::rolling_ball::rolling_ball_background(img, radius)
+        }
+        Method::Bm3d { search, noise, lattice } => crate::denoise::bm3d::bm3d(img, noise, search, lattice),
+        Method::Bragg { radius } => bragg(img, radius)?,
+    })
 }
 
 #[cfg(test)]

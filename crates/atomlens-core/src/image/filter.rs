@@ -12,7 +12,7 @@ pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
 }
 
 /// Index into `0..n` with mirror reflection at the ends (`d c b | a b c d | c b a`).
-pub(crate) fn reflect(i: i64, n: usize) -> usize {
+pub fn reflect(i: i64, n: usize) -> usize {
     let n = n as i64;
     if n == 1 {
         return 0;

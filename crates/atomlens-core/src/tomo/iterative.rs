@@ -13,7 +13,8 @@ use super::project::Geometry;
 /// Sees the slice after every iteration (tests, live previews).
 pub type Observer<'a> = dyn FnMut(&Array2<f32>) + 'a;
 
-fn inverse(v: f32) -> f32 {
+/// The inverse of a ray or pixel sum, 0 where nothing passes (rays that miss the slice).
+pub fn inverse(v: f32) -> f32 {
     if v > 1e-6 { 1.0 / v } else { 0.0 }
 }
 
@@ -64,13 +65,21 @@ pub fn sirt_slice(
     Array2::from_shape_vec((nz, nx), x).expect("nz × nx")
 }
 
-/// SART of one slice from its sinogram (`iterations` passes over all tilts).
-pub fn sart_slice(g: &Geometry, sino: ArrayView2<f32>, iterations: usize, nonnegative: bool) -> Array2<f32> {
-    const RELAX: f32 = 0.5;
-    let (n, nx, nz) = (g.tilts(), g.nx, g.nz);
-    // Golden-ratio order of the tilts.
+/// SART's relaxation.
+pub const SART_RELAX: f32 = 0.5;
+
+/// The order SART visits `n` tilts in: golden-ratio steps, so consecutive ones are far apart.
+pub fn sart_order(n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&i, &j| ((i as f64 * 0.618_034) % 1.0).total_cmp(&((j as f64 * 0.618_034) % 1.0)));
+    order
+}
+
+/// SART of one slice from its sinogram (`iterations` passes over all tilts).
+pub fn sart_slice(g: &Geometry, sino: ArrayView2<f32>, iterations: usize, nonnegative: bool) -> Array2<f32> {
+    const RELAX: f32 = SART_RELAX;
+    let (n, nx, nz) = (g.tilts(), g.nx, g.nz);
+    let order = sart_order(n);
     // Per tilt: inverse ray sums and relaxed inverse pixel sums (the same for every pass).
     let ones_pixels = vec![1.0f32; nz * nx];
     let ones_bins = vec![1.0f32; nx];

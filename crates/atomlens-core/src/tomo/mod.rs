@@ -318,6 +318,23 @@ impl Plan {
         (self.geometry.nx, self.images.dim().1, self.geometry.nz)
     }
 
+    /// The method.
+    pub fn method(&self) -> Algorithm {
+        self.method
+    }
+
+    /// The slice geometry (every slice shares it).
+    pub fn geometry(&self) -> &project::Geometry {
+        &self.geometry
+    }
+
+    /// Take slices reconstructed elsewhere (the GPU) as the next ones, in order.
+    pub fn push(&mut self, slices: impl IntoIterator<Item = Array2<f32>>) {
+        let ny = self.images.dim().1;
+        self.slices.extend(slices);
+        self.slices.truncate(ny);
+    }
+
     /// Slices done.
     pub fn done(&self) -> usize {
         self.slices.len()

@@ -79,6 +79,11 @@ impl Geometry {
         &self.rows.entries[self.rows.start[r] as usize..self.rows.start[r + 1] as usize]
     }
 
+    /// `(cos θ, sin θ)` of every tilt.
+    pub fn trig(&self) -> &[(f64, f64)] {
+        &self.trig
+    }
+
     /// Number of tilts.
     pub fn tilts(&self) -> usize {
         self.trig.len()
