@@ -10,6 +10,7 @@ mod args;
 mod bench;
 mod cmd;
 mod files;
+mod gpu;
 
 use cmd::*;
 
@@ -78,7 +79,7 @@ enum Command {
     /// Write synthetic test images with known truth (the demo particle, an ordered particle, an
     /// identical-location pair).
     Synth(synth::SynthArgs),
-    /// Benchmarks against the peers, side by side in one run (needs ../shared).
+    /// Benchmarks against the peers, side by side in one run (needs ../shared; `gpu` does not).
     Bench(bench::Args),
 }
 

@@ -590,3 +590,63 @@ fn report_is_one_self_contained_file_and_says_what_failed() {
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.contains("What failed") && html.contains("<b>columns</b>"), "the failure is in the report");
 }
+
+fn read_f32(path: &Path, name: &str) -> Vec<f32> {
+    let s = atomlens_io::read_one(
+        atomlens_io::NamedFile::new(name, std::fs::read(path).unwrap()),
+        &atomlens_io::Limits::NATIVE,
+    )
+    .unwrap();
+    s[0].to_f32()
+}
+
+/// `--gpu` on the native adapter (lavapipe on the test machines) gives the CPU's numbers within
+/// the kernels' tolerances and says which ran; a method without a GPU kernel is refused.
+#[test]
+fn gpu_runs_give_the_cpu_numbers_and_say_so() {
+    use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
+    let src = tmp("gpu_in.tif");
+    let px: Vec<f32> =
+        (0..45 * 38).map(|i| (20.0 + 15.0 * ((i % 45) as f32 * 0.8).sin() + (i * 7919 % 13) as f32).round()).collect();
+    std::fs::write(&src, atomlens_io::formats::tiff::write_f32(45, 38, &px, &Calibration::nm(0.02)).unwrap()).unwrap();
+    let (cpu_out, gpu_out) = (tmp("nlm_cpu.tif"), tmp("nlm_gpu.tif"));
+    let run = |out: &Path, gpu: bool| {
+        let mut args = vec!["denoise", src.to_str().unwrap(), "--method", "nlm", "--out", out.to_str().unwrap()];
+        if gpu {
+            args.push("--gpu");
+        }
+        atomlens(&args)
+    };
+    let (ok, _, err) = run(&cpu_out, false);
+    assert!(ok && err.contains("on the CPU"), "{err}");
+    let (ok, _, err) = run(&gpu_out, true);
+    assert!(ok && err.contains("on the GPU") && err.contains("GPU: "), "{err}");
+    let (a, b) = (read_f32(&cpu_out, "a.tif"), read_f32(&gpu_out, "b.tif"));
+    let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+    let range = px.iter().fold(0.0f32, |m, v| m.max(*v)) - px.iter().fold(f32::MAX, |m, v| m.min(*v));
+    assert!(worst <= atomlens_gpu::nlm::TOLERANCE * range, "largest difference {worst} of {range}");
+    let (ok, _, err) = atomlens(&["denoise", src.to_str().unwrap(), "--method", "median", "--gpu", "--out", "x.tif"]);
+    assert!(!ok && err.contains("median has no GPU kernel"), "{err}");
+
+    let vol = phantom(Phantom::FacetedParticle, 24);
+    let angles = tilt_range(-60.0, 60.0, 25);
+    let series = tilt_series(&vol, &angles, None, 0);
+    let stack = tmp("gpu_tilt.tif");
+    let px: Vec<f32> = series.iter().copied().collect();
+    std::fs::write(&stack, atomlens_io::formats::tiff::write_f32(24, 24, &px, &Calibration::nm(0.1)).unwrap()).unwrap();
+    let mut volumes = Vec::new();
+    for (gpu, name) in [(false, "v_cpu.mrc"), (true, "v_gpu.mrc")] {
+        let out = tmp(name);
+        let mut args = vec!["reconstruct", stack.to_str().unwrap(), "--tilt", "-60,5", "--iterations", "10"];
+        args.extend(["--out", out.to_str().unwrap()]);
+        if gpu {
+            args.push("--gpu");
+        }
+        let (ok, _, err) = atomlens(&args);
+        assert!(ok && err.contains(if gpu { "on the GPU" } else { "on the CPU" }), "{err}");
+        volumes.push(read_f32(&out, name));
+    }
+    let scale = volumes[0].iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+    let worst = volumes[0].iter().zip(&volumes[1]).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max);
+    assert!(worst <= 10.0 * atomlens_gpu::tomo::TOLERANCE * scale, "SIRT: largest difference {worst} of {scale}");
+}

@@ -12,6 +12,7 @@ mod batch;
 mod columns;
 mod denoise;
 mod gpa;
+mod gpu;
 mod tomo;
 
 #[derive(clap::Args)]
@@ -31,6 +32,9 @@ pub struct Args {
     /// Repetitions of the atomlens refinement, before and again after the peer (median of all).
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// `gpu`: the full sizes (a 2048² image, 256³ from 141 tilts), for a real GPU.
+    #[arg(long)]
+    big: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -45,10 +49,12 @@ enum What {
     Tomo,
     /// The particle chain over 50 synthetic 1024² images (no peer has it: images per second).
     Batch,
+    /// Each GPU kernel against its CPU twin (threads) in one run, with the adapter named.
+    Gpu,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if !a.shared.join("data").is_dir() {
+    if !matches!(a.what, What::Gpu) && !a.shared.join("data").is_dir() {
         bail!(
             "{} not found: the benchmark needs ../shared (images, truth and Atomap's parameters)",
             a.shared.display()
@@ -60,6 +66,7 @@ pub fn run(a: Args) -> Result<()> {
         What::Tomo => tomo::run(&a.shared, a.no_peer),
         What::Batch => batch::run(50, 1024),
         What::Columns => columns::run(&a.shared, a.quick, a.no_peer, a.repeat),
+        What::Gpu => gpu::run(a.big),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Args {
     /// Also write what the filter removed (input − output).
     #[arg(long)]
     residual: Option<PathBuf>,
+    /// Run on the GPU (nlm; the adapter wgpu finds): the kernel is checked against the CPU on a
+    /// small case first, and the CPU runs instead, with a note, when it fails.
+    #[arg(long)]
+    gpu: bool,
 }
 
 /// The method `a.method` at its defaults with the options given set: each option is a field of
@@ -104,8 +108,22 @@ pub fn run(a: Args) -> Result<()> {
     let method = method(&a)?;
     let img = crate::files::load(&a.image)?[0].frame(0)?;
     let t = Instant::now();
-    let out = denoise::apply(img.view(), &method)?;
-    eprintln!("{method:?} in {:.3} s", t.elapsed().as_secs_f64());
+    let (out, ran) = match (a.gpu, method) {
+        (true, Method::NonLocalMeans { .. }) => {
+            let gpu = crate::gpu::open()?;
+            atomlens_core::image::check_usable(img.view())?;
+            denoise::check(&method)?;
+            crate::gpu::or_cpu(
+                method.name(),
+                || pollster::block_on(atomlens_gpu::nlm::self_check(&gpu)),
+                || pollster::block_on(atomlens_gpu::nlm::apply(&gpu, img.view(), &method)),
+                || Ok(denoise::apply(img.view(), &method)?),
+            )?
+        }
+        (true, _) => bail!("--gpu: {} has no GPU kernel (nlm has); run it without --gpu", method.name()),
+        (false, _) => (denoise::apply(img.view(), &method)?, "CPU"),
+    };
+    eprintln!("{method:?} on the {ran} in {:.3} s", t.elapsed().as_secs_f64());
     let (w, h) = (img.width(), img.height());
     let write = |path: &PathBuf, px: Vec<f32>| -> Result<()> {
         let bytes = atomlens_io::formats::tiff::write_f32(w, h, &px, &img.calibration)?;
