@@ -42,15 +42,34 @@ app.bridge = new Bridge({
     for (const p of [app.display, app.cleanup, app.columns, app.strain, app.particles, app.batch, app.tomo]) p.setDefaults(r.defaults);
   },
   onGpu(g) {
-    store.set({ gpu: g.adapter ? g.adapter.label : 'none' });
-    $('gpu').textContent = g.adapter ? `GPU: ${g.adapter.label}` : 'GPU: none (CPU path)';
-    $('gpu').title = g.adapter ? JSON.stringify(g.adapter) : g.reason;
-    $('gpu').classList.toggle('ok', !!g.adapter);
+    const a = g.adapter;
+    const failed = a ? Object.entries(a.kernels).filter(([, v]) => v !== 'ok') : [];
+    store.set({ gpu: a ? a.label : 'none', gpuKernels: a ? a.kernels : {} });
+    $('gpu').textContent = !a ? 'GPU: none (CPU path)'
+      : a.device_type === 'Cpu' ? `GPU: ${a.label}, auto → CPU` : `GPU: ${a.label}`;
+    $('gpu').title = !a ? g.reason
+      : [`${a.label}${a.driver ? `, ${a.driver}` : ''}`,
+        ...Object.entries(a.kernels).map(([k, v]) => `${k}: ${v === 'ok' ? 'checked against the CPU' : v}`)].join('\n');
+    $('gpu').classList.toggle('ok', !!a && !failed.length);
+  },
+  onRan(r) {
+    // "non local means: GPU · 0.31 s"; the reason the GPU was not used, when it was not.
+    $('ran').hidden = false;
+    $('ran').textContent = `${r.what}: ${r.device} · ${r.seconds.toFixed(2)} s`;
+    $('ran').title = r.note || `ran on the ${r.device}`;
+    $('ran').classList.toggle('ok', r.device === 'GPU');
+    store.set({ ran: r });
   },
   onProgress(p) { actions.progress(p.text); },
   onCrash(msg) { actions.showError(`The engine stopped (${msg}); it was restarted and your files are still listed.`); },
   onStall(msg) { actions.showError(`${msg[0].toUpperCase()}${msg.slice(1)}.`); },
 });
+
+// Where GPU kernels run: `?compute=` sets it at load (the e2e suite), the header's menu after.
+const compute = ['auto', 'cpu', 'gpu'].includes(params.get('compute')) ? params.get('compute') : 'auto';
+$('compute').value = compute;
+app.bridge.compute = compute;
+$('compute').addEventListener('change', () => { app.bridge.compute = $('compute').value; });
 
 app.viewer = new Viewer($('view'), (p) => app.display.hover(p), (c) => app.columns.click(c));
 app.spectrum = new SpectrumView({ canvas: $('fft'), readout: $('fft-readout'), unitLabel: $('fft-unit'), bridge: app.bridge, store });

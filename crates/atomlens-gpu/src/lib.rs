@@ -90,13 +90,14 @@ impl AdapterReport {
     /// One line for the status bar.
     pub fn label(&self) -> String {
         // Browsers hide the adapter's name from pages; say whose it is instead.
-        let name = match (self.name.is_empty(), self.backend.as_str()) {
-            (false, _) => self.name.as_str(),
-            (true, "BrowserWebGpu") => "WebGPU adapter",
-            (true, _) => "unnamed adapter",
-        };
-        let soft = if self.device_type == "Cpu" { ", software" } else { "" };
-        format!("{name} ({}{soft})", self.backend)
+        let soft = self.device_type == "Cpu";
+        match (self.name.is_empty(), self.backend.as_str()) {
+            (true, "BrowserWebGpu") => format!("WebGPU{}", if soft { " (software)" } else { "" }),
+            (empty, backend) => {
+                let name = if empty { "unnamed adapter" } else { self.name.as_str() };
+                format!("{name} ({backend}{})", if soft { ", software" } else { "" })
+            }
+        }
     }
 }
 

@@ -435,15 +435,125 @@ pub fn memory_bytes() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Ask wgpu for a WebGPU adapter in this worker: `{name, backend, device_type, driver, label}`,
-/// or a rejection with wgpu's reason.
+// The GPU of this worker: made once by `gpu_init`, on the worker's own thread (wgpu's handles
+// cannot cross threads in the threaded build), and used only from it.
+thread_local! {
+    static GPU: std::cell::RefCell<Option<std::rc::Rc<atomlens_gpu::Gpu>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn gpu() -> JsResult<std::rc::Rc<atomlens_gpu::Gpu>> {
+    GPU.with(|g| g.borrow().clone())
+        .ok_or_else(|| js_error(Error { kind: "no_gpu", message: "no GPU in this worker (see the header)".into() }))
+}
+
+fn gpu_error(e: atomlens_gpu::GpuError) -> JsValue {
+    js_error(Error { kind: "gpu", message: e.to_string() })
+}
+
+/// Make this worker's GPU: the WebGPU adapter, a device, the kernels compiled and each checked
+/// against the CPU on a small case. `{name, backend, device_type, driver, label, kernels}`
+/// (`kernels`: per kernel `"ok"` or why it is not used), or a rejection with the reason.
 #[wasm_bindgen]
-pub async fn gpu_probe() -> JsResult {
-    let report = atomlens_gpu::probe(atomlens_gpu::default_backends())
-        .await
-        .map_err(|e| js_error(Error { kind: "no_gpu", message: e }))?;
-    let label = report.label();
-    let mut v = serde_json::to_value(&report).map_err(|e| js_error(Error::from(e)))?;
+pub async fn gpu_init() -> JsResult {
+    let made = atomlens_gpu::Gpu::new(atomlens_gpu::default_backends()).await;
+    let gpu = made.map_err(|e| js_error(Error { kind: "no_gpu", message: e.to_string() }))?;
+    let verdict = |r: Result<(), atomlens_gpu::GpuError>| r.map_or_else(|e| e.to_string(), |()| "ok".to_string());
+    let nlm = verdict(atomlens_gpu::nlm::self_check(&gpu).await);
+    let tomo = verdict(atomlens_gpu::tomo::self_check(&gpu).await);
+    let label = gpu.report.label();
+    let mut v = serde_json::to_value(&gpu.report).map_err(|e| js_error(Error::from(e)))?;
     v["label"] = label.into();
+    v["kernels"] = serde_json::json!({ "nlm": nlm, "tomo": tomo });
+    GPU.with(|g| *g.borrow_mut() = Some(std::rc::Rc::new(gpu)));
     to_js(&v)
+}
+
+/// Lose this worker's GPU on purpose (the e2e suite's device-loss test): later GPU calls fail
+/// and the page falls back to the CPU.
+#[wasm_bindgen]
+pub fn gpu_destroy() -> JsResult<()> {
+    gpu()?.destroy();
+    Ok(())
+}
+
+/// The shown image, owned, for a GPU call.
+#[wasm_bindgen]
+pub struct GpuImage(ndarray::Array2<f32>);
+
+/// A reconstruction taken out of the session for the GPU, and what became of it.
+#[wasm_bindgen]
+pub struct TomoJob {
+    plan: atomlens_core::tomo::Plan,
+    error: Option<String>,
+}
+
+#[wasm_bindgen]
+impl TomoJob {
+    /// Why the GPU stopped, when it did (the CPU does the rest).
+    #[wasm_bindgen(getter)]
+    pub fn error(&self) -> Option<String> {
+        self.error.clone()
+    }
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// The shown image for [`gpu_denoise`].
+    pub fn gpu_image(&self) -> JsResult<GpuImage> {
+        Ok(GpuImage(ok(self.0.image())?.data.clone()))
+    }
+
+    /// Append an image cleaned up on the GPU by `method` (`data`: its pixels, row-major).
+    pub fn denoised(&mut self, method: JsValue, data: Vec<f32>) -> JsResult {
+        let m = from_js::<Method>(method)?;
+        let (h, w) = ok(self.0.image())?.data.dim();
+        let out = ndarray::Array2::from_shape_vec((h, w), data).map_err(|e| js_error(Error::invalid(e.to_string())))?;
+        reply(self.0.denoised(m, out))
+    }
+
+    /// Take the reconstruction begun by `tomo_begin` out for [`gpu_reconstruct`].
+    pub fn tomo_take(&mut self) -> JsResult<TomoJob> {
+        Ok(TomoJob { plan: ok(self.0.tomo_take())?, error: None })
+    }
+
+    /// Put a reconstruction back; the slices done (the CPU's `tomo_step` does any left).
+    pub fn tomo_put(&mut self, job: TomoJob) -> JsResult<usize> {
+        ok(self.0.tomo_put(job.plan))
+    }
+}
+
+/// `method` (non-local means) on this worker's GPU: the filtered pixels, row-major. Rejects
+/// with kind `gpu` (the page then runs the CPU path and says why).
+#[wasm_bindgen]
+pub async fn gpu_denoise(image: GpuImage, method: JsValue) -> JsResult<Float32Array> {
+    let m = from_js::<Method>(method)?;
+    ok(atomlens_core::image::check_usable(image.0.view()).map_err(Error::from))?;
+    ok(atomlens_core::denoise::check(&m).map_err(Error::from))?;
+    let out = atomlens_gpu::nlm::apply(&*gpu()?, image.0.view(), &m).await.map_err(gpu_error)?;
+    Ok(Float32Array::from(out.as_slice().unwrap_or(&[])))
+}
+
+/// The slices of `job` on this worker's GPU; `progress(text, preview)` sees each iteration
+/// (`preview`: the slab's middle slice, every few iterations, or null). The job comes back
+/// with its `error` set if the GPU stopped; the slices it finished are kept.
+#[wasm_bindgen]
+pub async fn gpu_reconstruct(mut job: TomoJob, cmap: String, progress: js_sys::Function) -> TomoJob {
+    let gpu = match gpu() {
+        Ok(g) => g,
+        Err(_) => return TomoJob { error: Some("no GPU in this worker".into()), ..job },
+    };
+    let ny = job.plan.dims().1;
+    let mut each = |p: atomlens_gpu::tomo::Progress| {
+        let text = format!("reconstructing on the GPU: slice {} / {ny}, iteration {}", p.slices, p.iteration);
+        let preview = p
+            .preview
+            .and_then(|s| atomlens_session::session::slice_preview(s, p.slices, &cmap).ok())
+            .and_then(|r| into_js(r).ok())
+            .unwrap_or(JsValue::NULL);
+        let _ = progress.call2(&JsValue::NULL, &text.into(), &preview);
+    };
+    if let Err(e) = atomlens_gpu::tomo::reconstruct(&gpu, &mut job.plan, &mut each).await {
+        job.error = Some(e.to_string());
+    }
+    job
 }

@@ -9,8 +9,10 @@ const STARTUP_MS = 20000;
 const RETRIES = 2;
 
 export class Bridge {
-  constructor({ onReady, onGpu, onProgress, onCrash, onStall, engine, startupMs = STARTUP_MS }) {
-    this.handlers = { onReady, onGpu, onProgress, onCrash, onStall };
+  constructor({ onReady, onGpu, onRan, onProgress, onCrash, onStall, engine, startupMs = STARTUP_MS }) {
+    this.handlers = { onReady, onGpu, onRan, onProgress, onCrash, onStall };
+    // The page's compute setting ('auto' | 'cpu' | 'gpu'), sent with every call.
+    this.compute = 'auto';
     this.startupMs = startupMs;
     this.engine = engine; // 'auto' | 'single' | 'threads'
     this.nextId = 1;
@@ -53,6 +55,7 @@ export class Bridge {
     if (msg.type === 'ready') { this.resolveReady(msg); this.handlers.onReady?.(msg); return; }
     if (msg.type === 'init-error') { this.rejectReady(new Error(msg.error)); this.handlers.onCrash?.(msg.error); return; }
     if (msg.type === 'gpu') { this.handlers.onGpu?.(msg); return; }
+    if (msg.type === 'ran') { this.handlers.onRan?.(msg); return; }
     if (msg.type === 'progress') { this.handlers.onProgress?.(msg); return; }
     if (msg.type === 'partial') { this.pending.get(msg.id)?.onPartial?.(msg.data); return; }
     const p = this.pending.get(msg.id);
@@ -76,7 +79,7 @@ export class Bridge {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, op, onPartial });
-      this.worker.postMessage({ id, op, args }, transfer);
+      this.worker.postMessage({ id, op, args: { compute: this.compute, ...args } }, transfer);
     });
   }
 

@@ -6,6 +6,8 @@
 const params = new URL(import.meta.url).searchParams;
 const want = params.get('engine') || 'auto';
 let pkg, session, engine;
+// This worker's GPU: {kernels: {nlm, tomo}, soft} once `gpu_init` has answered; reason when none.
+let gpu = { kernels: {}, reason: 'probing' };
 
 async function load(kind) {
   const m = await import(`../../pkg/${kind}/atomlens_wasm.js`);
@@ -30,12 +32,33 @@ async function init() {
   const info = pkg.engine_info();
   postMessage({ type: 'ready', engine, threads: info.threads, version: info.version, note, defaults: pkg.defaults(),
     isolated: self.crossOriginIsolated });
-  pkg.gpu_probe()
-    .then((g) => postMessage({ type: 'gpu', adapter: g }))
-    .catch((e) => postMessage({ type: 'gpu', adapter: null, reason: String(e.message || e) }));
+  gpu.ready = pkg.gpu_init()
+    .then((g) => {
+      gpu = { kernels: g.kernels, soft: g.device_type === 'Cpu', reason: '' };
+      postMessage({ type: 'gpu', adapter: g });
+    })
+    .catch((e) => {
+      gpu = { kernels: {}, reason: String(e.message || e) };
+      postMessage({ type: 'gpu', adapter: null, reason: gpu.reason });
+    });
 }
 
 const progress = (id, text) => postMessage({ type: 'progress', id, text });
+
+// Whether `kernel` runs on the GPU under the page's compute setting (`auto`: a hardware
+// adapter whose self-check passed; `gpu`: any adapter that passed; `cpu`: never), or why not.
+async function onGpu(kernel, compute) {
+  if (compute === 'cpu') return { use: false, why: '' };
+  await gpu.ready;
+  const verdict = gpu.kernels[kernel];
+  if (verdict !== 'ok') return { use: false, why: verdict || gpu.reason || 'no GPU' };
+  if (compute !== 'gpu' && gpu.soft) return { use: false, why: 'the adapter is a software one (slower than the CPU path); set compute to GPU to use it' };
+  return { use: true };
+}
+
+// Say which ran: the page's header shows it per operation.
+const ran = (what, device, t0, note = '') =>
+  postMessage({ type: 'ran', what, device, seconds: (performance.now() - t0) / 1000, note });
 const bytes = (buffers) => buffers.map((b) => new Uint8Array(b));
 const opened = (signals) => ({ ...signals, image: session.select(0, 0) });
 
@@ -81,9 +104,29 @@ const ops = {
     progress(id, a.nonrigid ? 'aligning the frames and their scan distortions' : 'aligning the frames');
     return session.register_frames(a.signal, !!a.nonrigid);
   },
-  denoise: (a, id) => {
+  denoise: async (a, id) => {
+    const t0 = performance.now();
+    const name = a.method.method.replaceAll('_', ' ');
+    let why = '';
+    if (a.method.method === 'non_local_means') {
+      const g = await onGpu('nlm', a.compute);
+      why = g.why;
+      if (g.use) {
+        progress(id, `cleaning up on the GPU (${name})`);
+        try {
+          const r = session.denoised(a.method, await pkg.gpu_denoise(session.gpu_image(), a.method));
+          ran(name, 'GPU', t0);
+          return r;
+        } catch (e) {
+          if (e.kind !== 'gpu' && e.kind !== 'no_gpu') throw e;
+          why = `the GPU failed: ${e.message}`;
+        }
+      }
+    }
     progress(id, `cleaning up (${a.method.method})`);
-    return session.denoise(a.method);
+    const r = session.denoise(a.method);
+    ran(name, 'CPU', t0, why);
+    return r;
   },
   // Positions first (posted as a partial result the page draws at once), then the fits.
   findColumns: (a, id) => {
@@ -139,17 +182,36 @@ const ops = {
     progress(id, 'projecting the phantom');
     return session.tomo_demo(a);
   },
-  // Slices in steps, so progress and the latest slice reach the page while the engine works.
-  reconstruct: (a, id) => {
+  // On the GPU when it may (every slice of a slab at once, a live slice every few iterations);
+  // on the CPU in steps of slices, so progress and the latest slice reach the page. What the GPU
+  // did not finish (it failed, or was lost) the CPU does, and the header says why.
+  reconstruct: async (a, id) => {
+    const t0 = performance.now();
     const begun = session.tomo_begin(a.signal, Float64Array.from(a.angles), a.method, a.thickness || 0, a.prep || {});
+    const what = `${a.method.method.toUpperCase()} ${begun.nx}×${begun.ny}×${begun.nz}`;
+    let done = 0, device = 'CPU';
+    const g = await onGpu('tomo', a.compute);
+    let why = g.why;
+    if (g.use) {
+      const job = await pkg.gpu_reconstruct(session.tomo_take(), 'gray', (text, preview) => {
+        progress(id, text);
+        if (preview) postMessage({ type: 'partial', id, data: preview });
+      });
+      const error = job.error;
+      done = session.tomo_put(job);
+      device = error ? (done > 0 ? 'GPU + CPU' : 'CPU') : 'GPU';
+      if (error) why = `the GPU failed after ${done} of ${begun.ny} slices: ${error}`;
+    }
     const chunk = Math.max(1, Math.ceil(begun.ny / 32));
-    for (let done = 0; done < begun.ny;) {
+    while (done < begun.ny) {
       done = session.tomo_step(chunk);
       progress(id, `reconstructing: slice ${done} / ${begun.ny}`);
       if (done < begun.ny) postMessage({ type: 'partial', id, data: session.tomo_preview('gray') });
     }
-    return { ...begun, ...session.tomo_volume() };
+    ran(what, device, t0, why);
+    return { ...begun, ...session.tomo_volume(), device };
   },
+  gpuDestroy: () => pkg.gpu_destroy(),
   tomoSlice: (a) => session.tomo_slice(a.plane, a.index, a.lo, a.hi, a.cmap, a.threshold ?? NaN),
   tomoProjection: (a) => session.tomo_projection(a.angle, a.cmap),
   tomoMrc: () => session.tomo_mrc(),
@@ -169,7 +231,7 @@ onmessage = async ({ data: { id, op, args } }) => {
   await started;
   try {
     if (!ops[op]) throw new Error(`unknown operation ${op}`);
-    const result = ops[op](args || {}, id);
+    const result = await ops[op](args || {}, id);
     postMessage({ id, result }, transferables(result));
   } catch (e) {
     postMessage({ id, error: String(e?.message ?? e), kind: e?.kind ?? 'internal' });

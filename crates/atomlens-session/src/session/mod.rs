@@ -24,6 +24,7 @@ mod strain;
 #[cfg(test)]
 mod tests;
 mod tomo;
+pub use tomo::slice_preview;
 
 pub use journal::{FileRef, Saved, Step};
 pub use particles::{Compared, Particles};
@@ -412,8 +413,21 @@ impl Session {
     /// Clean up the shown image with `method` and append the result and what it removed as
     /// two new signals: `{signals, index}` (index of the result).
     pub fn denoise_current(&mut self, method: atomlens_core::denoise::Method) -> Result<Reply> {
+        let out = atomlens_core::denoise::apply(self.image()?.view(), &method)?;
+        self.denoised(method, out)
+    }
+
+    /// Append `out`, the shown image cleaned up by `method` elsewhere (the GPU), as
+    /// [`Self::denoise_current`] does.
+    pub fn denoised(&mut self, method: atomlens_core::denoise::Method, out: Array2<f32>) -> Result<Reply> {
         let img = self.image()?;
-        let out = atomlens_core::denoise::apply(img.view(), &method)?;
+        if out.dim() != img.data.dim() {
+            return Err(Error::invalid(format!(
+                "a filtered image of {:?} for an image of {:?}",
+                out.dim(),
+                img.data.dim()
+            )));
+        }
         let removed = &img.data - &out;
         let cal = img.calibration.clone();
         let name = method.name();

@@ -148,11 +148,27 @@ impl Session {
     /// Reconstruct the next `count` slices; returns the number done. When all are done the
     /// volume is kept for viewing.
     pub fn tomo_step(&mut self, count: usize) -> Result<usize> {
+        let mut plan = self.tomo_take()?;
+        plan.step(count);
+        self.tomo_put(plan)
+    }
+
+    /// Take the reconstruction in progress out, to be worked on elsewhere (the GPU) and put
+    /// back with [`Self::tomo_put`].
+    pub fn tomo_take(&mut self) -> Result<Plan> {
         let t = self.tomo.as_mut().ok_or_else(|| Error::state("no reconstruction started"))?;
-        let plan = t.plan.as_mut().ok_or_else(|| Error::state("the reconstruction is finished"))?;
-        let done = plan.step(count);
+        t.plan.take().ok_or_else(|| Error::state("the reconstruction is finished"))
+    }
+
+    /// Put a reconstruction back; returns the slices done. When all are done the volume is kept
+    /// for viewing.
+    pub fn tomo_put(&mut self, plan: Plan) -> Result<usize> {
+        let t = self.tomo.as_mut().ok_or_else(|| Error::state("no reconstruction started"))?;
+        let done = plan.done();
         if done == plan.dims().1 {
-            t.volume = t.plan.take().map(|p| p.volume());
+            t.volume = Some(plan.volume());
+        } else {
+            t.plan = Some(plan);
         }
         Ok(done)
     }
@@ -162,10 +178,7 @@ impl Session {
     pub fn tomo_preview(&self, cmap: &str) -> Result<Option<Reply>> {
         let Some(plan) = self.tomo.as_ref().and_then(|t| t.plan.as_ref()) else { return Ok(None) };
         let Some(slice) = plan.last_slice() else { return Ok(None) };
-        let (lo, hi) = slice.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-        let rgba = to_rgba(slice.view(), lo, if hi > lo { hi } else { lo + 1.0 }, colormap(cmap)?);
-        let (h, w) = slice.dim();
-        Ok(Some(slice_reply(w, h, rgba, 0.0).json("y", &(plan.done() - 1))))
+        Ok(Some(slice_preview(slice, plan.done() - 1, cmap)?))
     }
 
     fn volume(&self) -> Result<(&Volume, &Calibration)> {
@@ -248,4 +261,12 @@ impl Session {
 
 fn slice_reply(width: usize, height: usize, rgba: Vec<u8>, above: f64) -> Reply {
     Reply::new().json("width", &width).json("height", &height).json("above", &above).u8s("rgba", rgba)
+}
+
+/// A slice of a reconstruction in progress drawn with its own limits: `{width, height, rgba, y}`.
+pub fn slice_preview(slice: &Array2<f32>, y: usize, cmap: &str) -> Result<Reply> {
+    let (lo, hi) = slice.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    let rgba = to_rgba(slice.view(), lo, if hi > lo { hi } else { lo + 1.0 }, colormap(cmap)?);
+    let (h, w) = slice.dim();
+    Ok(slice_reply(w, h, rgba, 0.0).json("y", &y))
 }
