@@ -8,13 +8,19 @@ use crate::math::par::map;
 
 /// The pixels of one column's window: positions, data minus the neighbours' Gaussians, and
 /// what was subtracted (the Poisson mean needs it back); `centre` and `radius` bound them.
-pub(super) struct Window {
-    pub(super) xs: Vec<f64>,
-    pub(super) ys: Vec<f64>,
-    pub(super) data: Vec<f64>,
-    pub(super) sub: Vec<f64>,
-    pub(super) centre: [f64; 2],
-    pub(super) radius: f64,
+pub struct Window {
+    /// Pixel columns (px).
+    pub xs: Vec<f64>,
+    /// Pixel rows (px).
+    pub ys: Vec<f64>,
+    /// Values minus the neighbours' Gaussians.
+    pub data: Vec<f64>,
+    /// What was subtracted.
+    pub sub: Vec<f64>,
+    /// Centre (px).
+    pub centre: [f64; 2],
+    /// Radius (px).
+    pub radius: f64,
 }
 
 impl Window {
