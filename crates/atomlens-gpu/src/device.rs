@@ -11,6 +11,7 @@ pub(crate) struct Pipelines {
     pub nlm: wgpu::ComputePipeline,
     pub forward: wgpu::ComputePipeline,
     pub adjoint: wgpu::ComputePipeline,
+    pub fit: wgpu::ComputePipeline,
 }
 
 /// A device with its queue and pipelines. Not `Send` in the threaded browser build (wgpu's
@@ -23,6 +24,8 @@ pub struct Gpu {
     pub report: AdapterReport,
     /// The largest storage buffer one binding may hold (bytes).
     pub max_binding: u64,
+    /// Column fits per submit (tests lower it to cross batch boundaries).
+    pub fits_per_submit: usize,
     /// The first error wgpu reported outside a scope, or the loss of the device.
     fault: Arc<Mutex<Option<String>>>,
 }
@@ -78,12 +81,13 @@ impl Gpu {
             nlm: pipeline(shaders::NLM, "main"),
             forward: pipeline(shaders::PROJECT, "forward"),
             adjoint: pipeline(shaders::PROJECT, "adjoint"),
+            fit: pipeline(shaders::FIT, "main"),
         };
         if let Some(e) = scope.pop().await {
             return Err(GpuError::Device(format!("the kernels did not compile: {e}")));
         }
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
-        Ok(Gpu { device, queue, pipelines, report, max_binding, fault })
+        Ok(Gpu { device, queue, pipelines, report, max_binding, fits_per_submit: 8192, fault })
     }
 
     /// Lose the device on purpose (tests of the fallback): every later call fails.

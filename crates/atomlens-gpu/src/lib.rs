@@ -7,6 +7,7 @@
 //!
 //! | kernel | WGSL | CPU twin |
 //! |---|---|---|
+//! | column fitting ([`columns`]) | `shaders/fit.wgsl` | `core::columns::fit` (Levenberg–Marquardt) |
 //! | non-local means ([`nlm`]) | `shaders/nlm.wgsl` | `core::denoise::nlm::nl_means` |
 //! | projector, adjoint, SIRT, FBP ([`tomo`]) | `shaders/project.wgsl` | `core::tomo::project`, `iterative`, `fbp` |
 //!
@@ -18,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod columns;
 mod device;
 pub mod nlm;
 mod shaders;

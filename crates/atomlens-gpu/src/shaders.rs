@@ -2,6 +2,8 @@
 
 /// Non-local means.
 pub(crate) const NLM: &str = include_str!("../shaders/nlm.wgsl");
+/// Levenberg–Marquardt column fits.
+pub(crate) const FIT: &str = include_str!("../shaders/fit.wgsl");
 /// The Joseph projector and its adjoint (SIRT fused in).
 pub(crate) const PROJECT: &str = include_str!("../shaders/project.wgsl");
 
@@ -25,8 +27,8 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
             seen += 1;
         }
-        assert_eq!(seen, 2, "every file under shaders/ is one of the crate's kernels");
-        for (name, src) in [("nlm", super::NLM), ("project", super::PROJECT)] {
+        assert_eq!(seen, 3, "every file under shaders/ is one of the crate's kernels");
+        for (name, src) in [("nlm", super::NLM), ("project", super::PROJECT), ("fit", super::FIT)] {
             assert!(naga::front::wgsl::parse_str(src).is_ok(), "{name}");
         }
     }

@@ -204,3 +204,70 @@ fn self_checks_pass_and_a_lost_device_is_an_error() {
     let r = block_on(nlm::nl_means(&gpu, img.view(), 1, &Offsets::window(1), 0.5, 0.4));
     assert!(r.is_err(), "a destroyed device gives an error, not a result: {r:?}");
 }
+
+/// A noisy lattice of overlapping elliptical (or round) columns at odd size, some cut by the border, a
+/// NaN pixel, and seeds a pixel off (with one on empty background).
+fn columns_case(seed: u64, round: bool) -> (Array2<f32>, Vec<[f64; 2]>) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let (h, w) = (71, 97);
+    let mut img = Array2::from_shape_fn((h, w), |_| 20.0f32);
+    let mut seeds = Vec::new();
+    for i in 0..13 {
+        for j in 0..10 {
+            let (cx, cy) = (1.0 + 7.3 * i as f64 + 0.3 * j as f64, 2.0 + 7.1 * j as f64);
+            let (sx, sy, t, a) = (1.5, if round { 1.5 } else { 1.2 }, 0.4, 60.0 + 20.0 * ((i * j) % 3) as f64);
+            let (s, c) = (f64::sin(t), f64::cos(t));
+            for ((y, x), v) in img.indexed_iter_mut() {
+                let (dx, dy) = (x as f64 - cx, y as f64 - cy);
+                let (u, q) = (c * dx + s * dy, -s * dx + c * dy);
+                *v += (a * (-(u * u / (2.0 * sx * sx) + q * q / (2.0 * sy * sy))).exp()) as f32;
+            }
+            seeds.push([cx + rng.random_range(-1.0..1.0), cy + rng.random_range(-1.0..1.0)]);
+        }
+    }
+    img.mapv_inplace(|v| (v + rng.random_range(-1.0f32..1.0) * v.sqrt()).max(0.0));
+    img[[30, 40]] = f32::NAN;
+    seeds.push([95.0, 69.0]);
+    (img, seeds)
+}
+
+#[test]
+fn column_fits_match_the_cpu_for_every_shape_and_pass_across_batch_boundaries() {
+    use atomlens_core::columns::fit::{FitParams, FitStatus, Shape, fit_columns};
+    use atomlens_gpu::columns;
+    let mut gpu = gpu();
+    gpu.fits_per_submit = 7;
+    // Each shape on columns of its own shape (a circular model on elliptical columns is
+    // ill-conditioned: there the two stop a tenth of a standard error apart).
+    for (shape, joint) in
+        [(Shape::Elliptical, true), (Shape::Circular, false), (Shape::Circular, true), (Shape::Elliptical, false)]
+    {
+        let (img, seeds) = columns_case(3, shape == Shape::Circular);
+        let p = FitParams { shape, joint, ..FitParams::default() };
+        let cpu = fit_columns(img.view(), &seeds, &p).unwrap();
+        let got = block_on(columns::fit_columns(&gpu, img.view(), &seeds, &p)).unwrap();
+        assert_eq!(cpu.len(), got.len());
+        let fitted = cpu.iter().filter(|c| c.status == FitStatus::Fitted).count();
+        assert!(fitted > 100, "{shape:?}: {fitted} fitted");
+        let (mut dpos, mut dwidth, mut loose) = (0.0f64, 0.0f64, 0);
+        for (a, b) in cpu.iter().zip(&got) {
+            assert_eq!(a.status, b.status, "{shape:?} joint {joint}: column at ({:.1}, {:.1})", a.x, a.y);
+            if a.status != FitStatus::Fitted {
+                continue;
+            }
+            dpos = dpos.max((a.x - b.x).abs()).max((a.y - b.y).abs());
+            for (s, t, e) in [(a.sigma_x, b.sigma_x, a.sigma_x_err), (a.sigma_y, b.sigma_y, a.sigma_y_err)] {
+                let d = (s - t).abs();
+                assert!(d <= columns::width_tolerance(s, e), "{shape:?} joint {joint}: width {s} vs {t} (± {e})");
+                dwidth = dwidth.max(d / s);
+                loose += usize::from(d > columns::WIDTH_TOLERANCE * s);
+            }
+        }
+        eprintln!(
+            "{shape:?}, joint {joint}: largest position difference {dpos:.1e} px, width {dwidth:.1e} \
+             ({loose} widths beyond 0.1 %, each within a tenth of its standard error)"
+        );
+        assert!(dpos <= columns::POSITION_TOLERANCE, "{shape:?} joint {joint}: position {dpos}");
+    }
+    block_on(columns::self_check(&gpu)).unwrap();
+}
