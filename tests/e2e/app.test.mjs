@@ -1031,7 +1031,7 @@ test('WebGPU kernels: non-local means and SIRT give the CPU numbers with the GPU
   const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
   await page.waitForFunction(() => window.__atomlens.gpu !== null, null, { timeout: 60000 });
   const kernels = await page.evaluate(() => window.__atomlens.gpuKernels);
-  assert.deepEqual(kernels, { nlm: 'ok', tomo: 'ok' }, 'both kernels pass their start-up check on SwiftShader');
+  assert.deepEqual(kernels, { nlm: 'ok', tomo: 'ok', fit: 'ok' }, 'every kernel passes its start-up check on SwiftShader');
   // SwiftShader is a software adapter: `auto` keeps to the CPU and says why.
   assert.match(await page.textContent('[data-testid=gpu]'), /auto → CPU/);
   const ran = () => page.evaluate(() => ({ text: document.querySelector('[data-testid=ran]').textContent, note: document.querySelector('[data-testid=ran]').title }));
@@ -1058,6 +1058,25 @@ test('WebGPU kernels: non-local means and SIRT give the CPU numbers with the GPU
   assert.ok(worst <= 1e-4 * range, `NLM: largest difference ${worst} of ${range}`);
   await nlm('auto');
   assert.match((await ran()).note, /software/);
+
+  // Columns of the demo particle (found, then fitted) as the Columns panel asks for them.
+  const columns = (compute) => page.evaluate(async (compute) => {
+    const b = window.__atomlensTest.bridge;
+    b.compute = compute;
+    await b.call('select', { signal: 0, frame: 0 });
+    const params = window.__atomlensTest.columns().params();
+    const t = await b.call('findColumns', { params });
+    return { x: Array.from(t.x), y: Array.from(t.y), status: Array.from(t.status), x_err: Array.from(t.x_err) };
+  }, compute);
+  const cg = await columns('gpu');
+  assert.match((await ran()).text, /columns \d+: GPU/);
+  const cc = await columns('cpu');
+  assert.match((await ran()).text, /columns \d+: CPU/);
+  assert.ok(cc.x.length > 100 && cc.x.length === cg.x.length, `${cc.x.length} vs ${cg.x.length} columns`);
+  assert.deepEqual(cg.status, cc.status);
+  const dpos = cc.x.map((x, i) => (cc.status[i] === 0 ? Math.max(Math.abs(x - cg.x[i]), Math.abs(cc.y[i] - cg.y[i])) : 0));
+  const over = dpos.filter((d) => d > 0.005).length;
+  assert.ok(over === 0, `${over} of ${dpos.length} columns differ by more than 0.005 px (largest ${Math.max(...dpos)})`);
 
   // SIRT of a small phantom series, GPU then CPU: the volumes (read back as MRC) agree.
   const sirt = (compute) => page.evaluate(async (compute) => {

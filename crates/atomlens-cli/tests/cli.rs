@@ -649,4 +649,35 @@ fn gpu_runs_give_the_cpu_numbers_and_say_so() {
     let scale = volumes[0].iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
     let worst = volumes[0].iter().zip(&volumes[1]).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max);
     assert!(worst <= 10.0 * atomlens_gpu::tomo::TOLERANCE * scale, "SIRT: largest difference {worst} of {scale}");
+
+    // Columns of the synthetic particle: the same columns, positions within the kernel's tolerance.
+    let dir = tmp("gpu_particle");
+    let (ok, _, err) = atomlens(&["synth", "particle", "--size", "256", "--out", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let img = dir.join("image.tif");
+    let mut tables = Vec::new();
+    for gpu in [false, true] {
+        let out = tmp(if gpu { "cols_gpu.csv" } else { "cols_cpu.csv" });
+        let mut args = vec!["columns", img.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        if gpu {
+            args.push("--gpu");
+        }
+        let (ok, _, err) = atomlens(&args);
+        assert!(ok && err.contains(if gpu { "refine on the GPU" } else { "refine on the CPU" }), "{err}");
+        tables.push(std::fs::read_to_string(&out).unwrap());
+    }
+    let rows = |t: &str| -> Vec<(f64, f64, String)> {
+        t.lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].parse().unwrap(), f[1].parse().unwrap(), l.to_string())
+            })
+            .collect()
+    };
+    let (a, b) = (rows(&tables[0]), rows(&tables[1]));
+    assert!(a.len() > 50 && a.len() == b.len(), "{} vs {} columns", a.len(), b.len());
+    let worst = a.iter().zip(&b).map(|(p, q)| (p.0 - q.0).abs().max((p.1 - q.1).abs())).fold(0.0, f64::max);
+    // The CSV rounds positions to 1e-5 px.
+    assert!(worst <= atomlens_gpu::columns::POSITION_TOLERANCE + 1e-5, "largest position difference {worst} px");
 }

@@ -460,10 +460,11 @@ pub async fn gpu_init() -> JsResult {
     let verdict = |r: Result<(), atomlens_gpu::GpuError>| r.map_or_else(|e| e.to_string(), |()| "ok".to_string());
     let nlm = verdict(atomlens_gpu::nlm::self_check(&gpu).await);
     let tomo = verdict(atomlens_gpu::tomo::self_check(&gpu).await);
+    let fit = verdict(atomlens_gpu::columns::self_check(&gpu).await);
     let label = gpu.report.label();
     let mut v = serde_json::to_value(&gpu.report).map_err(|e| js_error(Error::from(e)))?;
     v["label"] = label.into();
-    v["kernels"] = serde_json::json!({ "nlm": nlm, "tomo": tomo });
+    v["kernels"] = serde_json::json!({ "nlm": nlm, "tomo": tomo, "fit": fit });
     GPU.with(|g| *g.borrow_mut() = Some(std::rc::Rc::new(gpu)));
     to_js(&v)
 }
@@ -479,6 +480,14 @@ pub fn gpu_destroy() -> JsResult<()> {
 /// The shown image, owned, for a GPU call.
 #[wasm_bindgen]
 pub struct GpuImage(ndarray::Array2<f32>);
+
+/// The column fits `find_seeds` asked for, for [`gpu_fit`].
+#[wasm_bindgen]
+pub struct FitJob(ndarray::Array2<f32>, atomlens_core::columns::FitRequest);
+
+/// Columns fitted on the GPU, for `Session::fitted`.
+#[wasm_bindgen]
+pub struct Fitted(Vec<atomlens_core::columns::fit::AtomColumn>);
 
 /// A reconstruction taken out of the session for the GPU, and what became of it.
 #[wasm_bindgen]
@@ -511,6 +520,17 @@ impl Session {
         reply(self.0.denoised(m, out))
     }
 
+    /// The fits `find_seeds` asked for, for [`gpu_fit`].
+    pub fn gpu_fit_job(&self) -> JsResult<FitJob> {
+        let (img, req) = ok(self.0.fit_job())?;
+        Ok(FitJob(img, req))
+    }
+
+    /// Finish `fit_found` with columns fitted on the GPU: the column table.
+    pub fn fitted(&mut self, fitted: Fitted) -> JsResult {
+        reply(self.0.fit_found_with(fitted.0))
+    }
+
     /// Take the reconstruction begun by `tomo_begin` out for [`gpu_reconstruct`].
     pub fn tomo_take(&mut self) -> JsResult<TomoJob> {
         Ok(TomoJob { plan: ok(self.0.tomo_take())?, error: None })
@@ -531,6 +551,16 @@ pub async fn gpu_denoise(image: GpuImage, method: JsValue) -> JsResult<Float32Ar
     ok(atomlens_core::denoise::check(&m).map_err(Error::from))?;
     let out = atomlens_gpu::nlm::apply(&*gpu()?, image.0.view(), &m).await.map_err(gpu_error)?;
     Ok(Float32Array::from(out.as_slice().unwrap_or(&[])))
+}
+
+/// The column fits of `job` on this worker's GPU. Rejects with kind `gpu` (the page then fits on
+/// the CPU and says why).
+#[wasm_bindgen]
+pub async fn gpu_fit(job: FitJob) -> JsResult<Fitted> {
+    let FitJob(img, req) = job;
+    let cols =
+        atomlens_gpu::columns::fit_columns(&*gpu()?, img.view(), &req.seeds, &req.fit).await.map_err(gpu_error)?;
+    Ok(Fitted(cols))
 }
 
 /// The slices of `job` on this worker's GPU; `progress(text, preview)` sees each iteration

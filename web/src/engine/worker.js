@@ -129,12 +129,29 @@ const ops = {
     return r;
   },
   // Positions first (posted as a partial result the page draws at once), then the fits.
-  findColumns: (a, id) => {
+  findColumns: async (a, id) => {
+    const t0 = performance.now();
     progress(id, 'finding columns');
     const seeds = session.find_seeds(a.params);
     postMessage({ type: 'partial', id, data: seeds });
+    const what = `columns ${seeds.x.length.toLocaleString('en').replaceAll(',', ' ')}`;
+    const g = await onGpu('fit', a.compute);
+    let why = g.why;
+    if (g.use) {
+      progress(id, `fitting ${seeds.x.length} columns on the GPU`);
+      try {
+        const r = session.fitted(await pkg.gpu_fit(session.gpu_fit_job()));
+        ran(what, 'GPU', t0);
+        return r;
+      } catch (e) {
+        if (e.kind !== 'gpu' && e.kind !== 'no_gpu') throw e;
+        why = `the GPU failed: ${e.message}`;
+      }
+    }
     progress(id, `fitting ${seeds.x.length} columns`);
-    return session.fit_found();
+    const r = session.fit_found();
+    ran(what, 'CPU', t0, why);
+    return r;
   },
   refit: (a, id) => {
     progress(id, `refitting ${a.xs.length} columns`);

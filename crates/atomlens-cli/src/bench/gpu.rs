@@ -1,7 +1,8 @@
 //! `atomlens bench gpu`: each GPU kernel against its CPU twin (rayon on every core) on the same
 //! synthetic data in one run, with the adapter named and the largest difference between the two.
 //! Times are whole calls (upload, every submit, readback; the CPU's own preparation on both
-//! sides). A software adapter (lavapipe, SwiftShader) proves correctness only: its times are
+//! sides). Differences: positions in px (columns), of the image's range (NLM), of the volume's
+//! largest value (tomography). A software adapter (lavapipe, SwiftShader) proves correctness only: its times are
 //! printed for the record, never as a speed-up.
 use std::time::Instant;
 
@@ -13,13 +14,41 @@ use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
 use atomlens_core::tomo::{Algorithm, Plan, Preparation, TiltSeries};
 use ndarray::Array2;
 
-/// `big`: the sizes (a 2048² image; 256³ from 141 tilts); otherwise sizes a software
-/// adapter finishes in seconds.
+/// `big`: the sizes (30 276 columns; a 2048² image; 256³ from 141 tilts); otherwise
+/// sizes a software adapter finishes in seconds.
 pub fn run(big: bool) -> Result<()> {
     let gpu = crate::gpu::open()?;
     let soft = gpu.report.device_type == "Cpu";
     let threads = rayon::current_num_threads();
     let mut rows: Vec<[String; 6]> = Vec::new();
+
+    // Column fitting: a lattice of columns 8 px apart (4096 in 512²; 174² = 30 276 in 1392²),
+    // seeds a fraction of a pixel off.
+    let cside = if big { 1392 } else { 512 };
+    let img = lattice(cside);
+    let seeds: Vec<[f64; 2]> = (0..cside / 8)
+        .flat_map(|i| (0..cside / 8).map(move |j| [4.3 + 8.0 * i as f64, 3.8 + 8.0 * j as f64]))
+        .collect();
+    let p = atomlens_core::columns::fit::FitParams::default();
+    let t = Instant::now();
+    let cpu = atomlens_core::columns::fit::fit_columns(img.view(), &seeds, &p)?;
+    let cpu_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let got = pollster::block_on(atomlens_gpu::columns::fit_columns(&gpu, img.view(), &seeds, &p))?;
+    let gpu_s = t.elapsed().as_secs_f64();
+    let diff = cpu
+        .iter()
+        .zip(&got)
+        .filter(|(a, b)| a.x.is_finite() && b.x.is_finite())
+        .map(|(a, b)| (a.x - b.x).abs().max((a.y - b.y).abs()))
+        .fold(0.0, f64::max);
+    rows.push(row(
+        "column fitting (elliptical, 2 joint passes)",
+        &format!("{} columns", seeds.len()),
+        cpu_s,
+        gpu_s,
+        diff,
+    ));
 
     let side = if big { 2048 } else { 512 };
     let img = lattice(side);
@@ -30,7 +59,8 @@ pub fn run(big: bool) -> Result<()> {
     let t = Instant::now();
     let got = pollster::block_on(atomlens_gpu::nlm::apply(&gpu, img.view(), &method))?;
     let gpu_s = t.elapsed().as_secs_f64();
-    let diff = cpu.iter().zip(got.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let range = img.iter().fold(f32::MIN, |m, v| m.max(*v)) - img.iter().fold(f32::MAX, |m, v| m.min(*v));
+    let diff = cpu.iter().zip(got.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max) / range;
     rows.push(row("non-local means (5×5 patches, lattice offsets)", &format!("{side}²"), cpu_s, gpu_s, diff as f64));
 
     let (n, tilts, iterations) = if big { (256, 141, 20) } else { (96, 61, 20) };

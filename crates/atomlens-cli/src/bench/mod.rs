@@ -32,7 +32,7 @@ pub struct Args {
     /// Repetitions of the atomlens refinement, before and again after the peer (median of all).
     #[arg(long, default_value_t = 5)]
     repeat: usize,
-    /// `gpu`: the full sizes (a 2048² image, 256³ from 141 tilts), for a real GPU.
+    /// `gpu`: the full sizes (30 276 columns, a 2048² image, 256³ from 141 tilts), for a real GPU.
     #[arg(long)]
     big: bool,
 }

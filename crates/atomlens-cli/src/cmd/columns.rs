@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use atomlens_core::columns::find::Peaks;
 use atomlens_core::columns::fit::{Noise, Shape};
-use atomlens_core::columns::{ColumnParams, Sublattices, find, fit_found};
+use atomlens_core::columns::{ColumnParams, Sublattices, find, fit_found_with, fit_request};
 
 use crate::args::serde_name;
 use crate::files::{out_dir, write};
@@ -58,6 +59,10 @@ pub struct Args {
     /// Single atoms: their Gaussian width in px (default 0.6 Å on a calibrated image, else 2 px).
     #[arg(long)]
     atom_sigma: Option<f64>,
+    /// Fit on the GPU (the adapter wgpu finds): checked against the CPU on a small case first;
+    /// the CPU fits instead, with a note, when it fails.
+    #[arg(long)]
+    gpu: bool,
     /// Output: `.csv` or `.json` (default: CSV on stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -86,7 +91,8 @@ pub fn run(a: Args) -> Result<()> {
     let peaks = find(img.view(), img.calibration.pixel_nm(), &p)?;
     let t_find = t.elapsed().as_secs_f64();
     let t_refine = Instant::now();
-    let r = fit_found(img.view(), &peaks, &p)?;
+    let (fitted, ran) = if a.gpu { fit_on_gpu(img.view(), &peaks, &p)? } else { (None, "CPU") };
+    let r = fit_found_with(img.view(), &peaks, &p, fitted)?;
     let refine_s = t_refine.elapsed().as_secs_f64();
     let secs = t.elapsed().as_secs_f64();
     if let Some(l) = &r.lattice {
@@ -111,7 +117,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let fitted = r.columns.iter().filter(|c| c.status == atomlens_core::columns::fit::FitStatus::Fitted).count();
     eprintln!(
-        "{} columns ({} fitted) in {:.3} s (find {:.3} s, refine {:.3} s = {:.1} µs per column); separation {:.2} px{}",
+        "{} columns ({} fitted) in {:.3} s (find {:.3} s, refine on the {ran} {:.3} s = {:.1} µs per column); separation {:.2} px{}",
         r.columns.len(),
         fitted,
         secs,
@@ -177,4 +183,25 @@ fn write_strain_maps(
     }
     eprintln!("wrote interpolated exx eyy exy rotation ux uy maps to {}", dir.display());
     Ok(())
+}
+
+/// The fits of `peaks` on the GPU (`None` and a note when the GPU fails: the CPU fits them).
+fn fit_on_gpu(
+    img: ndarray::ArrayView2<f32>,
+    peaks: &Peaks,
+    p: &ColumnParams,
+) -> Result<(Option<Vec<atomlens_core::columns::fit::AtomColumn>>, &'static str)> {
+    let gpu = crate::gpu::open()?;
+    let req = fit_request(peaks, p);
+    let negated = req.negate.then(|| img.mapv(|v| -v));
+    let view = match &negated {
+        Some(n) => n.view(),
+        None => img.view(),
+    };
+    crate::gpu::or_cpu(
+        "column fitting",
+        || pollster::block_on(atomlens_gpu::columns::self_check(&gpu)),
+        || pollster::block_on(atomlens_gpu::columns::fit_columns(&gpu, view, &req.seeds, &req.fit)).map(Some),
+        || Ok(None),
+    )
 }

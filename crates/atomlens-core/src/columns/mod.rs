@@ -157,10 +157,50 @@ pub fn find_and_fit(img: ArrayView2<f32>, p: &ColumnParams) -> Result<ColumnResu
 /// Refine columns already found (the second half of [`find_and_fit`], so a caller can show the
 /// positions before the fits arrive).
 pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Result<ColumnResult, CoreError> {
+    fit_found_with(img, peaks, p, None)
+}
+
+/// The fit [`fit_found`] runs: `fit::fit_columns` of `seeds` with `fit` on the image, negated
+/// when `negate` (dark columns). A caller that fits elsewhere (the GPU) runs this and hands the
+/// columns to [`fit_found_with`].
+#[derive(Debug, Clone)]
+pub struct FitRequest {
+    /// Fit the negated image (dark columns, ABF).
+    pub negate: bool,
+    /// Where.
+    pub seeds: Vec<[f64; 2]>,
+    /// With what.
+    pub fit: FitParams,
+}
+
+/// What [`fit_found`] would fit for `peaks`.
+pub fn fit_request(peaks: &Peaks, p: &ColumnParams) -> FitRequest {
+    // Isolated atoms: windows of their own 4σ.
+    let fit = match &peaks.single {
+        Some(s) => FitParams { max_radius: Some(4.0 * s.sigma), ..p.fit.clone() },
+        None => p.fit.clone(),
+    };
+    FitRequest { negate: p.find.dark, seeds: peaks.points.clone(), fit }
+}
+
+/// [`fit_found`] with the columns of its [`FitRequest`] already fitted (`None`: fit them here).
+pub fn fit_found_with(
+    img: ArrayView2<f32>,
+    peaks: &Peaks,
+    p: &ColumnParams,
+    fitted: Option<Vec<AtomColumn>>,
+) -> Result<ColumnResult, CoreError> {
+    if let Some(n) = fitted.as_ref().map(Vec::len).filter(|&n| n != peaks.points.len()) {
+        return Err(CoreError::InvalidParameter {
+            name: "fitted columns",
+            reason: format!("{n} for {} seeds", peaks.points.len()),
+        });
+    }
+    let fit = fit_request(peaks, p).fit;
     if let Some(s) = &peaks.single {
         // Isolated atoms: windows of their own 4σ, no lattice, one sublattice.
-        let single = ColumnParams { fit: FitParams { max_radius: Some(4.0 * s.sigma), ..p.fit.clone() }, ..p.clone() };
-        let (mut columns, _) = refine(img, &peaks.points, &single, None)?;
+        let single = ColumnParams { fit, ..p.clone() };
+        let (mut columns, _) = refine_fitted(img, &peaks.points, &single, None, fitted)?;
         // Isolated atoms are one kind of site; brighter ones are told apart by their volume.
         columns.iter_mut().for_each(|c| c.sublattice = 0);
         return Ok(ColumnResult {
@@ -176,7 +216,7 @@ pub fn fit_found(img: ArrayView2<f32>, peaks: &Peaks, p: &ColumnParams) -> Resul
     }
     // The finder's lattice when it estimated the spacing; else the spectrum's at the given one.
     let rough = peaks.lattice.clone().or_else(|| lattice_vectors(img, peaks.nn_distance()).ok());
-    let (columns, lattice) = refine(img, &peaks.points, p, rough.as_ref())?;
+    let (columns, lattice) = refine_fitted(img, &peaks.points, p, rough.as_ref(), fitted)?;
     Ok(ColumnResult {
         columns,
         separation: peaks.separation,
@@ -224,15 +264,27 @@ pub fn refine(
     p: &ColumnParams,
     lattice: Option<&Lattice>,
 ) -> Result<(Vec<AtomColumn>, Option<Lattice>), CoreError> {
-    let mut columns = if p.find.dark {
-        let mut cols = fit_columns(img.mapv(|v| -v).view(), seeds, &p.fit)?;
-        for c in &mut cols {
+    refine_fitted(img, seeds, p, lattice, None)
+}
+
+/// [`refine`] with the fits already made (on the negated image for dark columns), or made here.
+fn refine_fitted(
+    img: ArrayView2<f32>,
+    seeds: &[[f64; 2]],
+    p: &ColumnParams,
+    lattice: Option<&Lattice>,
+    fitted: Option<Vec<AtomColumn>>,
+) -> Result<(Vec<AtomColumn>, Option<Lattice>), CoreError> {
+    let mut columns = match fitted {
+        Some(c) => c,
+        None if p.find.dark => fit_columns(img.mapv(|v| -v).view(), seeds, &p.fit)?,
+        None => fit_columns(img, seeds, &p.fit)?,
+    };
+    if p.find.dark {
+        for c in &mut columns {
             c.background = -c.background;
         }
-        cols
-    } else {
-        fit_columns(img, seeds, &p.fit)?
-    };
+    }
     let pts: Vec<[f64; 2]> = columns.iter().map(|c| [c.x, c.y]).collect();
     let fitted: Vec<[f64; 2]> = columns.iter().filter(|c| c.status == FitStatus::Fitted).map(|c| [c.x, c.y]).collect();
     let lattice = lattice.map(|l| crate::lattice::refine_from_points(&fitted, l).unwrap_or_else(|| l.clone()));

@@ -31,6 +31,26 @@ impl Session {
         self.column_table()
     }
 
+    /// What [`Session::fit_found`] would fit, for a caller that fits elsewhere (the GPU): the
+    /// image as the fit sees it (negated for dark columns) and the request.
+    pub fn fit_job(&self) -> Result<(ndarray::Array2<f32>, atomlens_core::columns::FitRequest)> {
+        let shown = self.shown()?;
+        let (peaks, p) = shown.found.as_ref().ok_or_else(|| Error::state("find the columns first"))?;
+        let req = atomlens_core::columns::fit_request(peaks, p);
+        let img = &shown.image.data;
+        Ok((if req.negate { img.mapv(|v| -v) } else { img.clone() }, req))
+    }
+
+    /// [`Session::fit_found`] with the fits of [`Session::fit_job`] made elsewhere.
+    pub fn fit_found_with(&mut self, fitted: Vec<AtomColumn>) -> Result<Reply> {
+        let shown = self.shown_mut()?;
+        let (peaks, p) = shown.found.take().ok_or_else(|| Error::state("find the columns first"))?;
+        let r = atomlens_core::columns::fit_found_with(shown.image.view(), &peaks, &p, Some(fitted))?;
+        shown.columns = Some((r, p));
+        self.record(Step::FitColumns);
+        self.column_table()
+    }
+
     /// Refit at the positions `xs`, `ys` (after the user added, moved or deleted columns).
     pub fn refit(&mut self, xs: Vec<f64>, ys: Vec<f64>) -> Result<Reply> {
         let shown = self.shown_mut()?;
