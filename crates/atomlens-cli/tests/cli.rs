@@ -680,4 +680,34 @@ fn gpu_runs_give_the_cpu_numbers_and_say_so() {
     let worst = a.iter().zip(&b).map(|(p, q)| (p.0 - q.0).abs().max((p.1 - q.1).abs())).fold(0.0, f64::max);
     // The CSV rounds positions to 1e-5 px.
     assert!(worst <= atomlens_gpu::columns::POSITION_TOLERANCE + 1e-5, "largest position difference {worst} px");
+
+    // The particle chain and a batch with their fits on the GPU: the same particles and counts.
+    let folder = tmp("gpu_batch");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&img, folder.join("a.tif")).unwrap();
+    let (pc, pg) = (tmp("gpu_pc"), tmp("gpu_pg"));
+    for (out, gpu) in [(&pc, false), (&pg, true)] {
+        let mut args = vec!["particles", img.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        if gpu {
+            args.push("--gpu");
+        }
+        let (ok, _, err) = atomlens(&args);
+        assert!(ok, "{err}");
+    }
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert_eq!(read(&pc, "particles.csv"), read(&pg, "particles.csv"));
+    let (bc, bg) = (tmp("gpu_bc"), tmp("gpu_bg"));
+    for (out, gpu) in [(&bc, false), (&bg, true)] {
+        let mut args = vec!["batch", folder.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        if gpu {
+            args.push("--gpu");
+        }
+        let (ok, _, err) = atomlens(&args);
+        assert!(ok, "{err}");
+    }
+    // Every column of the summary but its last two (seconds, error).
+    let table = |d: &Path| -> Vec<String> {
+        read(d, "summary.csv").lines().map(|l| l.rsplitn(3, ',').nth(2).unwrap_or("").to_string()).collect()
+    };
+    assert_eq!(table(&bc), table(&bg));
 }

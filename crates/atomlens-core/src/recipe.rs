@@ -2,10 +2,12 @@
 //! and strain. `atomlens batch` reads it, the page's batch sends it, every command writes the one
 //! it ran beside its results (`recipe.json`), so a result can be replayed. Missing keys take
 //! their defaults; unknown keys are refused (a typo must not silently run the defaults).
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+use crate::columns::fit::AtomColumn;
 use crate::denoise::{self, Method};
-use crate::particles::chain::{Analysis, AnalysisParams, analyse};
+use crate::particles::chain::{Analysis, AnalysisParams};
 use crate::strain::gpa::{self, GpaParams, GpaResult};
 use crate::{CoreError, Image};
 
@@ -44,15 +46,45 @@ impl Recipe {
 
     /// Run the recipe on `img`: clean-up, the particle chain, then strain.
     pub fn run(&self, img: &Image) -> Result<Outcome, CoreError> {
+        self.run_with(img, &OnCpu)
+    }
+
+    /// [`Self::run`] with the clean-up and the column fits offered to `off` first.
+    pub fn run_with(&self, img: &Image, off: &dyn Offload) -> Result<Outcome, CoreError> {
         let mut image = img.clone();
         if let Some(m) = &self.denoise {
-            image.data = denoise::apply(img.view(), m)?;
+            crate::image::check_usable(img.view())?;
+            denoise::check(m)?;
+            image.data = match off.denoise(img.view(), m) {
+                Some(out) => out,
+                None => denoise::apply(img.view(), m)?,
+            };
         }
-        let analysis = analyse(image.view(), &self.analysis)?;
+        let analysis = crate::particles::chain::analyse_with(image.view(), &self.analysis, off)?;
         let strain = self.strain.as_ref().map(|p| gpa::analyse(image.view(), p)).transpose()?;
         Ok(Outcome { image, analysis, strain })
     }
 }
+
+/// Work a caller may do elsewhere on the chain's behalf (natively, the GPU: `atomlens-gpu`
+/// through the CLI's `--gpu`). Each returns the same result the CPU would, within the
+/// accelerator's stated tolerance, or `None` to have it done here (no kernel, or it failed).
+/// Inputs are checked before they are offered.
+pub trait Offload: Sync {
+    /// `fit::fit_columns` of `req.seeds` with `req.fit` on `img` (already negated when asked).
+    fn fit(&self, _img: ArrayView2<f32>, _req: &crate::columns::FitRequest) -> Option<Vec<AtomColumn>> {
+        None
+    }
+    /// `denoise::apply(img, method)`.
+    fn denoise(&self, _img: ArrayView2<f32>, _method: &Method) -> Option<Array2<f32>> {
+        None
+    }
+}
+
+/// Everything on the CPU.
+pub struct OnCpu;
+
+impl Offload for OnCpu {}
 
 #[cfg(test)]
 mod tests {

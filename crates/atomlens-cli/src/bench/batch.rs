@@ -30,7 +30,7 @@ pub fn run(images: usize, size: usize) -> Result<()> {
     }
     let recipe =
         Recipe { denoise: Some(atomlens_core::denoise::Method::Gaussian { sigma: 0.5 }), ..Default::default() };
-    let (ok, n, secs) = run_batch(&input, &recipe, &dir.join("out"))?;
+    let (ok, n, secs) = run_batch(&input, &recipe, &dir.join("out"), &atomlens_core::recipe::OnCpu)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("| images | size | threads | analysed | seconds | images/s |");
     println!("|---|---|---|---|---|---|");

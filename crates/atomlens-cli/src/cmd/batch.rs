@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use atomlens_core::particles::chain::Analysis;
+use atomlens_core::recipe::Offload;
 use atomlens_core::{Calibration, Recipe};
 use atomlens_io::tables::{BatchRow, batch_csv};
 
@@ -22,6 +23,10 @@ pub struct BatchArgs {
     /// Folder for summary.csv and one sub-folder of tables per image.
     #[arg(long)]
     out: PathBuf,
+    /// Column fits and non-local means on the GPU (the adapter wgpu finds; self-checked, the CPU
+    /// with a note when it fails).
+    #[arg(long)]
+    gpu: bool,
 }
 
 pub fn batch(a: BatchArgs) -> Result<()> {
@@ -32,11 +37,14 @@ pub fn batch(a: BatchArgs) -> Result<()> {
         }
         None => Recipe::default(),
     };
-    run_batch(&a.dir, &recipe, &a.out).map(|_| ())
+    let off: Box<dyn Offload> =
+        if a.gpu { Box::new(crate::gpu::GpuOffload::open()?) } else { Box::new(atomlens_core::recipe::OnCpu) };
+    run_batch(&a.dir, &recipe, &a.out, &*off).map(|_| ())
 }
 
-/// Analyse every image of `dir` with `recipe` into `out`; returns (images analysed, images, seconds).
-pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usize, f64)> {
+/// Analyse every image of `dir` with `recipe` into `out` (work offered to `off` first); returns
+/// (images analysed, images, seconds).
+pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path, off: &dyn Offload) -> Result<(usize, usize, f64)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -59,7 +67,7 @@ pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usiz
         .map(|f| {
             let t = Instant::now();
             let file = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let result = run_one(f, recipe, &out.join(stem(f)));
+            let result = run_one(f, recipe, &out.join(stem(f)), off);
             let seconds = t.elapsed().as_secs_f64();
             let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             match result {
@@ -93,8 +101,8 @@ pub fn run_batch(dir: &Path, recipe: &Recipe, out: &Path) -> Result<(usize, usiz
     Ok((ok, n, secs))
 }
 
-fn run_one(path: &Path, recipe: &Recipe, dir: &Path) -> Result<(Analysis, Calibration)> {
-    let out = recipe.run(&load_image(path)?)?;
+fn run_one(path: &Path, recipe: &Recipe, dir: &Path, off: &dyn Offload) -> Result<(Analysis, Calibration)> {
+    let out = recipe.run_with(&load_image(path)?, off)?;
     out_dir(dir)?;
     write_particles(dir, &out.analysis, recipe, &out.image, &path.display().to_string())?;
     if let (Some(g), Some(strain)) = (&out.strain, &recipe.strain) {

@@ -59,6 +59,10 @@ pub struct ParticlesArgs {
     /// Folder for particles.csv, columns.csv, facets.csv, defects.csv, particles.json and labels.tif.
     #[arg(long)]
     out: PathBuf,
+    /// Fit the columns on the GPU (the adapter wgpu finds; self-checked, the CPU with a note when
+    /// it fails).
+    #[arg(long)]
+    gpu: bool,
 }
 
 fn read_library(path: &Path) -> Result<Vec<f64>> {
@@ -139,7 +143,11 @@ pub fn particles(a: ParticlesArgs) -> Result<()> {
     let img = load_image(&a.image)?;
     let p = a.common.params()?;
     let t = Instant::now();
-    let r = analyse(img.view(), &p)?;
+    let r = if a.gpu {
+        atomlens_core::particles::chain::analyse_with(img.view(), &p, &crate::gpu::GpuOffload::open()?)?
+    } else {
+        analyse(img.view(), &p)?
+    };
     report(&r, &img.calibration, t.elapsed().as_secs_f64());
     out_dir(&a.out)?;
     let recipe = Recipe { analysis: p, ..Default::default() };

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::columns::find::{PeakParams, find_columns};
-use crate::columns::{ColumnParams, ColumnResult, find, fit_found, refine};
+use crate::columns::{ColumnParams, ColumnResult, find, refine};
 use crate::image::morphology::distance_squared_to;
 use crate::lattice::local::LatticeAnalysis;
 use crate::particles::counting::{
@@ -231,8 +231,21 @@ impl Analysis {
 
 /// Find and fit the columns of `img`, segment its particles and analyse each.
 pub fn analyse(img: ArrayView2<f32>, p: &AnalysisParams) -> Result<Analysis, CoreError> {
+    analyse_with(img, p, &crate::recipe::OnCpu)
+}
+
+/// [`analyse`] with the column fits offered to `off` first (the GPU, natively).
+pub fn analyse_with(
+    img: ArrayView2<f32>,
+    p: &AnalysisParams,
+    off: &dyn crate::recipe::Offload,
+) -> Result<Analysis, CoreError> {
     // As `atomlens columns` finds them (a separation that contradicts the image is noted).
-    let columns = fit_found(img, &find(img, None, &p.columns)?, &p.columns)?;
+    let peaks = find(img, None, &p.columns)?;
+    let req = crate::columns::fit_request(&peaks, &p.columns);
+    let negated = req.negate.then(|| img.mapv(|v| -v));
+    let fitted = off.fit(negated.as_ref().map_or(img.view(), |n| n.view()), &req);
+    let columns = crate::columns::fit_found_with(img, &peaks, &p.columns, fitted)?;
     analyse_columns(img, columns, p)
 }
 
