@@ -110,7 +110,7 @@ mod tests {
         let r = Recipe { denoise: Some(Method::Gaussian { sigma: 0.7 }), ..Default::default() };
         let out = r.run(&s.image).unwrap();
         let cleaned = denoise::apply(s.image.view(), &Method::Gaussian { sigma: 0.7 }).unwrap();
-        let by_hand = analyse(cleaned.view(), &AnalysisParams::default()).unwrap();
+        let by_hand = crate::particles::chain::analyse(cleaned.view(), &AnalysisParams::default()).unwrap();
         assert_eq!(out.analysis.totals(), by_hand.totals());
         assert!(out.strain.is_none());
     }
