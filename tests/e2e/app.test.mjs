@@ -1079,17 +1079,17 @@ test('WebGPU kernels: non-local means and SIRT give the CPU numbers with the GPU
   assert.ok(over === 0, `${over} of ${dpos.length} columns differ by more than 0.005 px (largest ${Math.max(...dpos)})`);
 
   // SIRT of a small phantom series, GPU then CPU: the volumes (read back as MRC) agree.
-  const sirt = (compute) => page.evaluate(async (compute) => {
+  const sirt = (compute, method = { method: 'sirt', iterations: 10, nonnegative: true }) => page.evaluate(async ([compute, method]) => {
     const b = window.__atomlensTest.bridge;
     b.compute = compute;
     const d = await b.call('tomoDemo', { kind: 'faceted_particle', n: 32, start: -60, end: 60, count: 25, dose: 0, axis: 0 });
-    await b.call('reconstruct', { signal: d.index, angles: Array.from(d.angles), method: { method: 'sirt', iterations: 10, nonnegative: true }, prep: {} });
+    await b.call('reconstruct', { signal: d.index, angles: Array.from(d.angles), method, prep: {} });
     const mrc = await b.call('tomoMrc');
     const bytes = new Uint8Array(mrc);
     const view = new DataView(bytes.buffer, bytes.byteOffset);
     const ext = view.getInt32(92, true);
     return Array.from(new Float32Array(bytes.slice(1024 + ext).buffer));
-  }, compute);
+  }, [compute, method]);
   const vg = await sirt('gpu');
   assert.match((await ran()).text, /SIRT 32×32×32: GPU/);
   const vc = await sirt('cpu');
@@ -1098,6 +1098,13 @@ test('WebGPU kernels: non-local means and SIRT give the CPU numbers with the GPU
   const scale = Math.max(...vc.map(Math.abs));
   const worstV = Math.max(...vc.map((v, i) => Math.abs(v - vg[i])));
   assert.ok(worstV <= 10 * 1e-4 * scale, `SIRT: largest difference ${worstV} of ${scale}`);
+  // SART (one tilt per update) and FBP (filtered on the CPU, back-projected on the GPU) too.
+  for (const method of [{ method: 'sart', iterations: 2, nonnegative: true }, { method: 'fbp', filter: 'shepp_logan' }]) {
+    const [g, c] = [await sirt('gpu', method), await sirt('cpu', method)];
+    const top = Math.max(...c.map(Math.abs));
+    const d = Math.max(...c.map((v, i) => Math.abs(v - g[i])));
+    assert.ok(d <= 2 * 25 * 1e-4 * top, `${method.method}: largest difference ${d} of ${top}`);
+  }
   saveArtifact('gpu-header.png', await page.screenshot({ clip: { x: 0, y: 0, width: 1400, height: 60 } }));
 
   // The device is lost: both fall back to the CPU, name why, and still give the CPU's numbers.
