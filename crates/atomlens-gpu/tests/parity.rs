@@ -186,12 +186,20 @@ fn sirt_sart_and_fbp_match_the_cpu_across_slab_boundaries() {
 }
 
 #[test]
-fn a_volume_too_large_for_one_buffer_is_refused_not_truncated() {
+fn buffers_too_large_for_the_device_are_refused_not_truncated() {
     let mut gpu = gpu();
     gpu.max_binding = 64;
     let g = Geometry::new(16, 16, &[-30.0, 0.0, 30.0]);
     let r = tomo::Projector::new(&gpu, &g).err();
     assert!(matches!(r, Some(GpuError::TooLarge { .. })), "{r:?}");
+    // An image whose padded copy exceeds a binding, and windows beyond it, likewise.
+    let img = random(40, 40, 2);
+    let r = block_on(nlm::nl_means(&gpu, img.view(), 2, &Offsets::window(2), 0.5, 0.4)).err();
+    assert!(matches!(r, Some(GpuError::TooLarge { .. })), "{r:?}");
+    let seeds = [[10.0, 10.0], [20.0, 20.0]];
+    let r = block_on(atomlens_gpu::columns::fit_columns(&gpu, img.view(), &seeds, &Default::default())).err();
+    assert!(matches!(r, Some(GpuError::TooLarge { .. })), "{r:?}");
+    assert!(r.unwrap().to_string().contains("more than the GPU allows"));
 }
 
 #[test]
