@@ -221,20 +221,19 @@ fn sinograms(images: ArrayView3<f32>, y0: usize, y1: usize) -> Vec<f32> {
 /// Reconstruct every slice of `plan` on the GPU with its method, pushing the slices into it as
 /// slabs finish; `progress` sees each iteration.
 pub async fn reconstruct(gpu: &Gpu, plan: &mut Plan, progress: &mut dyn FnMut(Progress<'_>)) -> Result<(), GpuError> {
-    let g = plan.geometry().clone();
+    // The tables, not the geometry: its CPU matrix is the size of several volumes.
     let method = plan.method();
-    let images = plan.images().to_owned();
-    let (_, ny, nx) = images.dim();
-    let nz = g.nz;
-    let proj = Projector::new(gpu, &g)?;
+    let (_, ny, nx) = plan.images().dim();
+    let (nz, dtheta) = (plan.geometry().nz, plan.geometry().dtheta.clone());
+    let proj = Projector::new(gpu, plan.geometry())?;
     let slab = proj.slab(ny)?;
     let mut y0 = plan.done();
     while y0 < ny {
         let y1 = (y0 + slab).min(ny);
         let slices = y1 - y0;
-        let b = sinograms(images.view(), y0, y1);
+        let b = sinograms(plan.images(), y0, y1);
         let volume = match method {
-            Algorithm::Fbp { filter } => fbp(&proj, &g, &b, slices, filter).await?,
+            Algorithm::Fbp { filter } => fbp(&proj, &dtheta, &b, slices, filter).await?,
             Algorithm::Sirt { iterations, nonnegative } | Algorithm::Sart { iterations, nonnegative } => {
                 let sart = matches!(method, Algorithm::Sart { .. });
                 let mut each = |iteration: usize, preview: Option<&Array2<f32>>| {
@@ -257,7 +256,7 @@ pub async fn reconstruct(gpu: &Gpu, plan: &mut Plan, progress: &mut dyn FnMut(Pr
 /// on the GPU.
 async fn fbp(
     proj: &Projector<'_>,
-    g: &Geometry,
+    dtheta: &[f64],
     b: &[f32],
     slices: usize,
     filter: Filter,
@@ -267,7 +266,7 @@ async fn fbp(
     for s in 0..slices {
         let sino = ndarray::ArrayView2::from_shape((n, nx), &b[s * n * nx..(s + 1) * n * nx]).expect("tilts × bins");
         let mut f = filter_sinogram(sino, filter);
-        for (mut row, &d) in f.rows_mut().into_iter().zip(&g.dtheta) {
+        for (mut row, &d) in f.rows_mut().into_iter().zip(dtheta) {
             row.mapv_inplace(|v| v * d as f32);
         }
         q.extend(f.iter());
