@@ -65,11 +65,17 @@ app.bridge = new Bridge({
   onStall(msg) { actions.showError(`${msg[0].toUpperCase()}${msg.slice(1)}.`); },
 });
 
-// Where GPU kernels run: `?compute=` sets it at load (the e2e suite), the header's menu after.
-const compute = ['auto', 'cpu', 'gpu'].includes(params.get('compute')) ? params.get('compute') : 'auto';
+// Where GPU kernels run: `?compute=` at load (the e2e suite), else the user's last choice in the
+// header's menu (kept in this browser), else auto.
+const computes = ['auto', 'cpu', 'gpu'];
+const saved = (() => { try { return localStorage.getItem('atomlens-compute'); } catch { return null; } })();
+const compute = [params.get('compute'), saved].find((c) => computes.includes(c)) || 'auto';
 $('compute').value = compute;
 app.bridge.compute = compute;
-$('compute').addEventListener('change', () => { app.bridge.compute = $('compute').value; });
+$('compute').addEventListener('change', () => {
+  app.bridge.compute = $('compute').value;
+  try { localStorage.setItem('atomlens-compute', $('compute').value); } catch { /* private mode */ }
+});
 
 app.viewer = new Viewer($('view'), (p) => app.display.hover(p), (c) => app.columns.click(c));
 app.spectrum = new SpectrumView({ canvas: $('fft'), readout: $('fft-readout'), unitLabel: $('fft-unit'), bridge: app.bridge, store });
