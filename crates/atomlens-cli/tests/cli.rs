@@ -591,6 +591,11 @@ fn report_is_one_self_contained_file_and_says_what_failed() {
     assert!(html.contains("What failed") && html.contains("<b>columns</b>"), "the failure is in the report");
 }
 
+/// `atomlens ARGS`, with `--gpu` when `gpu`.
+fn atomlens_gpu_or_not(gpu: bool, args: &[&str]) -> (bool, String, String) {
+    atomlens(&[args, if gpu { &["--gpu"][..] } else { &[] }].concat())
+}
+
 fn read_f32(path: &Path, name: &str) -> Vec<f32> {
     let s = atomlens_io::read_one(
         atomlens_io::NamedFile::new(name, std::fs::read(path).unwrap()),
@@ -611,11 +616,7 @@ fn gpu_runs_give_the_cpu_numbers_and_say_so() {
     std::fs::write(&src, atomlens_io::formats::tiff::write_f32(45, 38, &px, &Calibration::nm(0.02)).unwrap()).unwrap();
     let (cpu_out, gpu_out) = (tmp("nlm_cpu.tif"), tmp("nlm_gpu.tif"));
     let run = |out: &Path, gpu: bool| {
-        let mut args = vec!["denoise", src.to_str().unwrap(), "--method", "nlm", "--out", out.to_str().unwrap()];
-        if gpu {
-            args.push("--gpu");
-        }
-        atomlens(&args)
+        atomlens_gpu_or_not(gpu, &["denoise", src.to_str().unwrap(), "--method", "nlm", "--out", out.to_str().unwrap()])
     };
     let (ok, _, err) = run(&cpu_out, false);
     assert!(ok && err.contains("on the CPU"), "{err}");
@@ -637,12 +638,8 @@ fn gpu_runs_give_the_cpu_numbers_and_say_so() {
     let mut volumes = Vec::new();
     for (gpu, name) in [(false, "v_cpu.mrc"), (true, "v_gpu.mrc")] {
         let out = tmp(name);
-        let mut args = vec!["reconstruct", stack.to_str().unwrap(), "--tilt", "-60,5", "--iterations", "10"];
-        args.extend(["--out", out.to_str().unwrap()]);
-        if gpu {
-            args.push("--gpu");
-        }
-        let (ok, _, err) = atomlens(&args);
+        let args = ["reconstruct", stack.to_str().unwrap(), "--tilt", "-60,5", "--iterations", "10"];
+        let (ok, _, err) = atomlens_gpu_or_not(gpu, &[&args[..], &["--out", out.to_str().unwrap()]].concat());
         assert!(ok && err.contains(if gpu { "on the GPU" } else { "on the CPU" }), "{err}");
         volumes.push(read_f32(&out, name));
     }
@@ -658,11 +655,8 @@ fn gpu_runs_give_the_cpu_numbers_and_say_so() {
     let mut tables = Vec::new();
     for gpu in [false, true] {
         let out = tmp(if gpu { "cols_gpu.csv" } else { "cols_cpu.csv" });
-        let mut args = vec!["columns", img.to_str().unwrap(), "--out", out.to_str().unwrap()];
-        if gpu {
-            args.push("--gpu");
-        }
-        let (ok, _, err) = atomlens(&args);
+        let (ok, _, err) =
+            atomlens_gpu_or_not(gpu, &["columns", img.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert!(ok && err.contains(if gpu { "refine on the GPU" } else { "refine on the CPU" }), "{err}");
         tables.push(std::fs::read_to_string(&out).unwrap());
     }
@@ -687,22 +681,16 @@ fn gpu_runs_give_the_cpu_numbers_and_say_so() {
     std::fs::copy(&img, folder.join("a.tif")).unwrap();
     let (pc, pg) = (tmp("gpu_pc"), tmp("gpu_pg"));
     for (out, gpu) in [(&pc, false), (&pg, true)] {
-        let mut args = vec!["particles", img.to_str().unwrap(), "--out", out.to_str().unwrap()];
-        if gpu {
-            args.push("--gpu");
-        }
-        let (ok, _, err) = atomlens(&args);
+        let (ok, _, err) =
+            atomlens_gpu_or_not(gpu, &["particles", img.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert!(ok, "{err}");
     }
     let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     assert_eq!(read(&pc, "particles.csv"), read(&pg, "particles.csv"));
     let (bc, bg) = (tmp("gpu_bc"), tmp("gpu_bg"));
     for (out, gpu) in [(&bc, false), (&bg, true)] {
-        let mut args = vec!["batch", folder.to_str().unwrap(), "--out", out.to_str().unwrap()];
-        if gpu {
-            args.push("--gpu");
-        }
-        let (ok, _, err) = atomlens(&args);
+        let (ok, _, err) =
+            atomlens_gpu_or_not(gpu, &["batch", folder.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert!(ok, "{err}");
     }
     // Every column of the summary but its last two (seconds, error).

@@ -2,7 +2,7 @@
 //! mass, windows, neighbours, re-centring, outliers, relaxed joint passes, error bars in f64);
 //! each stage's Levenberg–Marquardt fits run here in one dispatch per batch (`shaders/fit.wgsl`,
 //! one invocation per column, every iteration inside it, one readback per batch).
-use atomlens_core::columns::fit::{AtomColumn, FitParams, Job, Prepared, Refinement, Shape};
+use atomlens_core::columns::fit::{AtomColumn, FitParams, Job, Prepared, Refinement, Shape, Window};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -48,7 +48,14 @@ async fn fit_batch(
 ) -> Result<Vec<Option<[f64; 7]>>, GpuError> {
     let mut out: Vec<Option<[f64; 7]>> =
         prepared.iter().map(|q| if let Prepared::Keep(k) = q { *k } else { None }).collect();
-    let todo: Vec<usize> = (0..jobs.len()).filter(|&k| matches!(prepared[k], Prepared::Fit { .. })).collect();
+    let todo: Vec<(usize, &Window, &[f64; 2], f64)> = prepared
+        .iter()
+        .enumerate()
+        .filter_map(|(k, q)| match q {
+            Prepared::Fit { window, com, radius } => Some((k, window, com, *radius)),
+            Prepared::Keep(_) => None,
+        })
+        .collect();
     // A few thousand columns per submit: well within a browser's GPU watchdog.
     for chunk in todo.chunks(gpu.fits_per_submit.max(1)) {
         // Per job: pixels relative to the window's centre and mean (added back below).
@@ -56,8 +63,7 @@ async fn fit_batch(
         let mut starts: Vec<f32> = Vec::with_capacity(12 * chunk.len());
         let mut px: Vec<f32> = Vec::new();
         let mut shift: Vec<[f64; 3]> = Vec::with_capacity(chunk.len());
-        for &k in chunk {
-            let Prepared::Fit { window: w, com, radius } = &prepared[k] else { unreachable!("filtered above") };
+        for &(k, w, com, radius) in chunk {
             let [cx, cy] = w.centre;
             let mean = if w.data.is_empty() { 0.0 } else { w.data.iter().sum::<f64>() / w.data.len() as f64 };
             let circ = p.shape == Shape::Circular;
@@ -68,7 +74,7 @@ async fn fit_batch(
                 px.extend([(w.xs[i] - cx) as f32, (w.ys[i] - cy) as f32, (w.data[i] - mean) as f32]);
             }
             let s = jobs[k].start.unwrap_or([0.0; 7]);
-            starts.extend([(com[0] - cx) as f32, (com[1] - cy) as f32, *radius as f32]);
+            starts.extend([(com[0] - cx) as f32, (com[1] - cy) as f32, radius as f32]);
             starts.extend([s[0] - cx, s[1] - cy, s[2], s[3] - mean, s[4], s[5], s[6]].map(|v| v as f32));
             starts.extend([0.0, 0.0]);
             shift.push([cx, cy, mean]);
@@ -78,15 +84,14 @@ async fn fit_batch(
         let (info, starts, px) =
             (gpu.upload("fit jobs", &info)?, gpu.upload("fit starts", &starts)?, gpu.upload("windows", &px)?);
         let fitted = gpu.scratch("fits", 8 * n)?;
-        let group =
-            gpu.bind(&gpu.pipelines.fit, &[Some(&params), Some(&info), Some(&starts), Some(&px), Some(&fitted)]);
         let mut encoder = gpu.encoder();
         let groups = n.div_ceil(64);
         let (gx, gy) = (groups.min(65_535), groups.div_ceil(65_535));
-        Gpu::dispatch(&mut encoder, &gpu.pipelines.fit, &group, [gx as u32, gy as u32, 1]);
+        let buffers = [Some(&params), Some(&info), Some(&starts), Some(&px), Some(&fitted)];
+        gpu.dispatch(&mut encoder, &gpu.pipelines.fit, &buffers, [gx as u32, gy as u32, 1]);
         gpu.submit(encoder).await?;
         let back = gpu.read(&fitted, 8 * n).await?;
-        for (slot, (&k, [cx, cy, mean])) in chunk.iter().zip(shift).enumerate() {
+        for (slot, (&(k, ..), [cx, cy, mean])) in chunk.iter().zip(shift).enumerate() {
             let v = &back[8 * slot..8 * slot + 8];
             out[k] = (v[7] == 1.0).then(|| {
                 let q: [f64; 7] = std::array::from_fn(|d| v[d] as f64);

@@ -150,31 +150,28 @@ impl Gpu {
         Ok(())
     }
 
-    /// A bind group of `buffers` at bindings 0, 1, … for `pipeline`, skipping the bindings the
-    /// entry point does not use (`None`).
-    pub(crate) fn bind(&self, pipeline: &wgpu::ComputePipeline, buffers: &[Option<&wgpu::Buffer>]) -> wgpu::BindGroup {
+    /// Record one dispatch of `pipeline` into `encoder` with `buffers` bound at 0, 1, … (`None`:
+    /// a binding the entry point does not use).
+    pub(crate) fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[Option<&wgpu::Buffer>],
+        counts: [u32; 3],
+    ) {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
             .filter_map(|(i, b)| b.map(|b| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }))
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
-        })
-    }
-
-    /// Record one dispatch of `pipeline` with `group` into `encoder`.
-    pub(crate) fn dispatch(
-        encoder: &mut wgpu::CommandEncoder,
-        pipeline: &wgpu::ComputePipeline,
-        group: &wgpu::BindGroup,
-        counts: [u32; 3],
-    ) {
+        });
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
         pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, group, &[]);
+        pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(counts[0], counts[1], counts[2]);
     }
 

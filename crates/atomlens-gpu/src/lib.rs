@@ -112,19 +112,6 @@ pub fn default_backends() -> wgpu::Backends {
     }
 }
 
-/// Ask wgpu for an adapter. `Err` carries wgpu's reason (no WebGPU in this browser, no
-/// Vulkan/GL driver, …) for the UI to show; it is not a failure of the analysis.
-pub async fn probe(backends: wgpu::Backends) -> Result<AdapterReport, String> {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = backends;
-    let instance = wgpu::Instance::new(desc);
-    let adapter = instance
-        .request_adapter(&wgpu::RequestAdapterOptions::default())
-        .await
-        .map_err(|e| format!("no GPU adapter: {e}"))?;
-    Ok(report(&adapter.get_info()))
-}
-
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -133,7 +120,8 @@ mod tests {
     /// adapter must be found; on a machine with neither this fails with wgpu's reason.
     #[test]
     fn native_adapter_is_found() {
-        let report = pollster::block_on(probe(default_backends())).expect("an adapter (install mesa-vulkan-drivers)");
+        let gpu = pollster::block_on(Gpu::new(default_backends())).expect("an adapter (install mesa-vulkan-drivers)");
+        let report = &gpu.report;
         eprintln!("adapter: {}", report.label());
         assert!(!report.backend.is_empty());
     }

@@ -91,11 +91,11 @@ pub async fn nl_means(
         ]
     };
     let uniform = gpu.uniform(&params(0));
-    let group = gpu.bind(&gpu.pipelines.nlm, &[Some(&uniform), Some(&padded), Some(&offs), Some(&out)]);
     for y0 in (0..h).step_by(rows) {
         gpu.queue.write_buffer(&uniform, 0, bytemuck::cast_slice(&params(y0)));
         let mut encoder = gpu.encoder();
-        Gpu::dispatch(&mut encoder, &gpu.pipelines.nlm, &group, [w.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1]);
+        let buffers = [Some(&uniform), Some(&padded), Some(&offs), Some(&out)];
+        gpu.dispatch(&mut encoder, &gpu.pipelines.nlm, &buffers, [w.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1]);
         gpu.submit(encoder).await?;
     }
     let px = gpu.read(&out, h * w).await?;

@@ -114,26 +114,10 @@ impl<'g> Projector<'g> {
         b: Option<&wgpu::Buffer>,
         dst: &wgpu::Buffer,
     ) {
-        let (gpu, u) = (self.gpu, &self.unused);
-        let params = self.params(p);
-        let group = gpu.bind(
-            &gpu.pipelines.forward,
-            &[
-                Some(&params),
-                Some(&self.table),
-                Some(&self.starts),
-                Some(src),
-                Some(scale.unwrap_or(u)),
-                Some(b.unwrap_or(u)),
-                Some(dst),
-            ],
-        );
-        Gpu::dispatch(
-            encoder,
-            &gpu.pipelines.forward,
-            &group,
-            [self.nx.div_ceil(64) as u32, p.na as u32, p.slices as u32],
-        );
+        let (params, u) = (self.params(p), &self.unused);
+        let buffers = [&params, &self.table, &self.starts, src, scale.unwrap_or(u), b.unwrap_or(u), dst].map(Some);
+        let counts = [self.nx.div_ceil(64) as u32, p.na as u32, p.slices as u32];
+        self.gpu.dispatch(encoder, &self.gpu.pipelines.forward, &buffers, counts);
     }
 
     /// Record `dst = Aᵀ·src` (or, fused, `dst += scale·Aᵀ·src`, clipped at 0 when asked).
@@ -145,26 +129,11 @@ impl<'g> Projector<'g> {
         scale: Option<&wgpu::Buffer>,
         dst: &wgpu::Buffer,
     ) {
-        let gpu = self.gpu;
         let params = self.params(p);
-        let group = gpu.bind(
-            &gpu.pipelines.adjoint,
-            &[
-                Some(&params),
-                Some(&self.table),
-                Some(&self.starts),
-                Some(src),
-                Some(scale.unwrap_or(&self.unused)),
-                None,
-                Some(dst),
-            ],
-        );
-        Gpu::dispatch(
-            encoder,
-            &gpu.pipelines.adjoint,
-            &group,
-            [self.nx.div_ceil(64) as u32, self.nz as u32, p.slices as u32],
-        );
+        let scale = scale.unwrap_or(&self.unused);
+        let buffers = [Some(&params), Some(&self.table), Some(&self.starts), Some(src), Some(scale), None, Some(dst)];
+        let counts = [self.nx.div_ceil(64) as u32, self.nz as u32, p.slices as u32];
+        self.gpu.dispatch(encoder, &self.gpu.pipelines.adjoint, &buffers, counts);
     }
 
     fn plain(&self, slices: usize) -> Params {

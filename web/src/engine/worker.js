@@ -6,8 +6,10 @@
 const params = new URL(import.meta.url).searchParams;
 const want = params.get('engine') || 'auto';
 let pkg, session, engine;
-// This worker's GPU: {kernels: {nlm, tomo}, soft} once `gpu_init` has answered; reason when none.
+// This worker's GPU: {kernels: {nlm, tomo, fit}, soft} once `gpu_init` has answered (`gpuReady`);
+// reason when none.
 let gpu = { kernels: {}, reason: 'probing' };
+let gpuReady;
 
 async function load(kind) {
   const m = await import(`../../pkg/${kind}/atomlens_wasm.js`);
@@ -32,7 +34,7 @@ async function init() {
   const info = pkg.engine_info();
   postMessage({ type: 'ready', engine, threads: info.threads, version: info.version, note, defaults: pkg.defaults(),
     isolated: self.crossOriginIsolated });
-  gpu.ready = pkg.gpu_init()
+  gpuReady = pkg.gpu_init()
     .then((g) => {
       gpu = { kernels: g.kernels, soft: g.device_type === 'Cpu', reason: '' };
       postMessage({ type: 'gpu', adapter: g });
@@ -49,7 +51,7 @@ const progress = (id, text) => postMessage({ type: 'progress', id, text });
 // adapter whose self-check passed; `gpu`: any adapter that passed; `cpu`: never), or why not.
 async function onGpu(kernel, compute) {
   if (compute === 'cpu') return { use: false, why: '' };
-  await gpu.ready;
+  await gpuReady;
   const verdict = gpu.kernels[kernel];
   if (verdict !== 'ok') return { use: false, why: verdict || gpu.reason || 'no GPU' };
   if (compute !== 'gpu' && gpu.soft) return { use: false, why: 'the adapter is a software one (slower than the CPU path); set compute to GPU to use it' };

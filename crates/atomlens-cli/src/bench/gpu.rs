@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use atomlens_core::denoise::Method;
 use atomlens_core::image::Noise;
-use atomlens_core::synth::{TrueColumn, add_gaussians};
+use atomlens_core::synth::{TrueColumn, at_dose, square_lattice};
 use atomlens_core::tomo::phantom::{Phantom, phantom, tilt_range, tilt_series};
 use atomlens_core::tomo::{Algorithm, Plan, Preparation, TiltSeries};
 use ndarray::Array2;
@@ -24,11 +24,8 @@ pub fn run(big: bool) -> Result<()> {
 
     // Column fitting: a lattice of columns 8 px apart (4096 in 512²; 174² = 30 276 in 1392²),
     // seeds a fraction of a pixel off.
-    let cside = if big { 1392 } else { 512 };
-    let img = lattice(cside);
-    let seeds: Vec<[f64; 2]> = (0..cside / 8)
-        .flat_map(|i| (0..cside / 8).map(move |j| [4.3 + 8.0 * i as f64, 3.8 + 8.0 * j as f64]))
-        .collect();
+    let (img, truth) = lattice(if big { 1392 } else { 512 });
+    let seeds: Vec<[f64; 2]> = truth.iter().map(|c| [c.x + 0.3, c.y - 0.2]).collect();
     let p = atomlens_core::columns::fit::FitParams::default();
     let t = Instant::now();
     let cpu = atomlens_core::columns::fit::fit_columns(img.view(), &seeds, &p)?;
@@ -51,7 +48,7 @@ pub fn run(big: bool) -> Result<()> {
     ));
 
     let side = if big { 2048 } else { 512 };
-    let img = lattice(side);
+    let (img, _) = lattice(side);
     let method = Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: true };
     let t = Instant::now();
     let cpu = atomlens_core::denoise::apply(img.view(), &method)?;
@@ -120,27 +117,9 @@ fn row(name: &str, size: &str, cpu_s: f64, gpu_s: f64, diff: f64) -> [String; 6]
     ]
 }
 
-/// A noisy square lattice of Gaussian columns in whole counts (spacing 8 px).
-fn lattice(side: usize) -> Array2<f32> {
-    let mut cols = Vec::new();
-    for i in 0..side / 8 {
-        for j in 0..side / 8 {
-            cols.push(TrueColumn {
-                x: 4.0 + 8.0 * i as f64,
-                y: 4.0 + 8.0 * j as f64,
-                sigma: 1.6,
-                peak: 40.0,
-                atoms: 1,
-                m_atoms: 0,
-            });
-        }
-    }
-    let mut img = Array2::from_elem((side, side), 10.0f32);
-    add_gaussians(&mut img, &cols);
-    let mut s = 7u64;
-    img.mapv(|v| {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let u = ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        (v as f64 + v.sqrt() as f64 * (u - 0.5) * 3.46).round().max(0.0) as f32
-    })
+/// A square lattice of columns 8 px apart (σ 1.6 px) in Poisson counts: 4 on the background,
+/// 44 at a column's peak.
+fn lattice(side: usize) -> (Array2<f32>, Vec<TrueColumn>) {
+    let (clean, truth) = square_lattice(side / 8, 8.0, 1.6);
+    (at_dose(clean.view(), 4.0, 7), truth)
 }

@@ -193,11 +193,8 @@ fn fit_on_gpu(
 ) -> Result<(Option<Vec<atomlens_core::columns::fit::AtomColumn>>, &'static str)> {
     let gpu = crate::gpu::open()?;
     let req = fit_request(peaks, p);
-    let negated = req.negate.then(|| img.mapv(|v| -v));
-    let view = match &negated {
-        Some(n) => n.view(),
-        None => img.view(),
-    };
+    let seen = req.image(img);
+    let view = seen.view();
     crate::gpu::or_cpu(
         "column fitting",
         || pollster::block_on(atomlens_gpu::columns::self_check(&gpu)),

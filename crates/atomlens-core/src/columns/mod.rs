@@ -173,6 +173,13 @@ pub struct FitRequest {
     pub fit: FitParams,
 }
 
+impl FitRequest {
+    /// The image the fit sees: `img`, negated when asked.
+    pub fn image<'a>(&self, img: ArrayView2<'a, f32>) -> ndarray::CowArray<'a, f32, ndarray::Ix2> {
+        if self.negate { img.mapv(|v| -v).into() } else { img.into() }
+    }
+}
+
 /// What [`fit_found`] would fit for `peaks`.
 pub fn fit_request(peaks: &Peaks, p: &ColumnParams) -> FitRequest {
     // Isolated atoms: windows of their own 4σ.

@@ -243,8 +243,7 @@ pub fn analyse_with(
     // As `atomlens columns` finds them (a separation that contradicts the image is noted).
     let peaks = find(img, None, &p.columns)?;
     let req = crate::columns::fit_request(&peaks, &p.columns);
-    let negated = req.negate.then(|| img.mapv(|v| -v));
-    let fitted = off.fit(negated.as_ref().map_or(img.view(), |n| n.view()), &req);
+    let fitted = off.fit(req.image(img).view(), &req);
     let columns = crate::columns::fit_found_with(img, &peaks, &p.columns, fitted)?;
     analyse_columns(img, columns, p)
 }

@@ -37,8 +37,7 @@ impl Session {
         let shown = self.shown()?;
         let (peaks, p) = shown.found.as_ref().ok_or_else(|| Error::state("find the columns first"))?;
         let req = atomlens_core::columns::fit_request(peaks, p);
-        let img = &shown.image.data;
-        Ok((if req.negate { img.mapv(|v| -v) } else { img.clone() }, req))
+        Ok((req.image(shown.image.view()).into_owned(), req))
     }
 
     /// [`Session::fit_found`] with the fits of [`Session::fit_job`] made elsewhere.
