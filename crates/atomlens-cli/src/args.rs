@@ -40,6 +40,16 @@ pub fn region(s: &str) -> Result<Region, String> {
     Ok(Region { x0: u(v[0]), y0: u(v[1]), x1: u(v[2]), y1: u(v[3]) })
 }
 
+/// A region given as the list `[x0, y0, x1, y1]` (px) where options are read from JSON.
+pub fn region_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Region>, D::Error> {
+    let v: Option<Vec<f64>> = serde::Deserialize::deserialize(d)?;
+    v.map(|v| {
+        let text = v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+        region(&text).map_err(serde::de::Error::custom)
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

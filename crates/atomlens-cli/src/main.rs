@@ -6,13 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-mod args;
-mod bench;
-mod cmd;
-mod files;
-mod gpu;
-
-use cmd::*;
+use atomlens_cli::cmd::*;
+use atomlens_cli::{bench, files};
 
 // mimalloc keeps freed pages for the next allocation: glibc returns each large buffer (an
 // image, a filtered copy) to the kernel and faults it in again, ~15 % of a `columns` run.
@@ -72,6 +67,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Run the particle chain over every image in a folder with one recipe; summary table.
     Batch(batch::BatchArgs),
+    /// Join the folders of `batch --shard I/N` runs into the one a single run writes.
+    Merge(batch::MergeArgs),
     /// Run a session saved in the page again on the same files and check every number.
     Replay(replay::ReplayArgs),
     /// One self-contained HTML report of an image's analysis (figures, tables, parameters, hashes).
@@ -109,6 +106,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Count(args) => count::count(args),
         Command::Compare(args) => compare::compare(args),
         Command::Batch(args) => batch::batch(args),
+        Command::Merge(args) => batch::merge(args),
         Command::Replay(args) => replay::replay(args),
         Command::Report(args) => report::report(args),
         Command::Synth(args) => synth::synth(args),

@@ -4,22 +4,29 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use atomlens_core::Image;
 use atomlens_core::columns::find::Peaks;
 use atomlens_core::columns::fit::{Noise, Shape};
-use atomlens_core::columns::{ColumnParams, Sublattices, find, fit_found_with, fit_request};
+use atomlens_core::columns::{ColumnParams, ColumnResult, Sublattices, find, fit_found, fit_found_with, fit_request};
+use atomlens_core::strain::columns::ColumnStrainResult;
 
 use crate::args::serde_name;
 use crate::files::{out_dir, write};
 
-#[derive(clap::Args)]
+/// The options; also read from JSON by name (the Python package's keyword arguments), where
+/// the file arguments are not options.
+#[derive(clap::Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Args {
     /// The image (first signal, first frame).
+    #[serde(skip)]
     image: PathBuf,
     /// Minimum distance between columns in px (default: 0.7 × the spacing estimated from the image).
     #[arg(long)]
     separation: Option<f64>,
     /// Columns are dark (ABF): search the inverted image.
     #[arg(long)]
+    #[serde(default)]
     dark: bool,
     /// Relative threshold 0–1 on the smoothed image.
     #[arg(long)]
@@ -41,17 +48,21 @@ pub struct Args {
     /// Add per-column strain (exx, eyy, exy, lattice rotation) and displacement from the ideal
     /// lattice, against the lattice from the spectrum or the --reference region's mean.
     #[arg(long)]
+    #[serde(default)]
     strain: bool,
     /// Reference region `x0,y0,x1,y1` (px) for --strain.
     #[arg(long, value_parser = crate::args::region, allow_hyphen_values = true, requires = "strain")]
+    #[serde(default, deserialize_with = "crate::args::region_list")]
     reference: Option<atomlens_core::image::Region>,
     /// With --strain: also write the per-column strain interpolated onto the image grid as
     /// calibrated TIFFs (exx, eyy, exy, rotation, ux, uy) into this folder.
     #[arg(long, requires = "strain")]
+    #[serde(skip)]
     strain_maps: Option<PathBuf>,
     /// Look for single atoms on a support, even where a lattice shows (they are looked for
     /// anyway when the image shows none).
     #[arg(long, conflicts_with = "separation")]
+    #[serde(default)]
     atoms: bool,
     /// Single atoms: expected false detections per image on a pure support (default 1).
     #[arg(long)]
@@ -62,31 +73,68 @@ pub struct Args {
     /// Fit on the GPU (the adapter wgpu finds): checked against the CPU on a small case first;
     /// the CPU fits instead, with a note, when it fails.
     #[arg(long)]
+    #[serde(skip)]
     gpu: bool,
     /// Output: `.csv` or `.json` (default: CSV on stdout).
     #[arg(long)]
+    #[serde(skip)]
     out: Option<PathBuf>,
+}
+
+impl Args {
+    /// The core's parameters with these options set (what is not given keeps the core's default).
+    pub fn params(&self) -> ColumnParams {
+        let mut p = ColumnParams::default();
+        p.find.separation = self.separation;
+        p.find.dark = self.dark;
+        if let Some(t) = self.threshold {
+            p.find.threshold = t;
+        }
+        p.fit.noise = self.noise.unwrap_or(p.fit.noise);
+        p.fit.shape = self.shape.unwrap_or(p.fit.shape);
+        p.sublattices = self.sublattices.unwrap_or(p.sublattices);
+        p.atoms = self.atoms;
+        p.single.false_alarms = self.false_alarms.unwrap_or(p.single.false_alarms);
+        p.single.sigma = self.atom_sigma.or(p.single.sigma);
+        if let Some(n) = self.passes {
+            p.fit.passes = n;
+            p.fit.joint = n > 0;
+        }
+        p
+    }
+
+    /// Per-column strain of `r` when asked (`--strain`).
+    pub fn column_strain(&self, r: &ColumnResult) -> Result<Option<ColumnStrainResult>> {
+        if !self.strain {
+            return Ok(None);
+        }
+        let l = r.lattice.as_ref().context("--strain needs lattice vectors, and the image shows no lattice")?;
+        let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
+        Ok(Some(atomlens_core::strain::columns::column_strain(&pts, l.a, l.b, self.reference)?))
+    }
+
+    /// Find and fit every column of `img` on the CPU: the result and the CSV the command writes.
+    pub fn analyse(&self, img: &Image) -> Result<(ColumnResult, String)> {
+        let p = self.params();
+        let r = fit_found(img.view(), &find(img.view(), img.calibration.pixel_nm(), &p)?, &p)?;
+        let csv = csv(&r, self.column_strain(&r)?.as_ref());
+        Ok((r, csv))
+    }
+}
+
+/// The CSV of a run: the columns, single atoms' significance, strain when measured.
+pub fn csv(r: &ColumnResult, strain: Option<&ColumnStrainResult>) -> String {
+    let csv = atomlens_io::tables::result_csv(r);
+    match strain {
+        Some(s) => atomlens_io::tables::with_strain(&csv, s),
+        None => csv,
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
     let signals = crate::files::load(&a.image)?;
     let img = signals[0].frame(0)?;
-    let mut p = ColumnParams::default();
-    p.find.separation = a.separation;
-    p.find.dark = a.dark;
-    if let Some(t) = a.threshold {
-        p.find.threshold = t;
-    }
-    p.fit.noise = a.noise.unwrap_or(p.fit.noise);
-    p.fit.shape = a.shape.unwrap_or(p.fit.shape);
-    p.sublattices = a.sublattices.unwrap_or(p.sublattices);
-    p.atoms = a.atoms;
-    p.single.false_alarms = a.false_alarms.unwrap_or(p.single.false_alarms);
-    p.single.sigma = a.atom_sigma.or(p.single.sigma);
-    if let Some(n) = a.passes {
-        p.fit.passes = n;
-        p.fit.joint = n > 0;
-    }
+    let p = a.params();
     let t = Instant::now();
     let peaks = find(img.view(), img.calibration.pixel_nm(), &p)?;
     let t_find = t.elapsed().as_secs_f64();
@@ -131,30 +179,20 @@ pub fn run(a: Args) -> Result<()> {
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    let strain = if a.strain {
-        let l = r.lattice.as_ref().context("--strain needs lattice vectors, and the image shows no lattice")?;
-        let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
-        let s = atomlens_core::strain::columns::column_strain(&pts, l.a, l.b, a.reference)?;
+    let strain = a.column_strain(&r)?;
+    if let Some(s) = &strain {
         let measured = s.columns.iter().filter(|c| c.exx.is_finite()).count();
         eprintln!("strain for {measured} of {} columns (the rest have too few indexed neighbours)", s.columns.len());
         if let Some(dir) = &a.strain_maps {
-            write_strain_maps(dir, &pts, &s, &img, r.spacing.unwrap_or(r.separation / 0.7))?;
+            let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
+            write_strain_maps(dir, &pts, s, &img, r.spacing.unwrap_or(r.separation / 0.7))?;
         }
-        Some(s)
-    } else {
-        None
-    };
+    }
     let text = match a.out.as_ref().and_then(|o| o.extension()).and_then(|e| e.to_str()) {
         Some("json") => {
             atomlens_io::tables::columns_json(&r, &p, &img.calibration, &a.image.display().to_string(), strain.as_ref())
         }
-        Some("csv") | None => {
-            let csv = atomlens_io::tables::result_csv(&r);
-            match &strain {
-                Some(s) => atomlens_io::tables::with_strain(&csv, s),
-                None => csv,
-            }
-        }
+        Some("csv") | None => csv(&r, strain.as_ref()),
         Some(other) => bail!("--out must end in .csv or .json, not .{other}"),
     };
     match &a.out {

@@ -8,9 +8,13 @@ use atomlens_core::image::Noise;
 
 use crate::args::serde_name;
 
-#[derive(clap::Args)]
+/// The options; also read from JSON by name (the Python package's keyword arguments), where
+/// the file arguments are not options.
+#[derive(clap::Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Args {
     /// The image (first signal, first frame).
+    #[serde(skip)]
     image: PathBuf,
     /// The filter: wiener, gaussian, median, bandpass, bragg, nlm (non-local-means), bm3d,
     /// rolling-ball or background. Each option below applies to the methods named with it;
@@ -45,6 +49,7 @@ pub struct Args {
     /// nlm, bm3d: search only the window, not the lattice translations (for work on
     /// displacements: patches of other columns pull each column slightly towards them).
     #[arg(long)]
+    #[serde(default)]
     no_lattice: bool,
     /// nlm, bm3d: noise model, auto (Poisson when every pixel is a whole count), poisson or
     /// gaussian.
@@ -52,19 +57,22 @@ pub struct Args {
     noise_model: Option<Noise>,
     /// Output (32-bit float TIFF with the input's calibration).
     #[arg(long)]
+    #[serde(skip)]
     out: PathBuf,
     /// Also write what the filter removed (input − output).
     #[arg(long)]
+    #[serde(skip)]
     residual: Option<PathBuf>,
     /// Run on the GPU (nlm; the adapter wgpu finds): the kernel is checked against the CPU on a
     /// small case first, and the CPU runs instead, with a note, when it fails.
     #[arg(long)]
+    #[serde(skip)]
     gpu: bool,
 }
 
 /// The method `a.method` at its defaults with the options given set: each option is a field of
 /// the method (by its serde name); one the method does not have is refused, naming its fields.
-fn method(a: &Args) -> Result<Method> {
+pub fn method(a: &Args) -> Result<Method> {
     let Some(m) = Method::by_name(&a.method) else {
         let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
         bail!("--method {}: not one of {} (or nlm)", a.method, names.join(", "));

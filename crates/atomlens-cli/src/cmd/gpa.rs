@@ -11,9 +11,13 @@ use atomlens_core::{Calibration, Recipe};
 use crate::args::{pair, region, serde_name};
 use crate::files::{out_dir, write};
 
-#[derive(clap::Args)]
+/// The options; also read from JSON by name (the Python package's keyword arguments), where
+/// the file arguments are not options.
+#[derive(clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Args {
     /// The image (first signal, first frame).
+    #[serde(skip)]
     image: PathBuf,
     /// First g-vector `gx,gy` in cycles/px (default: picked from the spectrum). Needs --g2.
     #[arg(long, value_parser = pair, allow_hyphen_values = true)]
@@ -23,47 +27,64 @@ pub struct Args {
     g2: Option<[f64; 2]>,
     /// Mask radius as a fraction of the shorter |g| (Gaussian σ is half of it).
     #[arg(long, default_value_t = GpaParams::default().mask_radius)]
+    #[serde(default = "mask_radius")]
     mask_radius: f64,
     /// Mask shape: gaussian or cosine (default: gaussian).
     #[arg(long, value_parser = serde_name::<MaskShape>)]
     mask: Option<MaskShape>,
     /// Reference region `x0,y0,x1,y1` in px (default: the image inside the border band).
     #[arg(long, value_parser = region, allow_hyphen_values = true)]
+    #[serde(default, deserialize_with = "crate::args::region_list")]
     reference: Option<Region>,
     /// Keep the given g-vectors as the reference lattice instead of refining them on the region.
     #[arg(long)]
+    #[serde(default)]
     no_refine: bool,
     /// Strain frame: direction of its x axis in degrees from +x towards +y (image rows down).
     #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    #[serde(default)]
     frame_angle: f64,
     /// Also write the displacement field ux.tif, uy.tif (px, from the unwrapped phases).
     #[arg(long)]
+    #[serde(default)]
     displacement: bool,
     /// Output folder for exx.tif, eyy.tif, exy.tif, rotation.tif and gpa.json.
     #[arg(long)]
+    #[serde(skip)]
     out: Option<PathBuf>,
 }
 
-pub fn run(a: Args) -> Result<()> {
-    let g = match (a.g1, a.g2) {
-        (Some(g1), Some(g2)) => Some([g1, g2]),
-        (None, None) => None,
-        _ => bail!("GPA needs two g-vectors: give both --g1 and --g2, or neither to pick them from the spectrum"),
-    };
-    if a.no_refine && g.is_none() {
-        bail!("--no-refine keeps the given g-vectors as the reference lattice: give --g1 and --g2 with it");
+fn mask_radius() -> f64 {
+    GpaParams::default().mask_radius
+}
+
+impl Args {
+    /// The core's parameters with these options set.
+    pub fn params(&self) -> Result<GpaParams> {
+        let g = match (self.g1, self.g2) {
+            (Some(g1), Some(g2)) => Some([g1, g2]),
+            (None, None) => None,
+            _ => bail!("GPA needs two g-vectors: give both --g1 and --g2, or neither to pick them from the spectrum"),
+        };
+        if self.no_refine && g.is_none() {
+            bail!("--no-refine keeps the given g-vectors as the reference lattice: give --g1 and --g2 with it");
+        }
+        Ok(GpaParams {
+            g,
+            refine: !self.no_refine,
+            mask: self.mask.unwrap_or_default(),
+            mask_radius: self.mask_radius,
+            reference: self.reference,
+            frame_angle: self.frame_angle.to_radians(),
+            displacement: self.displacement,
+        })
     }
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let p = a.params()?;
     let signals = crate::files::load(&a.image)?;
     let img = signals[0].frame(0)?;
-    let p = GpaParams {
-        g,
-        refine: !a.no_refine,
-        mask: a.mask.unwrap_or_default(),
-        mask_radius: a.mask_radius,
-        reference: a.reference,
-        frame_angle: a.frame_angle.to_radians(),
-        displacement: a.displacement,
-    };
     let t = Instant::now();
     let r = analyse(img.view(), &p)?;
     let secs = t.elapsed().as_secs_f64();

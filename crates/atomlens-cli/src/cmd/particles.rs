@@ -5,14 +5,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use atomlens_core::particles::chain::{Analysis, AnalysisParams, analyse};
-use atomlens_core::particles::counting::{Counting, parse_library};
+use atomlens_core::particles::counting::{Counting, MAX_COMPONENTS, parse_library};
 use atomlens_core::{Calibration, Image, Recipe};
 use atomlens_io::tables;
 
 use crate::files::{load_image, out_dir, write};
 
-/// Options shared by the particle commands.
-#[derive(clap::Args, Clone)]
+/// Options shared by the particle commands; also read from JSON by name (the Python package).
+#[derive(clap::Args, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Common {
     /// Minimum distance between columns in px (default: from the image).
     #[arg(long)]
@@ -25,14 +26,20 @@ pub struct Common {
     threshold: Option<f64>,
     /// Keep touching particles as one.
     #[arg(long)]
+    #[serde(default)]
     no_split: bool,
     /// Cross-section library for counting: one value per line (or `atoms,cross_section` rows) for
     /// 1, 2, 3… atoms, in the image's units × px (default: statistical counting by GMM + ICL).
     #[arg(long)]
     library: Option<PathBuf>,
     /// Largest number of mixture components tried in statistical counting.
-    #[arg(long, default_value_t = atomlens_core::particles::counting::MAX_COMPONENTS)]
+    #[arg(long, default_value_t = MAX_COMPONENTS)]
+    #[serde(default = "max_components")]
     max_components: usize,
+}
+
+fn max_components() -> usize {
+    MAX_COMPONENTS
 }
 
 impl Common {

@@ -10,20 +10,26 @@ use atomlens_core::tomo::{Algorithm, Align, Plan, Preparation, TiltAxis, TiltSer
 
 use crate::args::serde_name;
 
-#[derive(clap::Args)]
+/// The options; also read from JSON by name (the Python package's keyword arguments), where
+/// the file arguments are not options.
+#[derive(clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Args {
     /// The tilt series: a stack (MRC, TIFF, DM, EMD…), one projection per frame.
+    #[serde(skip)]
     stack: PathBuf,
     /// Tilt angles in degrees, one per projection, in a text file (one per line, or separated by
     /// commas or spaces). Default: the stack's own (an MRC's FEI or SerialEM extended header,
     /// or the SerialEM `STACK.mdoc` beside it).
     #[arg(long, conflicts_with = "tilt")]
+    #[serde(skip)]
     angles: Option<PathBuf>,
     /// Tilt angles as START,STEP in degrees (projection k at START + k·STEP).
     #[arg(long, value_parser = start_step, allow_hyphen_values = true)]
     tilt: Option<(f64, f64)>,
     /// Reconstruction method: sirt, sart or fbp.
     #[arg(long, default_value = "sirt")]
+    #[serde(default = "sirt")]
     method: String,
     /// Iterations (SIRT) or passes over all tilts (SART) (default: the method's own).
     #[arg(long)]
@@ -33,6 +39,7 @@ pub struct Args {
     filter: Option<Filter>,
     /// Allow negative densities (SIRT, SART).
     #[arg(long)]
+    #[serde(default)]
     allow_negative: bool,
     /// Volume thickness along the beam in px (default: the image width).
     #[arg(long)]
@@ -46,19 +53,34 @@ pub struct Args {
     /// The tilt axis's direction in the images: degrees from the image's y axis (turning from
     /// +x towards +y), or `auto` to estimate it from the common line. Default 0 (along y).
     #[arg(long, value_parser = axis_arg, allow_hyphen_values = true)]
+    #[serde(default, deserialize_with = "axis_json")]
     axis: Option<TiltAxis>,
     /// Stretch neighbouring tilts by their cosine ratio before correlating them (`--align cc` or
     /// `reproj`): for a thin, wide specimen such as particles on a support film.
     #[arg(long)]
+    #[serde(default)]
     stretch: bool,
     /// Output volume (MRC, 32-bit float, voxel size from the stack's calibration).
     #[arg(long)]
+    #[serde(skip)]
     out: PathBuf,
     /// Reconstruct on the GPU (the adapter wgpu finds): checked against the CPU on a small case
     /// first; the CPU runs instead, with a note, when it fails. Volumes larger than one GPU
     /// buffer run in slabs of slices.
     #[arg(long)]
+    #[serde(skip)]
     gpu: bool,
+}
+
+fn sirt() -> String {
+    "sirt".into()
+}
+
+/// `axis` in JSON: degrees, or "auto".
+fn axis_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TiltAxis>, D::Error> {
+    let v: Option<serde_json::Value> = serde::Deserialize::deserialize(d)?;
+    v.map(|v| axis_arg(&v.as_str().map_or_else(|| v.to_string(), str::to_string)).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn axis_arg(s: &str) -> Result<TiltAxis, String> {
@@ -77,6 +99,35 @@ fn start_step(s: &str) -> Result<(f64, f64), String> {
     match v.as_slice() {
         [a, b] => Ok((*a, *b)),
         _ => Err(format!("{s}: expected START,STEP in degrees")),
+    }
+}
+
+impl Args {
+    /// The reconstruction method with these options set.
+    pub fn method(&self) -> Result<Algorithm> {
+        let names = Algorithm::ALL.map(|m| m.name()).join(", ");
+        Ok(match Algorithm::by_name(&self.method) {
+            Some(Algorithm::Fbp { filter }) => Algorithm::Fbp { filter: self.filter.unwrap_or(filter) },
+            Some(Algorithm::Sirt { iterations, .. }) => {
+                Algorithm::Sirt { iterations: self.iterations.unwrap_or(iterations), nonnegative: !self.allow_negative }
+            }
+            Some(Algorithm::Sart { iterations, .. }) => {
+                Algorithm::Sart { iterations: self.iterations.unwrap_or(iterations), nonnegative: !self.allow_negative }
+            }
+            None => bail!("--method {}: not one of {names}", self.method),
+        })
+    }
+
+    /// The plan for `frames` (projection, row, column) at `angles` (degrees): alignment and
+    /// tilt axis done, no slice reconstructed yet.
+    pub fn plan<'a>(&self, frames: ndarray::ArrayView3<'a, f32>, angles: &'a [f64]) -> Result<Plan> {
+        let prep = Preparation {
+            align: self.align.unwrap_or_default(),
+            axis: self.axis.unwrap_or_default(),
+            stretch: self.stretch,
+        };
+        let nz = self.thickness.unwrap_or(frames.dim().2);
+        Ok(Plan::new(&TiltSeries { images: frames, angles_deg: angles }, nz, self.method()?, prep)?)
     }
 }
 
@@ -104,22 +155,8 @@ pub fn run(a: Args) -> Result<()> {
             ),
         },
     };
-    let names = Algorithm::ALL.map(|m| m.name()).join(", ");
-    let method = match Algorithm::by_name(&a.method) {
-        Some(Algorithm::Fbp { filter }) => Algorithm::Fbp { filter: a.filter.unwrap_or(filter) },
-        Some(Algorithm::Sirt { iterations, .. }) => {
-            Algorithm::Sirt { iterations: a.iterations.unwrap_or(iterations), nonnegative: !a.allow_negative }
-        }
-        Some(Algorithm::Sart { iterations, .. }) => {
-            Algorithm::Sart { iterations: a.iterations.unwrap_or(iterations), nonnegative: !a.allow_negative }
-        }
-        None => bail!("--method {}: not one of {names}", a.method),
-    };
-    let align = a.align.unwrap_or_default();
-    let nz = a.thickness.unwrap_or(s.width);
     let t = Instant::now();
-    let prep = Preparation { align, axis: a.axis.unwrap_or_default(), stretch: a.stretch };
-    let mut plan = Plan::new(&TiltSeries { images: stack.frames.view(), angles_deg: &angles }, nz, method, prep)?;
+    let mut plan = a.plan(stack.frames.view(), &angles)?;
     match plan.axis_contrast {
         Some(c) if plan.notes.is_empty() => {
             eprintln!(
@@ -131,6 +168,7 @@ pub fn run(a: Args) -> Result<()> {
         _ => {}
     }
     plan.notes.iter().for_each(|n| eprintln!("note: {n}"));
+    let align = a.align.unwrap_or_default();
     match (&plan.shifts, align) {
         (Some(shifts), Align::AxisOffset) => {
             eprintln!("tilt axis {:+.2} px from the image centre along x; moved to the centre", shifts[0][0]);
@@ -161,14 +199,15 @@ pub fn run(a: Args) -> Result<()> {
     }
     let v = plan.volume();
     eprintln!(
-        "\r{}×{}×{nz} volume from {n} projections on the {ran} in {:.2} s",
+        "\r{}×{}×{} volume from {n} projections on the {ran} in {:.2} s",
         s.width,
         s.height,
+        plan.dims().2,
         t.elapsed().as_secs_f64()
     );
     let (nx, ny, nz) = v.dims();
     let voxels: Vec<f32> = v.data.iter().copied().collect();
-    let label = format!("atomlens {} {method:?}", env!("CARGO_PKG_VERSION"));
+    let label = format!("atomlens {} {:?}", env!("CARGO_PKG_VERSION"), plan.method());
     let bytes = atomlens_io::formats::mrc::write_f32(nx, ny, nz, &voxels, &s.calibration, &label)?;
     std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
     Ok(())

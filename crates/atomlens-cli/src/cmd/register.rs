@@ -10,21 +10,28 @@ use atomlens_core::Image;
 use atomlens_core::register::nonrigid::{NonrigidParams, register_series_nonrigid};
 use atomlens_core::register::register_series;
 
-#[derive(clap::Args)]
+/// The options; also read from JSON by name (the Python package's keyword arguments), where
+/// the file arguments are not options.
+#[derive(clap::Args, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Args {
     /// One multi-frame file, or several single images of the same size.
     #[arg(required = true)]
+    #[serde(skip)]
     files: Vec<PathBuf>,
     /// Where to write the aligned average (32-bit float TIFF, calibration of the first frame).
     #[arg(long)]
+    #[serde(skip)]
     out: PathBuf,
     /// Also write the drift per frame as CSV (`frame,dx,dy` in px; with `--nonrigid` also
     /// `field_rms`, the RMS of the frame's distortion field).
     #[arg(long)]
+    #[serde(skip)]
     drift: Option<PathBuf>,
     /// Also remove scan distortions: a smooth displacement field per frame, from tiles
     /// correlated with the average.
     #[arg(long)]
+    #[serde(default)]
     nonrigid: bool,
     /// Non-rigid tile side in px (default: four lattice spacings, 32–128).
     #[arg(long, requires = "nonrigid")]

@@ -1,12 +1,16 @@
 //! The batch summary: one row per image (`atomlens batch`'s `summary.csv`, the page's Batch
-//! export). Failures are rows too, with their message.
+//! export). Failures are rows too, with their message. The summary holds results only, so two
+//! runs of the same recipe on the same files (one run, shards merged, a Dask cluster) give the
+//! same bytes; wall times go to `timings.csv`.
 use atomlens_core::Calibration;
 use atomlens_core::particles::chain::Totals;
 use serde::{Deserialize, Serialize};
 
 /// The summary's header.
-pub const BATCH_HEADER: &str =
-    "file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,seconds,error";
+pub const BATCH_HEADER: &str = "file,particles,columns,mean_diameter,diameter_unit,atoms,ordered_fraction,error";
+
+/// The timings' header.
+pub const TIMINGS_HEADER: &str = "file,seconds";
 
 /// One image of a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,10 +36,10 @@ impl BatchRow {
 
     /// The row as CSV (no newline).
     pub fn csv(&self) -> String {
-        let (file, secs) = (&self.file, self.seconds);
+        let file = &self.file;
         match (&self.totals, &self.error) {
             (Some(t), _) => format!(
-                "{file},{},{},{:.4},{},{},{:.4},{secs:.3},",
+                "{file},{},{},{:.4},{},{},{:.4},",
                 t.particles,
                 t.columns,
                 self.mean_diameter().unwrap_or(f64::NAN),
@@ -43,7 +47,7 @@ impl BatchRow {
                 t.atoms,
                 t.ordered_fraction
             ),
-            (None, e) => format!("{file},,,,,,,{secs:.3},\"{}\"", e.as_deref().unwrap_or("").replace('"', "'")),
+            (None, e) => format!("{file},,,,,,,\"{}\"", e.as_deref().unwrap_or("").replace('"', "'")),
         }
     }
 }
@@ -54,6 +58,15 @@ pub fn batch_csv(rows: &[BatchRow]) -> String {
     for r in rows {
         s.push_str(&r.csv());
         s.push('\n');
+    }
+    s
+}
+
+/// Each image's wall time (s), in the rows' order.
+pub fn timings_csv(rows: &[BatchRow]) -> String {
+    let mut s = format!("{TIMINGS_HEADER}\n");
+    for r in rows {
+        s.push_str(&format!("{},{:.3}\n", r.file, r.seconds));
     }
     s
 }
@@ -78,11 +91,12 @@ mod tests {
             error: None,
         };
         let bad = BatchRow { file: "b.tif".into(), totals: None, error: Some("no \"lattice\"".into()), ..ok.clone() };
-        let csv = batch_csv(&[ok, bad]);
+        let csv = batch_csv(&[ok.clone(), bad.clone()]);
+        assert_eq!(timings_csv(&[ok, bad]), "file,seconds\na.tif,1.500\nb.tif,1.500\n");
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], BATCH_HEADER);
-        assert_eq!(lines[1], "a.tif,2,50,2.0000,nm,400,0.2500,1.500,");
-        assert_eq!(lines[2], "b.tif,,,,,,,1.500,\"no 'lattice'\"");
+        assert_eq!(lines[1], "a.tif,2,50,2.0000,nm,400,0.2500,");
+        assert_eq!(lines[2], "b.tif,,,,,,,\"no 'lattice'\"");
         for l in &lines[1..] {
             assert_eq!(l.split(',').count(), BATCH_HEADER.split(',').count(), "{l}");
         }
