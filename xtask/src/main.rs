@@ -4,6 +4,7 @@
 //!   bundles, serve `web/` on 127.0.0.1 with COOP/COEP headers.
 //! - `cargo xtask test`: install what is missing (incl. Debian's chromium), run `cargo test` for
 //!   the workspace, build the wasm bundles, run the Playwright suite in headless Chromium.
+//! - `cargo xtask python`: only the Python package's build and tests.
 //! - `cargo xtask build`: only the wasm bundles (see `wasm-pack.toml`).
 //! - `cargo xtask setup [--browser]`: only the installs.
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 mod build;
+mod python;
 mod serve;
 mod setup;
 
@@ -45,9 +47,10 @@ fn run() -> Result<()> {
         }
         Some("test") => test(&root),
         Some("e2e") => e2e(&root),
+        Some("python") => python::test(&root),
         _ => {
             eprintln!(
-                "usage: cargo xtask serve [--port N] [--no-isolation] [--no-build] | test | e2e | build | setup [--browser]"
+                "usage: cargo xtask serve [--port N] [--no-isolation] [--no-build] | test | e2e | python | build | setup [--browser]"
             );
             bail!("unknown or missing command")
         }
@@ -104,6 +107,7 @@ fn test(root: &Path) -> Result<()> {
             "atomlens-tests",
         ]))
     })?;
+    python::test(root)?;
     build::wasm(root)?;
     e2e(root)?;
     eprintln!("xtask: all tests passed in {:.0} s", t0.elapsed().as_secs_f64());

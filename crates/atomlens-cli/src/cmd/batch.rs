@@ -127,26 +127,16 @@ pub fn run_batch_shard(
     let rows: Vec<BatchRow> = files
         .par_iter()
         .map(|f| {
-            let t = Instant::now();
-            let file = file_name(f);
-            let result = run_one(f, recipe, &out.join(stem(f)), off);
-            let seconds = t.elapsed().as_secs_f64();
+            let row = analyse_file(f, recipe, Some(&out.join(stem(f))), off);
             let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            match result {
-                Ok((r, calibration)) => {
-                    let t = r.totals();
-                    eprintln!(
-                        "[{k}/{n}] {file}: {} particle(s), {} columns, {} atoms ({seconds:.2} s)",
-                        t.particles, t.columns, t.atoms
-                    );
-                    BatchRow { file, totals: Some(t), calibration, seconds, error: None }
-                }
-                Err(e) => {
-                    eprintln!("[{k}/{n}] {file}: {e:#}");
-                    let calibration = Calibration::uncalibrated();
-                    BatchRow { file, totals: None, calibration, seconds, error: Some(format!("{e:#}")) }
-                }
+            match (&row.totals, &row.error) {
+                (Some(t), _) => eprintln!(
+                    "[{k}/{n}] {}: {} particle(s), {} columns, {} atoms ({:.2} s)",
+                    row.file, t.particles, t.columns, t.atoms, row.seconds
+                ),
+                (None, e) => eprintln!("[{k}/{n}] {}: {}", row.file, e.as_deref().unwrap_or_default()),
             }
+            row
         })
         .collect();
     let ok = rows.iter().filter(|r| r.totals.is_some()).count();
@@ -263,8 +253,26 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run_one(path: &Path, recipe: &Recipe, dir: &Path, off: &dyn Offload) -> Result<(Analysis, Calibration)> {
+/// One image of a batch: its summary row (a failure is a row with its message), its tables
+/// written into `dir` when given.
+pub fn analyse_file(path: &Path, recipe: &Recipe, dir: Option<&Path>, off: &dyn Offload) -> BatchRow {
+    let t = Instant::now();
+    let result = run_one(path, recipe, dir, off);
+    let (file, seconds) = (file_name(path), t.elapsed().as_secs_f64());
+    match result {
+        Ok((r, calibration)) => BatchRow { file, totals: Some(r.totals()), calibration, seconds, error: None },
+        Err(e) => failed(file, format!("{e:#}"), seconds),
+    }
+}
+
+/// The row of an image that could not be analysed.
+pub fn failed(file: String, error: String, seconds: f64) -> BatchRow {
+    BatchRow { file, totals: None, calibration: Calibration::uncalibrated(), seconds, error: Some(error) }
+}
+
+fn run_one(path: &Path, recipe: &Recipe, dir: Option<&Path>, off: &dyn Offload) -> Result<(Analysis, Calibration)> {
     let out = recipe.run_with(&load_image(path)?, off)?;
+    let Some(dir) = dir else { return Ok((out.analysis, out.image.calibration)) };
     out_dir(dir)?;
     write_particles(dir, &out.analysis, recipe, &out.image, &path.display().to_string())?;
     if let (Some(g), Some(strain)) = (&out.strain, &recipe.strain) {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use atomlens_core::Image;
+use atomlens_core::Calibration;
 use atomlens_core::columns::find::Peaks;
 use atomlens_core::columns::fit::{Noise, Shape};
 use atomlens_core::columns::{ColumnParams, ColumnResult, Sublattices, find, fit_found, fit_found_with, fit_request};
@@ -113,12 +113,21 @@ impl Args {
         Ok(Some(atomlens_core::strain::columns::column_strain(&pts, l.a, l.b, self.reference)?))
     }
 
-    /// Find and fit every column of `img` on the CPU: the result and the CSV the command writes.
-    pub fn analyse(&self, img: &Image) -> Result<(ColumnResult, String)> {
+    /// Find and fit every column of `img` on the CPU: the result, the CSV the command writes,
+    /// and the seconds finding and refining took.
+    pub fn analyse(
+        &self,
+        img: ndarray::ArrayView2<f32>,
+        cal: &Calibration,
+    ) -> Result<(ColumnResult, String, [f64; 2])> {
         let p = self.params();
-        let r = fit_found(img.view(), &find(img.view(), img.calibration.pixel_nm(), &p)?, &p)?;
+        let t = Instant::now();
+        let peaks = find(img, cal.pixel_nm(), &p)?;
+        let find_s = t.elapsed().as_secs_f64();
+        let r = fit_found(img, &peaks, &p)?;
+        let refine_s = t.elapsed().as_secs_f64() - find_s;
         let csv = csv(&r, self.column_strain(&r)?.as_ref());
-        Ok((r, csv))
+        Ok((r, csv, [find_s, refine_s]))
     }
 }
 

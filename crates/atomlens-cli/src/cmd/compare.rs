@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use atomlens_core::Recipe;
+use atomlens_core::particles::compare::Comparison;
+use atomlens_core::{Calibration, Recipe};
 use atomlens_io::tables;
 
 use super::particles::Common;
@@ -22,6 +23,15 @@ pub struct CompareArgs {
     out: PathBuf,
 }
 
+/// The comparison's tables by file name (`cal`: the before image's).
+pub fn compare_tables(c: &Comparison, cal: &Calibration, before: &str, after: &str) -> [(&'static str, String); 3] {
+    [
+        ("columns.csv", tables::compare_columns_csv(c)),
+        ("facets.csv", tables::compare_facets_csv(c, cal)),
+        ("summary.json", tables::compare_summary_json(c, cal, before, after)),
+    ]
+}
+
 pub fn compare(a: CompareArgs) -> Result<()> {
     let before = load_image(&a.before)?;
     let after = load_image(&a.after)?;
@@ -31,13 +41,9 @@ pub fn compare(a: CompareArgs) -> Result<()> {
     eprintln!("registered and compared in {:.2} s: {}", t.elapsed().as_secs_f64(), c.summary.describe());
     out_dir(&a.out)?;
     let cal = &before.calibration;
-    write(&a.out, "columns.csv", tables::compare_columns_csv(&c))?;
-    write(&a.out, "facets.csv", tables::compare_facets_csv(&c, cal))?;
-    write(
-        &a.out,
-        "summary.json",
-        tables::compare_summary_json(&c, cal, &a.before.display().to_string(), &a.after.display().to_string()),
-    )?;
+    for (name, text) in compare_tables(&c, cal, &a.before.display().to_string(), &a.after.display().to_string()) {
+        write(&a.out, name, text)?;
+    }
     let (h, w) = before.data.dim();
     let map = atomlens_core::particles::compare::change_map(&c.columns, w, h, c.before.spacing);
     write(&a.out, "change.tif", atomlens_io::formats::tiff::write_f32(w, h, map.as_slice().unwrap_or(&[]), cal)?)?;

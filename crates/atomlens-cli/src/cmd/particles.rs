@@ -132,15 +132,24 @@ pub fn report(a: &Analysis, cal: &Calibration, secs: f64) {
     }
 }
 
+/// The particle tables and the recipe that made them, by file name.
+pub fn particle_tables(a: &Analysis, recipe: &Recipe, cal: &Calibration, source: &str) -> [(&'static str, String); 6] {
+    [
+        ("recipe.json", recipe.to_json()),
+        ("particles.csv", tables::particles_csv(a, cal)),
+        ("columns.csv", tables::particle_columns_csv(a)),
+        ("facets.csv", tables::facets_csv(a, cal)),
+        ("defects.csv", tables::defects_csv(a)),
+        ("particles.json", tables::analysis_json(a, &recipe.analysis, cal, source)),
+    ]
+}
+
 /// The particle tables, the label image and the recipe that made them, into `dir`.
 pub fn write_particles(dir: &Path, a: &Analysis, recipe: &Recipe, img: &Image, source: &str) -> Result<()> {
     let cal = &img.calibration;
-    write(dir, "recipe.json", recipe.to_json())?;
-    write(dir, "particles.csv", tables::particles_csv(a, cal))?;
-    write(dir, "columns.csv", tables::particle_columns_csv(a))?;
-    write(dir, "facets.csv", tables::facets_csv(a, cal))?;
-    write(dir, "defects.csv", tables::defects_csv(a))?;
-    write(dir, "particles.json", tables::analysis_json(a, &recipe.analysis, cal, source))?;
+    for (name, text) in particle_tables(a, recipe, cal, source) {
+        write(dir, name, text)?;
+    }
     let (h, w) = a.segmentation.labels.dim();
     let labels: Vec<f32> = a.segmentation.labels.iter().map(|&l| l as f32).collect();
     write(dir, "labels.tif", atomlens_io::formats::tiff::write_f32(w, h, &labels, cal)?)

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use atomlens_core::Image;
 use atomlens_core::register::nonrigid::{NonrigidParams, register_series_nonrigid};
-use atomlens_core::register::register_series;
+use atomlens_core::register::{Registered, register_series};
 
 /// The options; also read from JSON by name (the Python package's keyword arguments), where
 /// the file arguments are not options.
@@ -38,6 +38,19 @@ pub struct Args {
     tile: Option<usize>,
 }
 
+impl Args {
+    /// Register `frames`: the drift, the aligned average and, with `nonrigid`, each frame's
+    /// distortion-field RMS.
+    pub fn register(&self, frames: &[ndarray::ArrayView2<f32>]) -> Result<(Registered, Option<Vec<f64>>)> {
+        Ok(if self.nonrigid {
+            let n = register_series_nonrigid(frames, &NonrigidParams { tile: self.tile, ..Default::default() })?;
+            (n.registered, Some(n.fields.iter().map(|f| f.rms()).collect()))
+        } else {
+            (register_series(frames)?, None)
+        })
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     let frames: Vec<Image> = if let [one] = a.files.as_slice() {
         let s = crate::files::load(one)?;
@@ -50,12 +63,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let t = Instant::now();
     let views: Vec<_> = frames.iter().map(|f| f.view()).collect();
-    let (r, field_rms) = if a.nonrigid {
-        let n = register_series_nonrigid(&views, &NonrigidParams { tile: a.tile, ..Default::default() })?;
-        (n.registered, Some(n.fields.iter().map(|f| f.rms()).collect::<Vec<_>>()))
-    } else {
-        (register_series(&views)?, None)
-    };
+    let (r, field_rms) = a.register(&views)?;
     let (h, w) = r.average.dim();
     let max = r.shifts.iter().map(|s| s[0].hypot(s[1])).fold(0.0, f64::max);
     eprintln!(
