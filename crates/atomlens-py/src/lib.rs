@@ -248,7 +248,8 @@ fn particle_dict<'py>(
     Ok(d)
 }
 
-/// `atomlens particles`: {file name: text} as the CLI writes them, and `labels`.
+/// `atomlens particles`: {file name: text} as the CLI writes them, and `labels`. (The chain
+/// reads the caller's array in place, as `columns` does; `compare` and `run` need owned images.)
 #[pyfunction]
 #[pyo3(signature = (image, pixel_size, unit, opts))]
 fn particles<'py>(
@@ -260,9 +261,10 @@ fn particles<'py>(
 ) -> Res<Bound<'py, PyDict>> {
     let common: cmd::particles::Common = options("particles", opts)?;
     let p = common.params().map_err(err)?;
-    let img = image_of(image.as_array(), pixel_size, unit)?;
-    let a = py.detach(|| atomlens_core::particles::chain::analyse(img.view(), &p)).map_err(err)?;
-    particle_dict(py, &a, &Recipe { analysis: p, ..Default::default() }, &img.calibration)
+    let cal = calibration(pixel_size, unit)?;
+    let view = image.as_array();
+    let a = py.detach(|| atomlens_core::particles::chain::analyse(view, &p)).map_err(err)?;
+    particle_dict(py, &a, &Recipe { analysis: p, ..Default::default() }, &cal)
 }
 
 fn image_of(a: ArrayView2<f32>, pixel_size: Option<f64>, unit: Option<String>) -> Res<Image> {
@@ -282,13 +284,14 @@ fn count<'py>(
     let (model, rest): (cmd::count::Model, String) = split("count", opts)?;
     let common: cmd::particles::Common = options("count", &rest)?;
     let p = common.params().map_err(err)?;
-    let img = image_of(image.as_array(), pixel_size, unit)?;
-    let a = py.detach(|| atomlens_core::particles::chain::analyse(img.view(), &p)).map_err(err)?;
+    let cal = calibration(pixel_size, unit)?;
+    let view = image.as_array();
+    let a = py.detach(|| atomlens_core::particles::chain::analyse(view, &p)).map_err(err)?;
     cmd::count::check_counted(&a).map_err(err)?;
     let d = PyDict::new(py);
     d.set_item("counts.csv", atomlens_io::tables::particle_columns_csv(&a))?;
     d.set_item("counting.json", cmd::count::counting_json(&a, &p).map_err(err)?)?;
-    d.set_item("model.xyz", model.xyz(&a, &img.calibration).map_err(err)?)?;
+    d.set_item("model.xyz", model.xyz(&a, &cal).map_err(err)?)?;
     d.set_item("recipe.json", Recipe { analysis: p, ..Default::default() }.to_json())?;
     Ok(d)
 }
