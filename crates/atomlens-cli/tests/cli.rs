@@ -506,7 +506,7 @@ fn particles_count_compare_and_batch_write_their_tables() {
         atomlens(&args)
     };
     let (ok, _, err) = merge(&[&shards[1], &shards[0]]);
-    assert!(ok, "{err}");
+    assert!(ok && err.contains("2 of 2 images analysed"), "{err}");
     assert_eq!(std::fs::read_to_string(m.join("summary.csv")).unwrap(), s);
     for f in ["before/particles.csv", "after/columns.csv", "recipe.json"] {
         assert_eq!(std::fs::read(m.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");

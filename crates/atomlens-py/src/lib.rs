@@ -58,11 +58,6 @@ fn calibration(pixel_size: Option<f64>, unit: Option<String>) -> Res<Calibration
     }
 }
 
-fn image(a: ArrayView2<f32>, cal: Calibration) -> Res<Image> {
-    atomlens_core::image::check_usable(a).map_err(err)?;
-    Ok(Image { data: a.to_owned(), calibration: cal })
-}
-
 /// A CSV table as `{column: values}`: whole numbers as int64, other numbers as float64 (an
 /// empty field is NaN), anything else as a list of str.
 fn table<'py>(py: Python<'py>, csv_text: &str) -> Res<Bound<'py, PyDict>> {
@@ -267,8 +262,10 @@ fn particles<'py>(
     particle_dict(py, &a, &Recipe { analysis: p, ..Default::default() }, &cal)
 }
 
+/// An owned, checked image (for the core functions that take one).
 fn image_of(a: ArrayView2<f32>, pixel_size: Option<f64>, unit: Option<String>) -> Res<Image> {
-    image(a, calibration(pixel_size, unit)?)
+    atomlens_core::image::check_usable(a).map_err(err)?;
+    Ok(Image { data: a.to_owned(), calibration: calibration(pixel_size, unit)? })
 }
 
 /// `atomlens count`: {counts.csv, counting.json, model.xyz (None: not calibrated in nm), recipe.json}.
