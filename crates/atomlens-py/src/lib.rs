@@ -137,11 +137,14 @@ fn columns<'py>(
     let a: cmd::columns::Args = options("columns", opts)?;
     let cal = calibration(pixel_size, unit)?;
     let view = image.as_array();
-    let (r, csv, [find_s, refine_s]) = py.detach(|| a.analyse(view, &cal)).map_err(err)?;
+    let run = py.detach(|| a.analyse(view, &cal)).map_err(err)?;
+    let r = &run.result;
     let info = serde_json::json!({
-        "parameters": a.params(), "find_s": find_s, "refine_s": refine_s, "separation_px": r.separation, "spacing_px": r.spacing,
+        "parameters": a.params(), "find_s": run.find_s, "refine_s": run.refine_s, "ran": run.ran,
+        "separation_px": r.separation, "spacing_px": r.spacing,
         "lattice_px": r.lattice, "single_atoms": r.single, "notes": r.notes, "precision_px": r.precision,
     });
+    let csv = run.csv;
     let (t, csv) = csv_pair(py, csv)?;
     Ok((t, csv, info.to_string()))
 }
@@ -181,9 +184,8 @@ fn denoise<'py>(
     opts: &str,
 ) -> Res<Bound<'py, numpy::PyArray2<f32>>> {
     let a: cmd::denoise::Args = options("denoise", opts)?;
-    let m = cmd::denoise::method(&a).map_err(err)?;
     let view = image.as_array();
-    let out = py.detach(|| atomlens_core::denoise::apply(view, &m)).map_err(err)?;
+    let (out, _ran) = py.detach(|| a.apply(view)).map_err(err)?;
     Ok(array2(py, out))
 }
 
@@ -216,10 +218,7 @@ fn reconstruct<'py>(
     let (v, notes) = py
         .detach(|| -> anyhow::Result<_> {
             let mut plan = a.plan(frames, &angles)?;
-            let ny = plan.dims().1;
-            while plan.done() < ny {
-                plan.step(16);
-            }
+            a.reconstruct(&mut plan, |_| {})?;
             let notes = plan.notes.clone();
             Ok((plan.volume().data, notes))
         })
@@ -254,12 +253,33 @@ fn particles<'py>(
     unit: Option<String>,
     opts: &str,
 ) -> Res<Bound<'py, PyDict>> {
-    let common: cmd::particles::Common = options("particles", opts)?;
+    let (on, rest): (OnGpu, String) = split("particles", opts)?;
+    let common: cmd::particles::Common = options("particles", &rest)?;
     let p = common.params().map_err(err)?;
     let cal = calibration(pixel_size, unit)?;
     let view = image.as_array();
-    let a = py.detach(|| atomlens_core::particles::chain::analyse(view, &p)).map_err(err)?;
+    let a = py.detach(|| chain(view, &p, on.gpu)).map_err(err)?;
     particle_dict(py, &a, &Recipe { analysis: p, ..Default::default() }, &cal)
+}
+
+/// The `gpu` option of the particle commands (`--gpu`: the column fits on the GPU).
+#[derive(serde::Deserialize, serde::Serialize)]
+struct OnGpu {
+    #[serde(default)]
+    gpu: bool,
+}
+
+/// The particle chain, its column fits on the GPU when asked (as `particles --gpu`).
+fn chain(
+    img: ArrayView2<f32>,
+    p: &atomlens_core::particles::chain::AnalysisParams,
+    gpu: bool,
+) -> anyhow::Result<atomlens_core::particles::chain::Analysis> {
+    Ok(if gpu {
+        atomlens_core::particles::chain::analyse_with(img, p, &atomlens_cli::gpu::GpuOffload::open()?)?
+    } else {
+        atomlens_core::particles::chain::analyse(img, p)?
+    })
 }
 
 /// An owned, checked image (for the core functions that take one).
@@ -279,11 +299,12 @@ fn count<'py>(
     opts: &str,
 ) -> Res<Bound<'py, PyDict>> {
     let (model, rest): (cmd::count::Model, String) = split("count", opts)?;
+    let (on, rest): (OnGpu, String) = split("count", &rest)?;
     let common: cmd::particles::Common = options("count", &rest)?;
     let p = common.params().map_err(err)?;
     let cal = calibration(pixel_size, unit)?;
     let view = image.as_array();
-    let a = py.detach(|| atomlens_core::particles::chain::analyse(view, &p)).map_err(err)?;
+    let a = py.detach(|| chain(view, &p, on.gpu)).map_err(err)?;
     cmd::count::check_counted(&a).map_err(err)?;
     let d = PyDict::new(py);
     d.set_item("counts.csv", atomlens_io::tables::particle_columns_csv(&a))?;
@@ -432,6 +453,10 @@ fn _atomlens(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("BATCH_HEADER", atomlens_io::tables::BATCH_HEADER)?;
     m.add("COLUMNS_HEADER", atomlens_io::tables::COLUMNS_HEADER)?;
+    // What `gpu=True` promises against the CPU (the GPU crate's stated tolerances).
+    m.add("GPU_POSITION_TOLERANCE_PX", atomlens_gpu::columns::POSITION_TOLERANCE)?;
+    m.add("GPU_NLM_TOLERANCE", atomlens_gpu::nlm::TOLERANCE)?;
+    m.add("GPU_TOMO_TOLERANCE", atomlens_gpu::tomo::TOLERANCE)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(columns, m)?)?;
     m.add_function(wrap_pyfunction!(gpa, m)?)?;

@@ -230,3 +230,26 @@ def test_hyperspy_signals_are_read_with_their_calibration():
     assert t.unit == "Å" and t.pixel_size == pytest.approx(img["pixel_size"] * 10)
     assert t.csv == atomlens.columns(img).csv
     assert np.allclose(t.calibrated()["x_Å"], t["x"] * t.pixel_size)
+
+
+def test_gpu_gives_the_cpu_s_numbers_within_the_stated_tolerances():
+    img = atomlens.synth("particle", size=256, diameter=3.0)["image"]
+    try:
+        g = atomlens.columns(img, gpu=True)
+    except atomlens.AtomlensError as e:
+        pytest.skip(f"no GPU adapter here: {e}")
+    c = atomlens.columns(img)
+    assert g.info["ran"] == "GPU" and c.info["ran"] == "CPU"
+    assert len(g) == len(c)
+    assert np.max(np.hypot(g["x"] - c["x"], g["y"] - c["y"])) <= atomlens._core.GPU_POSITION_TOLERANCE_PX
+    cpu, gpu = atomlens.denoise(img, "nlm"), atomlens.denoise(img, "nlm", gpu=True)
+    assert np.max(np.abs(cpu - gpu)) <= atomlens._core.GPU_NLM_TOLERANCE * np.ptp(cpu)
+    with pytest.raises(atomlens.AtomlensError, match="no GPU kernel"):
+        atomlens.denoise(img, "gaussian", gpu=True)
+    stack = np.stack([np.roll(img["data"][96:160, 64:192], k, axis=1) for k in range(-4, 5)])
+    angles = np.linspace(-40, 40, 9)
+    vc = atomlens.reconstruct(stack, angles, method="sirt", iterations=10)
+    vg = atomlens.reconstruct(stack, angles, method="sirt", iterations=10, gpu=True)
+    assert np.max(np.abs(vc - vg)) <= atomlens._core.GPU_TOMO_TOLERANCE * np.max(np.abs(vc))
+    assert atomlens.particles(img, gpu=True)["particles"].csv == atomlens.particles(img)["particles"].csv
+    assert atomlens.count(img, gpu=True)["counts"].csv == atomlens.count(img)["counts"].csv

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use atomlens_core::Calibration;
 use atomlens_core::columns::find::Peaks;
 use atomlens_core::columns::fit::{Noise, Shape};
-use atomlens_core::columns::{ColumnParams, ColumnResult, Sublattices, find, fit_found, fit_found_with, fit_request};
+use atomlens_core::columns::{ColumnParams, ColumnResult, Sublattices, find, fit_found_with, fit_request};
 use atomlens_core::strain::columns::ColumnStrainResult;
 
 use crate::args::serde_name;
@@ -73,7 +73,7 @@ pub struct Args {
     /// Fit on the GPU (the adapter wgpu finds): checked against the CPU on a small case first;
     /// the CPU fits instead, with a note, when it fails.
     #[arg(long)]
-    #[serde(skip)]
+    #[serde(default)]
     gpu: bool,
     /// Output: `.csv` or `.json` (default: CSV on stdout).
     #[arg(long)]
@@ -113,22 +113,33 @@ impl Args {
         Ok(Some(atomlens_core::strain::columns::column_strain(&pts, l.a, l.b, self.reference)?))
     }
 
-    /// Find and fit every column of `img` on the CPU: the result, the CSV the command writes,
-    /// and the seconds finding and refining took.
-    pub fn analyse(
-        &self,
-        img: ndarray::ArrayView2<f32>,
-        cal: &Calibration,
-    ) -> Result<(ColumnResult, String, [f64; 2])> {
+    /// Find and fit every column of `img` (the fits on the GPU with `--gpu`), with the strain
+    /// when asked and the CSV the command writes.
+    pub fn analyse(&self, img: ndarray::ArrayView2<f32>, cal: &Calibration) -> Result<Run> {
         let p = self.params();
         let t = Instant::now();
         let peaks = find(img, cal.pixel_nm(), &p)?;
         let find_s = t.elapsed().as_secs_f64();
-        let r = fit_found(img, &peaks, &p)?;
+        let (fitted, ran) = if self.gpu { fit_on_gpu(img, &peaks, &p)? } else { (None, "CPU") };
+        let result = fit_found_with(img, &peaks, &p, fitted)?;
         let refine_s = t.elapsed().as_secs_f64() - find_s;
-        let csv = csv(&r, self.column_strain(&r)?.as_ref());
-        Ok((r, csv, [find_s, refine_s]))
+        let strain = self.column_strain(&result)?;
+        let csv = csv(&result, strain.as_ref());
+        Ok(Run { result, strain, csv, find_s, refine_s, ran })
     }
+}
+
+/// One run of the command.
+pub struct Run {
+    pub result: ColumnResult,
+    /// Per-column strain (`--strain`).
+    pub strain: Option<ColumnStrainResult>,
+    /// The CSV the command writes.
+    pub csv: String,
+    pub find_s: f64,
+    pub refine_s: f64,
+    /// Where the fits ran: "CPU" or "GPU".
+    pub ran: &'static str,
 }
 
 /// The CSV of a run: the columns, single atoms' significance, strain when measured.
@@ -144,14 +155,9 @@ pub fn run(a: Args) -> Result<()> {
     let signals = crate::files::load(&a.image)?;
     let img = signals[0].frame(0)?;
     let p = a.params();
-    let t = Instant::now();
-    let peaks = find(img.view(), img.calibration.pixel_nm(), &p)?;
-    let t_find = t.elapsed().as_secs_f64();
-    let t_refine = Instant::now();
-    let (fitted, ran) = if a.gpu { fit_on_gpu(img.view(), &peaks, &p)? } else { (None, "CPU") };
-    let r = fit_found_with(img.view(), &peaks, &p, fitted)?;
-    let refine_s = t_refine.elapsed().as_secs_f64();
-    let secs = t.elapsed().as_secs_f64();
+    let run = a.analyse(img.view(), &img.calibration)?;
+    let (r, ran, t_find, refine_s) = (&run.result, run.ran, run.find_s, run.refine_s);
+    let secs = t_find + refine_s;
     if let Some(l) = &r.lattice {
         let (a, b, angle) = l.lengths_and_angle();
         eprintln!("lattice from the spectrum: |a| {a:.3} px, |b| {b:.3} px, angle {angle:.2}°");
@@ -188,8 +194,7 @@ pub fn run(a: Args) -> Result<()> {
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    let strain = a.column_strain(&r)?;
-    if let Some(s) = &strain {
+    if let Some(s) = &run.strain {
         let measured = s.columns.iter().filter(|c| c.exx.is_finite()).count();
         eprintln!("strain for {measured} of {} columns (the rest have too few indexed neighbours)", s.columns.len());
         if let Some(dir) = &a.strain_maps {
@@ -198,10 +203,14 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     let text = match a.out.as_ref().and_then(|o| o.extension()).and_then(|e| e.to_str()) {
-        Some("json") => {
-            atomlens_io::tables::columns_json(&r, &p, &img.calibration, &a.image.display().to_string(), strain.as_ref())
-        }
-        Some("csv") | None => csv(&r, strain.as_ref()),
+        Some("json") => atomlens_io::tables::columns_json(
+            r,
+            &p,
+            &img.calibration,
+            &a.image.display().to_string(),
+            run.strain.as_ref(),
+        ),
+        Some("csv") | None => run.csv.clone(),
         Some(other) => bail!("--out must end in .csv or .json, not .{other}"),
     };
     match &a.out {

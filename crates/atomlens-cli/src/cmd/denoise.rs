@@ -66,7 +66,7 @@ pub struct Args {
     /// Run on the GPU (nlm; the adapter wgpu finds): the kernel is checked against the CPU on a
     /// small case first, and the CPU runs instead, with a note, when it fails.
     #[arg(long)]
-    #[serde(skip)]
+    #[serde(default)]
     gpu: bool,
 }
 
@@ -112,25 +112,33 @@ pub fn method(a: &Args) -> Result<Method> {
     serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{}: {e}", m.name()))
 }
 
+impl Args {
+    /// The cleaned image of `img` and where it ran ("CPU" or "GPU").
+    pub fn apply(&self, img: ndarray::ArrayView2<f32>) -> Result<(ndarray::Array2<f32>, &'static str)> {
+        let method = method(self)?;
+        Ok(match (self.gpu, method) {
+            (true, Method::NonLocalMeans { .. }) => {
+                let gpu = crate::gpu::open()?;
+                atomlens_core::image::check_usable(img)?;
+                denoise::check(&method)?;
+                crate::gpu::or_cpu(
+                    method.name(),
+                    || pollster::block_on(atomlens_gpu::nlm::self_check(&gpu)),
+                    || pollster::block_on(atomlens_gpu::nlm::apply(&gpu, img, &method)),
+                    || Ok(denoise::apply(img, &method)?),
+                )?
+            }
+            (true, _) => bail!("--gpu: {} has no GPU kernel (nlm has); run it without --gpu", method.name()),
+            (false, _) => (denoise::apply(img, &method)?, "CPU"),
+        })
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     let method = method(&a)?;
     let img = crate::files::load(&a.image)?[0].frame(0)?;
     let t = Instant::now();
-    let (out, ran) = match (a.gpu, method) {
-        (true, Method::NonLocalMeans { .. }) => {
-            let gpu = crate::gpu::open()?;
-            atomlens_core::image::check_usable(img.view())?;
-            denoise::check(&method)?;
-            crate::gpu::or_cpu(
-                method.name(),
-                || pollster::block_on(atomlens_gpu::nlm::self_check(&gpu)),
-                || pollster::block_on(atomlens_gpu::nlm::apply(&gpu, img.view(), &method)),
-                || Ok(denoise::apply(img.view(), &method)?),
-            )?
-        }
-        (true, _) => bail!("--gpu: {} has no GPU kernel (nlm has); run it without --gpu", method.name()),
-        (false, _) => (denoise::apply(img.view(), &method)?, "CPU"),
-    };
+    let (out, ran) = a.apply(img.view())?;
     eprintln!("{method:?} on the {ran} in {:.3} s", t.elapsed().as_secs_f64());
     let (w, h) = (img.width(), img.height());
     let write = |path: &PathBuf, px: Vec<f32>| -> Result<()> {

@@ -68,7 +68,7 @@ pub struct Args {
     /// first; the CPU runs instead, with a note, when it fails. Volumes larger than one GPU
     /// buffer run in slabs of slices.
     #[arg(long)]
-    #[serde(skip)]
+    #[serde(default)]
     gpu: bool,
 }
 
@@ -103,6 +103,34 @@ fn start_step(s: &str) -> Result<(f64, f64), String> {
 }
 
 impl Args {
+    /// Reconstruct every slice of `plan` (on the GPU with `--gpu`, the CPU with a note when it
+    /// fails); `progress(slices done, slices, iteration)`. Returns where it ran.
+    pub fn reconstruct(
+        &self,
+        plan: &mut Plan,
+        mut progress: impl FnMut((usize, usize, usize)),
+    ) -> Result<&'static str> {
+        let ny = plan.dims().1;
+        let mut ran = "CPU";
+        if self.gpu {
+            let gpu = crate::gpu::open()?;
+            let mut report = |p: atomlens_gpu::tomo::Progress| progress((p.slices, ny, p.iteration));
+            let on_gpu = pollster::block_on(async {
+                atomlens_gpu::tomo::self_check(&gpu).await?;
+                atomlens_gpu::tomo::reconstruct(&gpu, plan, &mut report).await
+            });
+            match on_gpu {
+                Ok(()) => ran = "GPU",
+                Err(e) => eprintln!("\nnote: the reconstruction ran on the CPU: {e}"),
+            }
+        }
+        while plan.done() < ny {
+            let done = plan.step(16);
+            progress((done, ny, 0));
+        }
+        Ok(ran)
+    }
+
     /// The reconstruction method with these options set.
     pub fn method(&self) -> Result<Algorithm> {
         let names = Algorithm::ALL.map(|m| m.name()).join(", ");
@@ -179,24 +207,10 @@ pub fn run(a: Args) -> Result<()> {
         }
         (None, _) => {}
     }
-    let ny = plan.dims().1;
-    let gpu = if a.gpu { Some(crate::gpu::open()?) } else { None };
-    let mut ran = "CPU";
-    if let Some(gpu) = &gpu {
-        let mut report =
-            |p: atomlens_gpu::tomo::Progress| eprint!("\rslices {}/{ny}, iteration {}   ", p.slices, p.iteration);
-        let on_gpu = pollster::block_on(async {
-            atomlens_gpu::tomo::self_check(gpu).await?;
-            atomlens_gpu::tomo::reconstruct(gpu, &mut plan, &mut report).await
-        });
-        match on_gpu {
-            Ok(()) => ran = "GPU",
-            Err(e) => eprintln!("\nnote: the reconstruction ran on the CPU: {e}"),
-        }
-    }
-    while plan.done() < ny {
-        eprint!("\rslices {}/{ny}", plan.step(16));
-    }
+    let ran = a.reconstruct(&mut plan, |(done, ny, it)| match it {
+        0 => eprint!("\rslices {done}/{ny}"),
+        _ => eprint!("\rslices {done}/{ny}, iteration {it}   "),
+    })?;
     let v = plan.volume();
     eprintln!(
         "\r{}×{}×{} volume from {n} projections on the {ran} in {:.2} s",

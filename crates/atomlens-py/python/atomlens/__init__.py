@@ -147,8 +147,9 @@ def read(path) -> list:
 
 def columns(image, *, pixel_size=None, unit=None, **options) -> Table:
     """``atomlens columns``: find and fit every column. Options: separation, dark, threshold,
-    noise, shape, sublattices, passes, strain, reference, atoms, false_alarms, atom_sigma.
-    Returns the columns table (``.info``: spacing, lattice, precision, notes)."""
+    noise, shape, sublattices, passes, strain, reference, atoms, false_alarms, atom_sigma, gpu
+    (the fits on the GPU wgpu finds, self-checked; ``.info["ran"]`` says where they ran).
+    Returns the columns table (``.info``: spacing, lattice, precision, notes, timings)."""
     a, ps, u = _image(image, pixel_size, unit)
     t, text, info = _core.columns(a, ps, u, _options(options))
     out = Table(t, text, ps, u)
@@ -168,7 +169,7 @@ def gpa(image, *, pixel_size=None, unit=None, **options) -> dict:
 
 def denoise(image, method: str, **options) -> np.ndarray:
     """``atomlens denoise --method METHOD``: the cleaned image (float32). Options as the CLI's:
-    sigma, radius, noise, small, large, patch, search, h, no_lattice, noise_model."""
+    sigma, radius, noise, small, large, patch, search, h, no_lattice, noise_model, gpu (nlm)."""
     a, _, _ = _image(image)
     return _core.denoise(a, _options({**options, "method": method}))
 
@@ -184,7 +185,8 @@ def register(frames, **options) -> dict:
 def reconstruct(stack, angles=None, **options) -> np.ndarray:
     """``atomlens reconstruct``: a volume ``[z, y, x]`` (y along the tilt axis) from a tilt series
     (projections, rows, columns) at ``angles`` (degrees; default: the read() dict's own).
-    Options: method, iterations, filter, allow_negative, thickness, align, axis, stretch, tilt."""
+    Options: method, iterations, filter, allow_negative, thickness, align, axis, stretch, tilt,
+    gpu."""
     if angles is None and isinstance(stack, dict):
         angles = stack.get("tilt_angles")
     a, _, _ = _image(stack, ndim=3, what="tilt series")
@@ -223,14 +225,14 @@ def _particle_result(d: dict, ps, u) -> dict:
 
 def particles(image, *, pixel_size=None, unit=None, **options) -> dict:
     """``atomlens particles``: the nanoparticle chain. Options: separation, smoothing, threshold,
-    no_split, library (a file), max_components. Returns ``{particles, columns, facets, defects:
+    no_split, library (a file), max_components, gpu (the column fits). Returns ``{particles, columns, facets, defects:
     Table, analysis (particles.json), recipe, labels}``."""
     a, ps, u = _image(image, pixel_size, unit)
     return _particle_result(_core.particles(a, ps, u, _options(options)), ps, u)
 
 
 def count(image, *, pixel_size=None, unit=None, **options) -> dict:
-    """``atomlens count``: atoms per column. Options: those of :func:`particles`, beam_step (nm),
+    """``atomlens count``: atoms per column. Options: those of :func:`particles` (gpu too), beam_step (nm),
     element. Returns ``{counts: Table, counting: dict, model_xyz: str or None, recipe}``."""
     a, ps, u = _image(image, pixel_size, unit)
     return _particle_result(_core.count(a, ps, u, _options(options)), ps, u)
