@@ -48,12 +48,14 @@ fn split<T: DeserializeOwned + serde::Serialize>(command: &str, json: &str) -> R
     Ok((own, Value::Object(all).to_string()))
 }
 
+/// The calibration `pixel_size` `unit` (parsed as `--pixel-size` is); a size without its unit
+/// is refused rather than guessed.
 fn calibration(pixel_size: Option<f64>, unit: Option<String>) -> Res<Calibration> {
-    match pixel_size {
-        None => Ok(Calibration::uncalibrated()),
-        Some(s) => {
-            let text = format!("{s} {}", unit.as_deref().unwrap_or("nm"));
-            Calibration::parse(&text).map_err(err)
+    match (pixel_size, unit) {
+        (None, _) => Ok(Calibration::uncalibrated()),
+        (Some(s), Some(u)) => Calibration::parse(&format!("{s} {u}")).map_err(err),
+        (Some(s), None) => {
+            Err(AtomlensError::new_err(format!("pixel_size={s} needs its unit: unit='pm', 'Å', 'nm' or 'µm'")))
         }
     }
 }

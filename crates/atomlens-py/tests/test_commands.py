@@ -172,6 +172,10 @@ def test_bad_input_raises_clear_exceptions(tmp_path, cli):
         atomlens.columns(np.ones((32, 32)), sepration=3)
     with pytest.raises(atomlens.AtomlensError, match="invalid type"):
         atomlens.columns(np.ones((32, 32)), separation="wide")
+    with pytest.raises(atomlens.AtomlensError, match="needs its unit"):
+        atomlens.columns(np.ones((32, 32)), pixel_size=0.2)
+    with pytest.raises(atomlens.AtomlensError, match="furlong"):
+        atomlens.columns(np.ones((32, 32)), pixel_size=0.2, unit="furlong")
     # An unreadable file: the CLI's message.
     bad = tmp_path / "broken.dm3"
     bad.write_bytes(b"\x00\x00\x00\x03" + b"\xff" * 60)
