@@ -255,12 +255,8 @@ fn particles<'py>(
     unit: Option<String>,
     opts: &str,
 ) -> Res<Bound<'py, PyDict>> {
-    let (on, rest): (OnGpu, String) = split("particles", opts)?;
-    let common: cmd::particles::Common = options("particles", &rest)?;
-    let p = common.params().map_err(err)?;
     let cal = calibration(pixel_size, unit)?;
-    let view = image.as_array();
-    let a = py.detach(|| chain(view, &p, on.gpu)).map_err(err)?;
+    let (a, p) = chain(py, image.as_array(), "particles", opts)?;
     particle_dict(py, &a, &Recipe { analysis: p, ..Default::default() }, &cal)
 }
 
@@ -271,17 +267,19 @@ struct OnGpu {
     gpu: bool,
 }
 
-/// The particle chain, its column fits on the GPU when asked (as `particles --gpu`).
+/// The particle chain of a particle command: its options (and `gpu`) from `opts`, run as the
+/// CLI runs it, with the parameters it ran.
 fn chain(
+    py: Python<'_>,
     img: ArrayView2<f32>,
-    p: &atomlens_core::particles::chain::AnalysisParams,
-    gpu: bool,
-) -> anyhow::Result<atomlens_core::particles::chain::Analysis> {
-    Ok(if gpu {
-        atomlens_core::particles::chain::analyse_with(img, p, &atomlens_cli::gpu::GpuOffload::open()?)?
-    } else {
-        atomlens_core::particles::chain::analyse(img, p)?
-    })
+    command: &str,
+    opts: &str,
+) -> Res<(atomlens_core::particles::chain::Analysis, atomlens_core::particles::chain::AnalysisParams)> {
+    let (on, rest): (OnGpu, String) = split(command, opts)?;
+    let common: cmd::particles::Common = options(command, &rest)?;
+    let p = common.params().map_err(err)?;
+    let a = py.detach(|| cmd::particles::chain(img, &p, on.gpu)).map_err(err)?;
+    Ok((a, p))
 }
 
 /// An owned, checked image (for the core functions that take one).
@@ -301,12 +299,9 @@ fn count<'py>(
     opts: &str,
 ) -> Res<Bound<'py, PyDict>> {
     let (model, rest): (cmd::count::Model, String) = split("count", opts)?;
-    let (on, rest): (OnGpu, String) = split("count", &rest)?;
-    let common: cmd::particles::Common = options("count", &rest)?;
-    let p = common.params().map_err(err)?;
+    model.check().map_err(err)?;
     let cal = calibration(pixel_size, unit)?;
-    let view = image.as_array();
-    let a = py.detach(|| chain(view, &p, on.gpu)).map_err(err)?;
+    let (a, p) = chain(py, image.as_array(), "count", &rest)?;
     cmd::count::check_counted(&a).map_err(err)?;
     let d = PyDict::new(py);
     d.set_item("counts.csv", atomlens_io::tables::particle_columns_csv(&a))?;

@@ -49,11 +49,17 @@ fn element() -> String {
 }
 
 impl Model {
-    /// The model as XYZ text (`None`: the image is not calibrated in nm).
-    pub fn xyz(&self, r: &Analysis, cal: &Calibration) -> Result<Option<String>> {
+    /// Refuse a beam step that is not a positive length (before the analysis runs).
+    pub fn check(&self) -> Result<()> {
         if !(self.beam_step.is_finite() && self.beam_step > 0.0) {
             bail!("--beam-step must be a positive length in nm");
         }
+        Ok(())
+    }
+
+    /// The model as XYZ text (`None`: the image is not calibrated in nm).
+    pub fn xyz(&self, r: &Analysis, cal: &Calibration) -> Result<Option<String>> {
+        self.check()?;
         Ok(tables::model_xyz(r, cal, self.beam_step, &self.element))
     }
 }
@@ -86,9 +92,7 @@ pub fn check_counted(r: &Analysis) -> Result<()> {
 }
 
 pub fn count(a: CountArgs) -> Result<()> {
-    if !(a.model.beam_step.is_finite() && a.model.beam_step > 0.0) {
-        bail!("--beam-step must be a positive length in nm");
-    }
+    a.model.check()?;
     let img = load_image(&a.image)?;
     let p = a.common.params()?;
     let t = Instant::now();

@@ -155,15 +155,20 @@ pub fn write_particles(dir: &Path, a: &Analysis, recipe: &Recipe, img: &Image, s
     write(dir, "labels.tif", atomlens_io::formats::tiff::write_f32(w, h, &labels, cal)?)
 }
 
+/// The particle chain, its column fits on the GPU with `gpu` (`--gpu`).
+pub fn chain(img: ndarray::ArrayView2<f32>, p: &AnalysisParams, gpu: bool) -> Result<Analysis> {
+    Ok(if gpu {
+        atomlens_core::particles::chain::analyse_with(img, p, &crate::gpu::GpuOffload::open()?)?
+    } else {
+        analyse(img, p)?
+    })
+}
+
 pub fn particles(a: ParticlesArgs) -> Result<()> {
     let img = load_image(&a.image)?;
     let p = a.common.params()?;
     let t = Instant::now();
-    let r = if a.gpu {
-        atomlens_core::particles::chain::analyse_with(img.view(), &p, &crate::gpu::GpuOffload::open()?)?
-    } else {
-        analyse(img.view(), &p)?
-    };
+    let r = chain(img.view(), &p, a.gpu)?;
     report(&r, &img.calibration, t.elapsed().as_secs_f64());
     out_dir(&a.out)?;
     let recipe = Recipe { analysis: p, ..Default::default() };
