@@ -23,6 +23,7 @@ pub mod denoise;
 pub mod error;
 pub mod image;
 pub mod lattice;
+pub mod learned;
 pub mod math;
 pub mod metrics;
 pub mod particles;
