@@ -609,6 +609,38 @@ test('clean-up: a filter adds the result and the removed part as signals; bad pa
   await page.close();
 });
 
+test('clean-up: Noise2Void trains on the open image with a filling progress bar; Cancel stops it and keeps the file', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  const before = await page.evaluate(() => window.__atomlens.image.summary);
+  await page.selectOption('[data-testid=dn-method]', 'noise2void');
+  assert.equal(await page.textContent('#dn-a-label'), 'training steps');
+  await page.fill('#dn-a', '30');
+  await page.click('[data-testid=dn-apply]');
+  // The bar fills as the steps are taken (the worker reports every ten).
+  await page.waitForFunction(() => /noise2void: training [1-9]\d* \/ 30 steps, loss/.test(document.querySelector('#progress-text').textContent), null, { timeout: 60000 });
+  const fraction = await page.evaluate(() => document.querySelector('#progress-bar').value);
+  assert.ok(fraction > 0 && fraction <= 1, `bar at ${fraction}`);
+  saveArtifact('cleanup-noise2void-training.png', await page.screenshot());
+  await page.waitForFunction(() => window.__atomlens.denoised?.method === 'noise2void' && !window.__atomlens.busy, null, { timeout: 120000 });
+  const r = await page.evaluate(() => ({ title: window.__atomlens.signals.at(-2).title, summary: window.__atomlens.image.summary }));
+  assert.match(r.title, /noise2void filtered/);
+  assert.ok(r.summary.std < before.std && Math.abs(r.summary.mean / before.mean - 1) < 0.05, `std ${r.summary.std} (before ${before.std}), mean ${r.summary.mean} vs ${before.mean}`);
+  saveArtifact('cleanup-noise2void.png', await page.screenshot());
+  // A long training cancelled: the engine restarts, the file stays open, nothing is appended.
+  const n = await page.evaluate(() => window.__atomlens.signals.length);
+  await page.selectOption('[data-testid=signal]', '0');
+  await page.waitForFunction(() => window.__atomlens.image && !window.__atomlens.busy, null, { timeout: 30000 });
+  await page.fill('#dn-a', '5000');
+  await page.click('[data-testid=dn-apply]');
+  await page.waitForFunction(() => /noise2void: training [1-9]/.test(document.querySelector('#progress-text').textContent), null, { timeout: 60000 });
+  await page.click('[data-testid=cancel]');
+  await page.waitForFunction(() => window.__atomlens.errors.some((e) => e.startsWith('Cancelled')));
+  await page.waitForFunction(() => window.__atomlens.ready && !window.__atomlens.busy && window.__atomlens.image, null, { timeout: 60000 });
+  assert.ok((await page.evaluate(() => window.__atomlens.signals.length)) <= n);
+  noErrors(errors);
+  await page.close();
+});
+
 test('tomography: phantom tilt series, reconstruct with progress, orthoslices, threshold, MRC; bad angles say why', async () => {
   const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
   await page.selectOption('#tomo-kind', 'faceted_particle');

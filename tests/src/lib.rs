@@ -24,6 +24,16 @@ pub fn sim_dir() -> Option<PathBuf> {
     dir.join("carbon.tif").is_file().then_some(dir)
 }
 
+/// One image of the simulated set, where it was simulated (the set may be partly made:
+/// `python sim/make.py DIR NAME…`).
+pub fn sim_file(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("ATOMLENS_SIM")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/atomlens/sim")))?;
+    let path = dir.join(name);
+    path.is_file().then_some(path)
+}
+
 /// Print why a test that needs the simulated set skips.
 pub fn skip_sim(test: &str) {
     eprintln!("SKIPPED {test}: the simulated set is absent (run `python sim/make.py`, see sim/README.md)");

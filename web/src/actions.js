@@ -22,6 +22,7 @@ export function createActions({ store, $ }) {
     depth++;
     store.set({ busy: true });
     $('progress-text').textContent = text;
+    $('progress-bar').removeAttribute('value');
     $('progress').hidden = false;
     return () => {
       if (--depth <= 0) { depth = 0; store.set({ busy: false }); $('progress').hidden = true; store.emit('idle'); }
@@ -39,7 +40,14 @@ export function createActions({ store, $ }) {
     } finally { done(); }
   }
 
-  return { showError, busy, run, progress: (text) => { $('progress-text').textContent = text; } };
+  /** Say what is being done; `fraction` (0–1), when known, fills the bar (else it runs). */
+  function progress(text, fraction) {
+    $('progress-text').textContent = text;
+    if (Number.isFinite(fraction)) $('progress-bar').value = fraction;
+    else $('progress-bar').removeAttribute('value');
+  }
+
+  return { showError, busy, run, progress };
 }
 
 /** Save `blob` as `name`. */

@@ -60,7 +60,7 @@ app.bridge = new Bridge({
     $('ran').classList.toggle('ok', r.device === 'GPU');
     store.set({ ran: r });
   },
-  onProgress(p) { actions.progress(p.text); },
+  onProgress(p) { actions.progress(p.text, p.fraction); },
   onCrash(msg) { actions.showError(`The engine stopped (${msg}); it was restarted and your files are still listed.`); },
   onStall(msg) { actions.showError(`${msg[0].toUpperCase()}${msg.slice(1)}.`); },
 });

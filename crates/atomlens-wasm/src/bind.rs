@@ -194,6 +194,21 @@ impl Session {
         reply(self.0.denoise_current(from_js::<Method>(method)?))
     }
 
+    /// Begin training Noise2Void on the shown image: `{steps}`.
+    pub fn n2v_begin(&mut self, method: JsValue) -> JsResult {
+        reply(self.0.n2v_begin(from_js::<Method>(method)?))
+    }
+
+    /// Up to `count` more training steps: `{done, steps, loss}`.
+    pub fn n2v_step(&mut self, count: usize) -> JsResult {
+        reply(self.0.n2v_step(count))
+    }
+
+    /// The shown image denoised by the trained network: `{signals, index}`.
+    pub fn n2v_finish(&mut self) -> JsResult {
+        reply(self.0.n2v_finish())
+    }
+
     /// Find columns (`params`: `ColumnParams`): `{x, y}`.
     pub fn find_seeds(&mut self, params: JsValue) -> JsResult {
         reply(self.0.find_seeds(from_js::<ColumnParams>(params)?))

@@ -45,7 +45,8 @@ async function init() {
     });
 }
 
-const progress = (id, text) => postMessage({ type: 'progress', id, text });
+// `fraction` (0–1) where the work can say how far it is: the page's bar shows it.
+const progress = (id, text, fraction) => postMessage({ type: 'progress', id, text, fraction });
 
 // Whether `kernel` runs on the GPU under the page's compute setting (`auto`: a hardware
 // adapter whose self-check passed; `gpu`: any adapter that passed; `cpu`: never), or why not.
@@ -124,6 +125,20 @@ const ops = {
           why = `the GPU failed: ${e.message}`;
         }
       }
+    }
+    if (a.method.method === 'noise2void') {
+      // Trained here, in steps, so the page shows how far it is (cancel = restart the worker).
+      const { steps } = session.n2v_begin(a.method);
+      progress(id, `noise2void: training 0 / ${steps} steps`);
+      for (let done = 0; done < steps;) {
+        const s = session.n2v_step(10);
+        done = s.done;
+        progress(id, `noise2void: training ${done} / ${steps} steps, loss ${s.loss.toFixed(3)}`, done / steps);
+      }
+      progress(id, 'noise2void: denoising the image');
+      const r = session.n2v_finish();
+      ran(name, 'CPU', t0, why);
+      return r;
     }
     progress(id, `cleaning up (${a.method.method})`);
     const r = session.denoise(a.method);
@@ -224,7 +239,7 @@ const ops = {
     const chunk = Math.max(1, Math.ceil(begun.ny / 32));
     while (done < begun.ny) {
       done = session.tomo_step(chunk);
-      progress(id, `reconstructing: slice ${done} / ${begun.ny}`);
+      progress(id, `reconstructing: slice ${done} / ${begun.ny}`, done / begun.ny);
       if (done < begun.ny) postMessage({ type: 'partial', id, data: session.tomo_preview('gray') });
     }
     ran(what, device, t0, why);

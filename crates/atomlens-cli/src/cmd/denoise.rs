@@ -17,7 +17,7 @@ pub struct Args {
     #[serde(skip)]
     image: PathBuf,
     /// The filter: wiener, gaussian, median, bandpass, bragg, nlm (non-local-means), bm3d,
-    /// rolling-ball or background. Each option below applies to the methods named with it;
+    /// n2v (noise2void: a network trained on this image), rolling-ball or background. Each option below applies to the methods named with it;
     /// what is not given takes the method's default (`core::denoise::Method::ALL`).
     #[arg(long)]
     method: String,
@@ -55,6 +55,12 @@ pub struct Args {
     /// gaussian.
     #[arg(long, value_parser = serde_name::<Noise>)]
     noise_model: Option<Noise>,
+    /// n2v: training steps (batches of eight 64² patches).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// n2v: seed of the network and of the patches (the same seed, the same image).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Output (32-bit float TIFF with the input's calibration).
     #[arg(long)]
     #[serde(skip)]
@@ -80,7 +86,7 @@ pub fn method(a: &Args) -> Result<Method> {
     let mut v = serde_json::to_value(m)?;
     let fields = v.as_object_mut().context("a method is an object")?;
     let is_model = matches!(m, Method::NonLocalMeans { .. } | Method::Bm3d { .. });
-    let given: [(&str, &str, Option<serde_json::Value>); 10] = [
+    let given: [(&str, &str, Option<serde_json::Value>); 12] = [
         ("--sigma", "sigma", a.sigma.map(Into::into)),
         ("--radius", "radius", a.radius.map(Into::into)),
         ("--noise", "noise", a.noise.filter(|_| !is_model).map(Into::into)),
@@ -89,6 +95,8 @@ pub fn method(a: &Args) -> Result<Method> {
         ("--patch", "patch", a.patch.map(Into::into)),
         ("--search", "search", a.search.map(Into::into)),
         ("--h", "h", a.h.map(Into::into)),
+        ("--steps", "steps", a.steps.map(Into::into)),
+        ("--seed", "seed", a.seed.map(Into::into)),
         ("--no-lattice", "lattice", a.no_lattice.then_some(false.into())),
         ("--noise-model", "noise", a.noise_model.filter(|_| is_model).map(serde_json::to_value).transpose()?),
     ];
@@ -129,6 +137,22 @@ impl Args {
                 )?
             }
             (true, _) => bail!("--gpu: {} has no GPU kernel (nlm has); run it without --gpu", method.name()),
+            (false, Method::Noise2Void { steps, seed }) => {
+                // Training is minutes: say how far it is on a terminal.
+                use std::io::IsTerminal;
+                let tty = std::io::stderr().is_terminal();
+                let mut t = atomlens_core::learned::n2v::Trainer::new(img, steps, seed)?;
+                while let Some(loss) = t.step() {
+                    let (done, of) = t.progress();
+                    if tty && (done % 10 == 0 || done == of) {
+                        eprint!("\rnoise2void: training step {done} / {of}, loss {loss:.4}   ");
+                    }
+                }
+                if tty {
+                    eprintln!();
+                }
+                (t.denoise(img), "CPU")
+            }
             (false, _) => (denoise::apply(img, &method)?, "CPU"),
         })
     }

@@ -15,6 +15,8 @@
 //! - `bm3d`: block-matching 3D collaborative filtering, Poisson-aware (see [`crate::denoise::bm3d`]).
 //! - `rolling_ball`: subtracts the floor under the columns (see [`crate::denoise::rolling_ball`]), so the
 //!   support reads zero and each column keeps its own intensity above it.
+//! - `noise2void`: a small U-Net trained on the image itself to predict each pixel from its
+//!   neighbours (see [`crate::learned::n2v`]); seeded, so the same steps and seed give the same image.
 //! - `background`: subtracts the large-scale support/thickness variation `G_σ ∗ x` and adds back
 //!   its mean, so column intensities across the image become comparable.
 use ndarray::{Array2, ArrayView2};
@@ -102,6 +104,14 @@ pub enum Method {
         /// variations.
         radius: usize,
     },
+    /// Noise2Void: a network trained on this image alone (see [`crate::learned::n2v`]).
+    #[serde(rename = "noise2void")]
+    Noise2Void {
+        /// Training steps (batches of eight 64² patches).
+        steps: usize,
+        /// Seed of the network's start and of the patches drawn.
+        seed: u64,
+    },
     /// Background (support, thickness) removal.
     Background {
         /// Width (px) of what counts as background; several lattice spacings.
@@ -118,7 +128,7 @@ impl Default for Method {
 impl Method {
     /// Every method at its default parameters, in the order a form lists them. The CLI's
     /// `--method NAME` starts from these, the page builds its clean-up form from them.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::Wiener { radius: 2, noise: None },
         Method::Gaussian { sigma: 1.0 },
         Method::Median { radius: 1 },
@@ -126,6 +136,7 @@ impl Method {
         Method::Bragg { radius: 0.15 },
         Method::NonLocalMeans { patch: 2, search: 2, h: None, noise: Noise::Auto, lattice: true },
         Method::Bm3d { search: 8, noise: Noise::Auto, lattice: true },
+        Method::Noise2Void { steps: crate::learned::n2v::STEPS, seed: 0 },
         Method::RollingBall { radius: 20 },
         Method::Background { sigma: 30.0 },
     ];
@@ -140,16 +151,21 @@ impl Method {
             Method::Bragg { .. } => "bragg",
             Method::NonLocalMeans { .. } => "non_local_means",
             Method::Bm3d { .. } => "bm3d",
+            Method::Noise2Void { .. } => "noise2void",
             Method::RollingBall { .. } => "rolling_ball",
             Method::Background { .. } => "background",
         }
     }
 
-    /// The method called `name` at its default parameters; `-` reads as `_`, and `nlm` is
-    /// `non_local_means`.
+    /// The method called `name` at its default parameters; `-` reads as `_`, `nlm` is
+    /// `non_local_means` and `n2v` is `noise2void`.
     pub fn by_name(name: &str) -> Option<Method> {
         let name = name.replace('-', "_");
-        let name = if name == "nlm" { "non_local_means" } else { name.as_str() };
+        let name = match name.as_str() {
+            "nlm" => "non_local_means",
+            "n2v" => "noise2void",
+            name => name,
+        };
         Method::ALL.into_iter().find(|m| m.name() == name)
     }
 }
@@ -188,6 +204,7 @@ pub fn check(method: &Method) -> Result<(), CoreError> {
         }
         Method::RollingBall { radius } => within("radius", radius, 2, 200),
         Method::Bm3d { search, .. } => within("search", search, 4, 24),
+        Method::Noise2Void { steps, .. } => crate::learned::n2v::check(steps),
         Method::Bragg { radius } => {
             if !(radius > 0.0 && radius <= 0.5) {
                 return Err(invalid("radius", format!("{radius} must be in (0, 0.5] (a fraction of |g|)")));
@@ -225,6 +242,7 @@ pub fn apply(img: ArrayView2<f32>, method: &Method) -> Result<Array2<f32>, CoreE
         }
         Method::Bm3d { search, noise, lattice } => crate::denoise::bm3d::bm3d(img, noise, search, lattice),
         Method::Bragg { radius } => bragg(img, radius)?,
+        Method::Noise2Void { steps, seed } => crate::learned::n2v::denoise(img, steps, seed)?,
     })
 }
 
@@ -358,11 +376,14 @@ mod tests {
         for m in Method::ALL {
             assert_eq!(serde_json::to_value(m).unwrap()["method"], m.name());
             assert_eq!(Method::by_name(m.name()), Some(m));
+            // Noise2Void's default training is minutes in a debug build; two steps show it runs.
+            let m = if let Method::Noise2Void { seed, .. } = m { Method::Noise2Void { steps: 2, seed } } else { m };
             assert!(apply(noisy.view(), &m).is_ok(), "{m:?}");
         }
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 9);
+        assert_eq!(names.len(), 10);
+        assert_eq!(Method::by_name("n2v").map(|m| m.name()), Some("noise2void"));
         assert_eq!(Method::by_name("nlm").map(|m| m.name()), Some("non_local_means"));
         assert_eq!(Method::by_name("rolling-ball").map(|m| m.name()), Some("rolling_ball"));
         assert_eq!(Method::by_name("blur"), None);

@@ -96,6 +96,8 @@ pub struct Shown {
     pub gpa: Option<(GpaResult, GpaParams)>,
     /// The particle analysis.
     pub particles: Option<Particles>,
+    /// A Noise2Void training in progress on this image, and its method.
+    pub training: Option<(Box<atomlens_core::learned::n2v::Trainer>, atomlens_core::denoise::Method)>,
 }
 
 /// What the page shows about the image it selected.
@@ -280,7 +282,16 @@ impl Session {
     pub fn select(&mut self, signal: usize, frame: usize) -> Result<Reply> {
         let image = self.frame(signal, frame)?;
         stats::summary(image.view())?;
-        self.shown = Some(Shown { signal, frame, image, found: None, columns: None, gpa: None, particles: None });
+        self.shown = Some(Shown {
+            signal,
+            frame,
+            image,
+            found: None,
+            columns: None,
+            gpa: None,
+            particles: None,
+            training: None,
+        });
         // Scrubbing through frames: only the last one shown matters.
         if let Some(Step::Select { .. }) = self.journal.last() {
             self.journal.pop();
@@ -414,6 +425,37 @@ impl Session {
     /// two new signals: `{signals, index}` (index of the result).
     pub fn denoise_current(&mut self, method: atomlens_core::denoise::Method) -> Result<Reply> {
         let out = atomlens_core::denoise::apply(self.image()?.view(), &method)?;
+        self.denoised(method, out)
+    }
+
+    /// Begin training Noise2Void (`method`) on the shown image, stepped by [`Self::n2v_step`]
+    /// and ended by [`Self::n2v_finish`], so the worker can report progress between steps:
+    /// `{steps}`.
+    pub fn n2v_begin(&mut self, method: atomlens_core::denoise::Method) -> Result<Reply> {
+        let atomlens_core::denoise::Method::Noise2Void { steps, seed } = method else {
+            return Err(Error::invalid(format!("{} is not trained: run it with denoise", method.name())));
+        };
+        let trainer = atomlens_core::learned::n2v::Trainer::new(self.image()?.view(), steps, seed)?;
+        self.shown_mut()?.training = Some((Box::new(trainer), method));
+        Ok(Reply::of(&serde_json::json!({ "steps": steps })))
+    }
+
+    /// Up to `count` more training steps: `{done, steps, loss}` (the mean loss of these steps).
+    pub fn n2v_step(&mut self, count: usize) -> Result<Reply> {
+        let (trainer, _) = self.shown_mut()?.training.as_mut().ok_or_else(|| Error::state("no training has begun"))?;
+        let losses: Vec<f32> = (0..count).map_while(|_| trainer.step()).collect();
+        let (done, steps) = trainer.progress();
+        let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
+        Ok(Reply::of(&serde_json::json!({ "done": done, "steps": steps, "loss": loss })))
+    }
+
+    /// The shown image denoised by the trained network, appended as [`Self::denoise_current`]
+    /// appends (the rest of the steps are taken first).
+    pub fn n2v_finish(&mut self) -> Result<Reply> {
+        let shown = self.shown_mut()?;
+        let (mut trainer, method) = shown.training.take().ok_or_else(|| Error::state("no training has begun"))?;
+        while trainer.step().is_some() {}
+        let out = trainer.denoise(shown.image.view());
         self.denoised(method, out)
     }
 

@@ -338,3 +338,25 @@ fn the_check_tolerates_a_last_digit_rounded_the_other_way_and_nothing_more() {
     let json = |v: &str| [("s.json".to_string(), format!("{{\n  \"d_px\": {v},\n}}"))].into_iter().collect();
     assert_eq!(journal::check(&json("11.341269"), &json("11.341270")).rounding, 1);
 }
+
+/// Noise2Void trained in steps (as the worker does, reporting between them) gives the image the
+/// one-call clean-up gives, and a new image drops a training in progress.
+#[test]
+fn noise2void_in_steps_equals_one_call() {
+    let mut s = demo(Demo::Particle);
+    let method = Method::Noise2Void { steps: 4, seed: 3 };
+    assert_eq!(kind(s.n2v_step(1)), "state");
+    assert_eq!(s.n2v_begin(method).unwrap().values["steps"], 4);
+    let r = s.n2v_step(3).unwrap();
+    assert_eq!((r.values["done"].as_u64(), r.values["steps"].as_u64()), (Some(3), Some(4)));
+    assert!(r.values["loss"].as_f64().is_some_and(|l| l > 0.0));
+    let index = s.n2v_finish().unwrap().values["index"].as_u64().unwrap() as usize;
+    let stepped = s.signals[index].stack.frame(0).unwrap().data;
+    s.select(0, 0).unwrap();
+    let index = s.denoise_current(method).unwrap().values["index"].as_u64().unwrap() as usize;
+    assert_eq!(stepped, s.signals[index].stack.frame(0).unwrap().data);
+    assert_eq!(kind(s.n2v_begin(Method::Gaussian { sigma: 1.0 })), "invalid_parameter");
+    s.n2v_begin(method).unwrap();
+    s.select(0, 0).unwrap();
+    assert_eq!(kind(s.n2v_finish()), "state");
+}
