@@ -70,6 +70,8 @@ def test_denoise_gives_the_cli_s_image(pair, cli, tmp_path):
     for flags, method, kw in [
         (["--sigma", "1.5"], "gaussian", {"sigma": 1.5}),
         (["--patch", "2", "--search", "5"], "nlm", {"patch": 2, "search": 5}),
+        # Noise2Void is seeded: the same steps and seed train the same network anywhere.
+        (["--steps", "3", "--seed", "2"], "n2v", {"steps": 3, "seed": 2}),
     ]:
         out = tmp_path / f"{method}.tif"
         cli("denoise", pair / "before.tif", "--method", method, *flags, "--out", out)
