@@ -614,10 +614,10 @@ test('clean-up: Noise2Void trains on the open image with a filling progress bar;
   const before = await page.evaluate(() => window.__atomlens.image.summary);
   await page.selectOption('[data-testid=dn-method]', 'noise2void');
   assert.equal(await page.textContent('#dn-a-label'), 'training steps');
-  await page.fill('#dn-a', '30');
+  await page.fill('#dn-a', '100');
   await page.click('[data-testid=dn-apply]');
   // The bar fills as the steps are taken (the worker reports every ten).
-  await page.waitForFunction(() => /noise2void: training [1-9]\d* \/ 30 steps, loss/.test(document.querySelector('#progress-text').textContent), null, { timeout: 60000 });
+  await page.waitForFunction(() => /noise2void: training [1-9]\d* \/ 100 steps, loss/.test(document.querySelector('#progress-text').textContent), null, { timeout: 60000 });
   const fraction = await page.evaluate(() => document.querySelector('#progress-bar').value);
   assert.ok(fraction > 0 && fraction <= 1, `bar at ${fraction}`);
   saveArtifact('cleanup-noise2void-training.png', await page.screenshot());

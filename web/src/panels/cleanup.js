@@ -6,7 +6,7 @@ import { fillSelect } from '../forms.js';
 
 const LABELS = {
   wiener: 'Wiener (adaptive)', gaussian: 'Gaussian', median: 'median', bandpass: 'band-pass', bragg: 'Bragg (periodic)',
-  non_local_means: 'non-local means', bm3d: 'BM3D (Poisson-aware)', noise2void: 'Noise2Void (trained on this image)', background: 'background (Gaussian)', rolling_ball: 'background (rolling ball)',
+  non_local_means: 'non-local means', bm3d: 'BM3D (Poisson-aware)', noise2void: 'Noise2Void (learns this image)', background: 'background (Gaussian)', rolling_ball: 'background (rolling ball)',
 };
 const FIELDS = { sigma: 'σ px', radius: 'radius px', small: 'small px', large: 'large px', patch: 'patch px', search: 'search px', steps: 'training steps', seed: 'seed' };
 
