@@ -17,8 +17,9 @@ pub struct Args {
     #[serde(skip)]
     image: PathBuf,
     /// The filter: wiener, gaussian, median, bandpass, bragg, nlm (non-local-means), bm3d,
-    /// n2v (noise2void: a network trained on this image), rolling-ball or background. Each option below applies to the methods named with it;
-    /// what is not given takes the method's default (`core::denoise::Method::ALL`).
+    /// n2v (noise2void: a network trained on this image), rolling-ball or background. Each
+    /// option below applies to the methods named with it; what is not given takes the method's
+    /// default (`core::denoise::Method::ALL`).
     #[arg(long)]
     method: String,
     /// gaussian, background: width σ in px.
@@ -142,16 +143,16 @@ impl Args {
                 use std::io::IsTerminal;
                 let tty = std::io::stderr().is_terminal();
                 let mut t = atomlens_core::learned::n2v::Trainer::new(img, steps, seed)?;
-                while let Some(loss) = t.step() {
+                while tty && let Some(loss) = t.step() {
                     let (done, of) = t.progress();
-                    if tty && (done % 10 == 0 || done == of) {
+                    if done % 10 == 0 || done == of {
                         eprint!("\rnoise2void: training step {done} / {of}, loss {loss:.4}   ");
                     }
                 }
                 if tty {
                     eprintln!();
                 }
-                (t.denoise(img), "CPU")
+                (t.finish(img), "CPU")
             }
             (false, _) => (denoise::apply(img, &method)?, "CPU"),
         })

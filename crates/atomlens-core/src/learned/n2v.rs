@@ -15,6 +15,7 @@ use super::unet::{Maps, UNet};
 use super::{Adam, Rng};
 use crate::CoreError;
 use crate::image::check_usable;
+use crate::image::filter::reflect;
 use crate::math::par;
 
 /// Channels of the network at full resolution.
@@ -46,6 +47,7 @@ pub struct Trainer {
     spread: f64,
     patch: usize,
     steps: usize,
+    seed: u64,
     done: usize,
     /// The mean loss of each step so far (normalised units²).
     pub losses: Vec<f32>,
@@ -69,12 +71,17 @@ impl Trainer {
         let net = UNet::new(WIDTH, &mut rng);
         let adam = Adam::new(net.params.len());
         let patch = PATCH.min(h.min(w) / 4 * 4);
-        Ok(Trainer { net, adam, rng, img, mean, spread, patch, steps, done: 0, losses: Vec::new() })
+        Ok(Trainer { net, adam, rng, img, mean, spread, patch, steps, seed, done: 0, losses: Vec::new() })
     }
 
     /// Steps taken and asked for.
     pub fn progress(&self) -> (usize, usize) {
         (self.done, self.steps)
+    }
+
+    /// The seed it was started from.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// One step of training (a batch of patches); its mean loss. Past the last step, nothing.
@@ -168,17 +175,12 @@ impl Trainer {
         });
         out
     }
-}
 
-fn reflect(i: i64, n: usize) -> usize {
-    let n = n as i64;
-    (if i < 0 {
-        -i
-    } else if i >= n {
-        2 * n - 2 - i
-    } else {
-        i
-    }) as usize
+    /// The steps not yet taken, then [`Self::denoise`].
+    pub fn finish(mut self, original: ArrayView2<f32>) -> Array2<f32> {
+        while self.step().is_some() {}
+        self.denoise(original)
+    }
 }
 
 /// Check a number of training steps.
@@ -192,9 +194,7 @@ pub fn check(steps: usize) -> Result<(), CoreError> {
 
 /// Train on `img` for `steps` steps from `seed` and return it denoised.
 pub fn denoise(img: ArrayView2<f32>, steps: usize, seed: u64) -> Result<Array2<f32>, CoreError> {
-    let mut t = Trainer::new(img, steps, seed)?;
-    while t.step().is_some() {}
-    Ok(t.denoise(img))
+    Ok(Trainer::new(img, steps, seed)?.finish(img))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use super::Rng;
+use crate::image::filter::reflect;
 use crate::math::par;
 
 /// Pixels each tile of [`UNet::apply`] reads beyond what it writes (≥ the receptive field's
@@ -217,7 +218,7 @@ impl UNet {
             let mut x = Maps::zeros(1, side, side);
             for (i, v) in x.data.iter_mut().enumerate() {
                 let (yy, xx) = ((i / side) as i64 - MARGIN as i64, (i % side) as i64 - MARGIN as i64);
-                *v = img[[mirror(y0 as i64 + yy, h), mirror(x0 as i64 + xx, w)]];
+                *v = img[[reflect(y0 as i64 + yy, h), reflect(x0 as i64 + xx, w)]];
             }
             self.forward(x)
         });
@@ -232,16 +233,6 @@ impl UNet {
         }
         out
     }
-}
-
-/// Mirror an index into `0..n` (edge not repeated), for any distance outside.
-fn mirror(i: i64, n: usize) -> usize {
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n as i64 - 1);
-    let i = i.rem_euclid(period);
-    (if i < n as i64 { i } else { period - i }) as usize
 }
 
 fn relu(mut m: Maps) -> Maps {
@@ -498,7 +489,7 @@ mod tests {
         let mut x = Maps::zeros(1, hh, ww);
         for r in 0..hh {
             for c in 0..ww {
-                x.data[r * ww + c] = img[[mirror(r as i64 - MARGIN as i64, h), mirror(c as i64 - MARGIN as i64, w)]];
+                x.data[r * ww + c] = img[[reflect(r as i64 - MARGIN as i64, h), reflect(c as i64 - MARGIN as i64, w)]];
             }
         }
         let whole = net.forward(x);

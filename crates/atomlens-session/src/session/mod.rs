@@ -96,8 +96,8 @@ pub struct Shown {
     pub gpa: Option<(GpaResult, GpaParams)>,
     /// The particle analysis.
     pub particles: Option<Particles>,
-    /// A Noise2Void training in progress on this image, and its method.
-    pub training: Option<(Box<atomlens_core::learned::n2v::Trainer>, atomlens_core::denoise::Method)>,
+    /// A Noise2Void training in progress on this image.
+    pub training: Option<Box<atomlens_core::learned::n2v::Trainer>>,
 }
 
 /// What the page shows about the image it selected.
@@ -436,13 +436,13 @@ impl Session {
             return Err(Error::invalid(format!("{} is not trained: run it with denoise", method.name())));
         };
         let trainer = atomlens_core::learned::n2v::Trainer::new(self.image()?.view(), steps, seed)?;
-        self.shown_mut()?.training = Some((Box::new(trainer), method));
+        self.shown_mut()?.training = Some(Box::new(trainer));
         Ok(Reply::of(&serde_json::json!({ "steps": steps })))
     }
 
     /// Up to `count` more training steps: `{done, steps, loss}` (the mean loss of these steps).
     pub fn n2v_step(&mut self, count: usize) -> Result<Reply> {
-        let (trainer, _) = self.shown_mut()?.training.as_mut().ok_or_else(|| Error::state("no training has begun"))?;
+        let trainer = self.shown_mut()?.training.as_mut().ok_or_else(|| Error::state("no training has begun"))?;
         let losses: Vec<f32> = (0..count).map_while(|_| trainer.step()).collect();
         let (done, steps) = trainer.progress();
         let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
@@ -453,9 +453,9 @@ impl Session {
     /// appends (the rest of the steps are taken first).
     pub fn n2v_finish(&mut self) -> Result<Reply> {
         let shown = self.shown_mut()?;
-        let (mut trainer, method) = shown.training.take().ok_or_else(|| Error::state("no training has begun"))?;
-        while trainer.step().is_some() {}
-        let out = trainer.denoise(shown.image.view());
+        let trainer = shown.training.take().ok_or_else(|| Error::state("no training has begun"))?;
+        let method = atomlens_core::denoise::Method::Noise2Void { steps: trainer.progress().1, seed: trainer.seed() };
+        let out = trainer.finish(shown.image.view());
         self.denoised(method, out)
     }
 
