@@ -76,6 +76,8 @@ enum Command {
     /// Write synthetic test images with known truth (the demo particle, an ordered particle, an
     /// identical-location pair).
     Synth(synth::SynthArgs),
+    /// Train a learned model on synthetic scenes (the committed ones were made so).
+    Train(train::TrainArgs),
     /// Benchmarks against the peers, side by side in one run (needs ../shared; `gpu` does not).
     Bench(bench::Args),
 }
@@ -110,6 +112,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay(args) => replay::replay(args),
         Command::Report(args) => report::report(args),
         Command::Synth(args) => synth::synth(args),
+        Command::Train(args) => train::train(args),
         Command::Bench(args) => bench::run(args),
     }
 }

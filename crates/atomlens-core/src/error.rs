@@ -52,6 +52,12 @@ pub enum CoreError {
         /// What was seen instead.
         reason: String,
     },
+    /// A learned model's file that this version cannot use.
+    #[error("unusable model file: {reason}")]
+    BadModel {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Data of the wrong length for the stated shape.
     #[error("shape mismatch: {expected} values expected, {got} given")]
     ShapeMismatch {
@@ -74,6 +80,7 @@ impl CoreError {
             CoreError::NoLattice { .. } => "no_lattice",
             CoreError::NotFound { .. } => "not_found",
             CoreError::ShapeMismatch { .. } => "shape_mismatch",
+            CoreError::BadModel { .. } => "bad_model",
         }
     }
 }

@@ -13,3 +13,4 @@ pub mod register;
 pub mod replay;
 pub mod report;
 pub mod synth;
+pub mod train;

@@ -2,10 +2,14 @@
 //! `atomlens-gpu`, as for every kernel).
 //!
 //! - [`unet`]: a small U-Net with hand-written forward and backward passes, Adam, tiled inference.
+//! - [`finder`]: the learned column finder, trained on [`scenes`] (synthetic atoms and
+//!   particles on supports); its maxima seed the classical refinement.
 //! - [`n2v`]: Noise2Void, a denoiser trained on the image itself (no clean target): the
 //!   network learns to predict each pixel from its neighbours only, which pixel-independent
 //!   noise cannot help with, so its prediction is the signal.
+pub mod finder;
 pub mod n2v;
+pub mod scenes;
 pub mod unet;
 
 /// SplitMix64: the same stream on every platform (`rand`'s `SmallRng` is a different generator
