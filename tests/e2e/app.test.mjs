@@ -354,6 +354,27 @@ test('columns: find and fit on the demo, inspect one, export CSV; a blank image 
   await page.close();
 });
 
+test('columns: the learned finder seeds the same fits, and its notes compare it with the classical finder', async () => {
+  const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
+  // The finder's choices come from the engine, classical first (the default).
+  const choices = await page.$$eval('[data-testid=col-finder] option', (o) => o.map((e) => e.value));
+  assert.deepEqual(choices, ['classical', 'learned']);
+  assert.equal(await page.inputValue('[data-testid=col-finder]'), 'classical');
+  await page.selectOption('[data-testid=col-finder]', 'learned');
+  await page.click('[data-testid=col-run]');
+  await page.waitForFunction(() => window.__atomlens.columns && !window.__atomlens.busy, null, { timeout: 180000 });
+  const c = await page.evaluate(() => window.__atomlens.columns);
+  // The demo particle has 321 columns; both finders miss some of the 1–2-atom edge columns.
+  assert.ok(c.count >= 270 && c.count <= 335, `found ${c.count}`);
+  assert.ok(c.fitted >= 0.95 * c.count, `fitted ${c.fitted} of ${c.count}`);
+  const summary = await page.textContent('[data-testid=col-summary]');
+  assert.match(summary, /learned finder: \d+ centres/);
+  assert.match(summary, /classical finder: \d+ found; \d+ of them within [\d.]+ px of a learned one/);
+  saveArtifact('columns-learned.png', await page.screenshot());
+  noErrors(errors);
+  await page.close();
+});
+
 test('real single-atom HAADF: no lattice, atoms by significance, and a low-magnification field is refused with the reason', { skip: !hasShared && 'needs ../shared' }, async () => {
   const { page, errors } = await openApp(chrome.ctx, `${isolated.url}/?sw=off`);
   const real = path.join(SHARED, 'data/real');

@@ -2,28 +2,27 @@
 //! `../shared/data/real/` and the frozen-phonon simulations of `sim/` (Pt atoms on amorphous
 //! carbon, and carbon alone) at realistic doses.
 #![allow(clippy::unwrap_used)]
-use atomlens_core::columns::{ColumnParams, ColumnResult, find, fit_found};
+use atomlens_core::columns::{ColumnParams, ColumnResult, Finder, find, fit_found};
 use atomlens_core::metrics::match_points;
 use atomlens_tests::{csv_points, csv_rows, read_image, shared_dir, sim_dir, skip, skip_sim};
 
 fn columns(img: &atomlens_core::Image) -> Result<ColumnResult, atomlens_core::CoreError> {
-    let p = ColumnParams::default();
+    columns_by(img, Finder::Classical)
+}
+
+fn columns_by(img: &atomlens_core::Image, finder: Finder) -> Result<ColumnResult, atomlens_core::CoreError> {
+    let p = ColumnParams { finder, ..Default::default() };
     let peaks = find(img.view(), img.calibration.pixel_nm(), &p)?;
     fit_found(img.view(), &peaks, &p)
 }
 
-/// Recall and precision against the labels, matched one to one within 1.5 Å (half the closest
-/// Pt–Pt distance a labeller would draw as two atoms). Measured (pooled over the four images):
-/// recall 0.61, precision 0.72; the issue's bar is 0.8 for both and is not met: where we
-/// disagree, our extra detections are faint bright spots of the support the labeller left out
-/// and the labeller's extra atoms are at z 2–4, under the one-false-alarm-per-image threshold.
-#[test]
-fn hand_labelled_single_atoms() {
-    let Some(shared) = shared_dir() else { return skip("hand_labelled_single_atoms") };
+/// Pooled (labels, found, matched) of `finder` on the four hand-labelled images, matched one
+/// to one within 1.5 Å (half the closest Pt–Pt distance a labeller would draw as two atoms).
+fn against_labels(shared: &std::path::Path, finder: Finder) -> (usize, usize, usize) {
     let (mut labels, mut found, mut matched) = (0, 0, 0);
     for n in ["025", "034", "047", "057"] {
         let img = read_image(&shared.join(format!("data/real/hpai_pt_single_atoms_{n}.tif")));
-        let r = columns(&img).unwrap();
+        let r = columns_by(&img, finder).unwrap();
         assert!(r.single.is_some() && r.lattice.is_none(), "{n}: read as a lattice");
         // Labels: index, X, Y.
         let truth: Vec<[f64; 2]> = csv_rows(&shared.join(format!("data/real/hpai_pt_single_atoms_{n}_labels.csv")))
@@ -32,12 +31,41 @@ fn hand_labelled_single_atoms() {
             .collect();
         let pts: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
         let m = match_points(&truth, &pts, 0.15 / img.calibration.pixel_size);
-        eprintln!("{n}: {} labels, {} found, {} matched", truth.len(), pts.len(), m.pairs.len());
+        eprintln!("{finder:?} {n}: {} labels, {} found, {} matched", truth.len(), pts.len(), m.pairs.len());
         (labels, found, matched) = (labels + truth.len(), found + pts.len(), matched + m.pairs.len());
     }
+    (labels, found, matched)
+}
+
+/// Recall and precision against the labels. Measured (pooled over the four images): recall
+/// 0.61, precision 0.72; the issue's bar is 0.8 for both and is not met: where we disagree, our
+/// extra detections are faint bright spots of the support the labeller left out and the
+/// labeller's extra atoms are at z 2–4, under the one-false-alarm-per-image threshold.
+#[test]
+fn hand_labelled_single_atoms() {
+    let Some(shared) = shared_dir() else { return skip("hand_labelled_single_atoms") };
+    let (labels, found, matched) = against_labels(&shared, Finder::Classical);
     let (recall, precision) = (matched as f64 / labels as f64, matched as f64 / found as f64);
     eprintln!("pooled: recall {recall:.2}, precision {precision:.2}");
     assert!(recall >= 0.58 && precision >= 0.65, "recall {recall:.2}, precision {precision:.2}");
+}
+
+/// The learned finder (trained on synthetic scenes only, never on these images) against the
+/// same labels. The issue asks for recall and precision at least the classical finder's; not
+/// met: measured (model of `models/columns.json`) recall 0.32, precision 0.59 against the
+/// classical 0.61 / 0.72. At a threshold of 0.3 instead of its 0.6 it reaches recall 0.72 but
+/// precision 0.25: the support's grain here ranks with the atoms, so the gap is the training
+/// scenes' support, not the operating point. These floors only guard against a worse model.
+const LEARNED_RECALL: f64 = 0.28;
+const LEARNED_PRECISION: f64 = 0.52;
+
+#[test]
+fn hand_labelled_single_atoms_learned() {
+    let Some(shared) = shared_dir() else { return skip("hand_labelled_single_atoms_learned") };
+    let (labels, found, matched) = against_labels(&shared, Finder::Learned);
+    let (recall, precision) = (matched as f64 / labels as f64, matched as f64 / found as f64);
+    eprintln!("learned, pooled: recall {recall:.2}, precision {precision:.2}");
+    assert!(recall >= LEARNED_RECALL && precision >= LEARNED_PRECISION, "recall {recall:.2}, precision {precision:.2}");
 }
 
 /// Thirty Pt atoms on amorphous carbon (frozen phonons, 200 kV) at 10⁴ and 10⁵ e⁻/Å²: every

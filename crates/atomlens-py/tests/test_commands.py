@@ -36,7 +36,11 @@ def test_read_gives_the_cli_s_signals(pair, cli):
 
 def test_columns_give_the_cli_s_csv(pair, cli, tmp_path):
     img = atomlens.read(pair / "before.tif")[0]
-    for flags, kw in [([], {}), (["--shape", "circular", "--passes", "0"], {"shape": "circular", "passes": 0})]:
+    for flags, kw in [
+        ([], {}),
+        (["--shape", "circular", "--passes", "0"], {"shape": "circular", "passes": 0}),
+        (["--finder", "learned"], {"finder": "learned"}),
+    ]:
         out = tmp_path / "cols.csv"
         cli("columns", pair / "before.tif", *flags, "--out", out)
         t = atomlens.columns(img, **kw)

@@ -355,13 +355,13 @@ impl Default for Session {
 /// The defaults and names every form of the page is built from, in one object: `columns`,
 /// `gpa`, `analysis` (the particle chain), `recipe`, `beam_step_nm` (the 3-D model's atom spacing
 /// along the beam), `denoise` (every method at its defaults),
-/// `tomo` (every algorithm at its defaults), and the names of every choice: `shapes`, `noise`,
+/// `tomo` (every algorithm at its defaults), and the names of every choice: `finders`, `shapes`, `noise`,
 /// `sublattices`, `masks`, `align`, `phantoms`, `colormaps`, and `luts` (each colormap's 256 RGB
 /// entries, so the page's colour keys and column colours are the maps' own).
 #[wasm_bindgen]
 pub fn defaults() -> JsResult {
-    use atomlens_core::columns::Sublattices;
     use atomlens_core::columns::fit::Shape;
+    use atomlens_core::columns::{Finder, Sublattices};
     use atomlens_core::image::Noise;
     use atomlens_core::image::render::Colormap;
     use atomlens_core::strain::gpa::MaskShape;
@@ -375,6 +375,7 @@ pub fn defaults() -> JsResult {
         "beam_step_nm": atomlens_core::synth::PT_110_SPACING_NM,
         "denoise": Method::ALL,
         "tomo": Algorithm::ALL,
+        "finders": Finder::ALL,
         "shapes": Shape::ALL,
         "noise": Noise::ALL,
         "sublattices": Sublattices::ALL,

@@ -49,9 +49,11 @@ export class ColumnsPanel {
 
   get state() { return this.store.state; }
 
-  setDefaults({ columns: d, shapes, noise, sublattices, luts }) {
+  setDefaults({ columns: d, finders, shapes, noise, sublattices, luts }) {
     this.defaults = d;
     this.luts = luts;
+    fillSelect(this.$('col-finder'), finders, { classical: 'classical (local maxima)', learned: 'learned (network)' });
+    this.$('col-finder').value = d.finder;
     fillSelect(this.$('col-shape'), shapes);
     fillSelect(this.$('col-noise'), noise, { poisson: 'Poisson', gaussian: 'Gaussian' });
     fillSelect(this.$('col-subl'), sublattices, { intensity: 'by intensity', position: 'by unit-cell site' });
@@ -73,6 +75,7 @@ export class ColumnsPanel {
     p.sublattices = this.$('col-subl').value;
     p.fit.noise = this.$('col-noise').value;
     p.atoms = this.$('col-atoms').checked;
+    p.finder = this.$('col-finder').value;
     // Empty means the default; anything else goes to the engine, which says why a bad rate is refused.
     const fa = this.$('col-fa').value;
     p.single.false_alarms = fa === '' ? this.defaults.single.false_alarms : +fa;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use atomlens_core::Calibration;
 use atomlens_core::columns::find::Peaks;
 use atomlens_core::columns::fit::{Noise, Shape};
-use atomlens_core::columns::{ColumnParams, ColumnResult, Sublattices, find, fit_found_with, fit_request};
+use atomlens_core::columns::{ColumnParams, ColumnResult, Finder, Sublattices, find, fit_found_with, fit_request};
 use atomlens_core::strain::columns::ColumnStrainResult;
 
 use crate::args::serde_name;
@@ -70,6 +70,10 @@ pub struct Args {
     /// Single atoms: their Gaussian width in px (default 0.6 Å on a calibrated image, else 2 px).
     #[arg(long)]
     atom_sigma: Option<f64>,
+    /// Which finder seeds the fits: classical (local maxima; single atoms by significance) or
+    /// learned (a network trained on synthetic scenes: its probability maxima, then the same fits).
+    #[arg(long, value_parser = serde_name::<Finder>)]
+    finder: Option<Finder>,
     /// Fit on the GPU (the adapter wgpu finds): checked against the CPU on a small case first;
     /// the CPU fits instead, with a note, when it fails.
     #[arg(long)]
@@ -94,6 +98,7 @@ impl Args {
         p.fit.shape = self.shape.unwrap_or(p.fit.shape);
         p.sublattices = self.sublattices.unwrap_or(p.sublattices);
         p.atoms = self.atoms;
+        p.finder = self.finder.unwrap_or(p.finder);
         p.single.false_alarms = self.false_alarms.unwrap_or(p.single.false_alarms);
         p.single.sigma = self.atom_sigma.or(p.single.sigma);
         if let Some(n) = self.passes {

@@ -13,6 +13,7 @@ pub use sublattice::Sublattices;
 
 pub mod find;
 pub mod fit;
+pub mod learned;
 pub mod precision;
 pub mod residual;
 pub mod single;
@@ -32,6 +33,25 @@ pub struct ColumnParams {
     pub single: SingleAtomParams,
     /// Look for single atoms even where a lattice shows (atoms on a crystalline support).
     pub atoms: bool,
+    /// Which finder seeds the fits.
+    pub finder: Finder,
+}
+
+/// Which finder seeds the fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Finder {
+    /// Local maxima of the smoothed image at the lattice's spacing, or single atoms by their
+    /// significance ([`mod@find`], [`single`]).
+    #[default]
+    Classical,
+    /// The learned finder's probability maxima ([`learned`]).
+    Learned,
+}
+
+impl Finder {
+    /// Every choice, in the order the page lists them.
+    pub const ALL: [Finder; 2] = [Finder::Classical, Finder::Learned];
 }
 
 /// Refined columns and the values the run used.
@@ -75,6 +95,10 @@ pub const MAX_ATOM_PIXEL_NM: f64 = 0.06;
 /// `p.atoms` asks: what `atomlens columns` and the page do. `pixel_nm`: the calibration, for
 /// the plausibility of the lattice and the atoms' default width.
 pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Result<Peaks, CoreError> {
+    match p.finder {
+        Finder::Classical => {}
+        Finder::Learned => return learned::find(img, pixel_nm, p),
+    }
     if let (Some(sep), false) = (p.find.separation, p.atoms) {
         let mut peaks = find_columns(img, &p.find)?;
         peaks.notes.extend(analyse(img, pixel_nm).ok().and_then(|a| separation_note(sep, a.spacing?)));
@@ -351,6 +375,28 @@ mod tests {
         assert!(small.notes[0].contains("found twice"), "{:?}", small.notes);
     }
     use crate::synth::{NanoparticleParams, nanoparticle};
+
+    /// The learned finder on the built-in demo: every column of five or more atoms found,
+    /// positions refined as well as from the classical seeds, and the note comparing the two.
+    #[test]
+    fn the_learned_finder_seeds_the_same_fits() {
+        let s = nanoparticle(&NanoparticleParams::default()).unwrap();
+        let p = ColumnParams { finder: Finder::Learned, ..Default::default() };
+        let peaks = find(s.image.view(), s.image.calibration.pixel_nm(), &p).unwrap();
+        assert!(peaks.notes.iter().any(|n| n.starts_with("classical finder: ")), "{:?}", peaks.notes);
+        let r = fit_found(s.image.view(), &peaks, &p).unwrap();
+        let truth: Vec<[f64; 2]> = s.columns.iter().map(|c| [c.x, c.y]).collect();
+        let found: Vec<[f64; 2]> = r.columns.iter().map(|c| [c.x, c.y]).collect();
+        let m = match_points(&truth, &found, 4.0);
+        let thick_missed = m.missed.iter().filter(|&&i| s.columns[i].atoms >= 5).count();
+        assert_eq!(thick_missed, 0, "missed {thick_missed} columns of ≥ 5 atoms");
+        assert!(m.extra.len() <= truth.len() / 10, "{} spurious columns of {}", m.extra.len(), truth.len());
+        let thick: Vec<f64> = m.pairs.iter().filter(|p| s.columns[p.0].atoms >= 5).map(|p| p.2).collect();
+        let rms = (thick.iter().map(|d| d * d).sum::<f64>() / thick.len() as f64).sqrt();
+        assert!(rms < 0.1, "rms {rms} px");
+        let dark = ColumnParams { find: PeakParams { dark: true, ..Default::default() }, ..p };
+        assert!(find(s.image.view(), None, &dark).unwrap_err().to_string().contains("trained on HAADF"));
+    }
 
     /// The built-in demo (Poisson counts, support background): every column of three or more
     /// atoms is found and refined to well below a pixel, with Poisson error bars that match
