@@ -28,6 +28,37 @@ fn write_tiff(path: &Path, w: usize, h: usize, frames: usize, cal: &Calibration)
     std::fs::write(path, atomlens_io::formats::tiff::write_f32(w, h, &px, cal).unwrap()).unwrap();
 }
 
+/// A model trained by `atomlens train columns` is written with its record and used by `columns
+/// --model`; a model file of another version or a non-model file is refused with the reason.
+#[test]
+fn a_trained_model_is_used_and_a_bad_one_refused() {
+    let dir = tmp("train");
+    let d = dir.to_str().unwrap();
+    let (ok, _, err) = atomlens(&["train", "columns", "--steps", "3", "--seed", "2", "--out", d]);
+    assert!(ok, "{err}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("columns.json")).unwrap()).unwrap();
+    assert_eq!(record["steps"], 3);
+    assert!(record["scores"]["recall"].as_f64().is_some_and(|r| (0.0..=1.0).contains(&r)), "{record}");
+    let (ok, _, err) = atomlens(&["synth", "particle", "--out", d]);
+    assert!(ok, "{err}");
+    let (img, model) = (dir.join("image.tif"), dir.join("columns.net"));
+    let (img, model) = (img.to_str().unwrap(), model.to_str().unwrap());
+    // Three steps learn next to nothing: whatever it finds (or the reason it finds nothing), no panic.
+    let (ok, _, err) = atomlens(&["columns", img, "--finder", "learned", "--model", model]);
+    assert!(ok || err.starts_with("error: no column found"), "{err}");
+    let mut bytes = std::fs::read(dir.join("columns.net")).unwrap();
+    bytes[8] = 9;
+    std::fs::write(dir.join("v9.net"), &bytes).unwrap();
+    let v9 = dir.join("v9.net");
+    let (ok, _, err) = atomlens(&["columns", img, "--finder", "learned", "--model", v9.to_str().unwrap()]);
+    assert!(!ok && err.contains("model format version 9"), "{err}");
+    let (ok, _, err) = atomlens(&["columns", img, "--finder", "learned", "--model", img]);
+    assert!(!ok && err.contains("not an atomlens model file"), "{err}");
+    let (ok, _, err) = atomlens(&["columns", img, "--model", model]);
+    assert!(!ok && err.contains("add --finder learned"), "{err}");
+}
+
 #[test]
 fn info_json_has_the_documented_keys() {
     let p = tmp("a.tif");

@@ -8,6 +8,7 @@ use atomlens_core::Calibration;
 use atomlens_core::columns::find::Peaks;
 use atomlens_core::columns::fit::{Noise, Shape};
 use atomlens_core::columns::{ColumnParams, ColumnResult, Finder, Sublattices, find, fit_found_with, fit_request};
+use atomlens_core::learned::finder::ColumnNet;
 use atomlens_core::strain::columns::ColumnStrainResult;
 
 use crate::args::serde_name;
@@ -74,6 +75,11 @@ pub struct Args {
     /// learned (a network trained on synthetic scenes: its probability maxima, then the same fits).
     #[arg(long, value_parser = serde_name::<Finder>)]
     finder: Option<Finder>,
+    /// With --finder learned: a model written by `atomlens train columns` instead of the
+    /// committed one.
+    #[arg(long)]
+    #[serde(skip)]
+    model: Option<PathBuf>,
     /// Fit on the GPU (the adapter wgpu finds): checked against the CPU on a small case first;
     /// the CPU fits instead, with a note, when it fails.
     #[arg(long)]
@@ -123,7 +129,17 @@ impl Args {
     pub fn analyse(&self, img: ndarray::ArrayView2<f32>, cal: &Calibration) -> Result<Run> {
         let p = self.params();
         let t = Instant::now();
-        let peaks = find(img, cal.pixel_nm(), &p)?;
+        let peaks = match &self.model {
+            Some(path) => {
+                if p.finder != Finder::Learned {
+                    bail!("--model is the learned finder's: add --finder learned");
+                }
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let net = ColumnNet::from_bytes(&bytes).with_context(|| format!("{}", path.display()))?;
+                atomlens_core::columns::learned::find_with(img, cal.pixel_nm(), &p, &net)?
+            }
+            None => find(img, cal.pixel_nm(), &p)?,
+        };
         let find_s = t.elapsed().as_secs_f64();
         let (fitted, ran) = if self.gpu { fit_on_gpu(img, &peaks, &p)? } else { (None, "CPU") };
         let result = fit_found_with(img, &peaks, &p, fitted)?;

@@ -19,9 +19,19 @@ const MAX_WORK_PX: f64 = 64e6;
 /// [110] or [100]: 0.6 Å over 1.96 Å).
 const SIGMA_PER_SPACING: f64 = 0.3;
 
-/// Find columns (or single atoms) with the learned finder; see [`super::find()`] for what the
+/// Find columns (or single atoms) with the committed model; see [`super::find()`] for what the
 /// arguments and the result mean.
 pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Result<Peaks, CoreError> {
+    find_with(img, pixel_nm, p, ColumnNet::builtin()?)
+}
+
+/// [`find`] with a given model (one trained by `atomlens train columns`).
+pub fn find_with(
+    img: ArrayView2<f32>,
+    pixel_nm: Option<f64>,
+    p: &ColumnParams,
+    net: &ColumnNet,
+) -> Result<Peaks, CoreError> {
     if p.find.dark {
         return Err(CoreError::InvalidParameter {
             name: "finder",
@@ -31,7 +41,6 @@ pub fn find(img: ArrayView2<f32>, pixel_nm: Option<f64>, p: &ColumnParams) -> Re
         });
     }
     check_usable(img)?;
-    let net = ColumnNet::builtin()?;
     let a = analyse(img, pixel_nm)?;
     let coarse = pixel_nm.filter(|&px| px > MAX_ATOM_PIXEL_NM);
     let sigma = match (p.single.sigma, pixel_nm, a.spacing) {
