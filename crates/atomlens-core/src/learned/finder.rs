@@ -309,15 +309,7 @@ impl Trainer {
             );
             (loss, grad)
         });
-        let mut grad = vec![0.0f32; self.net.params.len()];
-        let mut loss = 0.0;
-        for (l, g) in parts {
-            loss += l;
-            grad.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
-        }
-        let t = self.done as f32 / self.steps as f32;
-        let lr = LR * (0.1 + 0.9 * 0.5 * (1.0 + (std::f32::consts::PI * t).cos()));
-        self.adam.step(&mut self.net.params, &grad, lr);
+        let loss = super::descend(&mut self.net, &mut self.adam, parts, LR, (self.done, self.steps));
         self.done += 1;
         self.losses.push(loss / n);
         Some(loss / n)

@@ -71,3 +71,24 @@ impl Adam {
         }
     }
 }
+
+/// One descent step from per-patch `(loss, gradient)` pairs: summed in order (so the result does
+/// not depend on the number of threads), then Adam at `lr` decayed along a cosine to a tenth of
+/// it over `steps`, at step `done`. Returns the summed loss.
+pub(crate) fn descend(
+    net: &mut unet::UNet,
+    adam: &mut Adam,
+    parts: Vec<(f32, Vec<f32>)>,
+    lr: f32,
+    (done, steps): (usize, usize),
+) -> f32 {
+    let mut grad = vec![0.0f32; net.params.len()];
+    let mut loss = 0.0;
+    for (l, g) in parts {
+        loss += l;
+        grad.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
+    }
+    let t = done as f32 / steps.max(1) as f32;
+    adam.step(&mut net.params, &grad, lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())));
+    loss
+}
